@@ -1,0 +1,50 @@
+/* Bounded, growable byte buffers: the cap set at creation is the limit for whatever fills it. */
+#ifndef SLUICE_BUF_H
+#define SLUICE_BUF_H
+
+#include <stdarg.h>
+#include <stddef.h>
+
+/*
+ * A byte buffer that grows on demand up to `max` bytes. Anything read from the network goes
+ * into one of these, so the cap is the request limit. `data` is always NUL-terminated when
+ * non-NULL (the terminator is not counted in `len` and does not count against `max`).
+ * Ownership: the buffer owns `data`; sl_buf_free releases it. Zero-initialised (or
+ * sl_buf_init'ed) buffers need no allocation until the first append.
+ */
+struct sl_buf {
+    char *data;
+    size_t len;
+    size_t cap;
+    size_t max;
+};
+
+/* A string slice (pointer + length), not NUL-terminated, owned by whoever owns `p`. */
+struct sl_str {
+    const char *p;
+    size_t len;
+};
+
+#define SL_STR(lit) ((struct sl_str){.p = (lit), .len = sizeof(lit) - 1})
+
+void sl_buf_init(struct sl_buf *b, size_t max);
+void sl_buf_free(struct sl_buf *b);
+/* Empties the buffer and keeps its memory for reuse. */
+void sl_buf_reset(struct sl_buf *b);
+/* Ensures room for `extra` more bytes; -SL_ERR_TOO_LARGE past `max`, -ENOMEM. */
+int sl_buf_reserve(struct sl_buf *b, size_t extra);
+/* Appends bytes; on failure the buffer is unchanged. */
+int sl_buf_append(struct sl_buf *b, const void *p, size_t n);
+int sl_buf_append_str(struct sl_buf *b, const char *s);
+int sl_buf_printf(struct sl_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int sl_buf_vprintf(struct sl_buf *b, const char *fmt, va_list ap)
+    __attribute__((format(printf, 2, 0)));
+/* Appends `s` as the contents of a JSON string literal (quotes not included). */
+int sl_buf_append_json_escaped(struct sl_buf *b, const char *s, size_t n);
+/* Removes the first n bytes (n <= len). */
+void sl_buf_consume(struct sl_buf *b, size_t n);
+
+/* Case-insensitive equality of a slice and a C string (ASCII). */
+int sl_str_eq_nocase(struct sl_str a, const char *b);
+
+#endif
