@@ -11,15 +11,15 @@
  */
 enum sl_error {
     SL_OK = 0,
-    SL_ERR_CONFIG = -10001,   /* a setting is missing, malformed or out of bounds */
-    SL_ERR_PARSE = -10002,    /* input does not follow its grammar */
+    SL_ERR_CONFIG = -10001,    /* a setting is missing, malformed or out of bounds */
+    SL_ERR_PARSE = -10002,     /* input does not follow its grammar */
     SL_ERR_TOO_LARGE = -10003, /* input exceeds a configured limit */
-    SL_ERR_TYPE = -10004,     /* a value has the wrong type */
-    SL_ERR_MISSING = -10005,  /* a required field is absent */
-    SL_ERR_KAFKA = -10006,    /* librdkafka reported an error */
-    SL_ERR_TIMEOUT = -10007,  /* a deadline passed */
-    SL_ERR_CLOSED = -10008,   /* the object is shutting down or closed */
-    SL_ERR_VERSION = -10009,  /* unsupported version */
+    SL_ERR_TYPE = -10004,      /* a value has the wrong type */
+    SL_ERR_MISSING = -10005,   /* a required field is absent */
+    SL_ERR_KAFKA = -10006,     /* librdkafka reported an error */
+    SL_ERR_TIMEOUT = -10007,   /* a deadline passed */
+    SL_ERR_CLOSED = -10008,    /* the object is shutting down or closed */
+    SL_ERR_VERSION = -10009,   /* unsupported version */
 };
 
 /* Returns a static, human-readable description of an error code (never NULL). */

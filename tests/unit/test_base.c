@@ -1,0 +1,118 @@
+/* Unit tests for the small base modules: buf, time, error and log. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "sluice/buf.h"
+#include "sluice/error.h"
+#include "sluice/log.h"
+#include "sluice/time.h"
+
+static void test_buf_refuses_growth_past_its_cap_and_stays_unchanged(void **state) {
+    (void)state;
+    struct sl_buf b;
+    sl_buf_init(&b, 8);
+    assert_int_equal(sl_buf_append(&b, "12345", 5), 0);
+    assert_int_equal(sl_buf_append(&b, "6789", 4), SL_ERR_TOO_LARGE);
+    assert_int_equal(b.len, 5);
+    assert_string_equal(b.data, "12345");
+    assert_int_equal(sl_buf_append(&b, "678", 3), 0);
+    assert_string_equal(b.data, "12345678");
+    assert_int_equal(sl_buf_printf(&b, "%d", 9), SL_ERR_TOO_LARGE);
+    sl_buf_consume(&b, 3);
+    assert_string_equal(b.data, "45678");
+    sl_buf_free(&b);
+}
+
+static void test_buf_json_escape_covers_quotes_controls_and_is_atomic(void **state) {
+    (void)state;
+    struct sl_buf b;
+    sl_buf_init(&b, 64);
+    assert_int_equal(sl_buf_append_json_escaped(&b, "a\"b\\c\n\x01", 7), 0);
+    assert_string_equal(b.data, "a\\\"b\\\\c\\n\\u0001");
+    struct sl_buf small;
+    sl_buf_init(&small, 4);
+    assert_int_equal(sl_buf_append_json_escaped(&small, "ab\"c", 4), SL_ERR_TOO_LARGE);
+    assert_int_equal(small.len, 0);
+    sl_buf_free(&small);
+    sl_buf_free(&b);
+}
+
+static void test_time_formats_utc_iso8601_with_milliseconds(void **state) {
+    (void)state;
+    char out[32];
+    assert_int_equal(sl_time_format_iso8601(1795827373123LL, out, sizeof out), 24);
+    assert_string_equal(out, "2026-11-28T00:56:13.123Z");
+    assert_int_equal(sl_time_format_iso8601(0, out, sizeof out), 24);
+    assert_string_equal(out, "1970-01-01T00:00:00.000Z");
+    assert_int_equal(sl_time_format_iso8601(0, out, 10), -ENOSPC);
+}
+
+static void test_strerror_names_sluice_and_errno_codes(void **state) {
+    (void)state;
+    assert_string_equal(sl_strerror(SL_ERR_TOO_LARGE), "input exceeds a limit");
+    assert_string_equal(sl_strerror(-ENOMEM), "Cannot allocate memory");
+    assert_string_equal(sl_strerror(-99999), "unknown error");
+}
+
+/* Captures what the logger writes to stderr through a pipe. */
+static void capture_log(enum sl_log_level level, const struct sl_log_ctx *ctx, const char *msg,
+                        char *out, size_t outlen) {
+    int fds[2];
+    assert_int_equal(pipe(fds), 0);
+    int saved = dup(STDERR_FILENO);
+    dup2(fds[1], STDERR_FILENO);
+    sl_log(level, ctx, "%s", msg);
+    dup2(saved, STDERR_FILENO);
+    close(saved);
+    close(fds[1]);
+    ssize_t n = read(fds[0], out, outlen - 1);
+    close(fds[0]);
+    out[n > 0 ? n : 0] = '\0';
+}
+
+static void test_log_writes_one_json_line_with_ids(void **state) {
+    (void)state;
+    sl_log_init("gateway", SL_LOG_INFO);
+    char out[1024];
+    struct sl_log_ctx ctx = {.request_id = "r-1", .trace_id = "0af7651916cd43dd8448eb211c80319c"};
+    capture_log(SL_LOG_WARN, &ctx, "quote \" and\nnewline", out, sizeof out);
+    /* The timestamp varies; everything after it is exact. */
+    const char *rest = strstr(out, "\",\"level\"");
+    assert_non_null(rest);
+    assert_memory_equal(out, "{\"ts\":\"", 7);
+    assert_string_equal(rest, "\",\"level\":\"warn\",\"service\":\"gateway\","
+                              "\"msg\":\"quote \\\" and\\nnewline\",\"request_id\":\"r-1\","
+                              "\"trace_id\":\"0af7651916cd43dd8448eb211c80319c\"}\n");
+}
+
+static void test_log_drops_lines_below_the_level(void **state) {
+    (void)state;
+    sl_log_init("worker", SL_LOG_WARN);
+    char out[256];
+    capture_log(SL_LOG_INFO, NULL, "hidden", out, sizeof out);
+    assert_string_equal(out, "");
+    enum sl_log_level lvl;
+    assert_int_equal(sl_log_level_parse("WARNING", &lvl), 0);
+    assert_int_equal(lvl, SL_LOG_WARN);
+    assert_int_equal(sl_log_level_parse("verbose", &lvl), -EINVAL);
+    sl_log_init("sluice", SL_LOG_INFO);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_buf_refuses_growth_past_its_cap_and_stays_unchanged),
+        cmocka_unit_test(test_buf_json_escape_covers_quotes_controls_and_is_atomic),
+        cmocka_unit_test(test_time_formats_utc_iso8601_with_milliseconds),
+        cmocka_unit_test(test_strerror_names_sluice_and_errno_codes),
+        cmocka_unit_test(test_log_writes_one_json_line_with_ids),
+        cmocka_unit_test(test_log_drops_lines_below_the_level),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
