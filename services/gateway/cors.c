@@ -99,30 +99,33 @@ int gw_cors_is_preflight(const struct gw_cors *c, struct sl_str method, int has_
 }
 
 size_t gw_cors_preflight_headers(const struct gw_cors *c, struct sl_str origin,
-                                 struct gw_header out[6]) {
+                                 struct sl_http_header out[6]) {
     size_t n = 0;
     if (gw_cors_origin_allowed(c, origin)) {
-        out[n++] = (struct gw_header){SL_STR("Access-Control-Allow-Origin"), origin};
-        out[n++] = (struct gw_header){SL_STR("Access-Control-Allow-Credentials"), SL_STR("true")};
+        out[n++] = (struct sl_http_header){SL_STR("Access-Control-Allow-Origin"), origin};
+        out[n++] =
+            (struct sl_http_header){SL_STR("Access-Control-Allow-Credentials"), SL_STR("true")};
     }
-    out[n++] = (struct gw_header){SL_STR("Access-Control-Allow-Methods"), str_of(c->allow_methods)};
-    out[n++] = (struct gw_header){SL_STR("Access-Control-Allow-Headers"), str_of(c->allow_headers)};
+    out[n++] =
+        (struct sl_http_header){SL_STR("Access-Control-Allow-Methods"), str_of(c->allow_methods)};
+    out[n++] =
+        (struct sl_http_header){SL_STR("Access-Control-Allow-Headers"), str_of(c->allow_headers)};
     if (c->max_age[0])
-        out[n++] = (struct gw_header){SL_STR("Access-Control-Max-Age"), str_of(c->max_age)};
-    out[n++] = (struct gw_header){SL_STR("Vary"), SL_STR("Origin")};
+        out[n++] = (struct sl_http_header){SL_STR("Access-Control-Max-Age"), str_of(c->max_age)};
+    out[n++] = (struct sl_http_header){SL_STR("Vary"), SL_STR("Origin")};
     return n;
 }
 
 size_t gw_cors_response_headers(const struct gw_cors *c, struct sl_str origin,
-                                struct gw_header out[3]) {
+                                struct sl_http_header out[3]) {
     if (c->norigins == 0)
         return 0;
     if (!origin.p || !gw_cors_origin_allowed(c, origin)) {
-        out[0] = (struct gw_header){SL_STR("Vary"), SL_STR("Origin")};
+        out[0] = (struct sl_http_header){SL_STR("Vary"), SL_STR("Origin")};
         return 1;
     }
-    out[0] = (struct gw_header){SL_STR("Access-Control-Allow-Origin"), origin};
-    out[1] = (struct gw_header){SL_STR("Access-Control-Allow-Credentials"), SL_STR("true")};
-    out[2] = (struct gw_header){SL_STR("Vary"), SL_STR("Origin")};
+    out[0] = (struct sl_http_header){SL_STR("Access-Control-Allow-Origin"), origin};
+    out[1] = (struct sl_http_header){SL_STR("Access-Control-Allow-Credentials"), SL_STR("true")};
+    out[2] = (struct sl_http_header){SL_STR("Vary"), SL_STR("Origin")};
     return 3;
 }

@@ -5,14 +5,9 @@
 #include <stddef.h>
 
 #include "sluice/buf.h"
+#include "sluice/http.h"
 
 #define GW_CORS_MAX_ORIGINS 64
-
-/* A response header produced by this module: slices into the policy or the request. */
-struct gw_header {
-    struct sl_str name;
-    struct sl_str value;
-};
 
 /*
  * The CORS policy, built once from settings and immutable afterwards. Owns its strings;
@@ -48,12 +43,12 @@ int gw_cors_origin_allowed(const struct gw_cors *c, struct sl_str origin);
 int gw_cors_is_preflight(const struct gw_cors *c, struct sl_str method, int has_origin,
                          int has_request_method);
 size_t gw_cors_preflight_headers(const struct gw_cors *c, struct sl_str origin,
-                                 struct gw_header out[6]);
+                                 struct sl_http_header out[6]);
 /*
  * Headers for an actual response: allow-origin and credentials for an allowed origin only;
  * `Vary: Origin` on every response while CORS is on, so caches keep origins apart.
  */
 size_t gw_cors_response_headers(const struct gw_cors *c, struct sl_str origin,
-                                struct gw_header out[3]);
+                                struct sl_http_header out[3]);
 
 #endif

@@ -19,7 +19,7 @@ static struct sl_str s(const char *z) {
     return (struct sl_str){.p = z, .len = strlen(z)};
 }
 
-static void assert_header(const struct gw_header *h, const char *name, const char *value) {
+static void assert_header(const struct sl_http_header *h, const char *name, const char *value) {
     assert_int_equal(h->name.len, strlen(name));
     assert_memory_equal(h->name.p, name, h->name.len);
     assert_int_equal(h->value.len, strlen(value));
@@ -40,7 +40,7 @@ static void test_preflight_from_allowed_origin_gets_full_headers(void **state) {
     assert_true(gw_cors_is_preflight(&c, s("OPTIONS"), 1, 1));
     assert_false(gw_cors_is_preflight(&c, s("OPTIONS"), 1, 0));
     assert_false(gw_cors_is_preflight(&c, s("GET"), 1, 1));
-    struct gw_header h[6];
+    struct sl_http_header h[6];
     assert_int_equal(gw_cors_preflight_headers(&c, s("https://app.yourdomain.com"), h), 6);
     assert_header(&h[0], "Access-Control-Allow-Origin", "https://app.yourdomain.com");
     assert_header(&h[1], "Access-Control-Allow-Credentials", "true");
@@ -55,7 +55,7 @@ static void test_disallowed_origin_gets_no_allow_origin(void **state) {
     (void)state;
     struct gw_cors c;
     seed(&c);
-    struct gw_header h[6];
+    struct sl_http_header h[6];
     size_t n = gw_cors_preflight_headers(&c, s("https://evil.example"), h);
     assert_int_equal(n, 4);
     for (size_t i = 0; i < n; i++)
@@ -64,7 +64,7 @@ static void test_disallowed_origin_gets_no_allow_origin(void **state) {
     /* A prefix or a different case is not the same origin. */
     assert_false(gw_cors_origin_allowed(&c, s("https://yourdomain.com.evil.example")));
     assert_false(gw_cors_origin_allowed(&c, s("HTTPS://YOURDOMAIN.COM")));
-    struct gw_header r[3];
+    struct sl_http_header r[3];
     assert_int_equal(gw_cors_response_headers(&c, s("https://evil.example"), r), 1);
     assert_header(&r[0], "Vary", "Origin");
     gw_cors_free(&c);
@@ -74,7 +74,7 @@ static void test_actual_response_from_allowed_origin_gets_origin_and_credentials
     (void)state;
     struct gw_cors c;
     seed(&c);
-    struct gw_header r[3];
+    struct sl_http_header r[3];
     assert_int_equal(gw_cors_response_headers(&c, s("https://yourdomain.com"), r), 3);
     assert_header(&r[0], "Access-Control-Allow-Origin", "https://yourdomain.com");
     assert_header(&r[1], "Access-Control-Allow-Credentials", "true");
@@ -105,7 +105,7 @@ static void test_empty_origin_list_turns_cors_off(void **state) {
     sl_buf_init(&err, 1024);
     assert_int_equal(gw_cors_init(&c, "", SEED_METHODS, SEED_HEADERS, 0, &err), 0);
     assert_false(gw_cors_is_preflight(&c, s("OPTIONS"), 1, 1));
-    struct gw_header r[3];
+    struct sl_http_header r[3];
     assert_int_equal(gw_cors_response_headers(&c, s("https://yourdomain.com"), r), 0);
     gw_cors_free(&c);
     sl_buf_free(&err);
