@@ -1,0 +1,82 @@
+/* Unit tests for client IP resolution behind trusted proxies. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "client_ip.h"
+#include "sluice/error.h"
+
+static void init(struct gw_proxies *p, const char *a, const char *b) {
+    char *items[] = {(char *)a, (char *)b};
+    struct sl_buf err;
+    sl_buf_init(&err, 512);
+    assert_int_equal(gw_proxies_init(p, items, b ? 2 : 1, &err), 0);
+    sl_buf_free(&err);
+}
+
+static const char *resolve(const struct gw_proxies *p, const char *peer, const char *xff,
+                           char out[INET6_ADDRSTRLEN]) {
+    gw_client_ip(p, peer, xff, xff ? strlen(xff) : 0, out);
+    return out;
+}
+
+static void test_untrusted_peer_is_the_client_whatever_xff_says(void **state) {
+    (void)state;
+    struct gw_proxies p;
+    init(&p, "10.0.0.0/8", NULL);
+    char out[INET6_ADDRSTRLEN];
+    assert_string_equal(resolve(&p, "203.0.113.9:5555", "1.2.3.4", out), "203.0.113.9");
+    assert_string_equal(resolve(&p, "[2001:db8::1]:443", NULL, out), "2001:db8::1");
+}
+
+static void test_trusted_peer_yields_rightmost_untrusted_forwarded_address(void **state) {
+    (void)state;
+    struct gw_proxies p;
+    init(&p, "10.0.0.0/8", "127.0.0.1");
+    char out[INET6_ADDRSTRLEN];
+    /* A client prepends a forged entry; the proxies appended the real one. */
+    assert_string_equal(resolve(&p, "127.0.0.1:40000", "6.6.6.6, 198.51.100.7, 10.1.2.3", out),
+                        "198.51.100.7");
+    assert_string_equal(resolve(&p, "10.9.9.9:1", "198.51.100.8", out), "198.51.100.8");
+    /* Only trusted hops: the leftmost one is as far as we can see. */
+    assert_string_equal(resolve(&p, "10.9.9.9:1", "10.0.0.1,10.0.0.2", out), "10.0.0.1");
+    /* Garbage stops the walk at the last good hop. */
+    assert_string_equal(resolve(&p, "10.9.9.9:1", "garbage", out), "10.9.9.9");
+    assert_string_equal(resolve(&p, "[::ffff:127.0.0.1]:1", "192.0.2.1", out), "192.0.2.1");
+}
+
+static void test_prefixes_are_bit_exact(void **state) {
+    (void)state;
+    struct gw_proxies p;
+    init(&p, "192.168.4.0/22", "2001:db8::/33");
+    assert_true(gw_proxies_contains(&p, "192.168.7.255", 13));
+    assert_false(gw_proxies_contains(&p, "192.168.8.0", 11));
+    assert_true(gw_proxies_contains(&p, "2001:db8:7fff::1", 16));
+    assert_false(gw_proxies_contains(&p, "2001:db8:8000::1", 16));
+}
+
+static void test_bad_cidrs_are_named(void **state) {
+    (void)state;
+    struct gw_proxies p;
+    char *items[] = {"10.0.0.0/33"};
+    struct sl_buf err;
+    sl_buf_init(&err, 512);
+    assert_int_equal(gw_proxies_init(&p, items, 1, &err), SL_ERR_CONFIG);
+    assert_string_equal(err.data,
+                        "SLUICE_TRUSTED_PROXIES: \"10.0.0.0/33\" is not an address or CIDR\n");
+    sl_buf_free(&err);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_untrusted_peer_is_the_client_whatever_xff_says),
+        cmocka_unit_test(test_trusted_peer_yields_rightmost_untrusted_forwarded_address),
+        cmocka_unit_test(test_prefixes_are_bit_exact),
+        cmocka_unit_test(test_bad_cidrs_are_named),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
