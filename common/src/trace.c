@@ -1,0 +1,146 @@
+/* W3C traceparent parsing, generation and formatting, and UUID v4 request ids. */
+#include "sluice/trace.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include <openssl/rand.h>
+
+#include "sluice/error.h"
+
+static const char hexdigits[] = "0123456789abcdef";
+
+/* Lowercase hex only: the spec forbids uppercase, so "AB" is a parse error, not a value. */
+static int hexval(char c) {
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    return -1;
+}
+
+static int parse_hex(const char *s, uint8_t *out, size_t nbytes) {
+    for (size_t i = 0; i < nbytes; i++) {
+        int hi = hexval(s[2 * i]);
+        int lo = hexval(s[2 * i + 1]);
+        if (hi < 0 || lo < 0)
+            return SL_ERR_PARSE;
+        out[i] = (uint8_t)((hi << 4) | lo);
+    }
+    return 0;
+}
+
+static void format_hex(const uint8_t *in, size_t nbytes, char *out) {
+    for (size_t i = 0; i < nbytes; i++) {
+        out[2 * i] = hexdigits[in[i] >> 4];
+        out[2 * i + 1] = hexdigits[in[i] & 15];
+    }
+}
+
+static int all_zero(const uint8_t *p, size_t n) {
+    uint8_t acc = 0;
+    for (size_t i = 0; i < n; i++)
+        acc |= p[i];
+    return acc == 0;
+}
+
+int sl_trace_parse(const char *s, size_t len, struct sl_trace_ctx *out) {
+    uint8_t version;
+    struct sl_trace_ctx ctx;
+
+    if (len < SL_TRACEPARENT_LEN)
+        return SL_ERR_PARSE;
+    if (parse_hex(s, &version, 1) < 0 || s[2] != '-')
+        return SL_ERR_PARSE;
+    if (version == 0xff)
+        return SL_ERR_VERSION;
+    /* Version 00 has exactly four fields; later versions may append "-<more>". */
+    if (version == 0 && len != SL_TRACEPARENT_LEN)
+        return SL_ERR_PARSE;
+    if (version != 0 && len > SL_TRACEPARENT_LEN && s[SL_TRACEPARENT_LEN] != '-')
+        return SL_ERR_PARSE;
+    if (parse_hex(s + 3, ctx.trace_id, 16) < 0 || s[35] != '-')
+        return SL_ERR_PARSE;
+    if (parse_hex(s + 36, ctx.span_id, 8) < 0 || s[52] != '-')
+        return SL_ERR_PARSE;
+    if (parse_hex(s + 53, &ctx.flags, 1) < 0)
+        return SL_ERR_PARSE;
+    if (all_zero(ctx.trace_id, 16) || all_zero(ctx.span_id, 8))
+        return SL_ERR_PARSE;
+    *out = ctx;
+    return 0;
+}
+
+/* RAND_bytes takes an int length and returns 1 on success only. */
+static int random_bytes(uint8_t *p, size_t n) {
+    if (RAND_bytes(p, (int)n) != 1)
+        return -EIO;
+    return 0;
+}
+
+/* An all-zero id is invalid on the wire, so redraw in the (2^-64) case the generator yields one. */
+static int random_id(uint8_t *p, size_t n) {
+    do {
+        int rc = random_bytes(p, n);
+        if (rc < 0)
+            return rc;
+    } while (all_zero(p, n));
+    return 0;
+}
+
+int sl_trace_generate(struct sl_trace_ctx *out) {
+    struct sl_trace_ctx ctx;
+    int rc = random_id(ctx.trace_id, sizeof ctx.trace_id);
+    if (rc == 0)
+        rc = random_id(ctx.span_id, sizeof ctx.span_id);
+    if (rc < 0)
+        return rc;
+    ctx.flags = SL_TRACE_FLAG_SAMPLED;
+    *out = ctx;
+    return 0;
+}
+
+int sl_trace_child(const struct sl_trace_ctx *parent, struct sl_trace_ctx *child) {
+    struct sl_trace_ctx ctx = *parent;
+    int rc = random_id(ctx.span_id, sizeof ctx.span_id);
+    if (rc < 0)
+        return rc;
+    *child = ctx;
+    return 0;
+}
+
+void sl_trace_format(const struct sl_trace_ctx *ctx, char out[SL_TRACEPARENT_LEN + 1]) {
+    memcpy(out, "00-", 3);
+    format_hex(ctx->trace_id, 16, out + 3);
+    out[35] = '-';
+    format_hex(ctx->span_id, 8, out + 36);
+    out[52] = '-';
+    format_hex(&ctx->flags, 1, out + 53);
+    out[SL_TRACEPARENT_LEN] = '\0';
+}
+
+void sl_trace_id_hex(const struct sl_trace_ctx *ctx, char out[33]) {
+    format_hex(ctx->trace_id, 16, out);
+    out[32] = '\0';
+}
+
+int sl_trace_request_id(char out[SL_REQUEST_ID_LEN + 1]) {
+    uint8_t u[16];
+    int rc = random_bytes(u, sizeof u);
+    if (rc < 0) {
+        out[0] = '\0';
+        return rc;
+    }
+    /* RFC 9562: version 4 in the high nibble of byte 6, variant 10xx in byte 8. */
+    u[6] = (uint8_t)((u[6] & 0x0f) | 0x40);
+    u[8] = (uint8_t)((u[8] & 0x3f) | 0x80);
+    char *p = out;
+    for (size_t i = 0; i < 16; i++) {
+        if (i == 4 || i == 6 || i == 8 || i == 10)
+            *p++ = '-';
+        format_hex(&u[i], 1, p);
+        p += 2;
+    }
+    *p = '\0';
+    return 0;
+}
