@@ -26,6 +26,9 @@ struct sl_str {
 };
 
 #define SL_STR(lit) ((struct sl_str){.p = (lit), .len = sizeof(lit) - 1})
+/* The same as a constant initializer, for static tables. */
+#define SL_STR_INIT(lit)                                                                           \
+    { .p = (lit), .len = sizeof(lit) - 1 }
 
 void sl_buf_init(struct sl_buf *b, size_t max);
 void sl_buf_free(struct sl_buf *b);
