@@ -1,0 +1,240 @@
+/* Kafka glue for a libuv loop: producer with per-message delivery callbacks, consumer, admin. */
+#ifndef SLUICE_KAFKA_H
+#define SLUICE_KAFKA_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <librdkafka/rdkafka.h>
+#include <uv.h>
+
+/*
+ * Threading model. librdkafka runs its own threads; none of them ever calls back into Sluice
+ * code except the log callback (which only writes a line with sl_log, itself thread-safe).
+ * Everything else (delivery reports, messages, rebalances, errors, statistics) is queued by
+ * librdkafka and served on the libuv loop thread: librdkafka writes a byte to a non-blocking
+ * pipe when a queue becomes non-empty (rd_kafka_queue_io_event_enable), a uv_poll_t on the
+ * read end wakes the loop, and the glue drains the queue in bounded batches. A uv_timer_t
+ * drains too, every SL_KAFKA_TICK_MS, as a safety net for a lost wakeup. All functions below
+ * must be called on the loop thread, except the admin helpers, which block and touch no loop.
+ *
+ * Errors are 0 or negative (see error.h): -EINVAL for bad arguments, SL_ERR_CONFIG for a bad
+ * property (errstr names it), SL_ERR_KAFKA when librdkafka refuses, SL_ERR_TIMEOUT,
+ * SL_ERR_CLOSED after close. A call that fails never runs its callback.
+ */
+
+#define SL_KAFKA_TICK_MS 50
+/* Events served per wakeup before yielding to the rest of the loop. */
+#define SL_KAFKA_BATCH      256
+#define SL_KAFKA_ERRSTR_LEN 512
+
+/* One Kafka header: a name (NUL-terminated) and a value of len bytes, borrowed by the call. */
+struct sl_kafka_header {
+    const char *name;
+    const void *value;
+    size_t len;
+};
+
+/*
+ * Connection state as last reported by librdkafka. DOWN after ALL_BROKERS_DOWN; UP again once
+ * statistics report a broker connected (statistics.interval.ms, 1000 by default here), or a
+ * message is delivered or consumed. UNKNOWN until the first signal.
+ */
+enum sl_kafka_state { SL_KAFKA_UNKNOWN = 0, SL_KAFKA_UP, SL_KAFKA_DOWN };
+
+/*
+ * Called on the loop thread for every error librdkafka reports (the glue has already logged
+ * it and updated the state). `fatal` is set for unrecoverable errors (e.g. idempotence
+ * broken); the object then only fails further calls and should be closed.
+ */
+typedef void (*sl_kafka_error_cb)(rd_kafka_resp_err_t kerr, const char *reason, int fatal,
+                                  void *opaque);
+typedef void (*sl_kafka_close_cb)(void *data);
+
+/* ---- producer --------------------------------------------------------------------------- */
+
+/*
+ * A producer bound to one loop. Lifecycle: sl_kafka_producer_new (starts at once) ->
+ * sl_kafka_produce ... -> sl_kafka_producer_close; the memory is freed by the glue right
+ * before the close callback runs, so the pointer is invalid in and after that callback.
+ * The caller owns the producer until it calls close; it must not free it any other way.
+ *
+ * Defaults (applied first; `props` overrides them): enable.idempotence=true, acks=all
+ * (idempotence needs it and it is what durability means here), linger.ms=1 (request traffic
+ * wants latency, not batches), socket.nagle.disable=true, statistics.interval.ms=1000 (drives
+ * the connection state).
+ */
+struct sl_kafka_producer;
+
+/*
+ * Delivery report, on the loop thread, exactly once per accepted sl_kafka_produce: err is 0
+ * (kerr RD_KAFKA_RESP_ERR_NO_ERROR, partition/offset where it landed) or SL_ERR_KAFKA with
+ * kerr saying why (offset is then RD_KAFKA_OFFSET_INVALID). Messages still queued when close
+ * gives up get kerr RD_KAFKA_RESP_ERR__PURGE_QUEUE / __PURGE_INFLIGHT.
+ */
+typedef void (*sl_kafka_delivery_cb)(int err, rd_kafka_resp_err_t kerr, int32_t partition,
+                                     int64_t offset, void *opaque);
+
+/*
+ * Creates and starts a producer. `props` is NULL or a NULL-terminated list of librdkafka
+ * name,value pairs. On failure returns a negative code, *out is untouched and errstr
+ * (errstr_len > 0, may be NULL) says what was wrong, naming the property.
+ */
+int sl_kafka_producer_new(uv_loop_t *loop, const char *const *props, struct sl_kafka_producer **out,
+                          char *errstr, size_t errstr_len);
+
+/*
+ * Queues one message. Copies topic, key, value and headers (the caller keeps ownership).
+ * partition may be RD_KAFKA_PARTITION_UA (partitioner on the key). On success returns 0 and
+ * cb (may be NULL) runs later on the loop thread; on failure returns SL_ERR_KAFKA (the
+ * librdkafka code is in *kerr_out when non-NULL: e.g. __QUEUE_FULL, __UNKNOWN_TOPIC,
+ * MSG_SIZE_TOO_LARGE), SL_ERR_CLOSED after close, and cb never runs.
+ */
+int sl_kafka_produce(struct sl_kafka_producer *p, const char *topic, int32_t partition,
+                     const void *key, size_t keylen, const void *value, size_t vlen,
+                     const struct sl_kafka_header *headers, size_t nheaders,
+                     sl_kafka_delivery_cb cb, void *opaque, rd_kafka_resp_err_t *kerr_out);
+
+/* Messages accepted but not yet reported (queued, in flight, or report not yet served). */
+size_t sl_kafka_producer_outstanding(const struct sl_kafka_producer *p);
+enum sl_kafka_state sl_kafka_producer_state(const struct sl_kafka_producer *p);
+void sl_kafka_producer_set_error_cb(struct sl_kafka_producer *p, sl_kafka_error_cb cb,
+                                    void *opaque);
+/* The underlying handle, for metadata queries and metrics; owned by the producer. */
+rd_kafka_t *sl_kafka_producer_handle(struct sl_kafka_producer *p);
+
+/*
+ * Stops accepting messages and flushes: this call blocks the loop for up to flush_timeout_ms
+ * (librdkafka ignores linger.ms only during a blocking flush) and delivery callbacks run
+ * inside it. What is still unreported after that is purged; its purge reports, then the
+ * handle's destruction, the closing of the libuv handles and the free happen on the loop,
+ * and cb(data) (may be NULL) runs last. Call once. When called from inside a delivery or
+ * error callback, the flush starts right after that callback's batch has been served.
+ */
+void sl_kafka_producer_close(struct sl_kafka_producer *p, int flush_timeout_ms,
+                             sl_kafka_close_cb cb, void *data);
+
+/* ---- consumer --------------------------------------------------------------------------- */
+
+/*
+ * A consumer bound to one loop, either in a group (subscribe) or on manually assigned
+ * partitions (assign; then group.id may be absent). Lifecycle: sl_kafka_consumer_new ->
+ * subscribe or assign (messages start flowing) -> sl_kafka_consumer_close (leaves the group,
+ * commits stored offsets when auto commit is on, frees the consumer before cb runs).
+ *
+ * Defaults (then `props`): enable.auto.commit=true with enable.auto.offset.store=false, so
+ * only offsets the service stores (sl_kafka_consumer_store_offset, after it has finished with
+ * a message) are committed; socket.nagle.disable=true; statistics.interval.ms=1000.
+ */
+struct sl_kafka_consumer;
+
+/*
+ * A consumed message, valid only during the message callback (the glue owns and frees it).
+ * key/value may be NULL. timestamp_ms is -1 when the broker gave none.
+ */
+struct sl_kafka_message {
+    const char *topic;
+    int32_t partition;
+    int64_t offset;
+    const void *key;
+    size_t keylen;
+    const void *value;
+    size_t vlen;
+    int64_t timestamp_ms;
+    rd_kafka_message_t *rkm; /* the underlying message, for anything not wrapped here */
+};
+
+typedef void (*sl_kafka_message_cb)(const struct sl_kafka_message *msg, void *opaque);
+
+/*
+ * Group membership change, on the loop thread. For an assignment the glue has already
+ * assigned `parts` when this runs; for a revocation it runs before the glue unassigns, so the
+ * service can still store and commit offsets. `parts` is borrowed for the call.
+ */
+typedef void (*sl_kafka_rebalance_cb)(struct sl_kafka_consumer *c, int assigned,
+                                      const rd_kafka_topic_partition_list_t *parts, void *opaque);
+
+int sl_kafka_consumer_new(uv_loop_t *loop, const char *const *props, sl_kafka_message_cb cb,
+                          void *opaque, struct sl_kafka_consumer **out, char *errstr,
+                          size_t errstr_len);
+void sl_kafka_consumer_set_rebalance_cb(struct sl_kafka_consumer *c, sl_kafka_rebalance_cb cb,
+                                        void *opaque);
+void sl_kafka_consumer_set_error_cb(struct sl_kafka_consumer *c, sl_kafka_error_cb cb,
+                                    void *opaque);
+
+/* Joins the group (group.id required) for these topics. */
+int sl_kafka_consumer_subscribe(struct sl_kafka_consumer *c, const char *const *topics, size_t n);
+
+/*
+ * Adds one partition to the manual assignment, starting at `offset`: an absolute offset,
+ * RD_KAFKA_OFFSET_BEGINNING or RD_KAFKA_OFFSET_END. Logical offsets are resolved here, with a
+ * blocking watermark query bounded by timeout_ms, and the partition is assigned at the
+ * resulting absolute offset, so when this returns 0 the consumer is positioned: every message
+ * produced afterwards will be delivered (this is what lets the gateway become ready only once
+ * its reply partition is positioned at the end). The resolved offset goes to *positioned_at
+ * when non-NULL. Returns SL_ERR_TIMEOUT / SL_ERR_KAFKA when the broker did not answer.
+ */
+int sl_kafka_consumer_assign(struct sl_kafka_consumer *c, const char *topic, int32_t partition,
+                             int64_t offset, int timeout_ms, int64_t *positioned_at);
+
+/*
+ * Marks `offset` (the next offset to read, i.e. last processed + 1) as the one to commit for
+ * the partition; the auto-committer (or sl_kafka_consumer_commit) sends it.
+ */
+int sl_kafka_consumer_store_offset(struct sl_kafka_consumer *c, const char *topic,
+                                   int32_t partition, int64_t offset);
+/* Commits stored offsets now, asynchronously (the result is logged on failure). */
+int sl_kafka_consumer_commit(struct sl_kafka_consumer *c);
+
+/* Number of partitions currently assigned (group or manual). */
+size_t sl_kafka_consumer_assignment_size(struct sl_kafka_consumer *c);
+enum sl_kafka_state sl_kafka_consumer_state(const struct sl_kafka_consumer *c);
+rd_kafka_t *sl_kafka_consumer_handle(struct sl_kafka_consumer *c);
+
+/*
+ * Header lookup: the LAST header called `name` (Kafka allows repeats). Returns 0 and sets
+ * *value (may be NULL for a null header) and *len, or SL_ERR_MISSING.
+ */
+int sl_kafka_message_header(const struct sl_kafka_message *msg, const char *name,
+                            const void **value, size_t *len);
+/* Header by position, in wire order, for iterating all of them: 0 or SL_ERR_MISSING past the end.
+ */
+int sl_kafka_message_header_at(const struct sl_kafka_message *msg, size_t idx, const char **name,
+                               const void **value, size_t *len);
+
+/*
+ * Leaves the group (or drops the manual assignment), commits stored offsets if auto commit
+ * is on, destroys the handle (this blocks the loop briefly: librdkafka's close is
+ * synchronous), closes the libuv handles, frees the consumer, then calls cb(data). Call once;
+ * no message callback runs after this returns. From inside a message, rebalance or error
+ * callback the close happens as soon as that callback returns (the revocation hook then runs
+ * from the close, not nested in the callback).
+ */
+void sl_kafka_consumer_close(struct sl_kafka_consumer *c, sl_kafka_close_cb cb, void *data);
+
+/* ---- admin (blocking; for startup checks and sluicectl) --------------------------------- */
+
+struct sl_kafka_topic_spec {
+    const char *name;
+    int partitions;
+    int replication_factor;     /* -1: the broker default */
+    const char *const *configs; /* NULL or NULL-terminated name,value pairs (retention.ms...) */
+};
+
+/*
+ * Fetches metadata and sets missing[i] = 1 for every topics[i] the cluster does not have
+ * (0 otherwise). `props` configures the temporary client (bootstrap.servers at least).
+ * Returns 0, or SL_ERR_KAFKA / SL_ERR_TIMEOUT with errstr filled.
+ */
+int sl_kafka_topics_exist(const char *const *props, const char *const *topics, size_t n,
+                          int *missing, int timeout_ms, char *errstr, size_t errstr_len);
+
+/*
+ * Creates the topics with CreateTopics; a topic that already exists counts as success, so
+ * this is idempotent (its partitions and configs are not checked or changed). Returns 0 once
+ * every topic exists, else the first error with errstr naming the topic.
+ */
+int sl_kafka_topics_create(const char *const *props, const struct sl_kafka_topic_spec *specs,
+                           size_t n, int timeout_ms, char *errstr, size_t errstr_len);
+
+#endif
