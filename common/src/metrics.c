@@ -313,10 +313,17 @@ static int append_labels(struct sl_buf *out, const struct sl_metric_family *f,
 
 /* Prometheus floats: shortest round-trip form, with +Inf spelled out. */
 static void format_double(double v, char *out, size_t len) {
-    if (isinf(v))
+    if (isinf(v)) {
         snprintf(out, len, "%s", v > 0 ? "+Inf" : "-Inf");
-    else
-        snprintf(out, len, "%.17g", v);
+    } else {
+        /* The shortest precision that reads back as the same double: 0.1, not 0.10000000000000001.
+         */
+        for (int prec = 6; prec <= 17; prec++) {
+            snprintf(out, len, "%.*g", prec, v);
+            if (strtod(out, NULL) == v)
+                break;
+        }
+    }
 }
 
 static int render_histogram(struct sl_buf *out, const struct sl_metric_family *f,

@@ -70,10 +70,10 @@ static void test_histogram_buckets_are_cumulative_with_inf_sum_and_count(void **
     assert_string_equal(render(m, &b),
                         "# HELP sluice_latency_seconds Latency.\n"
                         "# TYPE sluice_latency_seconds histogram\n"
-                        "sluice_latency_seconds_bucket{route=\"r\",le=\"0.10000000000000001\"} 2\n"
+                        "sluice_latency_seconds_bucket{route=\"r\",le=\"0.1\"} 2\n"
                         "sluice_latency_seconds_bucket{route=\"r\",le=\"1\"} 3\n"
                         "sluice_latency_seconds_bucket{route=\"r\",le=\"+Inf\"} 4\n"
-                        "sluice_latency_seconds_sum{route=\"r\"} 7.6500000000000004\n"
+                        "sluice_latency_seconds_sum{route=\"r\"} 7.65\n"
                         "sluice_latency_seconds_count{route=\"r\"} 4\n");
     sl_buf_free(&b);
     sl_metrics_free(m);
