@@ -1,0 +1,207 @@
+"""sluicectl keys: create, list, revoke and rotate against a real keys file, as an operator would."""
+import hashlib
+import json
+import os
+import re
+import stat
+import subprocess
+
+import pytest
+
+KEY_RE = re.compile(r"^sk_[A-Za-z0-9_-]{43}$")
+ID_RE = re.compile(r"^key_[0-9a-f]{16}$")
+TIME_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
+
+
+@pytest.fixture
+def ctl(build_dir, tmp_path):
+    """Runs sluicectl with SLUICE_KEYS_FILE pointing at a fresh file in tmp_path."""
+    binary = build_dir / "tools" / "sluicectl" / "sluicectl"
+    keys_file = tmp_path / "keys.json"
+    env = dict(os.environ, SLUICE_KEYS_FILE=str(keys_file))
+
+    def run(*args, env_extra=None):
+        e = dict(env, **(env_extra or {}))
+        return subprocess.run([str(binary), *args], capture_output=True, text=True, env=e,
+                              timeout=30)
+
+    run.keys_file = keys_file
+    run.binary = binary
+    return run
+
+
+def list_json(ctl):
+    out = ctl("keys", "list", "--json")
+    assert out.returncode == 0, out.stderr
+    return [json.loads(line) for line in out.stdout.splitlines()]
+
+
+def test_create_prints_exactly_id_and_key_once_and_stores_only_the_hash(ctl):
+    out = ctl("keys", "create", "--name", "mobile-app", "--json")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.count("\n") == 1
+    created = json.loads(out.stdout)
+    assert list(created) == ["id", "key"]
+    assert out.stdout == f'{{"id": "{created["id"]}", "key": "{created["key"]}"}}\n'
+    assert ID_RE.match(created["id"])
+    assert KEY_RE.match(created["key"])
+
+    text = ctl.keys_file.read_text()
+    assert created["key"] not in text
+    digest = hashlib.sha256(created["key"].encode()).hexdigest()
+    doc = json.loads(text)
+    assert doc["version"] == 1
+    [entry] = doc["keys"]
+    assert list(entry) == ["id", "name", "hash", "plan", "enabled", "created", "expires",
+                           "revoked"]
+    assert entry["hash"] == f"sha256:{digest}"
+    assert entry["id"] == created["id"]
+    assert entry["name"] == "mobile-app"
+    assert entry["plan"] == "default"
+    assert entry["enabled"] is True
+    assert TIME_RE.match(entry["created"])
+    assert entry["expires"] is None and entry["revoked"] is None
+    assert stat.S_IMODE(ctl.keys_file.stat().st_mode) == 0o600
+
+    # The key value appears nowhere else: not in list output, not in the file.
+    listing = ctl("keys", "list")
+    assert created["key"] not in listing.stdout + listing.stderr
+
+
+def test_human_create_shows_the_key_with_a_warning(ctl):
+    out = ctl("keys", "create", "--name", "web")
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert re.match(r'^Created key key_[0-9a-f]{16} \(plan "default"\)\.$', lines[0])
+    assert re.match(r"^API key: sk_[A-Za-z0-9_-]{43}$", lines[1])
+    assert "will not be shown again" in lines[2]
+
+
+def test_create_list_revoke_list(ctl):
+    a = json.loads(ctl("keys", "create", "--name", "a", "--json").stdout)
+    b = json.loads(ctl("keys", "create", "--name", "b", "--expires", "2099-01-01T00:00:00Z",
+                       "--json").stdout)
+    rows = list_json(ctl)
+    created = [r["created"] for r in rows]
+    assert rows == [
+        {"id": a["id"], "name": "a", "plan": "default", "enabled": True, "created": created[0],
+         "expires": None, "revoked": None, "status": "ok"},
+        {"id": b["id"], "name": "b", "plan": "default", "enabled": True, "created": created[1],
+         "expires": "2099-01-01T00:00:00Z", "revoked": None, "status": "ok"},
+    ]
+
+    out = ctl("keys", "revoke", a["id"])
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == f"Revoked key {a['id']}.\n"
+    rows = list_json(ctl)
+    assert TIME_RE.match(rows[0]["revoked"])
+    assert rows[0] == {"id": a["id"], "name": "a", "plan": "default", "enabled": False,
+                       "created": created[0], "expires": None, "revoked": rows[0]["revoked"],
+                       "status": "revoked"}
+    assert rows[1]["status"] == "ok"
+
+    table = ctl("keys", "list").stdout.splitlines()
+    assert table[0].split() == ["ID", "NAME", "PLAN", "STATUS", "CREATED", "EXPIRES", "REVOKED"]
+    assert table[1].split()[:4] == [a["id"], "a", "default", "revoked"]
+    assert table[2].split()[:4] == [b["id"], "b", "default", "ok"]
+
+
+def test_rotate_keeps_id_name_plan_and_changes_the_hash(ctl):
+    a = json.loads(ctl("keys", "create", "--name", "a", "--json").stdout)
+    before = json.loads(ctl.keys_file.read_text())["keys"][0]
+    out = ctl("keys", "rotate", a["id"], "--json")
+    assert out.returncode == 0, out.stderr
+    new = json.loads(out.stdout)
+    assert new["id"] == a["id"] and new["key"] != a["key"] and KEY_RE.match(new["key"])
+    after = json.loads(ctl.keys_file.read_text())["keys"][0]
+    assert after["hash"] == "sha256:" + hashlib.sha256(new["key"].encode()).hexdigest()
+    assert {k: v for k, v in after.items() if k != "hash"} == \
+        {k: v for k, v in before.items() if k != "hash"}
+    assert new["key"] not in ctl.keys_file.read_text()
+
+
+def test_expires_in_and_plans_from_the_file(ctl):
+    ctl.keys_file.write_text(json.dumps({"version": 1, "plans": {"gold": {
+        "throttle": {"rate": 5, "burst": 10}}}, "keys": []}))
+    out = ctl("keys", "create", "--name", "g", "--plan", "gold", "--expires-in", "30d", "--json")
+    assert out.returncode == 0, out.stderr
+    [row] = list_json(ctl)
+    assert row["plan"] == "gold"
+    assert TIME_RE.match(row["expires"])
+    doc = json.loads(ctl.keys_file.read_text())
+    assert doc["plans"] == {"gold": {"throttle": {"rate": 5, "burst": 10}}}
+
+    out = ctl("keys", "create", "--name", "x", "--plan", "platinum")
+    assert out.returncode == 1
+    assert 'no plan named "platinum"' in out.stderr
+    assert out.stdout == ""
+
+
+@pytest.mark.parametrize("args, message", [
+    ([], "missing a group"),
+    (["bogus"], "unknown group 'bogus'"),
+    (["keys"], "missing a command"),
+    (["keys", "frob"], "unknown command 'frob'"),
+    (["keys", "create"], "--name is required"),
+    (["keys", "create", "--name", "x", "--frob"], "unknown option '--frob'"),
+    (["keys", "create", "--name"], "option '--name' needs a value"),
+    (["keys", "create", "--name", "x", "--expires", "tomorrow"], "--expires: expected"),
+    (["keys", "create", "--name", "x", "--expires-in", "30y"], "--expires-in: expected"),
+    (["keys", "create", "--name", "x", "--expires", "2099-01-01T00:00:00Z", "--expires-in", "1d"],
+     "exclude each other"),
+    (["keys", "revoke"], "missing the key ID"),
+    (["keys", "revoke", "a", "b"], "unexpected argument 'b'"),
+    (["keys", "list", "--name", "x"], "does not apply here"),
+])
+def test_usage_errors_exit_2_with_a_message_on_stderr(ctl, args, message):
+    out = ctl(*args)
+    assert out.returncode == 2
+    assert message in out.stderr
+    assert out.stdout == ""
+    assert not ctl.keys_file.exists()
+
+
+def test_missing_keys_file_setting_is_a_usage_error(ctl):
+    out = ctl("keys", "list", env_extra={"SLUICE_KEYS_FILE": ""})
+    assert out.returncode == 2
+    assert "pass --keys-file PATH or set SLUICE_KEYS_FILE" in out.stderr
+
+
+def test_keys_file_option_overrides_the_environment(ctl, tmp_path):
+    other = tmp_path / "other.json"
+    assert ctl("--keys-file", str(other), "keys", "create", "--name", "a").returncode == 0
+    assert ctl("keys", "create", "--name", "b", "--keys-file", str(other)).returncode == 0
+    assert len(json.loads(other.read_text())["keys"]) == 2
+    assert not ctl.keys_file.exists()
+
+
+def test_operational_errors_exit_1(ctl):
+    assert ctl("keys", "list").returncode == 1  # no file yet
+    ctl("keys", "create", "--name", "a")
+    out = ctl("keys", "revoke", "key_0000000000000000")
+    assert out.returncode == 1
+    assert 'no key with id "key_0000000000000000"' in out.stderr
+    ctl.keys_file.write_text('{"version": 1, "keys": [{"id": "x", "hash": "nope"}]}')
+    out = ctl("keys", "list")
+    assert out.returncode == 1
+    assert 'keys[0].hash: expected "sha256:" followed by 64 lowercase hex digits' in out.stderr
+
+
+def test_help_at_every_level_exits_0(ctl):
+    for args in (["--help"], ["keys", "--help"], ["keys", "create", "--help"],
+                 ["keys", "list", "--help"], ["keys", "revoke", "--help"],
+                 ["keys", "rotate", "--help"]):
+        out = ctl(*args)
+        assert out.returncode == 0, args
+        assert out.stdout.startswith("Usage: sluicectl"), args
+
+
+def test_concurrent_creates_all_land_in_the_file(ctl):
+    binary_args = ["keys", "create", "--name", "n", "--json"]
+    procs = [subprocess.Popen([str(ctl.binary), *binary_args], stdout=subprocess.PIPE,
+                              env=dict(os.environ, SLUICE_KEYS_FILE=str(ctl.keys_file)))
+             for _ in range(8)]
+    ids = {json.loads(p.communicate(timeout=30)[0])["id"] for p in procs}
+    assert all(p.returncode == 0 for p in procs)
+    assert {r["id"] for r in list_json(ctl)} == ids
+    assert len(ids) == 8

@@ -1,0 +1,499 @@
+/* sluicectl keys: create, list, revoke and rotate API keys in the keys file. */
+#include "keys.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+#include <openssl/crypto.h>
+
+#include "sluice/error.h"
+#include "sluice/keys.h"
+#include "sluice/time.h"
+
+static const char keys_help[] =
+    "Usage: sluicectl keys <command> [options]\n"
+    "\n"
+    "Manage the API keys in the keys file (--keys-file PATH or SLUICE_KEYS_FILE). The file\n"
+    "holds SHA-256 hashes only; a key value is printed once, when it is created or rotated.\n"
+    "\n"
+    "Commands:\n"
+    "  create   create a key and print it once\n"
+    "  list     list keys and their status (never the key values)\n"
+    "  revoke   revoke a key (sets revoked, disables it)\n"
+    "  rotate   give a key a new value (same id, name and plan) and print it once\n"
+    "\n"
+    "Run 'sluicectl keys <command> --help' for the options of a command.\n";
+
+static const char create_help[] =
+    "Usage: sluicectl keys create --name NAME [--plan PLAN] [--expires TIME | --expires-in N]\n"
+    "                             [--json] [--keys-file PATH]\n"
+    "\n"
+    "Creates a key and prints its id and value. The value is shown only this once.\n"
+    "The keys file is created (mode 0600) when it does not exist.\n"
+    "\n"
+    "  --name NAME        a label for humans (required)\n"
+    "  --plan PLAN        usage plan (default: \"default\"); must exist in the file\n"
+    "  --expires TIME     expiry as RFC 3339 UTC, e.g. 2027-01-01T00:00:00Z\n"
+    "  --expires-in N     expiry relative to now: a number with s, m, h, d or w (e.g. 30d)\n"
+    "  --json             print exactly {\"id\": \"...\", \"key\": \"...\"}\n"
+    "  --keys-file PATH   the keys file (default: $SLUICE_KEYS_FILE)\n";
+
+static const char list_help[] =
+    "Usage: sluicectl keys list [--json] [--keys-file PATH]\n"
+    "\n"
+    "Lists the keys with their status now (ok, disabled, expired, revoked). With --json, one\n"
+    "object per line: id, name, plan, enabled, created, expires, revoked, status.\n";
+
+static const char revoke_help[] =
+    "Usage: sluicectl keys revoke ID [--keys-file PATH]\n"
+    "\n"
+    "Revokes a key: sets its revoked time to now and enabled to false. Gateways pick the\n"
+    "change up within 2 seconds.\n";
+
+static const char rotate_help[] =
+    "Usage: sluicectl keys rotate ID [--json] [--keys-file PATH]\n"
+    "\n"
+    "Gives a key a new value and prints it once; id, name, plan and times stay. The old value\n"
+    "stops working as soon as gateways reload (within 2 seconds).\n";
+
+enum opt_id { OPT_NAME = 'n', OPT_PLAN = 'p', OPT_JSON = 'j', OPT_HELP = 'h' };
+enum { OPT_KEYS_FILE = 1000, OPT_EXPIRES, OPT_EXPIRES_IN };
+
+static const struct option long_opts[] = {
+    {"name", required_argument, NULL, OPT_NAME},
+    {"plan", required_argument, NULL, OPT_PLAN},
+    {"expires", required_argument, NULL, OPT_EXPIRES},
+    {"expires-in", required_argument, NULL, OPT_EXPIRES_IN},
+    {"json", no_argument, NULL, OPT_JSON},
+    {"keys-file", required_argument, NULL, OPT_KEYS_FILE},
+    {"help", no_argument, NULL, OPT_HELP},
+    {NULL, 0, NULL, 0},
+};
+
+/* The parsed command line of one keys command. */
+struct keys_opts {
+    const char *cmd;
+    const char *keys_file;
+    const char *name;
+    const char *plan;
+    const char *expires;
+    const char *expires_in;
+    const char *id; /* the positional argument of revoke / rotate */
+    bool json;
+    bool help;
+};
+
+static int usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static int usage_error(const char *cmd, const char *fmt, ...) {
+    va_list ap;
+    fprintf(stderr, "sluicectl keys%s%s: ", cmd ? " " : "", cmd ? cmd : "");
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "\nRun 'sluicectl keys%s%s --help' for usage.\n", cmd ? " " : "",
+            cmd ? cmd : "");
+    return CTL_EXIT_USAGE;
+}
+
+static int op_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static int op_error(const char *fmt, ...) {
+    va_list ap;
+    fputs("sluicectl: ", stderr);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    return CTL_EXIT_ERROR;
+}
+
+/* Which options each command takes; anything else is a usage error. */
+static bool opt_allowed(const char *cmd, int opt) {
+    if (opt == OPT_KEYS_FILE || opt == OPT_HELP)
+        return true;
+    if (strcmp(cmd, "create") == 0)
+        return opt == OPT_NAME || opt == OPT_PLAN || opt == OPT_EXPIRES || opt == OPT_EXPIRES_IN ||
+               opt == OPT_JSON;
+    if (strcmp(cmd, "list") == 0 || strcmp(cmd, "rotate") == 0)
+        return opt == OPT_JSON;
+    return false;
+}
+
+static int parse_opts(int argc, char **argv, struct keys_opts *o) {
+    optind = 0; /* glibc: full re-initialisation, since main may have run getopt already */
+    opterr = 0;
+    int c;
+    while ((c = getopt_long(argc, argv, ":h", long_opts, NULL)) != -1) {
+        if (c == '?')
+            return usage_error(o->cmd, "unknown option '%s'", argv[optind - 1]);
+        if (c == ':')
+            return usage_error(o->cmd, "option '%s' needs a value", argv[optind - 1]);
+        if (!opt_allowed(o->cmd, c))
+            return usage_error(o->cmd, "option '%s' does not apply here", argv[optind - 1]);
+        switch (c) {
+        case OPT_NAME:
+            o->name = optarg;
+            break;
+        case OPT_PLAN:
+            o->plan = optarg;
+            break;
+        case OPT_EXPIRES:
+            o->expires = optarg;
+            break;
+        case OPT_EXPIRES_IN:
+            o->expires_in = optarg;
+            break;
+        case OPT_JSON:
+            o->json = true;
+            break;
+        case OPT_KEYS_FILE:
+            o->keys_file = optarg;
+            break;
+        case OPT_HELP:
+            o->help = true;
+            break;
+        default:
+            return usage_error(o->cmd, "unknown option");
+        }
+    }
+    bool wants_id = strcmp(o->cmd, "revoke") == 0 || strcmp(o->cmd, "rotate") == 0;
+    if (o->help)
+        return 0;
+    if (wants_id) {
+        if (optind >= argc)
+            return usage_error(o->cmd, "missing the key ID");
+        o->id = argv[optind++];
+    }
+    if (optind < argc)
+        return usage_error(o->cmd, "unexpected argument '%s'", argv[optind]);
+    return 0;
+}
+
+/* "30d" -> milliseconds; units s, m, h, d, w. */
+static int parse_duration(const char *s, int64_t *out_ms) {
+    char *end;
+    errno = 0;
+    long long n = strtoll(s, &end, 10);
+    if (errno || end == s || n <= 0 || end[0] == '\0' || end[1] != '\0' || s[0] == '+')
+        return -EINVAL;
+    int64_t unit;
+    switch (end[0]) {
+    case 's':
+        unit = 1000;
+        break;
+    case 'm':
+        unit = 60 * 1000;
+        break;
+    case 'h':
+        unit = 3600 * 1000;
+        break;
+    case 'd':
+        unit = 86400 * 1000;
+        break;
+    case 'w':
+        unit = 7LL * 86400 * 1000;
+        break;
+    default:
+        return -EINVAL;
+    }
+    if (n > 100LL * 365 * 86400 * 1000 / unit) /* a century is plenty */
+        return -ERANGE;
+    *out_ms = n * unit;
+    return 0;
+}
+
+/* Keys files are edited under an exclusive flock on "<file>.lock", held until exit. */
+static int lock_file(const char *path, int *fd_out) {
+    size_t n = strlen(path) + sizeof ".lock";
+    char *lock = malloc(n);
+    if (!lock)
+        return op_error("out of memory");
+    snprintf(lock, n, "%s.lock", path);
+    int fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        int e = errno;
+        free(lock);
+        return op_error("cannot open lock file %s.lock: %s", path, strerror(e));
+    }
+    while (flock(fd, LOCK_EX) != 0) {
+        if (errno != EINTR) {
+            int e = errno;
+            close(fd);
+            free(lock);
+            return op_error("cannot lock %s.lock: %s", path, strerror(e));
+        }
+    }
+    free(lock);
+    *fd_out = fd;
+    return 0;
+}
+
+/* Loads the file; a missing file is an empty table only when `create_missing`. */
+static int load_keys(const char *path, bool create_missing, struct sl_keys **out) {
+    char err[SL_KEYS_ERR_SIZE];
+    int rc = sl_keys_load(path, out, NULL, err, sizeof err);
+    if (rc == -ENOENT && create_missing)
+        rc = sl_keys_new(out);
+    if (rc)
+        return op_error("keys file %s: %s", path, rc == -ENOMEM ? "out of memory" : err);
+    return 0;
+}
+
+static int save_keys(const struct sl_keys *k, const char *path) {
+    char err[SL_KEYS_ERR_SIZE];
+    if (sl_keys_write_file(k, path, err, sizeof err) != 0)
+        return op_error("keys file %s not written: %s", path, err);
+    return 0;
+}
+
+/*
+ * Prints text that contains a key value with one write(2) from a stack buffer that is wiped
+ * afterwards, so no stdio buffer keeps a copy of the secret.
+ */
+static int print_secret(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static int print_secret(const char *fmt, ...) {
+    char buf[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    int rc = 0;
+    fflush(stdout);
+    if (n < 0 || (size_t)n >= sizeof buf) {
+        rc = -ENOSPC;
+    } else {
+        for (size_t off = 0; off < (size_t)n;) {
+            ssize_t w = write(STDOUT_FILENO, buf + off, (size_t)n - off);
+            if (w < 0 && errno == EINTR)
+                continue;
+            if (w < 0) {
+                rc = -errno;
+                break;
+            }
+            off += (size_t)w;
+        }
+    }
+    OPENSSL_cleanse(buf, sizeof buf);
+    return rc;
+}
+
+static int print_new_key(const char *verb, const struct sl_key *rec, const char *value, bool json) {
+    int rc;
+    if (json)
+        rc = print_secret("{\"id\": \"%s\", \"key\": \"%s\"}\n", rec->id, value);
+    else
+        rc = print_secret("%s key %s (plan \"%s\").\n"
+                          "API key: %s\n"
+                          "Store it now: it is not saved anywhere and will not be shown again.\n",
+                          verb, rec->id, rec->plan, value);
+    return rc ? op_error("cannot print the key: %s", strerror(-rc)) : 0;
+}
+
+static int cmd_create(const struct keys_opts *o, const char *path) {
+    if (!o->name)
+        return usage_error("create", "--name is required");
+    if (o->expires && o->expires_in)
+        return usage_error("create", "--expires and --expires-in exclude each other");
+    int64_t now = sl_time_now_ms() / 1000 * 1000; /* whole seconds read better in the file */
+    struct sl_key rec = {.enabled = true,
+                         .created_ms = now,
+                         .expires_ms = SL_KEYS_TIME_NONE,
+                         .revoked_ms = SL_KEYS_TIME_NONE};
+    const char *plan = o->plan ? o->plan : "default";
+    if (strlen(o->name) >= sizeof rec.name)
+        return usage_error("create", "--name is longer than %zu bytes", sizeof rec.name - 1);
+    if (strlen(plan) >= sizeof rec.plan)
+        return usage_error("create", "--plan is longer than %zu bytes", sizeof rec.plan - 1);
+    memcpy(rec.name, o->name, strlen(o->name) + 1);
+    memcpy(rec.plan, plan, strlen(plan) + 1);
+    if (o->expires && sl_keys_parse_time(o->expires, &rec.expires_ms) != 0)
+        return usage_error("create", "--expires: expected an RFC 3339 UTC time like "
+                                     "2027-01-01T00:00:00Z");
+    if (o->expires_in) {
+        int64_t d;
+        if (parse_duration(o->expires_in, &d) != 0)
+            return usage_error("create", "--expires-in: expected a number with s, m, h, d or w "
+                                         "(e.g. 30d)");
+        rec.expires_ms = now + d;
+    }
+
+    int lock_fd = -1, rc;
+    struct sl_keys *k = NULL;
+    char value[SL_KEYS_VALUE_SIZE];
+    if ((rc = lock_file(path, &lock_fd)) || (rc = load_keys(path, true, &k)))
+        goto out;
+    if (sl_keys_generate(value, rec.id, rec.digest) != 0) {
+        rc = op_error("the random number generator failed");
+        goto out;
+    }
+    char err[SL_KEYS_ERR_SIZE];
+    int arc = sl_keys_add(k, &rec, err, sizeof err);
+    if (arc == SL_ERR_MISSING)
+        rc = op_error("no plan named \"%s\" in %s", plan, path);
+    else if (arc == SL_ERR_PARSE)
+        rc = usage_error("create", "--name: expected UTF-8 text without control characters");
+    else if (arc)
+        rc = op_error("cannot add the key: %s", err);
+    /* Only a key that is safely on disk is shown: an unsaved key would be a dead secret. */
+    if (!rc && !(rc = save_keys(k, path)))
+        rc = print_new_key("Created", &rec, value, o->json);
+    OPENSSL_cleanse(value, sizeof value);
+out:
+    sl_keys_unref(k);
+    if (lock_fd >= 0)
+        close(lock_fd);
+    return rc;
+}
+
+static const char *time_text(int64_t ms, char *buf, size_t len) {
+    if (ms == SL_KEYS_TIME_NONE || sl_keys_format_time(ms, buf, len) < 0)
+        return NULL;
+    return buf;
+}
+
+static int list_json(const struct sl_keys *k, int64_t now) {
+    for (size_t i = 0; i < sl_keys_count(k); i++) {
+        const struct sl_key *r = sl_keys_at(k, i);
+        char tc[SL_KEYS_TIME_STR_MAX], te[SL_KEYS_TIME_STR_MAX], tr[SL_KEYS_TIME_STR_MAX];
+        const char *times[3] = {time_text(r->created_ms, tc, sizeof tc),
+                                time_text(r->expires_ms, te, sizeof te),
+                                time_text(r->revoked_ms, tr, sizeof tr)};
+        static const char *const time_names[3] = {"created", "expires", "revoked"};
+        cJSON *o = cJSON_CreateObject();
+        bool ok = o && cJSON_AddStringToObject(o, "id", r->id) &&
+                  cJSON_AddStringToObject(o, "name", r->name) &&
+                  cJSON_AddStringToObject(o, "plan", r->plan) &&
+                  cJSON_AddBoolToObject(o, "enabled", r->enabled);
+        for (size_t t = 0; ok && t < 3; t++)
+            ok = times[t] ? cJSON_AddStringToObject(o, time_names[t], times[t]) != NULL
+                          : cJSON_AddNullToObject(o, time_names[t]) != NULL;
+        ok = ok &&
+             cJSON_AddStringToObject(o, "status", sl_key_status_name(sl_key_status_at(r, now)));
+        char *s = ok ? cJSON_PrintUnformatted(o) : NULL;
+        cJSON_Delete(o);
+        if (!s)
+            return op_error("out of memory");
+        puts(s);
+        cJSON_free(s);
+    }
+    return 0;
+}
+
+static int list_table(const struct sl_keys *k, int64_t now) {
+    int wid = 2, wname = 4, wplan = 4;
+    for (size_t i = 0; i < sl_keys_count(k); i++) {
+        const struct sl_key *r = sl_keys_at(k, i);
+        int a = (int)strlen(r->id), b = (int)strlen(r->name), c = (int)strlen(r->plan);
+        wid = a > wid ? a : wid;
+        wname = b > wname ? b : wname;
+        wplan = c > wplan ? c : wplan;
+    }
+    printf("%-*s  %-*s  %-*s  %-8s  %-20s  %-20s  %s\n", wid, "ID", wname, "NAME", wplan, "PLAN",
+           "STATUS", "CREATED", "EXPIRES", "REVOKED");
+    for (size_t i = 0; i < sl_keys_count(k); i++) {
+        const struct sl_key *r = sl_keys_at(k, i);
+        char tc[SL_KEYS_TIME_STR_MAX], te[SL_KEYS_TIME_STR_MAX], tr[SL_KEYS_TIME_STR_MAX];
+        const char *c = time_text(r->created_ms, tc, sizeof tc);
+        const char *e = time_text(r->expires_ms, te, sizeof te);
+        const char *v = time_text(r->revoked_ms, tr, sizeof tr);
+        printf("%-*s  %-*s  %-*s  %-8s  %-20s  %-20s  %s\n", wid, r->id, wname, r->name, wplan,
+               r->plan, sl_key_status_name(sl_key_status_at(r, now)), c ? c : "-", e ? e : "-",
+               v ? v : "-");
+    }
+    return 0;
+}
+
+static int cmd_list(const struct keys_opts *o, const char *path) {
+    struct sl_keys *k = NULL;
+    int rc = load_keys(path, false, &k); /* renames make reads atomic: no lock needed */
+    if (rc)
+        return rc;
+    int64_t now = sl_time_now_ms();
+    rc = o->json ? list_json(k, now) : list_table(k, now);
+    sl_keys_unref(k);
+    if (fflush(stdout) != 0 && !rc)
+        rc = op_error("cannot write the listing: %s", strerror(errno));
+    return rc;
+}
+
+static int cmd_revoke_or_rotate(const struct keys_opts *o, const char *path, bool rotate) {
+    int lock_fd = -1, rc;
+    struct sl_keys *k = NULL;
+    char value[SL_KEYS_VALUE_SIZE];
+    if ((rc = lock_file(path, &lock_fd)) || (rc = load_keys(path, false, &k)))
+        goto out;
+    int mrc = rotate ? sl_keys_rotate(k, o->id, value)
+                     : sl_keys_revoke(k, o->id, sl_time_now_ms() / 1000 * 1000);
+    if (mrc == -ENOENT) {
+        rc = op_error("no key with id \"%s\" in %s", o->id, path);
+        goto out;
+    }
+    if (mrc) {
+        rc =
+            op_error("cannot %s key %s: %s", rotate ? "rotate" : "revoke", o->id, sl_strerror(mrc));
+        goto out;
+    }
+    if ((rc = save_keys(k, path)))
+        goto out;
+    if (rotate)
+        rc = print_new_key("Rotated", sl_keys_find_id(k, o->id), value, o->json);
+    else
+        printf("Revoked key %s.\n", o->id);
+out:
+    OPENSSL_cleanse(value, sizeof value);
+    sl_keys_unref(k);
+    if (lock_fd >= 0)
+        close(lock_fd);
+    return rc;
+}
+
+int ctl_keys_main(int argc, char **argv, const struct ctl_env *env) {
+    if (argc < 2)
+        return usage_error(NULL, "missing a command (create, list, revoke, rotate)");
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
+        fputs(keys_help, stdout);
+        return CTL_EXIT_OK;
+    }
+    static const struct {
+        const char *name;
+        const char *help;
+    } cmds[] = {{"create", create_help},
+                {"list", list_help},
+                {"revoke", revoke_help},
+                {"rotate", rotate_help}};
+    const char *help = NULL;
+    for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
+        if (strcmp(cmd, cmds[i].name) == 0)
+            help = cmds[i].help;
+    if (!help)
+        return usage_error(NULL, "unknown command '%s' (create, list, revoke, rotate)", cmd);
+
+    struct keys_opts o = {.cmd = cmd};
+    int rc = parse_opts(argc - 1, argv + 1, &o);
+    if (rc)
+        return rc;
+    if (o.help) {
+        fputs(help, stdout);
+        return CTL_EXIT_OK;
+    }
+    const char *path = o.keys_file ? o.keys_file : env->keys_file;
+    if (!path || !*path)
+        return usage_error(cmd, "no keys file: pass --keys-file PATH or set SLUICE_KEYS_FILE");
+    if (strcmp(cmd, "create") == 0)
+        return cmd_create(&o, path);
+    if (strcmp(cmd, "list") == 0)
+        return cmd_list(&o, path);
+    return cmd_revoke_or_rotate(&o, path, strcmp(cmd, "rotate") == 0);
+}

@@ -1,0 +1,119 @@
+/* sluicectl: the operator CLI; dispatches `sluicectl <group> <command> [options]` to a group. */
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "ctl.h"
+#include "keys.h"
+#include "sluice/buf.h"
+#include "sluice/config.h"
+#include "sluice/log.h"
+
+extern char **environ;
+
+/* The settings sluicectl reads from the environment; one table drives parsing and --help. */
+struct ctl_settings {
+    char *keys_file;
+};
+
+#define OPT(f) offsetof(struct ctl_settings, f)
+static const struct sl_config_option ctl_options[] = {
+    {.name = "keys_file",
+     .env = "SLUICE_KEYS_FILE",
+     .type = SL_CONFIG_STRING,
+     .offset = OPT(keys_file),
+     .description = "The API keys file (JSON, hashes only) that `keys` commands edit."},
+};
+#define CTL_NOPTIONS (sizeof ctl_options / sizeof ctl_options[0])
+
+/* One row per command group: `sluicectl <name> ...` runs `run`. */
+struct ctl_group {
+    const char *name;
+    ctl_group_fn run;
+    const char *summary;
+};
+
+static const struct ctl_group groups[] = {
+    {.name = "keys", .run = ctl_keys_main, .summary = "create, list, revoke and rotate API keys"},
+    /*
+     * ---- More groups go here (one file per group, e.g. topics.c / dlq.c): ----
+     * {.name = "topics", .run = ctl_topics_main, .summary = "create the Kafka topics"},
+     * {.name = "dlq", .run = ctl_dlq_main, .summary = "list, show, stats and replay the DLQ"},
+     */
+};
+#define CTL_NGROUPS (sizeof groups / sizeof groups[0])
+
+static void print_help(FILE *out) {
+    fputs("Usage: sluicectl [--keys-file PATH] <group> <command> [options]\n"
+          "\n"
+          "The Sluice operator CLI. Exit codes: 0 ok, 1 operational error, 2 usage error.\n"
+          "\n"
+          "Groups:\n",
+          out);
+    for (size_t i = 0; i < CTL_NGROUPS; i++)
+        fprintf(out, "  %-8s %s\n", groups[i].name, groups[i].summary);
+    fputs("\nRun 'sluicectl <group> --help' for the commands of a group.\n\nEnvironment:\n", out);
+    for (size_t i = 0; i < CTL_NOPTIONS; i++)
+        fprintf(out, "  %-20s %s\n", ctl_options[i].env, ctl_options[i].description);
+}
+
+/* Prints "sluicectl: <what> '<arg>'" (or just <what>) and the hint; returns the usage code. */
+static int usage(const char *what, const char *arg) {
+    if (arg)
+        fprintf(stderr, "sluicectl: %s '%s'", what, arg);
+    else
+        fprintf(stderr, "sluicectl: %s", what);
+    fputs("\nRun 'sluicectl --help' for usage.\n", stderr);
+    return CTL_EXIT_USAGE;
+}
+
+int main(int argc, char **argv) {
+    sl_log_init("sluicectl", SL_LOG_WARN);
+    struct ctl_settings settings;
+    struct sl_buf errors;
+    sl_buf_init(&errors, 64 * 1024);
+    if (sl_config_load(ctl_options, CTL_NOPTIONS, &settings, environ, &errors) != 0) {
+        fprintf(stderr, "sluicectl: %s", errors.data ? errors.data : "bad configuration\n");
+        sl_buf_free(&errors);
+        return CTL_EXIT_USAGE;
+    }
+    sl_buf_free(&errors);
+    struct ctl_env env = {.keys_file = settings.keys_file};
+
+    /* Global options come before the group; a group's own options come after it. */
+    int i = 1;
+    for (; i < argc && argv[i][0] == '-'; i++) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            print_help(stdout);
+            sl_config_free(ctl_options, CTL_NOPTIONS, &settings);
+            return CTL_EXIT_OK;
+        }
+        if (strcmp(argv[i], "--keys-file") == 0 && i + 1 < argc) {
+            env.keys_file = argv[++i];
+        } else if (strncmp(argv[i], "--keys-file=", 12) == 0) {
+            env.keys_file = argv[i] + 12;
+        } else {
+            sl_config_free(ctl_options, CTL_NOPTIONS, &settings);
+            return usage("unknown option", argv[i]);
+        }
+    }
+    int rc;
+    if (i >= argc) {
+        rc = usage("missing a group (run 'sluicectl --help' for the list)", NULL);
+    } else {
+        const struct ctl_group *g = NULL;
+        for (size_t j = 0; j < CTL_NGROUPS; j++)
+            if (strcmp(argv[i], groups[j].name) == 0)
+                g = &groups[j];
+        if (strcmp(argv[i], "help") == 0) {
+            print_help(stdout);
+            rc = CTL_EXIT_OK;
+        } else if (!g) {
+            rc = usage("unknown group", argv[i]);
+        } else {
+            rc = g->run(argc - i, argv + i, &env);
+        }
+    }
+    sl_config_free(ctl_options, CTL_NOPTIONS, &settings);
+    return rc;
+}
