@@ -1,0 +1,543 @@
+/* Usage plans: the shared decision rules, UTC quota windows, headers, and the in-memory store. */
+#include "usage_plan.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sluice/error.h"
+#include "sluice/metrics.h"
+
+#define MS_PER_DAY INT64_C(86400000)
+
+/*
+ * One key's state in the in-memory store. The key id is copied once, when the key is first
+ * seen; after that a check touches only this slot, so the hot path never allocates.
+ */
+struct mem_entry {
+    char *key; /* owned; NULL = empty slot */
+    size_t key_len;
+    uint64_t hash;
+    double tokens;     /* current bucket level as of ts_ms */
+    int64_t ts_ms;     /* last refill time */
+    int64_t window_ms; /* start of the quota window `used` counts in; -1 = none yet */
+    uint64_t used;
+};
+
+/*
+ * Open addressing with linear probing; keys are never removed (their number is bounded by the
+ * keys file), so no tombstones are needed. The table doubles at 70 % load.
+ */
+struct mem_table {
+    struct mem_entry *slots;
+    size_t cap; /* power of two */
+    size_t count;
+};
+
+struct gw_usage {
+    uv_loop_t *loop;
+    struct gw_usage_opts opts;
+    char *redis_url; /* owned copy behind opts.redis_url */
+    struct gw_usage__metrics metrics;
+    struct mem_table mem;
+    struct gw_usage__redis *redis; /* NULL = in-memory backend */
+    /* An idle handle gives the close callback a loop turn of its own, as libuv promises. */
+    uv_idle_t close_handle;
+    int closing;
+    int close_pending; /* parts still closing: the handle, the Redis backend */
+    gw_usage_close_cb close_cb;
+    void *close_opaque;
+};
+
+void gw_usage_opts_default(struct gw_usage_opts *opts) {
+    *opts = (struct gw_usage_opts){
+        .redis_url = NULL,
+        .fail_open = true,
+        .timeout_ms = 100,
+        .connect_timeout_ms = 1000,
+        .reconnect_min_ms = 100,
+        .reconnect_max_ms = 5000,
+        .max_in_flight = 10000,
+        .redis_server_time = true,
+        .memory_initial_keys = 1024,
+    };
+}
+
+bool gw_usage_allowed(const struct gw_usage_decision *d) {
+    return d->outcome == GW_USAGE_ALLOWED || d->outcome == GW_USAGE_BACKEND_ERROR_OPEN;
+}
+
+const char *gw_usage_outcome_name(enum gw_usage_outcome o) {
+    switch (o) {
+    case GW_USAGE_ALLOWED:
+        return "allowed";
+    case GW_USAGE_THROTTLED:
+        return "throttled";
+    case GW_USAGE_QUOTA_EXCEEDED:
+        return "quota_exceeded";
+    case GW_USAGE_BACKEND_ERROR_OPEN:
+        return "backend_error_open";
+    case GW_USAGE_BACKEND_ERROR_DENY:
+        return "backend_error_deny";
+    }
+    return "unknown";
+}
+
+uint32_t gw_usage__ceil_s(int64_t ms) {
+    if (ms <= 0)
+        return 0;
+    int64_t s = (ms + 999) / 1000;
+    return s > UINT32_MAX ? UINT32_MAX : (uint32_t)s;
+}
+
+/* ---- UTC calendar ---- */
+
+static int64_t floor_div(int64_t a, int64_t b) {
+    int64_t q = a / b;
+    return (a % b != 0 && ((a < 0) != (b < 0))) ? q - 1 : q;
+}
+
+static int is_leap(int64_t y) {
+    return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+}
+
+/*
+ * Day of the month and month/year of a day count since 1970-01-01 (H. Hinnant's
+ * civil_from_days); the Redis script carries the same arithmetic in Lua.
+ */
+static void civil_from_days(int64_t days, int64_t *y, int *m, int *d) {
+    int64_t z = days + 719468;
+    int64_t era = floor_div(z, 146097);
+    int64_t doe = z - era * 146097;
+    int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    int64_t mp = (5 * doy + 2) / 153;
+    *d = (int)(doy - (153 * mp + 2) / 5 + 1);
+    *m = (int)(mp < 10 ? mp + 3 : mp - 9);
+    *y = yoe + era * 400 + (*m <= 2 ? 1 : 0);
+}
+
+int gw_quota_window(enum sl_quota_period period, int64_t now_ms, int64_t *start_ms,
+                    int64_t *end_ms) {
+    static const int month_days[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    if (now_ms < 0)
+        return -EINVAL;
+    int64_t day = now_ms / MS_PER_DAY;
+    int64_t first, ndays;
+    switch (period) {
+    case SL_QUOTA_DAY:
+        first = day;
+        ndays = 1;
+        break;
+    case SL_QUOTA_WEEK:
+        /* 1970-01-01 was a Thursday: with Monday = 0 it has index 3. */
+        first = day - (day + 3) % 7;
+        ndays = 7;
+        break;
+    case SL_QUOTA_MONTH: {
+        int64_t y;
+        int m, d;
+        civil_from_days(day, &y, &m, &d);
+        first = day - (d - 1);
+        ndays = month_days[m - 1] + (m == 2 && is_leap(y) ? 1 : 0);
+        break;
+    }
+    default:
+        return -EINVAL;
+    }
+    *start_ms = first * MS_PER_DAY;
+    *end_ms = (first + ndays) * MS_PER_DAY;
+    return 0;
+}
+
+/* ---- delivery and metrics ---- */
+
+void gw_usage__deliver(const struct gw_usage__metrics *m, gw_usage_cb cb, void *opaque,
+                       const struct gw_usage_decision *d) {
+    if (d->outcome == GW_USAGE_THROTTLED && m->throttled)
+        sl_counter_inc(m->throttled);
+    else if (d->outcome == GW_USAGE_QUOTA_EXCEEDED && m->quota_exceeded)
+        sl_counter_inc(m->quota_exceeded);
+    cb(d, opaque);
+}
+
+void gw_usage__deliver_error(const struct gw_usage__metrics *m, bool fail_open, int err, bool count,
+                             gw_usage_cb cb, void *opaque) {
+    struct gw_usage_decision d = {
+        .outcome = fail_open ? GW_USAGE_BACKEND_ERROR_OPEN : GW_USAGE_BACKEND_ERROR_DENY,
+        .error = err,
+        /* A denied client should come back soon: the backend usually returns within a second. */
+        .retry_after_s = fail_open ? 0 : 1,
+    };
+    struct sl_metric *c = fail_open ? m->err_open : m->err_closed;
+    if (count && c)
+        sl_counter_inc(c);
+    cb(&d, opaque);
+}
+
+static int register_metrics(struct sl_metrics *reg, struct gw_usage__metrics *m) {
+    struct sl_metric_family *thr = sl_metrics_counter(
+        reg, "sluice_gateway_throttled_total",
+        "Requests rejected by a usage-plan throttle (token bucket empty).", NULL);
+    struct sl_metric_family *quota = sl_metrics_counter(
+        reg, "sluice_gateway_quota_exceeded_total",
+        "Requests rejected because the key's usage-plan quota is exhausted.", NULL);
+    struct sl_metric_family *errs = sl_metrics_counter(
+        reg, "sluice_gateway_ratelimit_backend_errors_total",
+        "Usage-plan checks answered without the backend (Redis down, timeout), by fail mode.",
+        "mode");
+    struct sl_metric_family *lat = sl_metrics_histogram(
+        reg, "sluice_gateway_ratelimit_redis_seconds", "Round trip of a usage-plan Redis call.",
+        NULL, sl_metrics_latency_buckets, sl_metrics_latency_nbuckets);
+    if (!thr || !quota || !errs || !lat)
+        return -EINVAL;
+    m->throttled = sl_metric_get(thr);
+    m->quota_exceeded = sl_metric_get(quota);
+    m->err_open = sl_metric_child1(errs, "fail_open");
+    m->err_closed = sl_metric_child1(errs, "fail_closed");
+    m->redis_seconds = sl_metric_get(lat);
+    if (!m->throttled || !m->quota_exceeded || !m->err_open || !m->err_closed || !m->redis_seconds)
+        return -ENOMEM;
+    return 0;
+}
+
+/* ---- in-memory store ---- */
+
+/* FNV-1a: key ids come from the operator's keys file, not from clients, so no DoS hardening. */
+static uint64_t hash_key(const char *s, size_t n) {
+    uint64_t h = UINT64_C(14695981039346656037);
+    for (size_t i = 0; i < n; i++) {
+        h ^= (unsigned char)s[i];
+        h *= UINT64_C(1099511628211);
+    }
+    return h;
+}
+
+static int mem_init(struct mem_table *t, size_t hint) {
+    size_t cap = 16;
+    while (cap < hint * 2 && cap < ((size_t)1 << 40))
+        cap <<= 1;
+    t->slots = calloc(cap, sizeof(*t->slots));
+    if (!t->slots)
+        return -ENOMEM;
+    t->cap = cap;
+    t->count = 0;
+    return 0;
+}
+
+static void mem_free(struct mem_table *t) {
+    for (size_t i = 0; i < t->cap; i++)
+        free(t->slots[i].key);
+    free(t->slots);
+    t->slots = NULL;
+}
+
+static int mem_grow(struct mem_table *t) {
+    size_t ncap = t->cap * 2;
+    struct mem_entry *ns = calloc(ncap, sizeof(*ns));
+    if (!ns)
+        return -ENOMEM;
+    for (size_t i = 0; i < t->cap; i++) {
+        struct mem_entry *e = &t->slots[i];
+        if (!e->key)
+            continue;
+        size_t j = (size_t)e->hash & (ncap - 1);
+        while (ns[j].key)
+            j = (j + 1) & (ncap - 1);
+        ns[j] = *e;
+    }
+    free(t->slots);
+    t->slots = ns;
+    t->cap = ncap;
+    return 0;
+}
+
+/* Finds the key's entry, creating it (full bucket, no quota use) on first sight. */
+static struct mem_entry *mem_get(struct mem_table *t, const char *key, size_t n, double burst,
+                                 int64_t now_ms) {
+    uint64_t h = hash_key(key, n);
+    size_t i = (size_t)h & (t->cap - 1);
+    for (;;) {
+        struct mem_entry *e = &t->slots[i];
+        if (!e->key)
+            break;
+        if (e->hash == h && e->key_len == n && memcmp(e->key, key, n) == 0)
+            return e;
+        i = (i + 1) & (t->cap - 1);
+    }
+    if ((t->count + 1) * 10 > t->cap * 7) {
+        if (mem_grow(t) != 0)
+            return NULL;
+        return mem_get(t, key, n, burst, now_ms);
+    }
+    char *copy = malloc(n + 1);
+    if (!copy)
+        return NULL;
+    memcpy(copy, key, n);
+    copy[n] = '\0';
+    t->slots[i] = (struct mem_entry){
+        .key = copy,
+        .key_len = n,
+        .hash = h,
+        .tokens = burst,
+        .ts_ms = now_ms,
+        .window_ms = -1,
+        .used = 0,
+    };
+    t->count++;
+    return &t->slots[i];
+}
+
+static double effective_burst(const struct sl_plan *p) {
+    return p->burst < 1 ? 1.0 : (double)p->burst;
+}
+
+/*
+ * The decision for one key. The Redis script (usage_plan_redis.c) is the same algorithm in Lua;
+ * keep the two in step.
+ */
+static void mem_decide(struct mem_entry *e, const struct sl_plan *p, int64_t now_ms,
+                       struct gw_usage_decision *d) {
+    bool throttle = p->rate > 0;
+    bool quota = p->quota_limit > 0;
+    double burst = effective_burst(p);
+    int64_t ws = 0, we = 0;
+
+    if (throttle) {
+        /* A clock that steps back refills nothing; time never runs backwards for a bucket. */
+        if (now_ms > e->ts_ms) {
+            e->tokens += (double)(now_ms - e->ts_ms) * p->rate / 1000.0;
+            e->ts_ms = now_ms;
+        }
+        if (e->tokens > burst)
+            e->tokens = burst;
+    }
+    if (quota) {
+        int rc = gw_quota_window(p->quota_period, now_ms, &ws, &we);
+        SL_ASSERT(rc == 0); /* gw_usage_check refused plans without a valid period */
+        if (e->window_ms != ws) {
+            e->window_ms = ws;
+            e->used = 0;
+        }
+    }
+
+    *d = (struct gw_usage_decision){.outcome = GW_USAGE_ALLOWED};
+    if (quota && e->used >= p->quota_limit) {
+        d->outcome = GW_USAGE_QUOTA_EXCEEDED;
+        d->retry_after_s = gw_usage__ceil_s(we - now_ms);
+    } else if (throttle && e->tokens < 1.0) {
+        d->outcome = GW_USAGE_THROTTLED;
+        uint32_t s = gw_usage__ceil_s((int64_t)ceil((1.0 - e->tokens) * 1000.0 / p->rate));
+        d->retry_after_s = s < 1 ? 1 : s;
+    } else {
+        if (throttle)
+            e->tokens -= 1.0;
+        if (quota)
+            e->used++;
+    }
+    if (throttle) {
+        d->tokens_remaining = (uint32_t)floor(e->tokens);
+        d->tokens_full_s = gw_usage__ceil_s((int64_t)ceil((burst - e->tokens) * 1000.0 / p->rate));
+    }
+    if (quota) {
+        d->quota_remaining = p->quota_limit - e->used;
+        d->quota_reset_s = gw_usage__ceil_s(we - now_ms);
+    }
+}
+
+/* ---- the object ---- */
+
+int gw_usage_new(uv_loop_t *loop, const struct gw_usage_opts *opts, struct sl_metrics *metrics,
+                 struct gw_usage **out) {
+    if (!loop || !opts || !out || opts->timeout_ms == 0 || opts->connect_timeout_ms == 0 ||
+        opts->reconnect_min_ms == 0 || opts->reconnect_max_ms < opts->reconnect_min_ms ||
+        opts->max_in_flight == 0)
+        return -EINVAL;
+    struct gw_usage *u = calloc(1, sizeof(*u));
+    if (!u)
+        return -ENOMEM;
+    int rc;
+    u->loop = loop;
+    u->opts = *opts;
+    if (opts->redis_url && opts->redis_url[0]) {
+        u->redis_url = strdup(opts->redis_url);
+        if (!u->redis_url) {
+            rc = -ENOMEM;
+            goto err;
+        }
+        u->opts.redis_url = u->redis_url;
+    } else {
+        u->opts.redis_url = NULL;
+    }
+    if (metrics && (rc = register_metrics(metrics, &u->metrics)) != 0)
+        goto err;
+    if (!u->opts.redis_url && (rc = mem_init(&u->mem, opts->memory_initial_keys)) != 0)
+        goto err;
+    if (u->opts.redis_url &&
+        (rc = gw_usage__redis_new(loop, &u->opts, &u->metrics, &u->redis)) != 0)
+        goto err;
+    /* Last, so that nothing after it can fail: a handle cannot be un-initialised synchronously. */
+    if ((rc = uv_idle_init(loop, &u->close_handle)) != 0) {
+        if (u->redis) {
+            /* Unreachable in practice (uv_idle_init cannot fail); keep the contract anyway. */
+            gw_usage__redis_close(u->redis, NULL, NULL);
+            u->redis = NULL;
+        }
+        goto err;
+    }
+    u->close_handle.data = u;
+    *out = u;
+    return 0;
+err:
+    mem_free(&u->mem);
+    free(u->redis_url);
+    free(u);
+    return rc;
+}
+
+int gw_usage_backend_ready(const struct gw_usage *u) {
+    return u->redis ? gw_usage__redis_ready(u->redis) : 1;
+}
+
+int gw_usage_check(struct gw_usage *u, const char *key_id, const struct sl_plan *plan,
+                   int64_t now_ms, gw_usage_cb cb, void *opaque) {
+    if (!u || !key_id || !plan || !cb)
+        return -EINVAL;
+    if (u->closing)
+        return SL_ERR_CLOSED;
+    size_t n = strnlen(key_id, GW_USAGE_KEY_ID_MAX + 1);
+    if (n == 0 || n > GW_USAGE_KEY_ID_MAX || !(plan->rate >= 0) || isinf(plan->rate) || now_ms < 0)
+        return -EINVAL;
+    if (plan->quota_limit > 0 && plan->quota_period != SL_QUOTA_DAY &&
+        plan->quota_period != SL_QUOTA_WEEK && plan->quota_period != SL_QUOTA_MONTH)
+        return -EINVAL; /* a quota needs a window; the Redis script knows only these three */
+    if (plan->rate == 0 && plan->quota_limit == 0) {
+        struct gw_usage_decision d = {.outcome = GW_USAGE_ALLOWED};
+        cb(&d, opaque);
+        return 0;
+    }
+    if (u->redis)
+        return gw_usage__redis_check(u->redis, key_id, n, plan, now_ms, cb, opaque);
+
+    struct mem_entry *e = mem_get(&u->mem, key_id, n, effective_burst(plan), now_ms);
+    if (!e) {
+        /* Out of memory for a new key is a backend failure like Redis being down. */
+        gw_usage__deliver_error(&u->metrics, u->opts.fail_open, -ENOMEM, true, cb, opaque);
+        return 0;
+    }
+    struct gw_usage_decision d;
+    mem_decide(e, plan, now_ms, &d);
+    gw_usage__deliver(&u->metrics, cb, opaque, &d);
+    return 0;
+}
+
+static void finish_close(struct gw_usage *u) {
+    if (--u->close_pending > 0)
+        return;
+    if (u->close_cb)
+        u->close_cb(u, u->close_opaque);
+    mem_free(&u->mem);
+    free(u->redis_url);
+    free(u);
+}
+
+static void on_close_handle(uv_handle_t *h) {
+    finish_close(h->data);
+}
+
+static void on_redis_closed(void *arg) {
+    finish_close(arg);
+}
+
+void gw_usage_close(struct gw_usage *u, gw_usage_close_cb close_cb, void *opaque) {
+    SL_ASSERT(!u->closing);
+    u->closing = 1;
+    u->close_cb = close_cb;
+    u->close_opaque = opaque;
+    u->close_pending = u->redis ? 2 : 1;
+    uv_close((uv_handle_t *)&u->close_handle, on_close_handle);
+    if (u->redis)
+        gw_usage__redis_close(u->redis, on_redis_closed, u);
+}
+
+/* ---- headers ---- */
+
+static uint32_t period_seconds(enum sl_quota_period p) {
+    switch (p) {
+    case SL_QUOTA_DAY:
+        return 86400;
+    case SL_QUOTA_WEEK:
+        return 604800;
+    case SL_QUOTA_MONTH:
+        return 2592000;
+    default:
+        return 0;
+    }
+}
+
+/* Appends one header built with a format into out->buf; -SL_ERR_TOO_LARGE if it does not fit. */
+static int add_header(struct gw_usage_headers *out, size_t *used, const char *name, const char *fmt,
+                      ...) __attribute__((format(printf, 4, 5)));
+
+static int add_header(struct gw_usage_headers *out, size_t *used, const char *name, const char *fmt,
+                      ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    size_t room = sizeof(out->buf) - *used;
+    int w = vsnprintf(out->buf + *used, room, fmt, ap);
+    va_end(ap);
+    if (w < 0 || (size_t)w >= room || out->n >= GW_USAGE_MAX_HEADERS)
+        return SL_ERR_TOO_LARGE;
+    out->h[out->n].name = (struct sl_str){.p = name, .len = strlen(name)};
+    out->h[out->n].value = (struct sl_str){.p = out->buf + *used, .len = (size_t)w};
+    out->n++;
+    *used += (size_t)w + 1;
+    return 0;
+}
+
+int gw_usage_headers(const struct sl_plan *plan, const struct gw_usage_decision *d,
+                     struct gw_usage_headers *out) {
+    out->n = 0;
+    size_t used = 0;
+    bool throttle = plan->rate > 0;
+    bool quota = plan->quota_limit > 0;
+    bool known = d->outcome == GW_USAGE_ALLOWED || d->outcome == GW_USAGE_THROTTLED ||
+                 d->outcome == GW_USAGE_QUOTA_EXCEEDED;
+    int rc = 0;
+    double burst = effective_burst(plan);
+    /* Seconds a drained bucket takes to be full again: the bucket's "window". */
+    uint32_t burst_w = 0;
+    if (throttle) {
+        double w = ceil(burst / plan->rate);
+        burst_w = w < 1 ? 1 : (w > UINT32_MAX ? UINT32_MAX : (uint32_t)w);
+    }
+    if (throttle && quota)
+        rc = add_header(out, &used, "RateLimit-Policy",
+                        "\"burst\";q=%.0f;w=%u, \"quota\";q=%llu;w=%u", burst, burst_w,
+                        (unsigned long long)plan->quota_limit, period_seconds(plan->quota_period));
+    else if (throttle)
+        rc = add_header(out, &used, "RateLimit-Policy", "\"burst\";q=%.0f;w=%u", burst, burst_w);
+    else if (quota)
+        rc = add_header(out, &used, "RateLimit-Policy", "\"quota\";q=%llu;w=%u",
+                        (unsigned long long)plan->quota_limit, period_seconds(plan->quota_period));
+    if (rc == 0 && known) {
+        if (throttle && quota)
+            rc = add_header(out, &used, "RateLimit", "\"burst\";r=%u;t=%u, \"quota\";r=%llu;t=%u",
+                            d->tokens_remaining, d->tokens_full_s,
+                            (unsigned long long)d->quota_remaining, d->quota_reset_s);
+        else if (throttle)
+            rc = add_header(out, &used, "RateLimit", "\"burst\";r=%u;t=%u", d->tokens_remaining,
+                            d->tokens_full_s);
+        else if (quota)
+            rc = add_header(out, &used, "RateLimit", "\"quota\";r=%llu;t=%u",
+                            (unsigned long long)d->quota_remaining, d->quota_reset_s);
+    }
+    if (rc == 0 && (d->outcome == GW_USAGE_THROTTLED || d->outcome == GW_USAGE_QUOTA_EXCEEDED ||
+                    d->outcome == GW_USAGE_BACKEND_ERROR_DENY))
+        rc = add_header(out, &used, "Retry-After", "%u", d->retry_after_s);
+    if (rc != 0)
+        out->n = 0;
+    return rc;
+}
