@@ -67,14 +67,13 @@ static void test_histogram_buckets_are_cumulative_with_inf_sum_and_count(void **
     sl_histogram_observe(h, 7);
     assert_int_equal(sl_histogram_count(h), 4);
     struct sl_buf b;
-    assert_string_equal(render(m, &b),
-                        "# HELP sluice_latency_seconds Latency.\n"
-                        "# TYPE sluice_latency_seconds histogram\n"
-                        "sluice_latency_seconds_bucket{route=\"r\",le=\"0.1\"} 2\n"
-                        "sluice_latency_seconds_bucket{route=\"r\",le=\"1\"} 3\n"
-                        "sluice_latency_seconds_bucket{route=\"r\",le=\"+Inf\"} 4\n"
-                        "sluice_latency_seconds_sum{route=\"r\"} 7.65\n"
-                        "sluice_latency_seconds_count{route=\"r\"} 4\n");
+    assert_string_equal(render(m, &b), "# HELP sluice_latency_seconds Latency.\n"
+                                       "# TYPE sluice_latency_seconds histogram\n"
+                                       "sluice_latency_seconds_bucket{route=\"r\",le=\"0.1\"} 2\n"
+                                       "sluice_latency_seconds_bucket{route=\"r\",le=\"1\"} 3\n"
+                                       "sluice_latency_seconds_bucket{route=\"r\",le=\"+Inf\"} 4\n"
+                                       "sluice_latency_seconds_sum{route=\"r\"} 7.65\n"
+                                       "sluice_latency_seconds_count{route=\"r\"} 4\n");
     sl_buf_free(&b);
     sl_metrics_free(m);
 }
