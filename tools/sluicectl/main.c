@@ -5,6 +5,7 @@
 
 #include "ctl.h"
 #include "keys.h"
+#include "topics.h"
 #include "sluice/buf.h"
 #include "sluice/config.h"
 #include "sluice/log.h"
@@ -14,6 +15,8 @@ extern char **environ;
 /* The settings sluicectl reads from the environment; one table drives parsing and --help. */
 struct ctl_settings {
     char *keys_file;
+    char *topic_prefix;
+    char *unused_bootstrap; /* listed for --help; read through the Kafka passthrough */
 };
 
 #define OPT(f) offsetof(struct ctl_settings, f)
@@ -23,6 +26,18 @@ static const struct sl_config_option ctl_options[] = {
      .type = SL_CONFIG_STRING,
      .offset = OPT(keys_file),
      .description = "The API keys file (JSON, hashes only) that `keys` commands edit."},
+    {.name = "topic_prefix",
+     .env = "SLUICE_TOPIC_PREFIX",
+     .type = SL_CONFIG_STRING,
+     .offset = OPT(topic_prefix),
+     .def = "sluice.",
+     .description = "Prefix of the Kafka topics `topics create` makes."},
+    {.name = "kafka_bootstrap_servers",
+     .env = "SLUICE_KAFKA_BOOTSTRAP_SERVERS",
+     .type = SL_CONFIG_STRING,
+     .offset = OPT(unused_bootstrap),
+     .description = "Kafka bootstrap servers; every SLUICE_KAFKA_<PROPERTY> is passed to "
+                    "librdkafka (dots as underscores)."},
 };
 #define CTL_NOPTIONS (sizeof ctl_options / sizeof ctl_options[0])
 
@@ -35,11 +50,8 @@ struct ctl_group {
 
 static const struct ctl_group groups[] = {
     {.name = "keys", .run = ctl_keys_main, .summary = "create, list, revoke and rotate API keys"},
-    /*
-     * ---- More groups go here (one file per group, e.g. topics.c / dlq.c): ----
-     * {.name = "topics", .run = ctl_topics_main, .summary = "create the Kafka topics"},
-     * {.name = "dlq", .run = ctl_dlq_main, .summary = "list, show, stats and replay the DLQ"},
-     */
+    {.name = "topics", .run = ctl_topics_main, .summary = "create the Kafka topics (idempotent)"},
+    /* ---- More groups go here (one file per group, e.g. dlq.c). ---- */
 };
 #define CTL_NGROUPS (sizeof groups / sizeof groups[0])
 
@@ -78,7 +90,15 @@ int main(int argc, char **argv) {
         return CTL_EXIT_USAGE;
     }
     sl_buf_free(&errors);
-    struct ctl_env env = {.keys_file = settings.keys_file};
+    char **kafka_props = NULL;
+    if (sl_config_kafka_props(environ, NULL, &kafka_props) < 0) {
+        sl_config_free(ctl_options, CTL_NOPTIONS, &settings);
+        fputs("sluicectl: out of memory\n", stderr);
+        return CTL_EXIT_ERROR;
+    }
+    struct ctl_env env = {.keys_file = settings.keys_file,
+                          .topic_prefix = settings.topic_prefix,
+                          .kafka_props = (const char *const *)kafka_props};
 
     /* Global options come before the group; a group's own options come after it. */
     int i = 1;
@@ -86,6 +106,7 @@ int main(int argc, char **argv) {
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             print_help(stdout);
             sl_config_free(ctl_options, CTL_NOPTIONS, &settings);
+            sl_config_props_free(kafka_props);
             return CTL_EXIT_OK;
         }
         if (strcmp(argv[i], "--keys-file") == 0 && i + 1 < argc) {
@@ -94,6 +115,7 @@ int main(int argc, char **argv) {
             env.keys_file = argv[i] + 12;
         } else {
             sl_config_free(ctl_options, CTL_NOPTIONS, &settings);
+            sl_config_props_free(kafka_props);
             return usage("unknown option", argv[i]);
         }
     }
@@ -115,5 +137,6 @@ int main(int argc, char **argv) {
         }
     }
     sl_config_free(ctl_options, CTL_NOPTIONS, &settings);
+    sl_config_props_free(kafka_props);
     return rc;
 }
