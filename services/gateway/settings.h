@@ -26,14 +26,16 @@ struct gw_settings {
     char *redis_url;
     bool redis_fail_open;
     int64_t redis_timeout_ms;
+    int64_t redis_connect_timeout_ms;
+    int64_t redis_reconnect_max_ms;
     int64_t gateway_index; /* -1: derive from the pod name (HOSTNAME "name-<ordinal>") or 0 */
     int64_t request_timeout_ms;
     int64_t publish_timeout_ms;
-    uint64_t max_in_flight;
+    int64_t max_in_flight;
     uint64_t max_body_bytes;
     uint64_t max_header_bytes;
     uint64_t max_url_bytes;
-    uint64_t max_connections;
+    int64_t max_connections;
     int64_t header_timeout_ms;
     int64_t body_timeout_ms;
     int64_t keepalive_timeout_ms;

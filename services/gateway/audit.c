@@ -1,0 +1,103 @@
+/* Audit records (DESIGN.md §6): one JSON line per HTTP request to `audit`, never awaited. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "gateway_internal.h"
+#include "sluice/log.h"
+#include "sluice/time.h"
+
+static void put_str(struct sl_buf *b, const char *key, const char *s, size_t len) {
+    sl_buf_printf(b, ",\"%s\":", key);
+    if (!s) {
+        sl_buf_append_str(b, "null");
+        return;
+    }
+    sl_buf_append(b, "\"", 1);
+    sl_buf_append_json_escaped(b, s, len > 2048 ? 2048 : len); /* bounded: a path can be long */
+    sl_buf_append(b, "\"", 1);
+}
+
+static void put_cstr(struct sl_buf *b, const char *key, const char *s) {
+    put_str(b, key, s, s ? strlen(s) : 0);
+}
+
+static void on_audit_delivery(int err, rd_kafka_resp_err_t kerr, int32_t partition, int64_t offset,
+                              void *opaque) {
+    (void)partition;
+    (void)offset;
+    struct gw_gateway *g = opaque;
+    if (err < 0) {
+        sl_counter_inc(g->m.audit_errors);
+        SL_ERROR("audit record lost: %s", rd_kafka_err2str(kerr));
+    }
+}
+
+static void produce(struct gw_gateway *g, const char *id, struct sl_buf *rec) {
+    rd_kafka_resp_err_t kerr;
+    if (!g->audit_producer)
+        return;
+    if (sl_kafka_produce(g->audit_producer, g->topic_audit, RD_KAFKA_PARTITION_UA, id, strlen(id),
+                         rec->data, rec->len, NULL, 0, on_audit_delivery, g, &kerr) < 0) {
+        sl_counter_inc(g->m.audit_errors);
+        SL_ERROR("audit record not queued: %s", rd_kafka_err2str(kerr));
+    }
+}
+
+static void put_head(struct sl_buf *b, int64_t ts_ms, const char *id) {
+    char ts[32];
+    sl_time_format_iso8601(ts_ms, ts, sizeof ts);
+    sl_buf_printf(b, "{\"timestamp\":\"%s\"", ts);
+    put_cstr(b, "request_id", id);
+}
+
+void gw_audit_request(struct gw_gateway *g, const struct gw_req *r,
+                      const struct sl_http_request *http, size_t bytes_in) {
+    struct sl_buf *b = &g->audit_buf; /* reused: the loop builds one record at a time */
+    sl_buf_reset(b);
+    put_head(b, r->received_ms, r->id);
+    put_cstr(b, "trace_id", r->trace_id[0] ? r->trace_id : NULL);
+    put_str(b, "method", http->method.p, http->method.len);
+    put_str(b, "path", http->path.p, http->path.len);
+    put_cstr(b, "route", r->route ? r->route->path : NULL);
+    sl_buf_printf(b, ",\"status\":%d", r->status);
+    sl_buf_printf(b, ",\"latency_ms\":%.3f", (double)(sl_time_mono_ns() - r->start_ns) / 1e6);
+    put_cstr(b, "source_ip", r->client_ip[0] ? r->client_ip : NULL);
+    const struct sl_http_header *ua = sl_http_request_header(http, "user-agent");
+    put_str(b, "user_agent", ua ? ua->value.p : NULL, ua ? ua->value.len : 0);
+    put_cstr(b, "api_key_id", r->has_key ? r->key_id : NULL);
+    put_cstr(b, "plan", r->has_key && r->plan.name[0] ? r->plan.name : NULL);
+    sl_buf_append_str(b, ",\"waf\":{");
+    sl_buf_printf(b, "\"action\":\"%s\"", gw_waf_action_name(r->waf.action));
+    put_cstr(b, "rule", r->waf.rule);
+    sl_buf_append_str(b, ",\"labels\":[");
+    for (size_t i = 0; i < r->waf.nlabels; i++) {
+        sl_buf_append_str(b, i ? ",\"" : "\"");
+        sl_buf_append_json_escaped(b, r->waf.labels[i], strlen(r->waf.labels[i]));
+        sl_buf_append_str(b, "\"");
+    }
+    sl_buf_append_str(b, "]}");
+    sl_buf_printf(b, ",\"bytes_in\":%zu,\"bytes_out\":%zu", bytes_in, r->bytes_out);
+    put_cstr(b, "error", r->error_class);
+    put_cstr(b, "stage", g->s->stage);
+    put_cstr(b, "gateway", g->replica);
+    sl_buf_append_str(b, "}");
+    produce(g, r->id, b);
+}
+
+void gw_audit_server_error(struct gw_gateway *g, const struct sl_http_error_response *resp,
+                           const char *request_id) {
+    struct sl_buf *b = &g->audit_buf; /* reused: the loop builds one record at a time */
+    sl_buf_reset(b);
+    put_head(b, sl_time_now_ms(), request_id);
+    sl_buf_append_str(b, ",\"trace_id\":null,\"method\":null,\"path\":null,\"route\":null");
+    sl_buf_printf(b, ",\"status\":%d,\"latency_ms\":null", resp->status);
+    sl_buf_append_str(b, ",\"source_ip\":null,\"user_agent\":null,\"api_key_id\":null,"
+                         "\"plan\":null,\"waf\":null,\"bytes_in\":null");
+    sl_buf_printf(b, ",\"bytes_out\":%zu", resp->body.len);
+    put_cstr(b, "error", resp->kind);
+    put_cstr(b, "stage", g->s->stage);
+    put_cstr(b, "gateway", g->replica);
+    sl_buf_append_str(b, "}");
+    produce(g, request_id, b);
+}

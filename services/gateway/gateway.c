@@ -1,0 +1,376 @@
+/* The gateway service object: building it from settings, starting, readiness, reload, stop. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gateway_internal.h"
+#include "sluice/error.h"
+#include "sluice/envelope.h"
+#include "sluice/log.h"
+
+#define GW_STARTUP_TIMEOUT_MS 10000
+
+static int register_metrics(struct gw_gateway *g) {
+    struct sl_metrics *m = g->metrics;
+    struct gw_metrics *gm = &g->m;
+    gm->requests =
+        sl_metrics_counter(m, "sluice_gateway_requests_total",
+                           "HTTP requests answered, by route and status.", "route,status");
+    gm->latency = sl_metrics_histogram(m, "sluice_gateway_request_duration_seconds",
+                                       "Time from request to answer, by route.", "route",
+                                       sl_metrics_latency_buckets, sl_metrics_latency_nbuckets);
+#define ONE(field, kind, name, help)                                                               \
+    gm->field = sl_metric_get(sl_metrics_##kind(m, name, help, NULL));                             \
+    if (!gm->field)                                                                                \
+        return -ENOMEM;
+    ONE(in_flight, gauge, "sluice_gateway_in_flight", "Requests published and awaiting a reply.")
+    ONE(kafka_unavailable, counter, "sluice_gateway_kafka_unavailable_total",
+        "Requests answered 503 because Kafka was unavailable or the local queue was full.")
+    ONE(produce_errors, counter, "sluice_gateway_kafka_produce_errors_total",
+        "Requests librdkafka refused to queue.")
+    ONE(delivery_errors, counter, "sluice_gateway_kafka_delivery_errors_total",
+        "Requests Kafka did not acknowledge in time.")
+    ONE(late_replies, counter, "sluice_gateway_late_replies_total",
+        "Replies for requests no longer waiting (answered, timed out or cancelled); dropped.")
+    ONE(invalid_replies, counter, "sluice_gateway_invalid_replies_total",
+        "Replies that did not decode; answered 502.")
+    ONE(timeouts, counter, "sluice_gateway_timeouts_total", "Requests answered 504.")
+    ONE(audit_errors, counter, "sluice_gateway_audit_errors_total",
+        "Audit records Kafka refused or lost.")
+    ONE(cancelled, counter, "sluice_gateway_cancelled_total",
+        "Requests whose client went away before the answer.")
+#undef ONE
+    return gm->requests && gm->latency ? 0 : -ENOMEM;
+}
+
+/* /readyz: Kafka reachable, the reply partition positioned, the keys loaded. */
+static int ready(struct sl_buf *reason, void *data) {
+    struct gw_gateway *g = data;
+    if (g->stopping) {
+        sl_buf_append_str(reason, "shutting down");
+        return 0;
+    }
+    if (!g->producer || sl_kafka_producer_state(g->producer) != SL_KAFKA_UP) {
+        sl_buf_append_str(reason, "kafka not connected");
+        return 0;
+    }
+    if (!g->replies_ready) {
+        sl_buf_append_str(reason, "reply partition not assigned");
+        return 0;
+    }
+    if (!g->auth || !gw_auth_ready(g->auth)) {
+        sl_buf_append_str(reason, "keys not loaded");
+        return 0;
+    }
+    return 1;
+}
+
+int gw_gateway_new(uv_loop_t *loop, const struct gw_settings *s, const char *const *kafka_props,
+                   const char *hostname, struct gw_gateway **out, struct sl_buf *err) {
+    struct gw_gateway *g = calloc(1, sizeof *g);
+    if (!g)
+        return -ENOMEM;
+    g->loop = loop;
+    g->s = s;
+    g->kafka_props = kafka_props;
+    g->index = gw_settings_index(s, hostname);
+    snprintf(g->replica, sizeof g->replica, "%s/%d", hostname ? hostname : "gateway",
+             (int)g->index);
+    snprintf(g->topic_requests, GW_TOPIC_MAX, "%srequests", s->topic_prefix);
+    snprintf(g->topic_replies, GW_TOPIC_MAX, "%sreplies", s->topic_prefix);
+    snprintf(g->topic_audit, GW_TOPIC_MAX, "%saudit", s->topic_prefix);
+    snprintf(g->topic_dlq, GW_TOPIC_MAX, "%sdlq", s->topic_prefix);
+    sl_buf_init(&g->encode_buf, s->max_body_bytes + (UINT64_C(1) << 20));
+    sl_buf_init(&g->audit_buf, GW_AUDIT_MAX);
+    g->reply_limits = sl_envelope_limits_default(s->max_body_bytes);
+    *out = g; /* from here on, gw_gateway_stop cleans up whatever was made */
+
+    int rc;
+    if (!(g->metrics = sl_metrics_new()) || (rc = register_metrics(g)) < 0)
+        return -ENOMEM;
+    if (s->routes_file) {
+        rc = sl_routes_load_file(s->routes_file, &g->routes, err);
+    } else {
+        rc = sl_routes_default(&g->routes);
+    }
+    if (rc < 0)
+        return rc;
+    rc = gw_cors_init(&g->cors, "", s->cors_allow_methods, s->cors_allow_headers,
+                      (long)(s->cors_max_age_ms / 1000), err);
+    if (rc < 0)
+        return rc;
+    /* The origins arrive as a parsed list; the CORS module takes a comma-separated string. */
+    struct sl_buf origins;
+    sl_buf_init(&origins, 1 << 16);
+    for (size_t i = 0; i < s->cors_origins.n; i++)
+        sl_buf_printf(&origins, "%s%s", i ? "," : "", s->cors_origins.items[i]);
+    gw_cors_free(&g->cors);
+    rc = gw_cors_init(&g->cors, origins.data ? origins.data : "", s->cors_allow_methods,
+                      s->cors_allow_headers, (long)(s->cors_max_age_ms / 1000), err);
+    sl_buf_free(&origins);
+    if (rc < 0)
+        return rc;
+    if ((rc = gw_proxies_init(&g->proxies, s->trusted_proxies.items, s->trusted_proxies.n, err)) <
+        0)
+        return rc;
+    if ((rc = gw_waf_new(&g->waf)) < 0)
+        return rc;
+    if ((rc = gw_inflight_init(&g->inflight, (size_t)s->max_in_flight)) < 0)
+        return rc;
+    if ((rc = gw_auth_new(loop, s->keys_file, g->metrics, &g->auth)) < 0) {
+        sl_buf_printf(err, "SLUICE_KEYS_FILE: cannot load %s: %s (see the log line above)\n",
+                      s->keys_file, sl_strerror(rc));
+        return rc;
+    }
+    struct gw_usage_opts uo;
+    gw_usage_opts_default(&uo);
+    uo.redis_url = s->redis_url;
+    uo.fail_open = s->redis_fail_open;
+    uo.timeout_ms = (uint32_t)s->redis_timeout_ms;
+    uo.connect_timeout_ms = (uint32_t)s->redis_connect_timeout_ms;
+    uo.reconnect_max_ms = (uint32_t)s->redis_reconnect_max_ms;
+    if ((rc = gw_usage_new(loop, &uo, g->metrics, &g->usage)) < 0) {
+        sl_buf_printf(err, "SLUICE_REDIS_URL: %s\n", sl_strerror(rc));
+        return rc;
+    }
+    return 0;
+}
+
+/* librdkafka properties: the passthrough ones plus our own, ours last so they win. */
+static const char **props_with(const char *const *base, const char *const *extra) {
+    size_t nb = 0, ne = 0;
+    while (base && base[nb])
+        nb++;
+    while (extra[ne])
+        ne++;
+    const char **all = calloc(nb + ne + 1, sizeof *all);
+    if (!all)
+        return NULL;
+    for (size_t i = 0; i < nb; i++)
+        all[i] = base[i];
+    for (size_t i = 0; i < ne; i++)
+        all[nb + i] = extra[i];
+    return all;
+}
+
+static int check_topics(struct gw_gateway *g, struct sl_buf *err) {
+    const char *topics[] = {g->topic_requests, g->topic_replies, g->topic_audit};
+    int missing[3] = {0};
+    char errstr[SL_KAFKA_ERRSTR_LEN];
+    int rc = sl_kafka_topics_exist(g->kafka_props, topics, 3, missing, GW_STARTUP_TIMEOUT_MS,
+                                   errstr, sizeof errstr);
+    if (rc < 0) {
+        sl_buf_printf(err, "kafka: %s\n", errstr);
+        return rc;
+    }
+    int any = missing[0] || missing[1] || missing[2];
+    if (!any)
+        return 0;
+    if (!g->s->auto_create_topics) {
+        for (int i = 0; i < 3; i++)
+            if (missing[i])
+                sl_buf_printf(err,
+                              "kafka: topic %s does not exist (run `sluicectl topics create` or "
+                              "set SLUICE_AUTO_CREATE_TOPICS=true)\n",
+                              topics[i]);
+        return SL_ERR_CONFIG;
+    }
+    /* Same shapes as `sluicectl topics create`. */
+    const struct sl_kafka_topic_spec specs[] = {
+        {.name = g->topic_requests, .partitions = 12, .replication_factor = -1},
+        {.name = g->topic_replies, .partitions = 16, .replication_factor = -1},
+        {.name = g->topic_audit, .partitions = 6, .replication_factor = -1},
+    };
+    rc = sl_kafka_topics_create(g->kafka_props, specs, 3, GW_STARTUP_TIMEOUT_MS, errstr,
+                                sizeof errstr);
+    if (rc < 0)
+        sl_buf_printf(err, "kafka: %s\n", errstr);
+    return rc;
+}
+
+int gw_gateway_start(struct gw_gateway *g, struct sl_buf *err) {
+    const struct gw_settings *s = g->s;
+    char listen[SL_CONFIG_HOST_MAX + 16];
+    int rc;
+
+    struct sl_admin_options ao = {.metrics = g->metrics, .ready = ready, .data = g};
+    snprintf(listen, sizeof listen, strchr(s->admin_listen.host, ':') ? "[%s]:%d" : "%s:%d",
+             s->admin_listen.host, s->admin_listen.port);
+    if ((rc = sl_admin_init(&g->admin, g->loop, &ao)) < 0 ||
+        (rc = sl_admin_start(g->admin, listen)) < 0) {
+        sl_buf_printf(err, "SLUICE_ADMIN_LISTEN: cannot listen on %s: %s\n", listen,
+                      sl_strerror(rc));
+        return rc;
+    }
+    if ((rc = check_topics(g, err)) < 0)
+        return rc;
+
+    char errstr[SL_KAFKA_ERRSTR_LEN];
+    char timeout[24];
+    snprintf(timeout, sizeof timeout, "%lld", (long long)s->publish_timeout_ms);
+    /* Requests: fail fast (publish_timeout) so a client gets 503, never a hang. */
+    const char *const req_extra[] = {"message.timeout.ms", timeout, NULL};
+    /* Audit: batched, and never given up on: every record must reach the archive. */
+    const char *const audit_extra[] = {"linger.ms",
+                                       "20",
+                                       "message.timeout.ms",
+                                       "0",
+                                       "queue.buffering.max.messages",
+                                       "1000000",
+                                       "queue.buffering.max.kbytes",
+                                       "1048576",
+                                       NULL};
+    const char *const reply_extra[] = {"enable.auto.commit", "false", "fetch.wait.max.ms", "10",
+                                       NULL};
+    const char **p1 = props_with(g->kafka_props, req_extra);
+    const char **p2 = props_with(g->kafka_props, audit_extra);
+    const char **p3 = props_with(g->kafka_props, reply_extra);
+    rc = !p1 || !p2 || !p3 ? -ENOMEM : 0;
+    if (rc == 0)
+        rc = sl_kafka_producer_new(g->loop, p1, &g->producer, errstr, sizeof errstr);
+    if (rc == 0)
+        rc = sl_kafka_producer_new(g->loop, p2, &g->audit_producer, errstr, sizeof errstr);
+    if (rc == 0)
+        rc = sl_kafka_consumer_new(g->loop, p3, gw_replies_on_message, g, &g->replies, errstr,
+                                   sizeof errstr);
+    free(p1);
+    free(p2);
+    free(p3);
+    if (rc < 0) {
+        sl_buf_printf(err, "kafka: %s\n", rc == -ENOMEM ? "out of memory" : errstr);
+        return rc;
+    }
+    int64_t at;
+    rc = sl_kafka_consumer_assign(g->replies, g->topic_replies, g->index, RD_KAFKA_OFFSET_END,
+                                  GW_STARTUP_TIMEOUT_MS, &at);
+    if (rc < 0) {
+        sl_buf_printf(err,
+                      "kafka: cannot assign %s partition %d (SLUICE_GATEWAY_INDEX; does the topic "
+                      "have that many partitions?): %s\n",
+                      g->topic_replies, (int)g->index, sl_strerror(rc));
+        return rc;
+    }
+    g->replies_ready = true;
+
+    struct sl_http_options ho = {
+        .on_request = gw_pipeline_on_request,
+        .on_cancel = gw_pipeline_on_cancel,
+        .on_error_response = gw_pipeline_on_error_response,
+        .data = g,
+        .metrics = g->metrics,
+        .metrics_prefix = "sluice_gateway_http",
+        .max_header_bytes = s->max_header_bytes,
+        .max_body_bytes = s->max_body_bytes,
+        .max_url_bytes = s->max_url_bytes,
+        .max_connections = (size_t)s->max_connections,
+        .header_timeout_ms = (uint64_t)s->header_timeout_ms,
+        .body_timeout_ms = (uint64_t)s->body_timeout_ms,
+        .keepalive_timeout_ms = (uint64_t)s->keepalive_timeout_ms,
+        .drain_timeout_ms = (uint64_t)s->drain_timeout_ms,
+    };
+    snprintf(listen, sizeof listen, strchr(s->listen.host, ':') ? "[%s]:%d" : "%s:%d",
+             s->listen.host, s->listen.port);
+    if ((rc = sl_http_server_init(&g->http, g->loop, &ho)) < 0 ||
+        (rc = sl_http_server_start(g->http, listen)) < 0) {
+        sl_buf_printf(err, "SLUICE_LISTEN: cannot listen on %s: %s\n", listen, sl_strerror(rc));
+        return rc;
+    }
+    SL_INFO("gateway %s serving on %s (replies partition %d from offset %lld, %zu routes)",
+            g->replica, listen, (int)g->index, (long long)at, g->routes->n);
+    return 0;
+}
+
+void gw_gateway_reload(struct gw_gateway *g) {
+    if (g->auth)
+        gw_auth_reload(g->auth);
+}
+
+int gw_gateway_http_port(const struct gw_gateway *g) {
+    return g->http ? sl_http_server_port(g->http) : -EINVAL;
+}
+
+int gw_gateway_admin_port(const struct gw_gateway *g) {
+    return g->admin ? sl_admin_port(g->admin) : -EINVAL;
+}
+
+/* ---- stop: HTTP drains first, then Kafka flushes, then the rest closes ------------------- */
+
+static void free_gateway(struct gw_gateway *g) {
+    void (*cb)(void *) = g->stop_cb;
+    void *data = g->stop_data;
+    sl_routes_free(g->routes);
+    gw_cors_free(&g->cors);
+    gw_waf_free(g->waf);
+    gw_inflight_free(&g->inflight);
+    sl_buf_free(&g->encode_buf);
+    sl_buf_free(&g->audit_buf);
+    sl_metrics_free(g->metrics);
+    free(g);
+    if (cb)
+        cb(data);
+}
+
+static void closed_one(void *data) {
+    struct gw_gateway *g = data;
+    if (--g->pending_closes == 0)
+        free_gateway(g);
+}
+
+static void usage_closed(struct gw_usage *u, void *data) {
+    (void)u;
+    closed_one(data);
+}
+
+static void close_rest(struct gw_gateway *g) {
+    g->pending_closes = 1; /* held until every close below has been started */
+    if (g->replies) {
+        g->pending_closes++;
+        sl_kafka_consumer_close(g->replies, closed_one, g);
+    }
+    if (g->producer) {
+        g->pending_closes++;
+        sl_kafka_producer_close(g->producer, 2000, closed_one, g);
+    }
+    if (g->audit_producer) {
+        g->pending_closes++;
+        sl_kafka_producer_close(g->audit_producer, 10000, closed_one, g);
+    }
+    if (g->usage) {
+        g->pending_closes++;
+        gw_usage_close(g->usage, usage_closed, g);
+    }
+    if (g->auth) {
+        g->pending_closes++;
+        gw_auth_close(g->auth, closed_one, g);
+    }
+    if (g->admin) {
+        g->pending_closes++;
+        sl_admin_close(g->admin, closed_one, g);
+    }
+    closed_one(g);
+}
+
+static void http_closed(void *data) {
+    close_rest(data);
+}
+
+static void http_drained(struct sl_http_server *server, void *data) {
+    struct gw_gateway *g = data;
+    sl_http_server_close(server, http_closed, g);
+}
+
+void gw_gateway_stop(struct gw_gateway *g, void (*cb)(void *data), void *data) {
+    if (g->stopping)
+        return;
+    g->stopping = true;
+    g->stop_cb = cb;
+    g->stop_data = data;
+    SL_INFO("gateway stopping: draining %zu requests in flight", g->inflight.count);
+    if (!g->http) {
+        close_rest(g);
+        return;
+    }
+    if (sl_http_server_stop(g->http, http_drained, g) < 0)
+        sl_http_server_close(g->http, http_closed, g);
+}

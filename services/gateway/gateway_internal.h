@@ -1,0 +1,173 @@
+/* What the gateway's files share: the service object, the per-request state, the steps. */
+#ifndef SLUICE_GATEWAY_INTERNAL_H
+#define SLUICE_GATEWAY_INTERNAL_H
+
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "auth.h"
+#include "client_ip.h"
+#include "cors.h"
+#include "errors.h"
+#include "gateway.h"
+#include "settings.h"
+#include "sluice/admin.h"
+#include "sluice/buf.h"
+#include "sluice/envelope.h"
+#include "sluice/http.h"
+#include "sluice/kafka.h"
+#include "sluice/keys.h"
+#include "sluice/metrics.h"
+#include "sluice/plan.h"
+#include "sluice/routes.h"
+#include "sluice/trace.h"
+#include "usage_plan.h"
+#include "waf_hook.h"
+
+#define GW_TOPIC_MAX 256
+#define GW_AUDIT_MAX (64u * 1024u)
+
+/* Metric children the request path updates; owned by the registry. */
+struct gw_metrics {
+    struct sl_metric_family *requests;   /* {route,status} */
+    struct sl_metric_family *latency;    /* {route} */
+    struct sl_metric *in_flight;         /* requests awaiting a reply */
+    struct sl_metric *kafka_unavailable; /* 503 answered because of Kafka */
+    struct sl_metric *produce_errors;    /* synchronous produce failures */
+    struct sl_metric *delivery_errors;   /* failed delivery reports */
+    struct sl_metric *late_replies;      /* replies for requests no longer waiting */
+    struct sl_metric *invalid_replies;   /* replies that did not decode */
+    struct sl_metric *timeouts;          /* 504s */
+    struct sl_metric *audit_errors;      /* audit records Kafka refused */
+    struct sl_metric *cancelled;         /* clients gone before the answer */
+};
+
+/*
+ * Requests awaiting a reply, by request id: a chained hash table whose size is fixed at start
+ * (max_in_flight), so inserting never allocates.
+ */
+struct gw_inflight {
+    struct gw_req **buckets;
+    size_t mask;
+    size_t count;
+    size_t max;
+};
+
+struct gw_gateway {
+    uv_loop_t *loop;
+    const struct gw_settings *s;
+    const char *const *kafka_props;
+    int32_t index; /* the replies partition this replica reads */
+    char replica[300];
+    char topic_requests[GW_TOPIC_MAX];
+    char topic_replies[GW_TOPIC_MAX];
+    char topic_audit[GW_TOPIC_MAX];
+    char topic_dlq[GW_TOPIC_MAX];
+
+    struct sl_metrics *metrics;
+    struct gw_metrics m;
+    struct sl_routes *routes;
+    struct gw_cors cors;
+    struct gw_proxies proxies;
+    struct gw_waf *waf;
+    struct gw_auth *auth;
+    struct gw_usage *usage;
+    struct sl_kafka_producer *producer;       /* requests: small linger, short timeout */
+    struct sl_kafka_producer *audit_producer; /* audit: batched, never times out */
+    struct sl_kafka_consumer *replies;
+    struct sl_http_server *http;
+    struct sl_admin *admin;
+    struct gw_inflight inflight;
+    struct sl_buf encode_buf; /* reused for every envelope: produce copies it */
+    struct sl_buf audit_buf;  /* reused for every audit record */
+    struct sl_envelope_limits reply_limits;
+    bool replies_ready;
+    bool stopping;
+    int pending_closes;
+    void (*stop_cb)(void *data);
+    void *stop_data;
+};
+
+/* Where a request is; decides what a late event (reply, timer, cancel) may still do. */
+enum gw_req_state {
+    GW_REQ_PIPELINE = 0, /* synchronous steps */
+    GW_REQ_USAGE,        /* waiting for the usage-plan backend */
+    GW_REQ_AWAIT,        /* published, waiting for the reply or the deadline */
+    GW_REQ_DONE,         /* answered (or the client is gone); only references keep it alive */
+};
+
+/*
+ * One HTTP request's gateway state. Reference-counted because three things may outlive the
+ * answer: the delivery report of its Kafka message, its deadline timer's close, and the
+ * usage-plan callback. Freed with the last reference (gw_req_unref).
+ */
+struct gw_req {
+    struct gw_gateway *g;
+    struct sl_http_request *http; /* NULL once answered */
+    enum gw_req_state state;
+    size_t phase; /* the step running, or the one an async callback resumes after */
+    int refs;
+    bool cors_done; /* CORS headers already chosen (preflight) */
+    bool cancelled;
+    bool timer_open;
+    uv_timer_t timer;
+    struct gw_req *next; /* in-flight chain */
+
+    char id[SL_REQUEST_ID_LEN + 1];
+    char traceparent[SL_TRACEPARENT_LEN + 1];
+    char trace_id[33];
+    char client_ip[INET6_ADDRSTRLEN];
+    uint64_t start_ns;
+    int64_t received_ms;
+    int64_t deadline_ms;
+    struct sl_str origin; /* Origin header, valid while http is */
+
+    const struct sl_route *route; /* NULL when unrouted */
+    struct sl_route_match match;
+    bool has_key;
+    char key_id[SL_KEYS_ID_SIZE];
+    struct sl_plan plan;
+    bool has_ratelimit;
+    struct gw_usage_headers ratelimit;
+    struct gw_waf_verdict waf;
+
+    int status;
+    size_t bytes_out;
+    const char *error_class; /* NULL on success */
+};
+
+/* pipeline.c */
+void gw_pipeline_on_request(struct sl_http_request *http, void *data);
+void gw_pipeline_on_cancel(struct sl_http_request *http, void *data);
+void gw_pipeline_on_error_response(struct sl_http_error_response *resp, void *data);
+/* Answers with the error table's row for e (plus extra headers), audits and finishes. */
+void gw_respond_error(struct gw_req *r, enum gw_error e, const struct sl_http_header *extra,
+                      size_t nextra);
+/* Answers with a reply envelope's status, headers and body. */
+void gw_respond_reply(struct gw_req *r, const struct sl_envelope_reply *rep);
+void gw_req_unref(struct gw_req *r);
+
+/* publish.c: builds the request envelope and produces it; answers 503 itself on failure. */
+void gw_publish(struct gw_req *r);
+
+/* reply_router.c */
+int gw_inflight_init(struct gw_inflight *t, size_t max);
+void gw_inflight_free(struct gw_inflight *t);
+int gw_inflight_add(struct gw_inflight *t, struct gw_req *r);
+struct gw_req *gw_inflight_find(struct gw_inflight *t, const char *id, size_t len);
+void gw_inflight_remove(struct gw_inflight *t, struct gw_req *r);
+/* Starts waiting for the reply: in-flight table + deadline timer. */
+int gw_await_reply(struct gw_req *r);
+/* Leaves the waiting state: out of the table, timer stopped and closed. */
+void gw_await_end(struct gw_req *r);
+void gw_replies_on_message(const struct sl_kafka_message *msg, void *opaque);
+
+/* audit.c: one record per HTTP request, produced without waiting. */
+void gw_audit_request(struct gw_gateway *g, const struct gw_req *r,
+                      const struct sl_http_request *http, size_t bytes_in);
+void gw_audit_server_error(struct gw_gateway *g, const struct sl_http_error_response *resp,
+                           const char *request_id);
+
+#endif

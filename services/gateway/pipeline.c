@@ -1,0 +1,336 @@
+/* The request pipeline of DESIGN.md §4 as named steps, and the one place answers are sent. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gateway_internal.h"
+#include "sluice/log.h"
+#include "sluice/time.h"
+
+/* What a step tells the pipeline: go on, stop (it answered), or wait (a callback resumes). */
+enum gw_step { GW_NEXT = 0, GW_DONE, GW_AGAIN };
+
+struct gw_phase {
+    const char *name;
+    enum gw_step (*run)(struct gw_req *r);
+};
+
+static enum gw_step step_request_id(struct gw_req *r);
+static enum gw_step step_waf(struct gw_req *r);
+static enum gw_step step_cors_preflight(struct gw_req *r);
+static enum gw_step step_route(struct gw_req *r);
+static enum gw_step step_api_key(struct gw_req *r);
+static enum gw_step step_usage_plan(struct gw_req *r);
+static enum gw_step step_publish(struct gw_req *r);
+
+/* Parse (limits) happened in the HTTP server; admin routes live on the admin listener. */
+static const struct gw_phase phases[] = {
+    {"request_id", step_request_id},
+    {"waf", step_waf},
+    {"cors_preflight", step_cors_preflight},
+    {"route", step_route},
+    {"api_key", step_api_key},
+    {"usage_plan", step_usage_plan},
+    {"publish", step_publish},
+};
+#define NPHASES (sizeof phases / sizeof phases[0])
+
+/* Headers the gateway may add to any answer, on top of the handler's. */
+#define GW_MAX_OWN_HEADERS 24
+
+static void run_pipeline(struct gw_req *r, size_t from);
+
+void gw_req_unref(struct gw_req *r) {
+    if (--r->refs == 0)
+        free(r);
+}
+
+static struct sl_str str_of(const char *s) {
+    return (struct sl_str){.p = s, .len = strlen(s)};
+}
+
+static struct sl_str header_value(const struct sl_http_request *http, const char *name) {
+    const struct sl_http_header *h = sl_http_request_header(http, name);
+    return h ? h->value : (struct sl_str){0};
+}
+
+/*
+ * Sends an answer, records it (metrics, audit) and ends the request's HTTP life. Everything the
+ * request still needs afterwards (the audit record) is taken before sl_http_respond frees it.
+ */
+static void respond(struct gw_req *r, int status, const struct sl_http_header *extra, size_t nextra,
+                    const struct sl_http_header *more, size_t nmore, const void *body, size_t len,
+                    const char *error_class) {
+    struct gw_gateway *g = r->g;
+    if (r->state == GW_REQ_DONE)
+        return;
+    if (r->state == GW_REQ_AWAIT)
+        gw_await_end(r);
+    r->state = GW_REQ_DONE;
+    r->status = r->cancelled ? 499 : status; /* nginx's "client closed request" */
+    r->bytes_out = r->cancelled ? 0 : len;
+    r->error_class = r->cancelled ? "client_closed" : error_class;
+
+    struct sl_http_header own[GW_MAX_OWN_HEADERS];
+    size_t n = 0;
+    own[n++] = (struct sl_http_header){SL_STR("x-amzn-RequestId"), str_of(r->id)};
+    own[n++] = (struct sl_http_header){SL_STR("x-request-id"), str_of(r->id)};
+    if (!r->cors_done)
+        n += gw_cors_response_headers(&g->cors, r->origin, own + n);
+    if (r->has_ratelimit)
+        for (size_t i = 0; i < r->ratelimit.n; i++)
+            own[n++] = r->ratelimit.h[i];
+    for (size_t i = 0; i < nextra && n < GW_MAX_OWN_HEADERS; i++)
+        own[n++] = extra[i];
+
+    const struct sl_http_header *all = own;
+    struct sl_http_header *joined = NULL;
+    if (nmore) {
+        joined = malloc((n + nmore) * sizeof *joined);
+        if (joined) {
+            memcpy(joined, more, nmore * sizeof *more);
+            memcpy(joined + nmore, own, n * sizeof *own);
+            all = joined;
+            n += nmore;
+        }
+    }
+
+    const char *route = r->route ? r->route->path : "none";
+    char status_text[8];
+    snprintf(status_text, sizeof status_text, "%d", r->status);
+    struct sl_metric *count = sl_metric_child2(g->m.requests, route, status_text);
+    if (count)
+        sl_counter_inc(count);
+    struct sl_metric *lat = sl_metric_child1(g->m.latency, route);
+    if (lat)
+        sl_histogram_observe(lat, (double)(sl_time_mono_ns() - r->start_ns) / 1e9);
+    if (r->cancelled)
+        sl_counter_inc(g->m.cancelled);
+
+    gw_audit_request(g, r, r->http, r->http->body_len);
+    sl_http_respond(r->http, status, all, n, body, len);
+    r->http = NULL;
+    free(joined);
+    gw_req_unref(r); /* the reference the answer held */
+}
+
+void gw_respond_error(struct gw_req *r, enum gw_error e, const struct sl_http_header *extra,
+                      size_t nextra) {
+    const struct gw_error_info *info = gw_error_info(e);
+    struct sl_http_header h[8];
+    size_t n = 0;
+    h[n++] = (struct sl_http_header){SL_STR("Content-Type"), SL_STR("application/json")};
+    if (info->error_type)
+        h[n++] = (struct sl_http_header){SL_STR("x-amzn-ErrorType"), str_of(info->error_type)};
+    for (size_t i = 0; i < nextra && n < 8; i++)
+        h[n++] = extra[i];
+    respond(r, info->status, h, n, NULL, 0, info->body, strlen(info->body), info->audit);
+}
+
+void gw_respond_reply(struct gw_req *r, const struct sl_envelope_reply *rep) {
+    size_t nvalues = 0;
+    for (size_t i = 0; i < rep->headers.n; i++)
+        nvalues += rep->headers.fields[i].n_values;
+    struct sl_http_header *hs = nvalues ? malloc(nvalues * sizeof *hs) : NULL;
+    if (nvalues && !hs) {
+        gw_respond_error(r, GW_ERR_BAD_GATEWAY, NULL, 0);
+        return;
+    }
+    size_t k = 0;
+    for (size_t i = 0; i < rep->headers.n; i++) {
+        const struct sl_envelope_field *f = &rep->headers.fields[i];
+        for (size_t j = 0; j < f->n_values; j++)
+            hs[k++] = (struct sl_http_header){f->name, f->values[j]};
+    }
+    respond(r, (int)rep->status, NULL, 0, hs, k, rep->body.p, rep->body.len, NULL);
+    free(hs);
+}
+
+/* ---- steps -------------------------------------------------------------------------------- */
+
+static enum gw_step step_request_id(struct gw_req *r) {
+    struct sl_trace_ctx parent, ctx;
+    struct sl_str tp = header_value(r->http, "traceparent");
+    int rc = sl_trace_request_id(r->id);
+    if (rc == 0)
+        rc = tp.p && sl_trace_parse(tp.p, tp.len, &parent) == 0 ? sl_trace_child(&parent, &ctx)
+                                                                : sl_trace_generate(&ctx);
+    if (rc < 0) {
+        /* No randomness: refuse rather than send colliding ids through Kafka. */
+        snprintf(r->id, sizeof r->id, "00000000-0000-4000-8000-000000000000");
+        gw_respond_error(r, GW_ERR_UNAVAILABLE, NULL, 0);
+        return GW_DONE;
+    }
+    sl_trace_format(&ctx, r->traceparent);
+    sl_trace_id_hex(&ctx, r->trace_id);
+    return GW_NEXT;
+}
+
+static enum gw_step step_waf(struct gw_req *r) {
+    gw_waf_evaluate(r->g->waf, r->http, r->client_ip, &r->waf);
+    if (r->waf.action != GW_WAF_BLOCK)
+        return GW_NEXT;
+    if (r->waf.custom_status) {
+        respond(r, r->waf.custom_status, NULL, 0, NULL, 0, r->waf.custom_body.p,
+                r->waf.custom_body.len, gw_error_info(GW_ERR_WAF)->audit);
+        return GW_DONE;
+    }
+    gw_respond_error(r, GW_ERR_WAF, NULL, 0);
+    return GW_DONE;
+}
+
+static enum gw_step step_cors_preflight(struct gw_req *r) {
+    int has_origin = r->origin.p != NULL;
+    int has_method = sl_http_request_header(r->http, "access-control-request-method") != NULL;
+    if (!gw_cors_is_preflight(&r->g->cors, r->http->method, has_origin, has_method))
+        return GW_NEXT;
+    struct sl_http_header h[6];
+    size_t n = gw_cors_preflight_headers(&r->g->cors, r->origin, h);
+    r->cors_done = true; /* the preflight set replaces the actual-response set */
+    respond(r, 204, h, n, NULL, 0, NULL, 0, NULL);
+    return GW_DONE;
+}
+
+static enum gw_step step_route(struct gw_req *r) {
+    const struct sl_http_request *h = r->http;
+    if (!sl_routes_match(r->g->routes, h->method.p, h->method.len, h->path.p, h->path.len,
+                         &r->match)) {
+        gw_respond_error(r, GW_ERR_MISSING_TOKEN, NULL, 0);
+        return GW_DONE;
+    }
+    r->route = r->match.route;
+    return GW_NEXT;
+}
+
+static enum gw_step step_api_key(struct gw_req *r) {
+    if (!r->route->api_key_required)
+        return GW_NEXT;
+    struct sl_str key = header_value(r->http, "x-api-key");
+    struct gw_auth_result res;
+    if (gw_auth_check(r->g->auth, key.p, key.len, sl_time_now_ms(), &res) != GW_AUTH_OK) {
+        if (res.key_id[0]) {
+            r->has_key = true;
+            memcpy(r->key_id, res.key_id, sizeof r->key_id);
+        }
+        gw_respond_error(r, GW_ERR_FORBIDDEN, NULL, 0);
+        return GW_DONE;
+    }
+    r->has_key = true;
+    memcpy(r->key_id, res.key_id, sizeof r->key_id);
+    r->plan = res.plan;
+    return GW_NEXT;
+}
+
+static void on_usage(const struct gw_usage_decision *d, void *opaque) {
+    struct gw_req *r = opaque;
+    if (r->state == GW_REQ_DONE) { /* the client left while we asked */
+        gw_req_unref(r);
+        return;
+    }
+    r->state = GW_REQ_PIPELINE;
+    r->has_ratelimit = gw_usage_headers(&r->plan, d, &r->ratelimit) == 0;
+    switch (d->outcome) {
+    case GW_USAGE_ALLOWED:
+    case GW_USAGE_BACKEND_ERROR_OPEN:
+        run_pipeline(r, r->phase + 1);
+        break;
+    case GW_USAGE_THROTTLED:
+        gw_respond_error(r, GW_ERR_THROTTLED, NULL, 0);
+        break;
+    case GW_USAGE_QUOTA_EXCEEDED:
+        gw_respond_error(r, GW_ERR_QUOTA, NULL, 0);
+        break;
+    case GW_USAGE_BACKEND_ERROR_DENY:
+        gw_respond_error(r, GW_ERR_UNAVAILABLE, NULL, 0);
+        break;
+    }
+    gw_req_unref(r); /* the usage check's reference */
+}
+
+static enum gw_step step_usage_plan(struct gw_req *r) {
+    /* Usage plans apply to keyed methods, as in API Gateway. */
+    if (!r->route->api_key_required || !r->has_key)
+        return GW_NEXT;
+    r->state = GW_REQ_USAGE;
+    r->refs++;
+    if (gw_usage_check(r->g->usage, r->key_id, &r->plan, sl_time_now_ms(), on_usage, r) < 0) {
+        r->refs--;
+        r->state = GW_REQ_PIPELINE;
+        gw_respond_error(r, GW_ERR_UNAVAILABLE, NULL, 0);
+        return GW_DONE;
+    }
+    return GW_AGAIN;
+}
+
+static enum gw_step step_publish(struct gw_req *r) {
+    gw_publish(r);
+    return GW_DONE;
+}
+
+static void run_pipeline(struct gw_req *r, size_t from) {
+    r->refs++; /* a step may answer and drop the answer's reference */
+    for (size_t i = from; i < NPHASES && r->state != GW_REQ_DONE; i++) {
+        r->phase = i;
+        enum gw_step s = phases[i].run(r);
+        if (s != GW_NEXT)
+            break;
+    }
+    gw_req_unref(r);
+}
+
+/* ---- HTTP server callbacks ---------------------------------------------------------------- */
+
+void gw_pipeline_on_request(struct sl_http_request *http, void *data) {
+    struct gw_gateway *g = data;
+    struct gw_req *r = calloc(1, sizeof *r);
+    if (!r) {
+        static const char body[] = "{\"message\":\"Service Unavailable\"}";
+        sl_http_respond(http, 503, NULL, 0, body, sizeof body - 1);
+        return;
+    }
+    r->g = g;
+    r->http = http;
+    r->refs = 1;
+    r->start_ns = sl_time_mono_ns();
+    r->received_ms = sl_time_now_ms();
+    http->user = r;
+    r->origin = header_value(http, "origin");
+    struct sl_str xff = header_value(http, "x-forwarded-for");
+    gw_client_ip(&g->proxies, http->peer, xff.p, xff.len, r->client_ip);
+    run_pipeline(r, 0);
+}
+
+void gw_pipeline_on_cancel(struct sl_http_request *http, void *data) {
+    (void)data;
+    struct gw_req *r = http->user;
+    if (!r || r->state == GW_REQ_DONE)
+        return;
+    r->cancelled = true;
+    if (r->state == GW_REQ_AWAIT) {
+        /* Stop waiting: a reply arriving later is counted as late and dropped. */
+        gw_respond_error(r, GW_ERR_TIMEOUT, NULL, 0);
+    } else if (r->state == GW_REQ_USAGE) {
+        /* The usage callback still holds a reference and will see DONE. */
+        gw_respond_error(r, GW_ERR_UNAVAILABLE, NULL, 0);
+    }
+}
+
+void gw_pipeline_on_error_response(struct sl_http_error_response *resp, void *data) {
+    struct gw_gateway *g = data;
+    char id[SL_REQUEST_ID_LEN + 1];
+    if (sl_trace_request_id(id) < 0)
+        id[0] = '\0';
+    size_t idlen = strlen(id);
+    if (idlen < sizeof resp->scratch && resp->nheaders + 2 <= SL_HTTP_ERROR_MAX_HEADERS) {
+        memcpy(resp->scratch, id, idlen);
+        struct sl_str v = {.p = resp->scratch, .len = idlen};
+        resp->headers[resp->nheaders++] = (struct sl_http_header){SL_STR("x-amzn-RequestId"), v};
+        resp->headers[resp->nheaders++] = (struct sl_http_header){SL_STR("x-request-id"), v};
+    }
+    char status_text[8];
+    snprintf(status_text, sizeof status_text, "%d", resp->status);
+    struct sl_metric *count = sl_metric_child2(g->m.requests, "none", status_text);
+    if (count)
+        sl_counter_inc(count);
+    gw_audit_server_error(g, resp, id);
+}

@@ -1,0 +1,266 @@
+/* The publish step: the request envelope (DESIGN.md §3) produced to `requests`, keyed by id. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdalign.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "gateway_internal.h"
+#include "sluice/error.h"
+#include "sluice/envelope.h"
+#include "sluice/log.h"
+
+/*
+ * One allocation per published request holds every array and decoded string of its envelope;
+ * it is sized from the request up front, so bump allocation never fails midway, and freed as
+ * soon as the envelope is encoded (produce copies the bytes).
+ */
+struct arena {
+    char *base;
+    size_t used, cap;
+};
+
+static void *arena_alloc(struct arena *a, size_t n) {
+    size_t at = (a->used + alignof(max_align_t) - 1) & ~(alignof(max_align_t) - 1);
+    if (at > a->cap || n > a->cap - at)
+        return NULL;
+    a->used = at + n;
+    return a->base + at;
+}
+
+/* Upper bound of what group() and its caller take from the arena for n pairs. */
+static size_t list_bytes(size_t n) {
+    return n * (3 * sizeof(struct sl_str) + sizeof(struct sl_envelope_field) + 1) +
+           6 * alignof(max_align_t);
+}
+
+static bool same_name(struct sl_str a, struct sl_str b) {
+    return a.len == b.len && !memcmp(a.p, b.p, a.len);
+}
+
+/*
+ * Groups name/value pairs by exact name, keeping the order names first appear and the order of
+ * values (the envelope's multi-value maps). `names`/`values` are parallel arrays of n items.
+ */
+static int group(struct arena *a, const struct sl_str *names, const struct sl_str *values, size_t n,
+                 struct sl_envelope_multimap *out) {
+    struct sl_envelope_field *fields = arena_alloc(a, (n ? n : 1) * sizeof *fields);
+    struct sl_str *vals = arena_alloc(a, (n ? n : 1) * sizeof *vals);
+    if (!fields || !vals)
+        return -ENOMEM;
+    size_t nf = 0, nv = 0;
+    bool *taken = arena_alloc(a, n ? n : 1);
+    if (!taken)
+        return -ENOMEM;
+    memset(taken, 0, n);
+    for (size_t i = 0; i < n; i++) {
+        if (taken[i])
+            continue;
+        struct sl_envelope_field *f = &fields[nf++];
+        f->name = names[i];
+        f->values = &vals[nv];
+        f->n_values = 0;
+        for (size_t j = i; j < n; j++) {
+            if (!taken[j] && same_name(names[j], names[i])) {
+                taken[j] = true;
+                vals[nv++] = values[j];
+                f->n_values++;
+            }
+        }
+    }
+    out->fields = fields;
+    out->n = nf;
+    return 0;
+}
+
+/* Headers minus X-API-Key: the key value never leaves the gateway. */
+static int build_headers(struct arena *a, const struct sl_http_request *h,
+                         struct sl_envelope_multimap *out) {
+    struct sl_str *names = arena_alloc(a, (h->nheaders + 1) * sizeof *names);
+    struct sl_str *values = arena_alloc(a, (h->nheaders + 1) * sizeof *values);
+    if (!names || !values)
+        return -ENOMEM;
+    size_t n = 0;
+    for (size_t i = 0; i < h->nheaders; i++) {
+        if (sl_str_eq_nocase(h->headers[i].name, "x-api-key"))
+            continue;
+        names[n] = h->headers[i].name;
+        values[n++] = h->headers[i].value;
+    }
+    return group(a, names, values, n, out);
+}
+
+/* Splits the query on '&' into decoded names and values ("a=1&a=2&b" -> a:[1,2], b:[""]). */
+static int build_query(struct arena *a, struct sl_str q, struct sl_envelope_multimap *out) {
+    size_t max = 1;
+    for (size_t i = 0; i < q.len; i++)
+        max += q.p[i] == '&';
+    struct sl_str *names = arena_alloc(a, max * sizeof *names);
+    struct sl_str *values = arena_alloc(a, max * sizeof *values);
+    char *text = arena_alloc(a, q.len + 1);
+    if (!names || !values || !text)
+        return -ENOMEM;
+    size_t n = 0, used = 0, pos = 0;
+    while (pos < q.len) {
+        const char *s = q.p + pos;
+        const char *amp = memchr(s, '&', q.len - pos);
+        size_t len = amp ? (size_t)(amp - s) : q.len - pos;
+        pos += len + 1;
+        if (len == 0)
+            continue;
+        const char *eq = memchr(s, '=', len);
+        size_t nlen = eq ? (size_t)(eq - s) : len;
+        int dn = sl_url_decode(s, nlen, text + used, q.len - used, 1);
+        if (dn < 0)
+            return dn;
+        names[n] = (struct sl_str){.p = text + used, .len = (size_t)dn};
+        used += (size_t)dn;
+        int dv = eq ? sl_url_decode(eq + 1, len - nlen - 1, text + used, q.len - used, 1) : 0;
+        if (dv < 0)
+            return dv;
+        values[n++] = (struct sl_str){.p = text + used, .len = (size_t)dv};
+        used += (size_t)dv;
+    }
+    return group(a, names, values, n, out);
+}
+
+static int build_path_params(struct arena *a, const struct sl_route_match *m,
+                             struct sl_envelope_map *out) {
+    size_t total = 0;
+    for (size_t i = 0; i < m->nparams; i++)
+        total += m->params[i].value.len;
+    struct sl_envelope_pair *pairs = arena_alloc(a, (m->nparams + 1) * sizeof *pairs);
+    char *text = arena_alloc(a, total + 1);
+    if (!pairs || !text)
+        return -ENOMEM;
+    size_t used = 0;
+    for (size_t i = 0; i < m->nparams; i++) {
+        const struct sl_route_param *p = &m->params[i];
+        int d = sl_url_decode(p->value.p, p->value.len, text + used, total - used, 0);
+        if (d < 0)
+            return d;
+        pairs[i] = (struct sl_envelope_pair){p->name, {.p = text + used, .len = (size_t)d}};
+        used += (size_t)d;
+    }
+    out->pairs = pairs;
+    out->n = m->nparams;
+    return 0;
+}
+
+static void on_delivery(int err, rd_kafka_resp_err_t kerr, int32_t partition, int64_t offset,
+                        void *opaque) {
+    (void)partition;
+    (void)offset;
+    struct gw_req *r = opaque;
+    if (err < 0) {
+        sl_counter_inc(r->g->m.delivery_errors);
+        if (r->state == GW_REQ_AWAIT) {
+            struct sl_log_ctx ctx = {.request_id = r->id, .trace_id = r->trace_id};
+            sl_log(SL_LOG_WARN, &ctx, "request not delivered to Kafka: %s", rd_kafka_err2str(kerr));
+            sl_counter_inc(r->g->m.kafka_unavailable);
+            static const struct sl_http_header retry = {SL_STR_INIT("Retry-After"),
+                                                        SL_STR_INIT("1")};
+            gw_respond_error(r, GW_ERR_UNAVAILABLE, &retry, 1);
+        }
+    }
+    gw_req_unref(r); /* the delivery report's reference */
+}
+
+static void unavailable(struct gw_req *r) {
+    static const struct sl_http_header retry = {SL_STR_INIT("Retry-After"), SL_STR_INIT("1")};
+    sl_counter_inc(r->g->m.kafka_unavailable);
+    gw_respond_error(r, GW_ERR_UNAVAILABLE, &retry, 1);
+}
+
+void gw_publish(struct gw_req *r) {
+    struct gw_gateway *g = r->g;
+    const struct sl_http_request *h = r->http;
+
+    /* Fail fast: while librdkafka reports every broker down, nothing would be delivered. */
+    if (sl_kafka_producer_state(g->producer) == SL_KAFKA_DOWN ||
+        g->inflight.count >= g->inflight.max) {
+        unavailable(r);
+        return;
+    }
+    int64_t timeout = r->route->timeout_ms ? r->route->timeout_ms : g->s->request_timeout_ms;
+    r->deadline_ms = r->received_ms + timeout;
+
+    size_t arena_size = list_bytes(h->nheaders + 1) + list_bytes(h->query.len + 1) + h->query.len +
+                        1 + (SL_ROUTES_MAX_PARAMS + 1) * sizeof(struct sl_envelope_pair) +
+                        h->path.len + 1 + 4 * alignof(max_align_t);
+    struct arena a = {.base = malloc(arena_size), .cap = arena_size};
+    if (!a.base) {
+        unavailable(r);
+        return;
+    }
+    struct sl_str ua = {0};
+    const struct sl_http_header *uah = sl_http_request_header(h, "user-agent");
+    if (uah)
+        ua = uah->value;
+    struct sl_envelope_request env = {
+        .id = {.p = r->id, .len = strlen(r->id)},
+        .method = h->method,
+        .path = h->path,
+        .resource = {.p = r->route->path, .len = strlen(r->route->path)},
+        .body = {.p = h->body, .len = h->body_len},
+        .source_ip = {.p = r->client_ip, .len = strlen(r->client_ip)},
+        .user_agent = ua,
+        .api_key_id = {.p = r->key_id, .len = r->has_key ? strlen(r->key_id) : 0},
+        .stage = {.p = g->s->stage, .len = strlen(g->s->stage)},
+        .received_ms = r->received_ms,
+        .deadline_ms = r->deadline_ms,
+        .trace = {.p = r->traceparent, .len = strlen(r->traceparent)},
+        .reply_partition = g->index,
+        .attempt = 1,
+        .replay_count = 0,
+    };
+    int rc = build_headers(&a, h, &env.headers);
+    if (rc == 0)
+        rc = build_query(&a, h->query, &env.query);
+    if (rc == 0)
+        rc = build_path_params(&a, &r->match, &env.path_params);
+    if (rc == SL_ERR_PARSE) {
+        free(a.base);
+        gw_respond_error(r, GW_ERR_BAD_REQUEST, NULL, 0); /* a bad percent escape */
+        return;
+    }
+    sl_buf_reset(&g->encode_buf);
+    if (rc == 0)
+        rc = sl_envelope_encode_request(&env, &g->encode_buf);
+    free(a.base);
+    if (rc < 0) {
+        SL_ERROR("envelope encoding failed: %s", sl_strerror(rc));
+        gw_respond_error(r, GW_ERR_UNAVAILABLE, NULL, 0);
+        return;
+    }
+
+    char deadline[24], partition[16];
+    snprintf(deadline, sizeof deadline, "%" PRId64, r->deadline_ms);
+    snprintf(partition, sizeof partition, "%" PRId32, g->index);
+    const struct sl_kafka_header kh[] = {
+        {"sluice-id", r->id, strlen(r->id)},
+        {"traceparent", r->traceparent, strlen(r->traceparent)},
+        {"sluice-deadline-ms", deadline, strlen(deadline)},
+        {"sluice-reply-partition", partition, strlen(partition)},
+    };
+    /* Wait for the reply before producing: a fast reply must find the request in the table. */
+    if (gw_await_reply(r) < 0) {
+        unavailable(r);
+        return;
+    }
+    rd_kafka_resp_err_t kerr = RD_KAFKA_RESP_ERR_NO_ERROR;
+    r->refs++;
+    rc = sl_kafka_produce(g->producer, g->topic_requests, RD_KAFKA_PARTITION_UA, r->id,
+                          strlen(r->id), g->encode_buf.data, g->encode_buf.len, kh, 4, on_delivery,
+                          r, &kerr);
+    if (rc < 0) {
+        r->refs--;
+        sl_counter_inc(g->m.produce_errors);
+        struct sl_log_ctx ctx = {.request_id = r->id, .trace_id = r->trace_id};
+        sl_log(SL_LOG_WARN, &ctx, "produce to %s failed: %s", g->topic_requests,
+               rd_kafka_err2str(kerr));
+        unavailable(r);
+    }
+}

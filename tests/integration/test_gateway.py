@@ -1,0 +1,362 @@
+"""sluice-gateway against the real stack: the error contract, the envelope, replies, keys,
+usage plans, audit records and secrecy of key values (issue: the authenticated front door)."""
+import concurrent.futures
+import datetime
+import json
+import os
+import re
+import socket
+import threading
+import time
+
+import msgpack
+import pytest
+import requests
+
+from confluent_kafka import Producer
+
+from harness import (FakeWorker, Gateway, consume_all, create_topics, new_key, new_prefix,
+                     reply_envelope, write_keys_file)
+
+TIMEOUT_MS = 1500
+UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
+
+PLANS = {
+    "default": {"throttle": {"rate": 1000, "burst": 2000}, "quota": {"limit": 10000, "period": "DAY"}},
+    "tiny": {"throttle": {"rate": 1, "burst": 2}},
+    "three": {"quota": {"limit": 3, "period": "DAY"}},
+}
+
+
+def handler(env, msg):
+    """The fake worker: routes by path, like handlers would."""
+    path = env["path"]
+    if path.startswith("/silent"):
+        return None
+    if path.startswith("/garbage"):
+        return b"\xc1 not msgpack"
+    if path.startswith("/fail"):
+        return reply_envelope(env, 502, {}, b"", {"class": "crash", "message": "segfault"})
+    if path.startswith("/late"):
+        threading.Timer(TIMEOUT_MS / 1000 + 0.5, lambda: late.append(env)).start()
+        return None
+    if path.startswith("/items/"):
+        return reply_envelope(env, 201, {"X-Reply": ["a", "b"], "Content-Type": ["application/octet-stream"]},
+                              b"\x00\x01reply-bytes\xff")
+    body = json.dumps({"id": env["id"], "path": path, "method": env["method"]}).encode()
+    return reply_envelope(env, 200, {"Content-Type": ["application/json"]}, body)
+
+
+late = []
+
+
+@pytest.fixture(scope="module")
+def env(build_dir, kafka_bootstrap, tmp_path_factory):
+    """One gateway (index 0) with a fake worker on a fresh set of topics, and a keys file."""
+    tmp = tmp_path_factory.mktemp("gateway")
+    prefix = new_prefix()
+    create_topics(kafka_bootstrap, prefix)
+    keys = {}
+    for name, extra in [("ok", {}), ("second", {}), ("disabled", {"enabled": False}),
+                        ("expired", {"expires": "2020-01-01T00:00:00Z"}),
+                        ("revoked", {"revoked": "2020-01-01T00:00:00Z", "enabled": False}),
+                        ("tiny", {"plan": "tiny"}), ("three", {"plan": "three"})]:
+        value, kid, digest = new_key()
+        keys[name] = dict(extra, value=value, id=kid, hash=digest, name=name)
+    keys_file = tmp / "keys.json"
+    write_keys_file(keys_file, keys.values(), PLANS)
+    worker = FakeWorker(kafka_bootstrap, prefix, handler).start()
+    gw = Gateway(build_dir, tmp, kafka_bootstrap, prefix, keys_file,
+                 SLUICE_REQUEST_TIMEOUT_MS=TIMEOUT_MS, SLUICE_MAX_BODY_BYTES=4096).start()
+    yield {"gw": gw, "keys": keys, "worker": worker, "prefix": prefix, "keys_file": keys_file,
+           "tmp": tmp}
+    code = gw.stop()
+    worker.stop()
+    assert code == 0, gw.log_text()[-3000:]
+
+
+def call(gw, path, key=None, method="GET", **kw):
+    headers = kw.pop("headers", {})
+    if key:
+        headers["X-API-Key"] = key
+    return requests.request(method, gw.url + path, headers=headers, timeout=10, **kw)
+
+
+def assert_error(r, status, message, error_type):
+    assert r.status_code == status, r.text
+    assert r.text == json.dumps({"message": message}, separators=(",", ":"))
+    assert r.headers.get("x-amzn-ErrorType") == error_type
+    assert r.headers["Content-Type"] == "application/json"
+    assert UUID_RE.match(r.headers["x-amzn-RequestId"])
+    assert r.headers["x-request-id"] == r.headers["x-amzn-RequestId"]
+
+
+def raw(gw, data, read_until_close=True, timeout=5):
+    s = socket.create_connection(("127.0.0.1", gw.port), timeout=timeout)
+    s.sendall(data)
+    out = b""
+    while True:
+        try:
+            chunk = s.recv(65536)
+        except socket.timeout:
+            break
+        if not chunk:
+            break
+        out += chunk
+        if not read_until_close and b"\r\n\r\n" in out:
+            head, _, rest = out.partition(b"\r\n\r\n")
+            m = re.search(rb"(?i)content-length: (\d+)", head)
+            if m and len(rest) >= int(m.group(1)):
+                break
+    s.close()
+    return out
+
+
+# ---- the error table ------------------------------------------------------------------------
+
+def test_valid_key_gets_the_handler_answer(env):
+    r = call(env["gw"], "/hello", env["keys"]["ok"]["value"])
+    assert r.status_code == 200
+    assert r.json() == {"id": r.headers["x-amzn-RequestId"], "path": "/hello", "method": "GET"}
+    assert UUID_RE.match(r.headers["x-amzn-RequestId"])
+
+
+@pytest.mark.parametrize("which", [None, "unknown", "disabled", "expired", "revoked"])
+def test_missing_unknown_disabled_expired_or_revoked_key_is_forbidden(env, which):
+    key = {None: None, "unknown": new_key()[0]}.get(which) or (
+        env["keys"][which]["value"] if which else None)
+    assert_error(call(env["gw"], "/hello", key), 403, "Forbidden", "ForbiddenException")
+
+
+def test_unconfigured_route_is_missing_authentication_token(env):
+    # The seed's only route is ANY /{proxy+}: the root resource has no method.
+    assert_error(call(env["gw"], "/", env["keys"]["ok"]["value"]), 403,
+                 "Missing Authentication Token", "MissingAuthenticationTokenException")
+
+
+def test_empty_token_bucket_is_too_many_requests_with_retry_after(env):
+    key = env["keys"]["tiny"]["value"]
+    statuses = [call(env["gw"], "/t", key) for _ in range(3)]
+    assert [r.status_code for r in statuses[:2]] == [200, 200]
+    assert_error(statuses[2], 429, "Too Many Requests", "TooManyRequestsException")
+    assert statuses[2].headers["Retry-After"] == "1"
+    assert statuses[2].headers["RateLimit-Policy"] == '"burst";q=2;w=2'
+
+
+def test_exhausted_quota_is_limit_exceeded_until_utc_midnight(env):
+    key = env["keys"]["three"]["value"]
+    rs = [call(env["gw"], "/q", key) for _ in range(4)]
+    assert [r.status_code for r in rs[:3]] == [200, 200, 200]
+    assert [r.headers["RateLimit"] for r in rs[:3]][0].startswith('"quota";r=2;t=')
+    assert_error(rs[3], 429, "Limit Exceeded", "LimitExceededException")
+    now = datetime.datetime.now(datetime.timezone.utc)
+    midnight = (now + datetime.timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
+    assert abs(int(rs[3].headers["Retry-After"]) - (midnight - now).total_seconds()) <= 2
+    assert rs[3].headers["RateLimit-Policy"] == '"quota";q=3;w=86400'
+
+
+def test_body_over_the_limit_is_request_too_long(env):
+    r = call(env["gw"], "/big", env["keys"]["ok"]["value"], "POST", data=b"x" * 4097)
+    assert_error(r, 413, "Request Too Long", "RequestTooLargeException")
+    assert r.headers["Connection"] == "close"
+
+
+def test_headers_over_the_limit_are_431(env):
+    r = call(env["gw"], "/h", env["keys"]["ok"]["value"],
+             headers={f"X-Filler-{i}": "v" * 100 for i in range(110)})
+    assert_error(r, 431, "Request Header Fields Too Large", None)
+
+
+def test_malformed_http_is_bad_request(env):
+    out = raw(env["gw"], b"GET /x HTTP/1.1\r\nHost: a\r\nBad Header\r\n\r\n")
+    head, _, body = out.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400 Bad Request\r\n")
+    assert b"\r\nx-amzn-ErrorType: BadRequestException\r\n" in head + b"\r\n"
+    assert b"\r\nx-amzn-RequestId: " in head
+    assert body == b'{"message":"Bad Request"}'
+
+
+def test_no_reply_by_the_deadline_is_endpoint_request_timed_out(env):
+    t0 = time.monotonic()
+    r = call(env["gw"], "/silent", env["keys"]["ok"]["value"])
+    elapsed = time.monotonic() - t0
+    assert_error(r, 504, "Endpoint request timed out", "IntegrationTimeout")
+    assert TIMEOUT_MS / 1000 - 0.05 <= elapsed <= TIMEOUT_MS / 1000 + 0.5
+
+
+@pytest.mark.parametrize("path", ["/garbage", "/fail"])
+def test_invalid_or_failed_reply_is_internal_server_error(env, path):
+    assert_error(call(env["gw"], path, env["keys"]["ok"]["value"]), 502,
+                 "Internal server error", "InternalServerErrorException")
+
+
+def test_late_reply_is_dropped_and_counted(env):
+    gw = env["gw"]
+    before = gw.metric("sluice_gateway_late_replies_total")
+    r = call(gw, "/late", env["keys"]["ok"]["value"])
+    assert r.status_code == 504
+    deadline = time.monotonic() + 10
+    while not late and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert late, "the fake worker never produced the late reply"
+    p = Producer({"bootstrap.servers": gw.env["SLUICE_KAFKA_BOOTSTRAP_SERVERS"]})
+    envl = late[0]
+    p.produce(env["prefix"] + "replies", reply_envelope(envl, 200, {}, b"too late"),
+              key=envl["id"], partition=envl["reply_partition"],
+              headers=[("sluice-id", envl["id"].encode())])
+    p.flush(10)
+    while gw.metric("sluice_gateway_late_replies_total") < before + 1 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert gw.metric("sluice_gateway_late_replies_total") == before + 1
+    assert call(gw, "/after-late", env["keys"]["ok"]["value"]).status_code == 200
+
+
+# ---- the envelope and the reply, byte for byte -----------------------------------------------
+
+def test_envelope_carries_the_request_exactly_and_the_reply_comes_back_byte_for_byte(env):
+    gw, key = env["gw"], env["keys"]["ok"]
+    body = b"\x00binary\xffbody\r\n"
+    trace_in = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    request = (b"POST /items/42?a=1&a=2&b=x%20y&empty HTTP/1.1\r\n"
+               b"Host: gw.test\r\n"
+               b"X-API-Key: " + key["value"].encode() + b"\r\n"
+               b"X-Multi: one\r\n"
+               b"x-multi: two\r\n"
+               b"X-Multi: three\r\n"
+               b"User-Agent: sluice-it/1\r\n"
+               b"traceparent: " + trace_in.encode() + b"\r\n"
+               b"Content-Length: " + str(len(body)).encode() + b"\r\n"
+               b"Connection: close\r\n\r\n" + body)
+    out = raw(gw, request)
+    head, _, resp_body = out.partition(b"\r\n\r\n")
+    lines = head.split(b"\r\n")
+    assert lines[0] == b"HTTP/1.1 201 Created"
+    assert resp_body == b"\x00\x01reply-bytes\xff"
+    assert [l for l in lines if l.lower().startswith(b"x-reply:")] == [b"X-Reply: a", b"X-Reply: b"]
+    assert b"Content-Type: application/octet-stream" in lines
+    rid = next(l.split(b": ", 1)[1].decode() for l in lines if l.startswith(b"x-amzn-RequestId:"))
+
+    [(e, msg)] = [(e, m) for e, m in env["worker"].received if e["id"] == rid]
+    assert e["v"] == 1
+    assert e["method"] == "POST"
+    assert e["path"] == "/items/42"
+    assert e["resource"] == "/{proxy+}"
+    assert e["headers"] == {
+        "Host": ["gw.test"], "X-Multi": ["one", "three"], "x-multi": ["two"],
+        "User-Agent": ["sluice-it/1"], "traceparent": [trace_in],
+        "Content-Length": [str(len(body))], "Connection": ["close"]}
+    assert list(e["headers"]) == ["Host", "X-Multi", "x-multi", "User-Agent", "traceparent",
+                                  "Content-Length", "Connection"]
+    assert e["query"] == {"a": ["1", "2"], "b": ["x y"], "empty": [""]}
+    assert e["path_params"] == {"proxy": "items/42"}
+    assert e["body"] == body
+    assert e["source_ip"] == "127.0.0.1"
+    assert e["user_agent"] == "sluice-it/1"
+    assert e["api_key_id"] == key["id"]
+    assert e["stage"] == "production"
+    assert e["deadline_ms"] - e["received_ms"] == TIMEOUT_MS
+    assert abs(e["received_ms"] / 1000 - time.time()) < 30
+    assert e["trace"].startswith("00-4bf92f3577b34da6a3ce929d0e0e4736-")
+    assert e["trace"] != trace_in and e["trace"].endswith("-01")
+    assert (e["reply_partition"], e["attempt"], e["replay_count"]) == (0, 1, 0)
+    assert msg.key() == rid.encode()
+    assert dict(msg.headers()) == {
+        "sluice-id": rid.encode(), "traceparent": e["trace"].encode(),
+        "sluice-deadline-ms": str(e["deadline_ms"]).encode(), "sluice-reply-partition": b"0"}
+
+
+def test_cors_preflight_is_answered_without_a_key_and_only_for_allowed_origins(env):
+    gw = env["gw"]
+    ok = requests.options(gw.url + "/anything", timeout=5, headers={
+        "Origin": "https://app.yourdomain.com", "Access-Control-Request-Method": "POST"})
+    assert ok.status_code == 204
+    assert ok.headers["Access-Control-Allow-Origin"] == "https://app.yourdomain.com"
+    assert ok.headers["Access-Control-Allow-Credentials"] == "true"
+    assert ok.headers["Access-Control-Allow-Methods"] == "GET,POST,PUT,DELETE,OPTIONS"
+    assert ok.headers["Vary"] == "Origin"
+    bad = requests.options(gw.url + "/anything", timeout=5, headers={
+        "Origin": "https://evil.example", "Access-Control-Request-Method": "POST"})
+    assert bad.status_code == 204
+    assert "Access-Control-Allow-Origin" not in bad.headers
+    actual = call(gw, "/c", env["keys"]["ok"]["value"], headers={"Origin": "https://yourdomain.com"})
+    assert actual.status_code == 200
+    assert actual.headers["Access-Control-Allow-Origin"] == "https://yourdomain.com"
+    assert call(gw, "/c", env["keys"]["ok"]["value"],
+                headers={"Origin": "https://evil.example"}).headers.get(
+                    "Access-Control-Allow-Origin") is None
+
+
+# ---- keys file reload -----------------------------------------------------------------------
+
+def test_revoked_key_stops_working_within_two_seconds_and_a_corrupt_file_keeps_old_keys(env):
+    gw, keys, path = env["gw"], env["keys"], env["keys_file"]
+    victim = keys["second"]
+    assert call(gw, "/r", victim["value"]).status_code == 200
+    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    changed = [dict(k, revoked=now, enabled=False) if k is victim else k for k in keys.values()]
+    write_keys_file(path, changed, PLANS)
+    t0 = time.monotonic()
+    while call(gw, "/r", victim["value"]).status_code != 403:
+        assert time.monotonic() - t0 < 2.0, "revocation not in force after 2 s"
+        time.sleep(0.05)
+
+    errors_before = gw.metric('sluice_gateway_keys_reloads_total{result="error"}')
+    with open(f"{path}.tmp", "w") as f:
+        f.write('{"version": 1, "keys": [ {"id": "broken"')
+    os.replace(f"{path}.tmp", path)
+    t0 = time.monotonic()
+    while gw.metric('sluice_gateway_keys_reloads_total{result="error"}') <= errors_before:
+        assert time.monotonic() - t0 < 3.0, "the corrupt file was never noticed"
+        time.sleep(0.05)
+    assert call(gw, "/r", keys["ok"]["value"]).status_code == 200
+    assert call(gw, "/r", victim["value"]).status_code == 403
+    assert "keys file" in gw.log_text()
+    write_keys_file(path, changed, PLANS)  # leave a good file for the other tests
+
+
+# ---- audit and secrecy -----------------------------------------------------------------------
+
+def test_audit_records_one_line_per_request_with_the_design_fields(env, kafka_bootstrap):
+    gw, key = env["gw"], env["keys"]["ok"]
+    r = call(gw, "/audited?x=1", key["value"], headers={"User-Agent": "audit-it"})
+    denied = call(gw, "/audited", None)
+    rid, did = r.headers["x-amzn-RequestId"], denied.headers["x-amzn-RequestId"]
+    deadline = time.monotonic() + 10
+    records = {}
+    while time.monotonic() < deadline and not (rid in records and did in records):
+        for m in consume_all(kafka_bootstrap, env["prefix"] + "audit"):
+            rec = json.loads(m.value())
+            records[rec["request_id"]] = rec
+            assert m.key().decode() == rec["request_id"]
+    ok, no = records[rid], records[did]
+    assert set(ok) == {"timestamp", "request_id", "trace_id", "method", "path", "route", "status",
+                       "latency_ms", "source_ip", "user_agent", "api_key_id", "plan", "waf",
+                       "bytes_in", "bytes_out", "error", "stage", "gateway"}
+    assert (ok["method"], ok["path"], ok["route"], ok["status"]) == ("GET", "/audited", "/{proxy+}", 200)
+    assert (ok["source_ip"], ok["user_agent"], ok["api_key_id"], ok["plan"]) == (
+        "127.0.0.1", "audit-it", key["id"], "default")
+    assert ok["waf"] == {"action": "ALLOW", "rule": "Default_Action", "labels": []}
+    assert ok["bytes_out"] == len(r.content) and ok["bytes_in"] == 0
+    assert ok["error"] is None and ok["stage"] == "production" and ok["gateway"].endswith("/0")
+    assert re.match(r"^[0-9a-f]{32}$", ok["trace_id"]) and ok["latency_ms"] >= 0
+    assert re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$", ok["timestamp"])
+    assert (no["status"], no["error"], no["api_key_id"]) == (403, "forbidden", None)
+
+
+def test_no_key_value_appears_in_logs_metrics_audit_or_kafka(env, kafka_bootstrap):
+    gw = env["gw"]
+    secrets_ = [k["value"] for k in env["keys"].values()]
+    for s in secrets_:  # every key, valid or not, has been presented at least once now
+        call(gw, "/secrecy", s)
+    time.sleep(1.0)  # let the audit producer flush its batch
+    haystacks = {"log": gw.log_text(), "metrics": gw.metrics()}
+    for topic in ("requests", "replies", "audit"):
+        msgs = consume_all(kafka_bootstrap, env["prefix"] + topic)
+        assert msgs, topic
+        blob = b"".join((m.value() or b"") + (m.key() or b"") +
+                        b"".join(k.encode() + (v or b"") for k, v in (m.headers() or []))
+                        for m in msgs)
+        haystacks[topic] = blob.decode("latin-1")
+    for where, text in haystacks.items():
+        for s in secrets_:
+            assert s not in text, f"a key value leaked into {where}"
