@@ -1,5 +1,6 @@
 /* Usage plans in Redis: one atomic Lua script per check, hiredis async on the libuv loop. */
 #include "usage_plan.h"
+#include "sluice/routes.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -156,33 +157,17 @@ struct gw_usage__redis {
 
 /* ---- URL ---- */
 
-static int hexval(char c) {
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Copies [p, p+n) percent-decoded (passwords may contain '@', ':' or '/'). */
 static char *dup_decoded(const char *p, size_t n) {
     char *s = malloc(n + 1);
     if (!s)
         return NULL;
-    size_t j = 0;
-    for (size_t i = 0; i < n; i++) {
-        int hi, lo;
-        if (p[i] == '%' && i + 2 < n && (hi = hexval(p[i + 1])) >= 0 &&
-            (lo = hexval(p[i + 2])) >= 0) {
-            s[j++] = (char)(hi * 16 + lo);
-            i += 2;
-        } else {
-            s[j++] = p[i];
-        }
+    int len = sl_url_decode(p, n, s, n, 0);
+    if (len < 0) { /* not a valid escape: take the text as written */
+        memcpy(s, p, n);
+        len = (int)n;
     }
-    s[j] = '\0';
+    s[len] = '\0';
     return s;
 }
 
