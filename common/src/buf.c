@@ -64,15 +64,24 @@ int sl_buf_append_str(struct sl_buf *b, const char *s) {
 }
 
 int sl_buf_vprintf(struct sl_buf *b, const char *fmt, va_list ap) {
+    /* Format into the spare room first: one pass when it fits, which is the common case. */
+    size_t room = b->cap > b->len ? b->cap - b->len : 0;
     va_list ap2;
     va_copy(ap2, ap);
-    int n = vsnprintf(NULL, 0, fmt, ap2);
+    int n = vsnprintf(room ? b->data + b->len : NULL, room, fmt, ap2);
     va_end(ap2);
     if (n < 0)
         return -EINVAL;
+    if ((size_t)n < room) { /* cap <= max + 1, so what fits is within the limit */
+        b->len += (size_t)n;
+        return 0;
+    }
     int rc = sl_buf_reserve(b, (size_t)n);
-    if (rc < 0)
+    if (rc < 0) {
+        if (b->data)
+            b->data[b->len] = '\0';
         return rc;
+    }
     vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
     b->len += (size_t)n;
     return 0;
@@ -86,45 +95,48 @@ int sl_buf_printf(struct sl_buf *b, const char *fmt, ...) {
     return rc;
 }
 
+/* Bytes that need an escape in a JSON string: controls, DEL, the quote and the backslash. */
+static int needs_escape(unsigned char c) {
+    return c < 0x20 || c == '"' || c == '\\' || c == 0x7f;
+}
+
 int sl_buf_append_json_escaped(struct sl_buf *b, const char *s, size_t n) {
     static const char hex[] = "0123456789abcdef";
     size_t start_len = b->len;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        char esc[6];
-        size_t elen = 0;
-        switch (c) {
-        case '"':
-            elen = 2, esc[0] = '\\', esc[1] = '"';
-            break;
-        case '\\':
-            elen = 2, esc[0] = '\\', esc[1] = '\\';
-            break;
-        case '\n':
-            elen = 2, esc[0] = '\\', esc[1] = 'n';
-            break;
-        case '\r':
-            elen = 2, esc[0] = '\\', esc[1] = 'r';
-            break;
-        case '\t':
-            elen = 2, esc[0] = '\\', esc[1] = 't';
-            break;
-        default:
-            if (c < 0x20 || c == 0x7f) {
-                esc[0] = '\\', esc[1] = 'u', esc[2] = '0', esc[3] = '0';
-                esc[4] = hex[c >> 4], esc[5] = hex[c & 15];
-                elen = 6;
-            }
+    size_t i = 0;
+    int rc = 0;
+    while (i < n && rc == 0) {
+        /* Copy the longest run that needs no escape in one append. */
+        size_t run = i;
+        while (run < n && !needs_escape((unsigned char)s[run]))
+            run++;
+        if (run > i) {
+            rc = sl_buf_append(b, s + i, run - i);
+            i = run;
+            continue;
         }
-        int rc = elen ? sl_buf_append(b, esc, elen) : sl_buf_append(b, &s[i], 1);
-        if (rc < 0) {
-            b->len = start_len;
-            if (b->data)
-                b->data[b->len] = '\0';
-            return rc;
+        unsigned char c = (unsigned char)s[i++];
+        char esc[6] = {'\\', (char)c};
+        size_t elen = 2;
+        if (c == '\n')
+            esc[1] = 'n';
+        else if (c == '\r')
+            esc[1] = 'r';
+        else if (c == '\t')
+            esc[1] = 't';
+        else if (c != '"' && c != '\\') {
+            esc[1] = 'u', esc[2] = '0', esc[3] = '0';
+            esc[4] = hex[c >> 4], esc[5] = hex[c & 15];
+            elen = 6;
         }
+        rc = sl_buf_append(b, esc, elen);
     }
-    return 0;
+    if (rc < 0) {
+        b->len = start_len;
+        if (b->data)
+            b->data[b->len] = '\0';
+    }
+    return rc;
 }
 
 void sl_buf_consume(struct sl_buf *b, size_t n) {

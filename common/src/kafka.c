@@ -722,6 +722,14 @@ int sl_kafka_consumer_subscribe(struct sl_kafka_consumer *c, const char *const *
     return 0;
 }
 
+/* Errors a fresh or moving partition leader gives for a while before it serves. */
+static int is_retriable_leader_error(rd_kafka_resp_err_t err) {
+    return err == RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION ||
+           err == RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE ||
+           err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ||
+           err == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC || err == RD_KAFKA_RESP_ERR__TRANSPORT;
+}
+
 int sl_kafka_consumer_assign(struct sl_kafka_consumer *c, const char *topic, int32_t partition,
                              int64_t offset, int timeout_ms, int64_t *positioned_at) {
     if (!c || !topic || partition < 0)
@@ -730,8 +738,20 @@ int sl_kafka_consumer_assign(struct sl_kafka_consumer *c, const char *topic, int
         return SL_ERR_CLOSED;
     if (offset == RD_KAFKA_OFFSET_END || offset == RD_KAFKA_OFFSET_BEGINNING) {
         int64_t lo, hi;
-        rd_kafka_resp_err_t err =
-            rd_kafka_query_watermark_offsets(c->rk, topic, partition, &lo, &hi, timeout_ms);
+        rd_kafka_resp_err_t err;
+        /*
+         * Right after a topic is created (sluicectl topics create, then the gateway starts) its
+         * leader may not be elected yet: those answers are retried until the budget is spent.
+         */
+        uint64_t deadline = uv_hrtime() + (uint64_t)timeout_ms * 1000000u;
+        for (;;) {
+            uint64_t now = uv_hrtime();
+            int left = now < deadline ? (int)((deadline - now) / 1000000u) : 0;
+            err = rd_kafka_query_watermark_offsets(c->rk, topic, partition, &lo, &hi, left);
+            if (!is_retriable_leader_error(err) || left < 100)
+                break;
+            uv_sleep(100);
+        }
         if (err) {
             SL_WARN("kafka %s: watermarks of %s[%d]: %s", rd_kafka_name(c->rk), topic,
                     (int)partition, rd_kafka_err2str(err));

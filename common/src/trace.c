@@ -72,16 +72,32 @@ int sl_trace_parse(const char *s, size_t len, struct sl_trace_ctx *out) {
 }
 
 /* RAND_bytes takes an int length and returns 1 on success only. */
-static int random_bytes(uint8_t *p, size_t n) {
-    if (RAND_bytes(p, (int)n) != 1)
-        return -EIO;
+static int random_bytes(struct sl_trace_rand *r, uint8_t *p, size_t n) {
+    if (!r || n > sizeof r->buf) {
+        if (RAND_bytes(p, (int)n) != 1)
+            return -EIO;
+        return 0;
+    }
+    if (sizeof r->buf - r->pos < n) {
+        if (RAND_bytes(r->buf, (int)sizeof r->buf) != 1)
+            return -EIO;
+        r->pos = 0;
+    }
+    memcpy(p, r->buf + r->pos, n);
+    /* Bytes handed out are wiped, so the pool never holds an id that was already used. */
+    memset(r->buf + r->pos, 0, n);
+    r->pos += n;
     return 0;
 }
 
+void sl_trace_rand_init(struct sl_trace_rand *r) {
+    r->pos = sizeof r->buf; /* empty: the first draw fills it */
+}
+
 /* An all-zero id is invalid on the wire, so redraw in the (2^-64) case the generator yields one. */
-static int random_id(uint8_t *p, size_t n) {
+static int random_id(struct sl_trace_rand *r, uint8_t *p, size_t n) {
     do {
-        int rc = random_bytes(p, n);
+        int rc = random_bytes(r, p, n);
         if (rc < 0)
             return rc;
     } while (all_zero(p, n));
@@ -89,10 +105,14 @@ static int random_id(uint8_t *p, size_t n) {
 }
 
 int sl_trace_generate(struct sl_trace_ctx *out) {
+    return sl_trace_generate_r(NULL, out);
+}
+
+int sl_trace_generate_r(struct sl_trace_rand *r, struct sl_trace_ctx *out) {
     struct sl_trace_ctx ctx;
-    int rc = random_id(ctx.trace_id, sizeof ctx.trace_id);
+    int rc = random_id(r, ctx.trace_id, sizeof ctx.trace_id);
     if (rc == 0)
-        rc = random_id(ctx.span_id, sizeof ctx.span_id);
+        rc = random_id(r, ctx.span_id, sizeof ctx.span_id);
     if (rc < 0)
         return rc;
     ctx.flags = SL_TRACE_FLAG_SAMPLED;
@@ -101,8 +121,13 @@ int sl_trace_generate(struct sl_trace_ctx *out) {
 }
 
 int sl_trace_child(const struct sl_trace_ctx *parent, struct sl_trace_ctx *child) {
+    return sl_trace_child_r(NULL, parent, child);
+}
+
+int sl_trace_child_r(struct sl_trace_rand *r, const struct sl_trace_ctx *parent,
+                     struct sl_trace_ctx *child) {
     struct sl_trace_ctx ctx = *parent;
-    int rc = random_id(ctx.span_id, sizeof ctx.span_id);
+    int rc = random_id(r, ctx.span_id, sizeof ctx.span_id);
     if (rc < 0)
         return rc;
     *child = ctx;
@@ -125,8 +150,12 @@ void sl_trace_id_hex(const struct sl_trace_ctx *ctx, char out[33]) {
 }
 
 int sl_trace_request_id(char out[SL_REQUEST_ID_LEN + 1]) {
+    return sl_trace_request_id_r(NULL, out);
+}
+
+int sl_trace_request_id_r(struct sl_trace_rand *r, char out[SL_REQUEST_ID_LEN + 1]) {
     uint8_t u[16];
-    int rc = random_bytes(u, sizeof u);
+    int rc = random_bytes(r, u, sizeof u);
     if (rc < 0) {
         out[0] = '\0';
         return rc;

@@ -84,6 +84,7 @@ int gw_gateway_new(uv_loop_t *loop, const struct gw_settings *s, const char *con
     sl_buf_init(&g->encode_buf, s->max_body_bytes + (UINT64_C(1) << 20));
     sl_buf_init(&g->audit_buf, GW_AUDIT_MAX);
     g->reply_limits = sl_envelope_limits_default(s->max_body_bytes);
+    sl_trace_rand_init(&g->rand);
     *out = g; /* from here on, gw_gateway_stop cleans up whatever was made */
 
     int rc;
@@ -96,6 +97,8 @@ int gw_gateway_new(uv_loop_t *loop, const struct gw_settings *s, const char *con
     }
     if (rc < 0)
         return rc;
+    if (!(g->route_stats = calloc(g->routes->n + 1, sizeof *g->route_stats)))
+        return -ENOMEM;
     rc = gw_cors_init(&g->cors, "", s->cors_allow_methods, s->cors_allow_headers,
                       (long)(s->cors_max_age_ms / 1000), err);
     if (rc < 0)
@@ -296,10 +299,12 @@ int gw_gateway_admin_port(const struct gw_gateway *g) {
 
 /* ---- stop: HTTP drains first, then Kafka flushes, then the rest closes ------------------- */
 
-static void free_gateway(struct gw_gateway *g) {
+void gw_gateway_free(struct gw_gateway *g) {
     void (*cb)(void *) = g->stop_cb;
     void *data = g->stop_data;
+    gw_req_free_list(g);
     sl_routes_free(g->routes);
+    free(g->route_stats);
     gw_cors_free(&g->cors);
     gw_waf_free(g->waf);
     gw_inflight_free(&g->inflight);
@@ -313,8 +318,12 @@ static void free_gateway(struct gw_gateway *g) {
 
 static void closed_one(void *data) {
     struct gw_gateway *g = data;
-    if (--g->pending_closes == 0)
-        free_gateway(g);
+    if (--g->pending_closes > 0)
+        return;
+    if (g->live_reqs > 0)
+        g->free_when_idle = true; /* a request's timer is still closing: it frees us */
+    else
+        gw_gateway_free(g);
 }
 
 static void usage_closed(struct gw_usage *u, void *data) {

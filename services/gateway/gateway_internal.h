@@ -44,6 +44,14 @@ struct gw_metrics {
     struct sl_metric *cancelled;         /* clients gone before the answer */
 };
 
+/* Per route (and one for "no route"): the latency child and the counters of recent statuses. */
+#define GW_STATUS_CACHE 8
+struct gw_route_stats {
+    struct sl_metric *latency;
+    int status[GW_STATUS_CACHE];
+    struct sl_metric *count[GW_STATUS_CACHE];
+};
+
 /*
  * Requests awaiting a reply, by request id: a chained hash table whose size is fixed at start
  * (max_in_flight), so inserting never allocates.
@@ -68,6 +76,12 @@ struct gw_gateway {
 
     struct sl_metrics *metrics;
     struct gw_metrics m;
+    struct gw_route_stats *route_stats; /* routes->n + 1 entries; the last is "none" */
+    struct sl_trace_rand rand;          /* request ids and span ids, drawn 4 KiB at a time */
+    struct gw_req *free_reqs;           /* recycled request objects (pipeline.c) */
+    size_t nfree_reqs;
+    size_t live_reqs;    /* request objects with references (a late timer close, a report) */
+    bool free_when_idle; /* stopped: the last request reference frees the gateway */
     struct sl_routes *routes;
     struct gw_cors cors;
     struct gw_proxies proxies;
@@ -82,6 +96,8 @@ struct gw_gateway {
     struct gw_inflight inflight;
     struct sl_buf encode_buf; /* reused for every envelope: produce copies it */
     struct sl_buf audit_buf;  /* reused for every audit record */
+    int64_t audit_ts_sec;     /* the second audit_ts holds, formatted */
+    char audit_ts[20];
     struct sl_envelope_limits reply_limits;
     bool replies_ready;
     bool stopping;
@@ -148,6 +164,10 @@ void gw_respond_error(struct gw_req *r, enum gw_error e, const struct sl_http_he
 /* Answers with a reply envelope's status, headers and body. */
 void gw_respond_reply(struct gw_req *r, const struct sl_envelope_reply *rep);
 void gw_req_unref(struct gw_req *r);
+/* Frees the recycled request objects (at gateway teardown). */
+void gw_req_free_list(struct gw_gateway *g);
+/* gateway.c: the last step of stopping, once nothing refers to the gateway any more. */
+void gw_gateway_free(struct gw_gateway *g);
 
 /* publish.c: builds the request envelope and produces it; answers 503 itself on failure. */
 void gw_publish(struct gw_req *r);

@@ -40,9 +40,45 @@ static const struct gw_phase phases[] = {
 
 static void run_pipeline(struct gw_req *r, size_t from);
 
+/* Request objects are recycled through a bounded free list: no malloc per request. */
+#define GW_FREE_REQS_MAX 1024
+
 void gw_req_unref(struct gw_req *r) {
-    if (--r->refs == 0)
+    if (--r->refs > 0)
+        return;
+    struct gw_gateway *g = r->g;
+    g->live_reqs--;
+    if (g->nfree_reqs < GW_FREE_REQS_MAX) {
+        r->next = g->free_reqs;
+        g->free_reqs = r;
+        g->nfree_reqs++;
+    } else {
         free(r);
+    }
+    if (g->live_reqs == 0 && g->free_when_idle)
+        gw_gateway_free(g);
+}
+
+static struct gw_req *req_alloc(struct gw_gateway *g) {
+    struct gw_req *r = g->free_reqs;
+    if (r) {
+        g->free_reqs = r->next;
+        g->nfree_reqs--;
+        memset(r, 0, sizeof *r);
+    } else if (!(r = calloc(1, sizeof *r))) {
+        return NULL;
+    }
+    g->live_reqs++;
+    return r;
+}
+
+void gw_req_free_list(struct gw_gateway *g) {
+    while (g->free_reqs) {
+        struct gw_req *r = g->free_reqs;
+        g->free_reqs = r->next;
+        free(r);
+    }
+    g->nfree_reqs = 0;
 }
 
 static struct sl_str str_of(const char *s) {
@@ -52,6 +88,36 @@ static struct sl_str str_of(const char *s) {
 static struct sl_str header_value(const struct sl_http_request *http, const char *name) {
     const struct sl_http_header *h = sl_http_request_header(http, name);
     return h ? h->value : (struct sl_str){0};
+}
+
+/* Counts an answer by route and status; the children are looked up once and cached. */
+static void count_answer(struct gw_gateway *g, const struct sl_route *route, int status,
+                         uint64_t latency_ns) {
+    size_t idx = route ? (size_t)(route - g->routes->routes) : g->routes->n;
+    struct gw_route_stats *st = &g->route_stats[idx];
+    const char *label = route ? route->path : "none";
+    struct sl_metric *count = NULL;
+    size_t i = 0;
+    for (; i < GW_STATUS_CACHE && st->count[i]; i++)
+        if (st->status[i] == status) {
+            count = st->count[i];
+            break;
+        }
+    if (!count) {
+        char status_text[8];
+        snprintf(status_text, sizeof status_text, "%d", status);
+        count = sl_metric_child2(g->m.requests, label, status_text);
+        if (count && i < GW_STATUS_CACHE) {
+            st->status[i] = status;
+            st->count[i] = count;
+        }
+    }
+    if (count)
+        sl_counter_inc(count);
+    if (!st->latency)
+        st->latency = sl_metric_child1(g->m.latency, label);
+    if (st->latency && latency_ns)
+        sl_histogram_observe(st->latency, (double)latency_ns / 1e9);
 }
 
 /*
@@ -95,15 +161,7 @@ static void respond(struct gw_req *r, int status, const struct sl_http_header *e
         }
     }
 
-    const char *route = r->route ? r->route->path : "none";
-    char status_text[8];
-    snprintf(status_text, sizeof status_text, "%d", r->status);
-    struct sl_metric *count = sl_metric_child2(g->m.requests, route, status_text);
-    if (count)
-        sl_counter_inc(count);
-    struct sl_metric *lat = sl_metric_child1(g->m.latency, route);
-    if (lat)
-        sl_histogram_observe(lat, (double)(sl_time_mono_ns() - r->start_ns) / 1e9);
+    count_answer(g, r->route, r->status, sl_time_mono_ns() - r->start_ns);
     if (r->cancelled)
         sl_counter_inc(g->m.cancelled);
 
@@ -151,10 +209,12 @@ void gw_respond_reply(struct gw_req *r, const struct sl_envelope_reply *rep) {
 static enum gw_step step_request_id(struct gw_req *r) {
     struct sl_trace_ctx parent, ctx;
     struct sl_str tp = header_value(r->http, "traceparent");
-    int rc = sl_trace_request_id(r->id);
+    struct sl_trace_rand *rnd = &r->g->rand;
+    int rc = sl_trace_request_id_r(rnd, r->id);
     if (rc == 0)
-        rc = tp.p && sl_trace_parse(tp.p, tp.len, &parent) == 0 ? sl_trace_child(&parent, &ctx)
-                                                                : sl_trace_generate(&ctx);
+        rc = tp.p && sl_trace_parse(tp.p, tp.len, &parent) == 0
+                 ? sl_trace_child_r(rnd, &parent, &ctx)
+                 : sl_trace_generate_r(rnd, &ctx);
     if (rc < 0) {
         /* No randomness: refuse rather than send colliding ids through Kafka. */
         snprintf(r->id, sizeof r->id, "00000000-0000-4000-8000-000000000000");
@@ -180,9 +240,11 @@ static enum gw_step step_waf(struct gw_req *r) {
 }
 
 static enum gw_step step_cors_preflight(struct gw_req *r) {
-    int has_origin = r->origin.p != NULL;
+    const struct sl_str method = r->http->method;
+    if (method.len != 7 || memcmp(method.p, "OPTIONS", 7) || !r->origin.p)
+        return GW_NEXT;
     int has_method = sl_http_request_header(r->http, "access-control-request-method") != NULL;
-    if (!gw_cors_is_preflight(&r->g->cors, r->http->method, has_origin, has_method))
+    if (!gw_cors_is_preflight(&r->g->cors, method, 1, has_method))
         return GW_NEXT;
     struct sl_http_header h[6];
     size_t n = gw_cors_preflight_headers(&r->g->cors, r->origin, h);
@@ -282,7 +344,7 @@ static void run_pipeline(struct gw_req *r, size_t from) {
 
 void gw_pipeline_on_request(struct sl_http_request *http, void *data) {
     struct gw_gateway *g = data;
-    struct gw_req *r = calloc(1, sizeof *r);
+    struct gw_req *r = req_alloc(g);
     if (!r) {
         static const char body[] = "{\"message\":\"Service Unavailable\"}";
         sl_http_respond(http, 503, NULL, 0, body, sizeof body - 1);
@@ -318,7 +380,7 @@ void gw_pipeline_on_cancel(struct sl_http_request *http, void *data) {
 void gw_pipeline_on_error_response(struct sl_http_error_response *resp, void *data) {
     struct gw_gateway *g = data;
     char id[SL_REQUEST_ID_LEN + 1];
-    if (sl_trace_request_id(id) < 0)
+    if (sl_trace_request_id_r(&g->rand, id) < 0)
         id[0] = '\0';
     size_t idlen = strlen(id);
     if (idlen < sizeof resp->scratch && resp->nheaders + 2 <= SL_HTTP_ERROR_MAX_HEADERS) {
@@ -327,10 +389,6 @@ void gw_pipeline_on_error_response(struct sl_http_error_response *resp, void *da
         resp->headers[resp->nheaders++] = (struct sl_http_header){SL_STR("x-amzn-RequestId"), v};
         resp->headers[resp->nheaders++] = (struct sl_http_header){SL_STR("x-request-id"), v};
     }
-    char status_text[8];
-    snprintf(status_text, sizeof status_text, "%d", resp->status);
-    struct sl_metric *count = sl_metric_child2(g->m.requests, "none", status_text);
-    if (count)
-        sl_counter_inc(count);
+    count_answer(g, NULL, resp->status, 0);
     gw_audit_server_error(g, resp, id);
 }

@@ -158,8 +158,31 @@ static void test_request_id_is_lowercase_uuid_v4(void **state) {
     assert_non_null(strchr("89ab", a[19]));
 }
 
+static void test_buffered_random_ids_are_distinct_and_well_formed_across_refills(void **state) {
+    (void)state;
+    struct sl_trace_rand r;
+    sl_trace_rand_init(&r);
+    char prev[SL_REQUEST_ID_LEN + 1] = "";
+    struct sl_trace_ctx parent, child;
+    assert_int_equal(sl_trace_generate_r(&r, &parent), 0);
+    /* 600 ids x (16 + 8) bytes cross several 4 KiB refills. */
+    for (int i = 0; i < 600; i++) {
+        char id[SL_REQUEST_ID_LEN + 1];
+        assert_int_equal(sl_trace_request_id_r(&r, id), 0);
+        assert_int_equal(strlen(id), SL_REQUEST_ID_LEN);
+        assert_int_equal(id[14], '4');
+        assert_true(strchr("89ab", id[19]) != NULL);
+        assert_string_not_equal(id, prev);
+        memcpy(prev, id, sizeof id);
+        assert_int_equal(sl_trace_child_r(&r, &parent, &child), 0);
+        assert_memory_equal(child.trace_id, parent.trace_id, 16);
+        assert_memory_not_equal(child.span_id, parent.span_id, 8);
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_buffered_random_ids_are_distinct_and_well_formed_across_refills),
         cmocka_unit_test(test_traceparent_parses_spec_example),
         cmocka_unit_test(test_traceparent_rejects_all_zero_trace_id),
         cmocka_unit_test(test_traceparent_rejects_all_zero_parent_id),

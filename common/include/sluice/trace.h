@@ -52,4 +52,22 @@ void sl_trace_id_hex(const struct sl_trace_ctx *ctx, char out[33]);
  */
 int sl_trace_request_id(char out[SL_REQUEST_ID_LEN + 1]);
 
+/*
+ * A buffered random source for hot paths: RAND_bytes is called once per 4 KiB instead of once
+ * per id (each call costs a getpid() for OpenSSL's fork check, and more). The bytes are as good
+ * as RAND_bytes' own. A plain value owned by one thread (e.g. embedded in a service object);
+ * sl_trace_rand_init before first use. A process that forks must not share one across the fork.
+ */
+struct sl_trace_rand {
+    uint8_t buf[4096];
+    size_t pos;
+};
+
+void sl_trace_rand_init(struct sl_trace_rand *r);
+/* The functions above, drawing from `r` (NULL: straight from RAND_bytes). */
+int sl_trace_generate_r(struct sl_trace_rand *r, struct sl_trace_ctx *out);
+int sl_trace_child_r(struct sl_trace_rand *r, const struct sl_trace_ctx *parent,
+                     struct sl_trace_ctx *child);
+int sl_trace_request_id_r(struct sl_trace_rand *r, char out[SL_REQUEST_ID_LEN + 1]);
+
 #endif
