@@ -191,6 +191,10 @@ struct sl_kafka_producer {
     struct dr *inflight; /* doubly linked, so leftovers can be freed on destroy */
     struct dr *free_list;
     size_t outstanding;
+    /* The last topic produced to: services produce to one or two topics, and librdkafka's
+     * lookup by name takes a lock per message. */
+    rd_kafka_topic_t *rkt;
+    char *rkt_name;
     int closing;
     int in_drain;       /* rd_kafka_poll is running callbacks */
     int close_deferred; /* close was called from one of them */
@@ -299,6 +303,11 @@ static void producer_finish(struct sl_kafka_producer *p) {
         SL_WARN("kafka %s: closing with %zu unreported messages", rd_kafka_name(p->rk),
                 p->outstanding);
     pump_detach(&p->pump);
+    if (p->rkt)
+        rd_kafka_topic_destroy(p->rkt);
+    p->rkt = NULL;
+    free(p->rkt_name);
+    p->rkt_name = NULL;
     rd_kafka_destroy(p->rk);
     p->rk = NULL;
     /* Records of messages whose reports never came; their callbacks cannot run any more. */
@@ -411,8 +420,24 @@ int sl_kafka_produce(struct sl_kafka_producer *p, const char *topic, int32_t par
     }
     rd_kafka_vu_t vus[7];
     size_t n = 0;
-    vus[n].vtype = RD_KAFKA_VTYPE_TOPIC;
-    vus[n++].u.cstr = topic;
+    if (!p->rkt_name || strcmp(p->rkt_name, topic)) {
+        char *name = strdup(topic);
+        rd_kafka_topic_t *rkt = name ? rd_kafka_topic_new(p->rk, topic, NULL) : NULL;
+        if (!rkt) {
+            free(name);
+            if (hdrs)
+                rd_kafka_headers_destroy(hdrs);
+            dr_put(p, d);
+            return -ENOMEM;
+        }
+        if (p->rkt)
+            rd_kafka_topic_destroy(p->rkt);
+        free(p->rkt_name);
+        p->rkt = rkt;
+        p->rkt_name = name;
+    }
+    vus[n].vtype = RD_KAFKA_VTYPE_RKT;
+    vus[n++].u.rkt = p->rkt;
     vus[n].vtype = RD_KAFKA_VTYPE_PARTITION;
     vus[n++].u.i32 = partition;
     vus[n].vtype = RD_KAFKA_VTYPE_MSGFLAGS;
