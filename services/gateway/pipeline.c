@@ -194,11 +194,24 @@ void gw_respond_reply(struct gw_req *r, const struct sl_envelope_reply *rep) {
         gw_respond_error(r, GW_ERR_BAD_GATEWAY, NULL, 0);
         return;
     }
+    /*
+     * With CORS on, the gateway alone decides the CORS headers of an answer: a handler's own
+     * (the seed's Lambda sets them, with a fallback origin) would duplicate them or hand an
+     * Access-Control-Allow-Origin to an origin the allow-list refuses.
+     */
+    bool cors_on = r->g->cors.norigins > 0;
     size_t k = 0;
     for (size_t i = 0; i < rep->headers.n; i++) {
         const struct sl_envelope_field *f = &rep->headers.fields[i];
-        for (size_t j = 0; j < f->n_values; j++)
+        if (cors_on && (sl_str_eq_nocase(f->name, "access-control-allow-origin") ||
+                        sl_str_eq_nocase(f->name, "access-control-allow-credentials")))
+            continue;
+        for (size_t j = 0; j < f->n_values; j++) {
+            if (cors_on && sl_str_eq_nocase(f->name, "vary") &&
+                sl_str_eq_nocase(f->values[j], "origin"))
+                continue;
             hs[k++] = (struct sl_http_header){f->name, f->values[j]};
+        }
     }
     respond(r, (int)rep->status, NULL, 0, hs, k, rep->body.p, rep->body.len, NULL);
     free(hs);

@@ -40,6 +40,11 @@ def handler(env, msg):
     if path.startswith("/late"):
         threading.Timer(TIMEOUT_MS / 1000 + 0.5, lambda: late.append(env)).start()
         return None
+    if path.startswith("/cors-handler"):
+        # Like the seed's Lambda: its own CORS headers, with a fallback origin.
+        return reply_envelope(env, 200, {"Access-Control-Allow-Origin": ["https://yourdomain.com"],
+                                         "Access-Control-Allow-Credentials": ["true"],
+                                         "Vary": ["Origin"], "X-Kept": ["yes"]}, b"{}")
     if path.startswith("/items/"):
         return reply_envelope(env, 201, {"X-Reply": ["a", "b"], "Content-Type": ["application/octet-stream"]},
                               b"\x00\x01reply-bytes\xff")
@@ -284,6 +289,23 @@ def test_cors_preflight_is_answered_without_a_key_and_only_for_allowed_origins(e
     assert call(gw, "/c", env["keys"]["ok"]["value"],
                 headers={"Origin": "https://evil.example"}).headers.get(
                     "Access-Control-Allow-Origin") is None
+
+
+def test_gateway_alone_sets_cors_headers_on_handler_answers(env):
+    gw, key = env["gw"], env["keys"]["ok"]["value"]
+    evil = raw(gw, b"GET /cors-handler HTTP/1.1\r\nHost: a\r\nUser-Agent: t\r\nX-API-Key: " +
+               key.encode() + b"\r\nOrigin: https://evil.example\r\nConnection: close\r\n\r\n")
+    head = evil.partition(b"\r\n\r\n")[0].lower()
+    assert head.startswith(b"http/1.1 200")
+    assert b"access-control-allow-origin" not in head
+    assert b"\r\nx-kept: yes" in head
+    assert head.count(b"\r\nvary: origin") == 1
+    good = raw(gw, b"GET /cors-handler HTTP/1.1\r\nHost: a\r\nUser-Agent: t\r\nX-API-Key: " +
+               key.encode() + b"\r\nOrigin: https://app.yourdomain.com\r\nConnection: close\r\n\r\n")
+    head = good.partition(b"\r\n\r\n")[0].lower()
+    assert head.count(b"\r\naccess-control-allow-origin: https://app.yourdomain.com") == 1
+    assert head.count(b"access-control-allow-origin") == 1
+    assert head.count(b"access-control-allow-credentials") == 1
 
 
 # ---- keys file reload -----------------------------------------------------------------------
