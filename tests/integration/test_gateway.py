@@ -172,6 +172,12 @@ def test_headers_over_the_limit_are_431(env):
     assert_error(r, 431, "Request Header Fields Too Large", None)
 
 
+def test_request_target_over_the_limit_is_414(env):
+    r = call(env["gw"], "/long?" + "q" * 9000, env["keys"]["ok"]["value"])
+    assert_error(r, 414, "Request-URI Too Long", None)
+    assert r.headers["Connection"] == "close"
+
+
 def test_malformed_http_is_bad_request(env):
     out = raw(env["gw"], b"GET /x HTTP/1.1\r\nHost: a\r\nBad Header\r\n\r\n")
     head, _, body = out.partition(b"\r\n\r\n")
