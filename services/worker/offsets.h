@@ -1,0 +1,37 @@
+/* Per-partition bookkeeping of in-flight offsets: what may be committed when work finishes
+ * out of order. */
+#ifndef SLUICE_WORKER_OFFSETS_H
+#define SLUICE_WORKER_OFFSETS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/*
+ * The offsets of one partition read but not yet finished, in increasing order (Kafka hands
+ * them out in order). Finishing marks one done; the commit point is the lowest unfinished
+ * offset, or the last tracked + 1 when none is left. The struct owns its arrays; zero it or
+ * call wk_offsets_init, release with wk_offsets_free.
+ */
+struct wk_offsets {
+    int64_t *offs;
+    unsigned char *done;
+    size_t head, len, cap; /* live entries are [head, len) */
+    int64_t next;          /* last tracked + 1; -1 before the first */
+};
+
+void wk_offsets_init(struct wk_offsets *o);
+void wk_offsets_free(struct wk_offsets *o);
+/* Forgets everything (after a revocation). */
+void wk_offsets_reset(struct wk_offsets *o);
+/* Adds an offset; it must be above every tracked one (-EINVAL otherwise), or -ENOMEM. */
+int wk_offsets_track(struct wk_offsets *o, int64_t offset);
+/*
+ * Marks `offset` finished. Returns 1 and sets *store (the next offset to read, what Kafka
+ * commits) when the commit point moved, 0 when it did not, SL_ERR_MISSING for an offset that
+ * is not tracked.
+ */
+int wk_offsets_done(struct wk_offsets *o, int64_t offset, int64_t *store);
+/* Offsets tracked and not finished. */
+size_t wk_offsets_pending(const struct wk_offsets *o);
+
+#endif

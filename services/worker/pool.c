@@ -1,0 +1,282 @@
+/* The prefork pool: handler child processes, the socket to each, timeouts and restarts. */
+#include <errno.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "frame.h"
+#include "sluice/error.h"
+#include "sluice/log.h"
+#include "sluice/time.h"
+#include "worker_internal.h"
+
+static void spawn(struct wk_child *c);
+
+static void kill_child(struct wk_child *c) {
+    if (!c->exited && c->state != WK_CHILD_DOWN)
+        uv_process_kill(&c->proc, SIGKILL);
+}
+
+static void on_handle_closed(uv_handle_t *h) {
+    struct wk_child *c = h->data;
+    struct wk_worker *w = c->w;
+    if (--c->open_handles > 0)
+        return;
+    c->state = WK_CHILD_DOWN;
+    sl_buf_reset(&c->in);
+    if (w->closing) {
+        if (--w->pending_closes == 0 && w->pool_closed_cb)
+            w->pool_closed_cb(w);
+        return;
+    }
+    /* A child that keeps dying before it is ready (a plugin that cannot init) backs off. */
+    uint64_t delay_ms =
+        c->crashes_in_start ? 100u << (c->crashes_in_start > 6 ? 6 : c->crashes_in_start) : 0;
+    c->restart_at_ns = sl_time_mono_ns() + delay_ms * 1000000u;
+    if (!delay_ms)
+        spawn(c);
+}
+
+static void close_child(struct wk_child *c) {
+    if (!uv_is_closing((uv_handle_t *)&c->pipe))
+        uv_close((uv_handle_t *)&c->pipe, on_handle_closed);
+    if (c->exited && !uv_is_closing((uv_handle_t *)&c->proc))
+        uv_close((uv_handle_t *)&c->proc, on_handle_closed);
+}
+
+/* The child's attempt ends without a reply: the failure recorded, or a crash. */
+static void lose_job(struct wk_child *c, enum wk_reason reason, const char *why) {
+    struct wk_job *j = c->job;
+    c->job = NULL;
+    c->job_deadline_ns = 0;
+    if (j && !c->failed)
+        wk_job_failed(j, reason, "%s", why);
+    c->failed = false;
+}
+
+static void on_child_exit(uv_process_t *p, int64_t status, int signum) {
+    struct wk_child *c = p->data;
+    c->exited = true;
+    if (c->state == WK_CHILD_STARTING)
+        c->crashes_in_start++;
+    if (!c->w->closing || c->job)
+        SL_WARN("handler child %d exited (status %" PRId64 ", signal %d)", p->pid, status, signum);
+    char why[96];
+    if (signum)
+        snprintf(why, sizeof why, "handler process killed by signal %d (%s)", signum,
+                 strsignal(signum));
+    else
+        snprintf(why, sizeof why, "handler process exited with status %" PRId64, status);
+    lose_job(c, WK_REASON_CRASH, why);
+    if (!c->w->closing)
+        sl_counter_inc(c->w->restarts);
+    close_child(c);
+    wk_dispatch(c->w);
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
+    struct wk_child *c = h->data;
+    (void)suggested;
+    if (sl_buf_reserve(&c->in, 65536) < 0) {
+        *buf = uv_buf_init(NULL, 0);
+        return;
+    }
+    *buf = uv_buf_init(c->in.data + c->in.len, (unsigned)(c->in.cap - c->in.len));
+}
+
+/* A child that breaks the framing cannot be trusted with the next request. */
+static void protocol_error(struct wk_child *c, const char *why) {
+    if (c->job) {
+        wk_job_failed(c->job, WK_REASON_INVALID_REPLY, "%s", why);
+        c->failed = true;
+    }
+    uv_read_stop((uv_stream_t *)&c->pipe);
+    kill_child(c);
+}
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
+    struct wk_child *c = s->data;
+    (void)buf;
+    if (nread < 0) {
+        uv_read_stop(s);
+        if (nread != UV_EOF)
+            kill_child(c);
+        return; /* on_exit does the rest */
+    }
+    c->in.len += (size_t)nread;
+    for (;;) {
+        const uint8_t *payload;
+        size_t len;
+        int rc = wk_frame_parse(c->in.data, c->in.len, WK_FRAME_MAX, &payload, &len);
+        if (rc == 0)
+            return;
+        if (rc < 0) {
+            protocol_error(c, "reply frame over the size limit");
+            return;
+        }
+        if (c->state == WK_CHILD_STARTING && len == 0) {
+            c->state = WK_CHILD_IDLE;
+            c->crashes_in_start = 0;
+        } else if (c->state == WK_CHILD_BUSY && c->job) {
+            struct wk_job *j = c->job;
+            c->job = NULL;
+            c->job_deadline_ns = 0;
+            c->state = WK_CHILD_IDLE;
+            wk_job_replied(j, payload, len);
+        } else {
+            protocol_error(c, "unexpected frame from a handler process");
+            return;
+        }
+        sl_buf_consume(&c->in, WK_FRAME_HEADER + len);
+        if (c->state == WK_CHILD_IDLE)
+            wk_dispatch(c->w);
+    }
+}
+
+static void spawn(struct wk_child *c) {
+    struct wk_worker *w = c->w;
+    c->restart_at_ns = 0;
+    c->exited = false;
+    c->failed = false;
+    uv_pipe_init(w->loop, &c->pipe, 0);
+    c->pipe.data = c;
+    c->proc.data = c;
+    char *args[] = {w->exe, "--child", NULL};
+    uv_stdio_container_t stdio[4] = {
+        {.flags = UV_IGNORE},
+        {.flags = UV_INHERIT_FD, .data.fd = 1},
+        {.flags = UV_INHERIT_FD, .data.fd = 2},
+        {.flags = UV_CREATE_PIPE | UV_READABLE_PIPE | UV_WRITABLE_PIPE,
+         .data.stream = (uv_stream_t *)&c->pipe},
+    };
+    uv_process_options_t opts = {
+        .exit_cb = on_child_exit, .file = w->exe, .args = args, .stdio = stdio, .stdio_count = 4};
+    int rc = uv_spawn(w->loop, &c->proc, &opts);
+    if (rc < 0) {
+        SL_ERROR("cannot start a handler process: %s", uv_strerror(rc));
+        c->open_handles = 1; /* the pipe; uv_spawn failures leave the process handle closing */
+        c->exited = true;
+        c->crashes_in_start++;
+        uv_close((uv_handle_t *)&c->proc, NULL);
+        uv_close((uv_handle_t *)&c->pipe, on_handle_closed);
+        return;
+    }
+    c->open_handles = 2;
+    c->state = WK_CHILD_STARTING;
+    uv_read_start((uv_stream_t *)&c->pipe, on_alloc, on_read);
+}
+
+int wk_pool_start(struct wk_worker *w) {
+    for (size_t i = 0; i < w->nchildren; i++) {
+        struct wk_child *c = &w->children[i];
+        c->w = w;
+        c->index = i;
+        sl_buf_init(&c->in, WK_FRAME_MAX + WK_FRAME_HEADER + 65536);
+        spawn(c);
+    }
+    return 0;
+}
+
+static void on_written(uv_write_t *req, int status) {
+    struct wk_child *c = req->data;
+    if (status < 0 && status != UV_ECANCELED)
+        kill_child(c); /* on_exit reports the job as a crash */
+}
+
+int wk_pool_run(struct wk_child *c, struct wk_job *j) {
+    wk_frame_header(c->hdr, (uint32_t)j->vlen);
+    uv_buf_t bufs[2] = {uv_buf_init((char *)c->hdr, WK_FRAME_HEADER),
+                        uv_buf_init(j->value, (unsigned)j->vlen)};
+    c->wreq.data = c;
+    int rc = uv_write(&c->wreq, (uv_stream_t *)&c->pipe, bufs, 2, on_written);
+    if (rc < 0)
+        return rc;
+    struct wk_worker *w = c->w;
+    int64_t timeout =
+        j->route && j->route->timeout_ms ? j->route->timeout_ms : w->s->handler_timeout_ms;
+    int64_t left = j->req.deadline_ms - sl_time_now_ms();
+    if (left < timeout)
+        timeout = left > 1 ? left : 1;
+    c->job = j;
+    c->failed = false;
+    c->state = WK_CHILD_BUSY;
+    c->job_deadline_ns = sl_time_mono_ns() + (uint64_t)timeout * 1000000u;
+    return 0;
+}
+
+/* Resident set of a process in bytes, from /proc/<pid>/statm; 0 when unknown. */
+static uint64_t rss_bytes(int pid) {
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/statm", pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 0;
+    unsigned long long size = 0, rss = 0;
+    int n = fscanf(f, "%llu %llu", &size, &rss);
+    fclose(f);
+    return n == 2 ? (uint64_t)rss * 4096u : 0;
+}
+
+void wk_pool_tick(struct wk_worker *w) {
+    uint64_t now = sl_time_mono_ns();
+    uint64_t limit = (uint64_t)w->s->child_memory_mb << 20;
+    for (size_t i = 0; i < w->nchildren; i++) {
+        struct wk_child *c = &w->children[i];
+        if (c->state == WK_CHILD_DOWN && !w->closing && c->restart_at_ns &&
+            now >= c->restart_at_ns) {
+            spawn(c);
+            continue;
+        }
+        if (c->state != WK_CHILD_BUSY || !c->job || c->failed || c->exited)
+            continue;
+        if (now >= c->job_deadline_ns) {
+            wk_job_failed(c->job, WK_REASON_TIMEOUT, "handler timed out; process killed");
+            c->failed = true;
+            kill_child(c);
+        } else if (rss_bytes(c->proc.pid) > limit) {
+            wk_job_failed(c->job, WK_REASON_CRASH,
+                          "handler process over the memory limit (%" PRIu64 " MiB); killed",
+                          (uint64_t)w->s->child_memory_mb);
+            c->failed = true;
+            kill_child(c);
+        }
+    }
+}
+
+size_t wk_pool_ready(const struct wk_worker *w) {
+    size_t n = 0;
+    for (size_t i = 0; i < w->nchildren; i++)
+        n += w->children[i].state == WK_CHILD_IDLE || w->children[i].state == WK_CHILD_BUSY;
+    return n;
+}
+
+size_t wk_pool_busy(const struct wk_worker *w) {
+    size_t n = 0;
+    for (size_t i = 0; i < w->nchildren; i++)
+        n += w->children[i].state == WK_CHILD_BUSY;
+    return n;
+}
+
+void wk_pool_close(struct wk_worker *w, void (*cb)(struct wk_worker *w)) {
+    w->pool_closed_cb = cb;
+    w->closing = 1;
+    w->pending_closes = 0;
+    for (size_t i = 0; i < w->nchildren; i++) {
+        struct wk_child *c = &w->children[i];
+        if (c->state == WK_CHILD_DOWN)
+            continue;
+        w->pending_closes++;
+        if (c->job) {
+            wk_job_failed(c->job, WK_REASON_TIMEOUT, "worker shutting down");
+            c->failed = true;
+            kill_child(c);
+        }
+        /* Closing our end gives the child end-of-stream: it shuts its plugins down, exits. */
+        if (!uv_is_closing((uv_handle_t *)&c->pipe))
+            uv_close((uv_handle_t *)&c->pipe, on_handle_closed);
+    }
+    if (w->pending_closes == 0)
+        cb(w);
+}

@@ -1,0 +1,142 @@
+/* The worker's settings table: names, types, defaults, bounds and descriptions in one place. */
+#include "settings.h"
+
+#include <unistd.h>
+
+#define OPT(field) offsetof(struct wk_settings, field)
+
+static const char *const log_levels[] = {"debug", "info", "warn", "error", NULL};
+
+const struct sl_config_option wk_settings_table[] = {
+    {.name = "admin_listen",
+     .env = "SLUICE_ADMIN_LISTEN",
+     .type = SL_CONFIG_HOSTPORT,
+     .offset = OPT(admin_listen),
+     .def = "0.0.0.0:9090",
+     .description = "Admin listener: /healthz, /readyz, /metrics."},
+    {.name = "topic_prefix",
+     .env = "SLUICE_TOPIC_PREFIX",
+     .type = SL_CONFIG_STRING,
+     .offset = OPT(topic_prefix),
+     .def = "sluice.",
+     .description = "Prefix of the Kafka topics (requests, replies, dlq)."},
+    {.name = "routes_file",
+     .env = "SLUICE_ROUTES_FILE",
+     .type = SL_CONFIG_STRING,
+     .offset = OPT(routes_file),
+     .description = "Routes (JSON); unset: the seed's ANY /{proxy+} -> echo."},
+    {.name = "group_id",
+     .env = "SLUICE_WORKER_GROUP",
+     .type = SL_CONFIG_STRING,
+     .offset = OPT(group_id),
+     .def = "sluice-worker",
+     .description = "Consumer group on the requests topic."},
+    {.name = "instance_id",
+     .env = "SLUICE_WORKER_INSTANCE_ID",
+     .type = SL_CONFIG_STRING,
+     .offset = OPT(instance_id),
+     .description = "Static group membership id (group.instance.id); unset: the host name. "
+                    "Must be unique per worker process."},
+    {.name = "concurrency",
+     .env = "SLUICE_WORKER_CONCURRENCY",
+     .type = SL_CONFIG_INT64,
+     .offset = OPT(concurrency),
+     .def = "0",
+     .min = 0,
+     .max = 1024,
+     .description = "Handler child processes (0: 2 x online CPUs)."},
+    {.name = "max_attempts",
+     .env = "SLUICE_MAX_ATTEMPTS",
+     .type = SL_CONFIG_INT64,
+     .offset = OPT(max_attempts),
+     .def = "3",
+     .min = 1,
+     .max = 100,
+     .description = "Attempts of a failing request before the DLQ."},
+    {.name = "retry_backoff",
+     .env = "SLUICE_RETRY_BACKOFF_MS",
+     .type = SL_CONFIG_DURATION,
+     .offset = OPT(retry_backoff_ms),
+     .def = "100",
+     .min = 0,
+     .max = 60000,
+     .description = "Pause before the first retry; doubled for each later one (capped at 2 s)."},
+    {.name = "handler_timeout",
+     .env = "SLUICE_HANDLER_TIMEOUT_MS",
+     .type = SL_CONFIG_DURATION,
+     .offset = OPT(handler_timeout_ms),
+     .def = "30000",
+     .min = 10,
+     .max = 900000,
+     .description = "Per-attempt handler timeout (a route's timeout_ms overrides it); never "
+                    "past the request's deadline."},
+    {.name = "child_memory",
+     .env = "SLUICE_CHILD_MEMORY_MB",
+     .type = SL_CONFIG_INT64,
+     .offset = OPT(child_memory_mb),
+     .def = "512",
+     .min = 16,
+     .max = 1048576,
+     .description = "Memory limit of each handler child in MiB (address space and resident "
+                    "set)."},
+    {.name = "max_queued",
+     .env = "SLUICE_WORKER_MAX_QUEUED",
+     .type = SL_CONFIG_INT64,
+     .offset = OPT(max_queued),
+     .def = "1000",
+     .min = 1,
+     .max = 1000000,
+     .description = "Requests read but not finished; above it fetching pauses."},
+    {.name = "shutdown_grace",
+     .env = "SLUICE_SHUTDOWN_GRACE_MS",
+     .type = SL_CONFIG_DURATION,
+     .offset = OPT(shutdown_grace_ms),
+     .def = "10000",
+     .min = 0,
+     .max = 600000,
+     .description = "On SIGTERM, how long in-flight requests may take to finish."},
+    {.name = "max_body",
+     .env = "SLUICE_MAX_BODY_BYTES",
+     .type = SL_CONFIG_SIZE,
+     .offset = OPT(max_body_bytes),
+     .def = "10MiB",
+     .umin = 0,
+     .umax = UINT64_C(64) << 20,
+     .description = "Largest request or reply body accepted in an envelope."},
+    {.name = "stage",
+     .env = "SLUICE_STAGE",
+     .type = SL_CONFIG_STRING,
+     .offset = OPT(stage),
+     .def = "production",
+     .description = "Stage name in handler answers (the echo handler's \"stage\")."},
+    {.name = "auto_create_topics",
+     .env = "SLUICE_AUTO_CREATE_TOPICS",
+     .type = SL_CONFIG_BOOL,
+     .offset = OPT(auto_create_topics),
+     .def = "false",
+     .description = "Create missing topics at start instead of refusing to start."},
+    {.name = "log_level",
+     .env = "SLUICE_LOG_LEVEL",
+     .type = SL_CONFIG_ENUM,
+     .offset = OPT(log_level),
+     .def = "info",
+     .choices = log_levels,
+     .description = "Minimum level of log lines."},
+};
+
+const size_t wk_settings_count = sizeof wk_settings_table / sizeof wk_settings_table[0];
+
+int wk_settings_load(struct wk_settings *s, char *const *envp, struct sl_buf *errors) {
+    return sl_config_load(wk_settings_table, wk_settings_count, s, envp, errors);
+}
+
+void wk_settings_free(struct wk_settings *s) {
+    sl_config_free(wk_settings_table, wk_settings_count, s);
+}
+
+int wk_settings_concurrency(const struct wk_settings *s) {
+    if (s->concurrency > 0)
+        return (int)s->concurrency;
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (int)(2 * n) : 2;
+}

@@ -1,0 +1,43 @@
+/* The worker's settings: one declarative table (DESIGN.md §8) and the struct it fills. */
+#ifndef SLUICE_WORKER_SETTINGS_H
+#define SLUICE_WORKER_SETTINGS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sluice/config.h"
+
+/*
+ * Filled by sl_config_load from wk_settings_table; strings are owned by the struct and
+ * released by wk_settings_free. Durations are milliseconds.
+ */
+struct wk_settings {
+    struct sl_config_hostport admin_listen;
+    char *topic_prefix;
+    char *routes_file;
+    char *group_id;
+    char *instance_id;   /* NULL: the host name */
+    int64_t concurrency; /* 0: 2 x online CPUs */
+    int64_t max_attempts;
+    int64_t retry_backoff_ms;
+    int64_t handler_timeout_ms;
+    int64_t child_memory_mb;
+    int64_t max_queued;
+    int64_t shutdown_grace_ms;
+    uint64_t max_body_bytes;
+    char *stage;
+    bool auto_create_topics;
+    int log_level; /* index into debug, info, warn, error */
+};
+
+extern const struct sl_config_option wk_settings_table[];
+extern const size_t wk_settings_count;
+
+/* Loads settings from envp; every problem is described in errors. See sl_config_load. */
+int wk_settings_load(struct wk_settings *s, char *const *envp, struct sl_buf *errors);
+void wk_settings_free(struct wk_settings *s);
+/* The number of handler children: the setting, or 2 x online CPUs when it is 0. */
+int wk_settings_concurrency(const struct wk_settings *s);
+
+#endif

@@ -1,0 +1,814 @@
+/* The worker service: the consumer group, jobs from record to stored offset, replies, DLQ. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sluice/error.h"
+#include "sluice/log.h"
+#include "sluice/time.h"
+#include "frame.h"
+#include "worker_internal.h"
+
+#define WK_STARTUP_TIMEOUT_MS 10000
+#define WK_REEMIT_MS          1000
+
+/* ---- lists ------------------------------------------------------------------------------ */
+
+void wk_list_push(struct wk_list *l, struct wk_job *j) {
+    j->next = NULL;
+    j->prev = l->tail;
+    if (l->tail)
+        l->tail->next = j;
+    else
+        l->head = j;
+    l->tail = j;
+    l->n++;
+}
+
+void wk_list_remove(struct wk_list *l, struct wk_job *j) {
+    if (j->prev)
+        j->prev->next = j->next;
+    else
+        l->head = j->next;
+    if (j->next)
+        j->next->prev = j->prev;
+    else
+        l->tail = j->prev;
+    j->prev = j->next = NULL;
+    l->n--;
+}
+
+/* ---- metrics and readiness -------------------------------------------------------------- */
+
+static int register_metrics(struct wk_worker *w) {
+    struct sl_metrics *m = w->metrics;
+    struct sl_metric_family *exec = sl_metrics_counter(
+        m, "sluice_worker_executions_total",
+        "Handler attempts by route and outcome (ok or the failure reason).", "route,outcome");
+    struct sl_metric_family *lat = sl_metrics_histogram(
+        m, "sluice_worker_handler_duration_seconds", "Handler attempt duration, by route.", "route",
+        sl_metrics_latency_buckets, sl_metrics_latency_nbuckets);
+    struct sl_metric_family *dlq = sl_metrics_counter(
+        m, "sluice_worker_dlq_records_total", "Records written to the DLQ, by reason.", "reason");
+    if (!exec || !lat || !dlq)
+        return -ENOMEM;
+    w->route_stats = calloc(w->routes->n + 1, sizeof *w->route_stats);
+    if (!w->route_stats)
+        return -ENOMEM;
+    for (size_t i = 0; i <= w->routes->n; i++) {
+        char label[600];
+        if (i < w->routes->n)
+            snprintf(label, sizeof label, "%s %s", w->routes->routes[i].method,
+                     w->routes->routes[i].path);
+        else
+            snprintf(label, sizeof label, "none");
+        for (int r = 0; r <= WK_REASON_COUNT; r++)
+            if (!(w->route_stats[i].exec[r] = sl_metric_child2(
+                      exec, label, r == WK_REASON_COUNT ? "ok" : wk_reason_name(r))))
+                return -ENOMEM;
+        if (!(w->route_stats[i].latency = sl_metric_child1(lat, label)))
+            return -ENOMEM;
+    }
+    for (int r = 0; r < WK_REASON_COUNT; r++)
+        if (!(w->dlq[r] = sl_metric_child1(dlq, wk_reason_name(r))))
+            return -ENOMEM;
+#define ONE(field, kind, name, help)                                                               \
+    if (!(w->field = sl_metric_get(sl_metrics_##kind(m, name, help, NULL))))                       \
+        return -ENOMEM;
+    ONE(restarts, counter, "sluice_worker_child_restarts_total",
+        "Handler processes that died (crash, timeout, memory) and were replaced.")
+    ONE(in_flight, gauge, "sluice_worker_in_flight", "Records read and not yet finished.")
+    ONE(produce_errors, counter, "sluice_worker_produce_errors_total",
+        "Replies or DLQ records Kafka refused or lost (they are produced again).")
+    ONE(replays, counter, "sluice_worker_replays_total",
+        "Requests without a reply partition (replays) executed; outcome only logged.")
+    ONE(lag, gauge, "sluice_worker_queued", "Records read and waiting for a handler process.")
+#undef ONE
+    return 0;
+}
+
+static int ready(struct sl_buf *reason, void *data) {
+    struct wk_worker *w = data;
+    if (w->stopping) {
+        sl_buf_append_str(reason, "shutting down");
+        return 0;
+    }
+    if (!w->assigned_once) {
+        sl_buf_append_str(reason, "no partition assignment yet");
+        return 0;
+    }
+    if (wk_pool_ready(w) < w->nchildren) {
+        sl_buf_append_str(reason, "handler processes starting");
+        return 0;
+    }
+    return 1;
+}
+
+/* ---- partitions and offsets ------------------------------------------------------------- */
+
+static struct wk_partition *partition(struct wk_worker *w, int32_t p) {
+    if (p < 0)
+        return NULL;
+    if ((size_t)p >= w->nparts) {
+        size_t n = (size_t)p + 1;
+        struct wk_partition *np = realloc(w->parts, n * sizeof *np);
+        if (!np)
+            return NULL;
+        for (size_t i = w->nparts; i < n; i++) {
+            memset(&np[i], 0, sizeof np[i]);
+            wk_offsets_init(&np[i].offsets);
+        }
+        w->parts = np;
+        w->nparts = n;
+    }
+    return &w->parts[p];
+}
+
+static void pause_all(struct wk_worker *w, int pause) {
+    rd_kafka_t *rk = sl_kafka_consumer_handle(w->consumer);
+    rd_kafka_topic_partition_list_t *list = NULL;
+    if (rd_kafka_assignment(rk, &list) || !list)
+        return;
+    if (pause)
+        rd_kafka_pause_partitions(rk, list);
+    else
+        rd_kafka_resume_partitions(rk, list);
+    rd_kafka_topic_partition_list_destroy(list);
+}
+
+static void job_free(struct wk_job *j) {
+    struct wk_worker *w = j->w;
+    if (j->decoded)
+        sl_envelope_request_free(&j->req);
+    free(j->value);
+    free(j->key);
+    free(j->headers);
+    sl_buf_free(&j->reply);
+    free(j);
+    w->jobs--;
+    sl_gauge_set(w->in_flight, (int64_t)w->jobs);
+    if (w->paused && !w->stopping && w->jobs <= (size_t)w->s->max_queued / 2) {
+        w->paused = false;
+        pause_all(w, 0);
+    }
+}
+
+/* The record is finished: its offset may be committed once every lower one is. */
+static void job_finish(struct wk_job *j) {
+    struct wk_worker *w = j->w;
+    struct wk_partition *p = partition(w, j->partition);
+    int64_t store;
+    if (p && p->assigned && p->generation == j->generation &&
+        wk_offsets_done(&p->offsets, j->offset, &store) == 1 && w->consumer)
+        sl_kafka_consumer_store_offset(w->consumer, w->topic_requests, j->partition, store);
+    job_free(j);
+}
+
+/* ---- emitting replies and DLQ records --------------------------------------------------- */
+
+static void emit(struct wk_job *j);
+
+static void on_delivered(int err, rd_kafka_resp_err_t kerr, int32_t partition, int64_t offset,
+                         void *opaque, bool *acked) {
+    (void)partition;
+    (void)offset;
+    struct wk_job *j = opaque;
+    j->pending_acks--;
+    if (err < 0) {
+        sl_counter_inc(j->w->produce_errors);
+        struct sl_log_ctx ctx = {.request_id = j->id};
+        sl_log(SL_LOG_WARN, &ctx, "record not acknowledged: %s; producing it again",
+               rd_kafka_err2str(kerr));
+    } else {
+        *acked = true;
+    }
+    if (j->pending_acks > 0)
+        return;
+    if ((!j->want_reply || j->reply_acked) && (!j->want_dlq || j->dlq_acked)) {
+        job_finish(j);
+        return;
+    }
+    j->due_ms = sl_time_now_ms() + WK_REEMIT_MS; /* the tick produces the rest again */
+    wk_list_push(&j->w->reemit, j);
+}
+
+static void on_reply_delivered(int err, rd_kafka_resp_err_t kerr, int32_t partition, int64_t offset,
+                               void *opaque) {
+    struct wk_job *j = opaque;
+    on_delivered(err, kerr, partition, offset, opaque, &j->reply_acked);
+}
+
+static void on_dlq_delivered(int err, rd_kafka_resp_err_t kerr, int32_t partition, int64_t offset,
+                             void *opaque) {
+    struct wk_job *j = opaque;
+    on_delivered(err, kerr, partition, offset, opaque, &j->dlq_acked);
+}
+
+/* Produces what is still unacknowledged; a refused produce is retried from the tick. */
+static void emit(struct wk_job *j) {
+    struct wk_worker *w = j->w;
+    j->state = WK_JOB_EMITTING;
+    j->due_ms = 0;
+    if (!w->producer || w->producer_closed) {
+        wk_list_push(&w->reemit, j);
+        return;
+    }
+    int failed = 0;
+    size_t idlen = strlen(j->id);
+    if (j->want_reply && !j->reply_acked) {
+        const struct sl_kafka_header h[] = {{"sluice-id", j->id, idlen}};
+        int rc =
+            sl_kafka_produce(w->producer, w->topic_replies, j->req.reply_partition, j->id, idlen,
+                             j->reply.data, j->reply.len, h, 1, on_reply_delivered, j, NULL);
+        if (rc == 0)
+            j->pending_acks++;
+        else
+            failed = 1;
+    }
+    if (j->want_dlq && !j->dlq_acked) {
+        struct wk_dlq_info info = {
+            .reason = j->reason,
+            .error = j->error,
+            .attempts = j->attempts,
+            .first_failure_ms = j->first_failure_ms,
+            .worker = w->instance_id,
+            .topic = w->topic_requests,
+            .partition = j->partition,
+            .offset = j->offset,
+            .timestamp_ms = j->timestamp_ms,
+            .original = j->headers,
+            .n_original = j->nheaders,
+        };
+        struct wk_dlq_headers dh;
+        int rc = wk_dlq_headers_build(&info, &dh);
+        if (rc == 0) {
+            rc = sl_kafka_produce(w->producer, w->topic_dlq, RD_KAFKA_PARTITION_UA, j->key,
+                                  j->keylen, j->value, j->vlen, dh.h, dh.n, on_dlq_delivered, j,
+                                  NULL);
+            wk_dlq_headers_free(&dh);
+        }
+        if (rc == 0) {
+            j->pending_acks++;
+            sl_counter_inc(w->dlq[j->reason]);
+        } else {
+            failed = 1;
+        }
+    }
+    if (failed) {
+        sl_counter_inc(w->produce_errors);
+        if (j->pending_acks == 0) {
+            j->due_ms = sl_time_now_ms() + WK_REEMIT_MS;
+            wk_list_push(&w->reemit, j);
+        }
+    } else if (j->pending_acks == 0) {
+        job_finish(j);
+    }
+}
+
+/* Dead-letters the record; the gateway gets a 502 reply when it still waits for one. */
+static void give_up(struct wk_job *j, enum wk_reason reason) {
+    struct wk_worker *w = j->w;
+    j->reason = reason;
+    if (!j->first_failure_ms)
+        j->first_failure_ms = sl_time_now_ms();
+    struct sl_log_ctx ctx = {.request_id = j->id};
+    sl_log(SL_LOG_WARN, &ctx,
+           "request %d:%" PRId64 " to the DLQ after %" PRIu32 " attempt(s): %s: %s", j->partition,
+           j->offset, j->attempts, wk_reason_name(reason), j->error);
+    j->want_dlq = true;
+    j->want_reply = false;
+    if (j->decoded && j->req.reply_partition >= 0 && reason != WK_REASON_EXPIRED) {
+        const char *cls = wk_reason_name(reason);
+        struct sl_envelope_reply rep = {
+            .id = j->req.id,
+            .status = 502,
+            .has_error = true,
+            .error_class = {cls, strlen(cls)},
+            .error_message = {j->error, strlen(j->error)},
+        };
+        sl_buf_reset(&j->reply);
+        if (sl_envelope_encode_reply(&rep, &j->reply) == 0)
+            j->want_reply = true;
+    }
+    if (!j->decoded || j->req.reply_partition < 0)
+        sl_counter_inc(w->replays);
+    emit(j);
+}
+
+/* ---- attempts --------------------------------------------------------------------------- */
+
+static struct wk_route_stats *stats(struct wk_job *j) {
+    return &j->w->route_stats[j->route ? j->route_idx : j->w->routes->n];
+}
+
+static void attempt_done(struct wk_job *j, int outcome) {
+    struct wk_route_stats *st = stats(j);
+    sl_counter_inc(st->exec[outcome]);
+    sl_histogram_observe(st->latency, (double)(sl_time_mono_ns() - j->start_ns) / 1e9);
+}
+
+void wk_job_failed(struct wk_job *j, enum wk_reason reason, const char *fmt, ...) {
+    struct wk_worker *w = j->w;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(j->error, sizeof j->error, fmt, ap);
+    va_end(ap);
+    attempt_done(j, (int)reason);
+    int64_t now = sl_time_now_ms();
+    if (!j->first_failure_ms)
+        j->first_failure_ms = now;
+    j->reason = reason;
+    struct sl_log_ctx ctx = {.request_id = j->id};
+    sl_log(SL_LOG_WARN, &ctx, "attempt %" PRIu32 " failed: %s: %s", j->attempts,
+           wk_reason_name(reason), j->error);
+    int64_t backoff = w->s->retry_backoff_ms << (j->attempts > 5 ? 5 : j->attempts - 1);
+    if (backoff > 2000)
+        backoff = 2000;
+    if (!w->stopping && j->attempts < (uint32_t)w->s->max_attempts &&
+        now + backoff < j->req.deadline_ms && reason != WK_REASON_DECODE_ERROR) {
+        j->state = WK_JOB_BACKOFF;
+        j->due_ms = now + backoff;
+        wk_list_push(&w->backoff, j);
+        return;
+    }
+    give_up(j, reason);
+}
+
+void wk_job_replied(struct wk_job *j, const uint8_t *payload, size_t len) {
+    struct sl_envelope_reply rep;
+    struct sl_envelope_error err;
+    int rc = sl_envelope_decode_reply(payload, len, &j->w->limits, &rep, &err);
+    if (rc < 0) {
+        wk_job_failed(j, WK_REASON_INVALID_REPLY, "reply does not decode: %s: %s", err.field,
+                      err.message);
+        return;
+    }
+    bool same = rep.id.len == j->req.id.len && !memcmp(rep.id.p, j->req.id.p, rep.id.len);
+    if (rep.has_error || !same) {
+        enum wk_reason r = rep.has_error ? wk_reason_parse(rep.error_class.p, rep.error_class.len)
+                                         : WK_REASON_INVALID_REPLY;
+        char msg[200];
+        snprintf(msg, sizeof msg, "%.*s", (int)rep.error_message.len,
+                 rep.error_message.p ? rep.error_message.p : "");
+        sl_envelope_reply_free(&rep);
+        if (!same && !rep.has_error)
+            wk_job_failed(j, r, "reply for another request id");
+        else
+            wk_job_failed(j, r, "%s", msg);
+        return;
+    }
+    uint32_t status = rep.status;
+    sl_envelope_reply_free(&rep);
+    attempt_done(j, WK_REASON_COUNT);
+    struct sl_log_ctx ctx = {.request_id = j->id};
+    if (j->req.reply_partition < 0) {
+        sl_counter_inc(j->w->replays);
+        sl_log(SL_LOG_INFO, &ctx, "replayed request executed: status %" PRIu32, status);
+        job_finish(j);
+        return;
+    }
+    sl_buf_reset(&j->reply);
+    if (sl_buf_append(&j->reply, payload, len) < 0) {
+        wk_job_failed(j, WK_REASON_INVALID_REPLY, "reply too large");
+        return;
+    }
+    j->want_reply = true;
+    emit(j);
+}
+
+void wk_dispatch(struct wk_worker *w) {
+    if (w->closing)
+        return;
+    for (size_t i = 0; i < w->nchildren && w->queue.head; i++) {
+        struct wk_child *c = &w->children[i];
+        if (c->state != WK_CHILD_IDLE)
+            continue;
+        struct wk_job *j = w->queue.head;
+        wk_list_remove(&w->queue, j);
+        if (sl_time_now_ms() >= j->req.deadline_ms) {
+            snprintf(j->error, sizeof j->error, "deadline passed before execution");
+            give_up(j, j->attempts ? j->reason : WK_REASON_EXPIRED);
+            i--;
+            continue;
+        }
+        j->attempts++;
+        j->req.attempt = j->attempts;
+        j->state = WK_JOB_RUNNING;
+        j->start_ns = sl_time_mono_ns();
+        if (wk_pool_run(c, j) < 0) {
+            j->attempts--;
+            j->state = WK_JOB_QUEUED;
+            wk_list_push(&w->queue, j);
+            break;
+        }
+    }
+    sl_gauge_set(w->lag, (int64_t)w->queue.n);
+}
+
+/* ---- consuming -------------------------------------------------------------------------- */
+
+static int copy_record(struct wk_job *j, const struct sl_kafka_message *msg) {
+    if (!(j->value = malloc(msg->vlen ? msg->vlen : 1)))
+        return -ENOMEM;
+    if (msg->vlen)
+        memcpy(j->value, msg->value, msg->vlen);
+    j->vlen = msg->vlen;
+    if (msg->key) {
+        if (!(j->key = malloc(msg->keylen ? msg->keylen : 1)))
+            return -ENOMEM;
+        memcpy(j->key, msg->key, msg->keylen);
+        j->keylen = msg->keylen;
+    }
+    /* Headers: one block holding the array, then every name and value. */
+    size_t n = 0, bytes = 0;
+    const char *name;
+    const void *value;
+    size_t len;
+    while (sl_kafka_message_header_at(msg, n, &name, &value, &len) == 0) {
+        bytes += strlen(name) + 1 + len;
+        n++;
+    }
+    if (!n)
+        return 0;
+    j->headers = malloc(n * sizeof *j->headers + bytes);
+    if (!j->headers)
+        return -ENOMEM;
+    char *p = (char *)(j->headers + n);
+    for (size_t i = 0; i < n; i++) {
+        sl_kafka_message_header_at(msg, i, &name, &value, &len);
+        size_t nl = strlen(name) + 1;
+        memcpy(p, name, nl);
+        j->headers[i].name = p;
+        p += nl;
+        if (len)
+            memcpy(p, value, len);
+        j->headers[i].value = p;
+        j->headers[i].len = len;
+        p += len;
+    }
+    j->nheaders = n;
+    return 0;
+}
+
+static void on_message(const struct sl_kafka_message *msg, void *opaque) {
+    struct wk_worker *w = opaque;
+    struct wk_partition *p = partition(w, msg->partition);
+    struct wk_job *j = calloc(1, sizeof *j);
+    if (!p || !j || wk_offsets_track(&p->offsets, msg->offset) < 0) {
+        /* Not tracked, so never stored: the record is read again after a restart. */
+        SL_ERROR("cannot track record %d:%" PRId64 "; skipped until a restart", msg->partition,
+                 msg->offset);
+        free(j);
+        return;
+    }
+    j->w = w;
+    j->partition = msg->partition;
+    j->offset = msg->offset;
+    j->timestamp_ms = msg->timestamp_ms;
+    j->generation = p->generation;
+    sl_buf_init(&j->reply, WK_FRAME_MAX);
+    w->jobs++;
+    sl_gauge_set(w->in_flight, (int64_t)w->jobs);
+    if (w->jobs >= (size_t)w->s->max_queued && !w->paused) {
+        w->paused = true;
+        pause_all(w, 1);
+    }
+    if (copy_record(j, msg) < 0) {
+        SL_ERROR("out of memory copying record %d:%" PRId64, msg->partition, msg->offset);
+        job_free(j); /* tracked but never finished: the partition stops committing */
+        return;
+    }
+    struct sl_envelope_error err;
+    int rc = sl_envelope_decode_request(j->value, j->vlen, &w->limits, &j->req, &err);
+    if (rc < 0) {
+        snprintf(j->id, sizeof j->id, "%.*s", (int)(j->keylen < 64 ? j->keylen : 64),
+                 j->key ? j->key : "");
+        snprintf(j->error, sizeof j->error, "%s: %s", err.field, err.message);
+        give_up(j, WK_REASON_DECODE_ERROR);
+        return;
+    }
+    j->decoded = true;
+    snprintf(j->id, sizeof j->id, "%.*s", (int)(j->req.id.len < 64 ? j->req.id.len : 64),
+             j->req.id.p);
+    struct sl_route_match m;
+    if (sl_routes_match(w->routes, j->req.method.p, j->req.method.len, j->req.path.p,
+                        j->req.path.len, &m)) {
+        j->route = m.route;
+        j->route_idx = (size_t)(m.route - w->routes->routes);
+    }
+    if (sl_time_now_ms() >= j->req.deadline_ms) {
+        snprintf(j->error, sizeof j->error, "read %" PRId64 " ms after its deadline",
+                 sl_time_now_ms() - j->req.deadline_ms);
+        give_up(j, WK_REASON_EXPIRED);
+        return;
+    }
+    j->state = WK_JOB_QUEUED;
+    wk_list_push(&w->queue, j);
+    wk_dispatch(w);
+}
+
+/* Drops waiting jobs of partitions no longer ours: their new owner reads them again. */
+static void drop_revoked(struct wk_worker *w, struct wk_list *l) {
+    for (struct wk_job *j = l->head, *next; j; j = next) {
+        next = j->next;
+        struct wk_partition *p = partition(w, j->partition);
+        if (p && p->generation != j->generation) {
+            wk_list_remove(l, j);
+            job_free(j);
+        }
+    }
+}
+
+static void on_rebalance(struct sl_kafka_consumer *c, int assigned,
+                         const rd_kafka_topic_partition_list_t *parts, void *opaque) {
+    struct wk_worker *w = opaque;
+    (void)c;
+    for (int i = 0; i < parts->cnt; i++) {
+        struct wk_partition *p = partition(w, parts->elems[i].partition);
+        if (!p)
+            continue;
+        p->assigned = assigned;
+        p->generation++;
+        wk_offsets_reset(&p->offsets);
+    }
+    SL_INFO("partitions %s: %d", assigned ? "assigned" : "revoked", parts->cnt);
+    if (assigned) {
+        w->assigned_once = true;
+        if (w->paused || w->stopping)
+            pause_all(w, 1);
+    } else {
+        drop_revoked(w, &w->queue);
+        drop_revoked(w, &w->backoff);
+        sl_kafka_consumer_commit(w->consumer);
+    }
+}
+
+/* ---- the tick: retries, re-produces, the pool, shutdown --------------------------------- */
+
+static void finish_stop(struct wk_worker *w);
+
+static void on_tick(uv_timer_t *t) {
+    struct wk_worker *w = t->data;
+    int64_t now = sl_time_now_ms();
+    for (struct wk_job *j = w->backoff.head, *next; j; j = next) {
+        next = j->next;
+        if (now >= j->due_ms) {
+            wk_list_remove(&w->backoff, j);
+            j->state = WK_JOB_QUEUED;
+            wk_list_push(&w->queue, j);
+        }
+    }
+    if (!w->closing)
+        wk_pool_tick(w);
+    for (struct wk_job *j = w->reemit.head, *next; j; j = next) {
+        next = j->next;
+        if (now >= j->due_ms && w->producer && !w->producer_closed) {
+            wk_list_remove(&w->reemit, j);
+            emit(j);
+        }
+    }
+    if (!w->closing)
+        wk_dispatch(w);
+    if (w->stopping && !w->closing && (w->jobs == 0 || sl_time_mono_ns() >= w->stop_deadline_ns))
+        finish_stop(w);
+}
+
+/* ---- lifecycle -------------------------------------------------------------------------- */
+
+int wk_worker_new(uv_loop_t *loop, const struct wk_settings *s, const char *const *kafka_props,
+                  const char *instance_id, const char *exe, struct wk_worker **out,
+                  struct sl_buf *errors) {
+    struct wk_worker *w = calloc(1, sizeof *w);
+    if (!w)
+        return -ENOMEM;
+    w->loop = loop;
+    w->s = s;
+    w->kafka_props = kafka_props;
+    snprintf(w->instance_id, sizeof w->instance_id, "%s", instance_id);
+    snprintf(w->exe, sizeof w->exe, "%s", exe);
+    snprintf(w->topic_requests, WK_TOPIC_MAX, "%srequests", s->topic_prefix);
+    snprintf(w->topic_replies, WK_TOPIC_MAX, "%sreplies", s->topic_prefix);
+    snprintf(w->topic_dlq, WK_TOPIC_MAX, "%sdlq", s->topic_prefix);
+    w->limits = sl_envelope_limits_default((size_t)s->max_body_bytes);
+    int rc = s->routes_file ? sl_routes_load_file(s->routes_file, &w->routes, errors)
+                            : sl_routes_default(&w->routes);
+    w->nchildren = (size_t)wk_settings_concurrency(s);
+    if (rc == 0 && !(w->children = calloc(w->nchildren, sizeof *w->children)))
+        rc = -ENOMEM;
+    if (rc == 0 && !(w->metrics = sl_metrics_new()))
+        rc = -ENOMEM;
+    if (rc == 0)
+        rc = register_metrics(w);
+    if (rc < 0) {
+        sl_metrics_free(w->metrics);
+        free(w->route_stats);
+        free(w->children);
+        sl_routes_free(w->routes);
+        free(w);
+        return rc;
+    }
+    *out = w;
+    return 0;
+}
+
+/* Our own properties first, so SLUICE_KAFKA_* can override any of them. */
+static const char **props_with(const char *const *user, const char *const *ours, size_t nours) {
+    size_t n = 0;
+    while (user && user[n])
+        n++;
+    const char **all = calloc(n + nours + 1, sizeof *all);
+    if (!all)
+        return NULL;
+    memcpy(all, ours, nours * sizeof *ours);
+    if (n)
+        memcpy(all + nours, user, n * sizeof *user);
+    return all;
+}
+
+static int check_topics(struct wk_worker *w, struct sl_buf *errors) {
+    const char *topics[] = {w->topic_requests, w->topic_replies, w->topic_dlq};
+    int missing[3] = {0};
+    char errstr[SL_KAFKA_ERRSTR_LEN] = "";
+    int rc = sl_kafka_topics_exist(w->kafka_props, topics, 3, missing, WK_STARTUP_TIMEOUT_MS,
+                                   errstr, sizeof errstr);
+    if (rc < 0) {
+        sl_buf_printf(errors, "kafka: %s", errstr);
+        return rc;
+    }
+    if (!missing[0] && !missing[1] && !missing[2])
+        return 0;
+    if (!w->s->auto_create_topics) {
+        for (int i = 0; i < 3; i++)
+            if (missing[i])
+                sl_buf_printf(errors,
+                              "topic %s does not exist (run `sluicectl topics create` "
+                              "or set SLUICE_AUTO_CREATE_TOPICS=true); ",
+                              topics[i]);
+        return SL_ERR_CONFIG;
+    }
+    static const char *const dlq_cfg[] = {"retention.ms", "1209600000", NULL};
+    const struct sl_kafka_topic_spec specs[] = {
+        {.name = w->topic_requests, .partitions = 12, .replication_factor = -1},
+        {.name = w->topic_replies, .partitions = 4, .replication_factor = -1},
+        {.name = w->topic_dlq, .partitions = 3, .replication_factor = -1, .configs = dlq_cfg},
+    };
+    rc = sl_kafka_topics_create(w->kafka_props, specs, 3, WK_STARTUP_TIMEOUT_MS, errstr,
+                                sizeof errstr);
+    if (rc < 0)
+        sl_buf_printf(errors, "kafka: %s", errstr);
+    return rc;
+}
+
+int wk_worker_start(struct wk_worker *w, struct sl_buf *errors) {
+    int rc = check_topics(w, errors);
+    if (rc < 0)
+        return rc;
+    char errstr[SL_KAFKA_ERRSTR_LEN] = "";
+    rc = sl_kafka_producer_new(w->loop, w->kafka_props, &w->producer, errstr, sizeof errstr);
+    if (rc < 0) {
+        sl_buf_printf(errors, "kafka producer: %s", errstr);
+        return rc;
+    }
+    const char *ours[] = {"group.id", w->s->group_id, "group.instance.id", w->instance_id,
+                          "partition.assignment.strategy", "range", "auto.offset.reset", "earliest",
+                          /* The redelivery window after a crash: what was stored, not yet sent. */
+                          "auto.commit.interval.ms", "1000"};
+    const char **props = props_with(w->kafka_props, ours, sizeof ours / sizeof *ours);
+    if (!props)
+        return -ENOMEM;
+    rc = sl_kafka_consumer_new(w->loop, props, on_message, w, &w->consumer, errstr, sizeof errstr);
+    free(props);
+    if (rc < 0) {
+        sl_buf_printf(errors, "kafka consumer: %s", errstr);
+        return rc;
+    }
+    sl_kafka_consumer_set_rebalance_cb(w->consumer, on_rebalance, w);
+    struct sl_admin_options ao = {.metrics = w->metrics, .ready = ready, .data = w};
+    char listen[SL_CONFIG_HOST_MAX + 16];
+    const struct sl_config_hostport *hp = &w->s->admin_listen;
+    snprintf(listen, sizeof listen, strchr(hp->host, ':') ? "[%s]:%d" : "%s:%d", hp->host,
+             hp->port);
+    if ((rc = sl_admin_init(&w->admin, w->loop, &ao)) < 0 ||
+        (rc = sl_admin_start(w->admin, listen)) < 0) {
+        sl_buf_printf(errors, "admin listener %s: %s", listen, sl_strerror(rc));
+        return rc;
+    }
+    uv_timer_init(w->loop, &w->tick);
+    w->tick.data = w;
+    uv_timer_start(&w->tick, on_tick, WK_TICK_MS, WK_TICK_MS);
+    if ((rc = wk_pool_start(w)) < 0)
+        return rc;
+    const char *topics[] = {w->topic_requests};
+    if ((rc = sl_kafka_consumer_subscribe(w->consumer, topics, 1)) < 0) {
+        sl_buf_printf(errors, "cannot subscribe to %s", w->topic_requests);
+        return rc;
+    }
+    SL_INFO("worker %s: %zu handler processes, group %s on %s", w->instance_id, w->nchildren,
+            w->s->group_id, w->topic_requests);
+    return 0;
+}
+
+/* ---- stopping --------------------------------------------------------------------------- */
+
+static void step_done(void *data) {
+    struct wk_worker *w = data;
+    if (--w->pending_closes > 0)
+        return;
+    for (size_t i = 0; i < w->nchildren; i++)
+        sl_buf_free(&w->children[i].in);
+    for (size_t i = 0; i < w->nparts; i++)
+        wk_offsets_free(&w->parts[i].offsets);
+    free(w->parts);
+    sl_metrics_free(w->metrics);
+    free(w->route_stats);
+    free(w->children);
+    sl_routes_free(w->routes);
+    void (*cb)(void *) = w->stop_cb;
+    void *data2 = w->stop_data;
+    free(w);
+    if (cb)
+        cb(data2);
+}
+
+static void on_tick_closed(uv_handle_t *h) {
+    step_done(h->data);
+}
+
+static void free_list(struct wk_list *l) {
+    while (l->head) {
+        struct wk_job *j = l->head;
+        wk_list_remove(l, j);
+        job_free(j);
+    }
+}
+
+static void after_consumer(void *data) {
+    struct wk_worker *w = data;
+    w->pending_closes = 1; /* released below, after every close has been started */
+    if (w->admin) {
+        w->pending_closes++;
+        sl_admin_close(w->admin, step_done, w);
+        w->admin = NULL;
+    }
+    if (w->tick.data) {
+        w->pending_closes++;
+        uv_close((uv_handle_t *)&w->tick, on_tick_closed);
+    }
+    step_done(w);
+}
+
+/* The producer is flushed (every reply and DLQ record reported): commit and leave. */
+static void after_producer(void *data) {
+    struct wk_worker *w = data;
+    w->producer = NULL;
+    free_list(&w->reemit);
+    if (w->consumer) {
+        struct sl_kafka_consumer *c = w->consumer;
+        w->consumer = NULL;
+        sl_kafka_consumer_close(c, after_consumer, w);
+        return;
+    }
+    after_consumer(w);
+}
+
+/* The children are gone: flush what they produced, then commit and leave. */
+static void on_pool_closed(struct wk_worker *w) {
+    free_list(&w->queue);
+    free_list(&w->backoff);
+    if (w->producer) {
+        struct sl_kafka_producer *p = w->producer;
+        w->producer_closed = true; /* its pointer stays valid until after_producer */
+        sl_kafka_producer_close(p, 5000, after_producer, w);
+        return;
+    }
+    after_producer(w);
+}
+
+static void finish_stop(struct wk_worker *w) {
+    if (w->jobs)
+        SL_WARN("stopping with %zu request(s) unfinished; they are read again later", w->jobs);
+    wk_pool_close(w, on_pool_closed);
+}
+
+void wk_worker_stop(struct wk_worker *w, void (*cb)(void *data), void *data) {
+    if (w->stopping)
+        return;
+    w->stopping = true;
+    w->stop_cb = cb;
+    w->stop_data = data;
+    w->stop_deadline_ns = sl_time_mono_ns() + (uint64_t)w->s->shutdown_grace_ms * 1000000u;
+    if (w->consumer)
+        pause_all(w, 1);
+    /* Not started: their offsets are not stored, so the group hands them out again. */
+    free_list(&w->queue);
+    free_list(&w->backoff);
+    if (!w->tick.data) { /* never started */
+        finish_stop(w);
+        return;
+    }
+    SL_INFO("stopping: %zu request(s) in flight, grace %" PRId64 " ms", w->jobs,
+            w->s->shutdown_grace_ms);
+}

@@ -1,0 +1,171 @@
+/* What the worker's files share: the service object, jobs (one per record) and children. */
+#ifndef SLUICE_WORKER_INTERNAL_H
+#define SLUICE_WORKER_INTERNAL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "dlq.h"
+#include "offsets.h"
+#include "settings.h"
+#include "sluice/admin.h"
+#include "sluice/buf.h"
+#include "sluice/envelope.h"
+#include "sluice/kafka.h"
+#include "sluice/metrics.h"
+#include "sluice/routes.h"
+#include "worker.h"
+
+#define WK_TOPIC_MAX 256
+#define WK_TICK_MS   10
+
+enum wk_job_state {
+    WK_JOB_QUEUED = 0, /* waiting for an idle child */
+    WK_JOB_RUNNING,    /* in a child */
+    WK_JOB_BACKOFF,    /* failed, waiting for its retry time */
+    WK_JOB_EMITTING,   /* reply and/or DLQ record produced, waiting for acknowledgements */
+};
+
+/*
+ * One consumed record, from the message callback until its offset may be stored. Owns copies
+ * of the record's value, key and headers (the decoded request points into the value). Jobs are
+ * linked in exactly one list of the worker (queue, backoff, or none while running/emitting)
+ * and freed by job_finish.
+ */
+struct wk_job {
+    struct wk_worker *w;
+    struct wk_job *prev, *next;
+    enum wk_job_state state;
+    int32_t partition;
+    int64_t offset;
+    int64_t timestamp_ms;
+    uint32_t generation; /* of the partition's assignment when read */
+    char *value;
+    size_t vlen;
+    char *key;
+    size_t keylen;
+    struct sl_kafka_header *headers;
+    size_t nheaders;
+    bool decoded;
+    struct sl_envelope_request req;
+    char id[80];
+    const struct sl_route *route;
+    size_t route_idx;
+    uint32_t attempts;
+    int64_t first_failure_ms;
+    int64_t due_ms; /* BACKOFF: when to run again; EMITTING: when to re-produce */
+    enum wk_reason reason;
+    char error[256];
+    uint64_t start_ns;
+    /* emitting */
+    struct sl_buf reply; /* encoded reply envelope to produce, empty when none */
+    bool want_reply, want_dlq, reply_acked, dlq_acked;
+    int pending_acks;
+};
+
+struct wk_list {
+    struct wk_job *head, *tail;
+    size_t n;
+};
+
+enum wk_child_state { WK_CHILD_DOWN = 0, WK_CHILD_STARTING, WK_CHILD_IDLE, WK_CHILD_BUSY };
+
+/* One handler process and the socket to it. Handles are reused after both closes finished. */
+struct wk_child {
+    struct wk_worker *w;
+    size_t index;
+    enum wk_child_state state;
+    uv_process_t proc;
+    uv_pipe_t pipe;
+    int open_handles;
+    bool exited;
+    struct wk_job *job;
+    uint64_t job_deadline_ns; /* monotonic; 0 when idle */
+    bool failed;              /* a failure is already recorded for the running job */
+    uint64_t restart_at_ns;
+    int crashes_in_start; /* consecutive deaths before readiness: backs off restarts */
+    struct sl_buf in;
+    uv_write_t wreq;
+    uint8_t hdr[4];
+};
+
+struct wk_partition {
+    bool assigned;
+    uint32_t generation;
+    struct wk_offsets offsets;
+};
+
+struct wk_route_stats {
+    struct sl_metric *exec[WK_REASON_COUNT + 1]; /* by reason; [WK_REASON_COUNT] = ok */
+    struct sl_metric *latency;
+};
+
+struct wk_worker {
+    uv_loop_t *loop;
+    const struct wk_settings *s;
+    const char *const *kafka_props;
+    char instance_id[256];
+    char exe[4096];
+    char topic_requests[WK_TOPIC_MAX];
+    char topic_replies[WK_TOPIC_MAX];
+    char topic_dlq[WK_TOPIC_MAX];
+    struct sl_routes *routes;
+    struct sl_envelope_limits limits;
+
+    struct sl_metrics *metrics;
+    struct wk_route_stats *route_stats; /* routes->n + 1; the last is "none" */
+    struct sl_metric *dlq[WK_REASON_COUNT];
+    struct sl_metric *restarts, *in_flight, *produce_errors, *replays, *lag;
+
+    struct sl_kafka_producer *producer;
+    struct sl_kafka_consumer *consumer;
+    bool producer_closed;
+    struct sl_admin *admin;
+    uv_timer_t tick;
+
+    struct wk_partition *parts;
+    size_t nparts;
+    bool assigned_once;
+    bool paused;
+
+    struct wk_list queue;   /* QUEUED, in arrival order */
+    struct wk_list backoff; /* BACKOFF */
+    struct wk_list reemit;  /* EMITTING with a refused produce, retried by the tick */
+    size_t jobs;            /* all live jobs */
+
+    struct wk_child *children;
+    size_t nchildren;
+
+    bool stopping;
+    uint64_t stop_deadline_ns;
+    int closing;
+    int pending_closes;
+    void (*pool_closed_cb)(struct wk_worker *w);
+    void (*stop_cb)(void *data);
+    void *stop_data;
+};
+
+/* worker.c */
+void wk_list_push(struct wk_list *l, struct wk_job *j);
+void wk_list_remove(struct wk_list *l, struct wk_job *j);
+/* A child finished an attempt with a reply frame (payload borrowed). */
+void wk_job_replied(struct wk_job *j, const uint8_t *payload, size_t len);
+/* An attempt failed; retried or given up by the rules of DESIGN.md §5. */
+void wk_job_failed(struct wk_job *j, enum wk_reason reason, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Gives idle children queued work. */
+void wk_dispatch(struct wk_worker *w);
+
+/* pool.c */
+int wk_pool_start(struct wk_worker *w);
+/* Sends a job to an idle child; 0, or a negative code (the job is untouched). */
+int wk_pool_run(struct wk_child *c, struct wk_job *j);
+/* Timeouts, memory watchdog, restarts; called from the worker's tick. */
+void wk_pool_tick(struct wk_worker *w);
+size_t wk_pool_ready(const struct wk_worker *w);
+size_t wk_pool_busy(const struct wk_worker *w);
+/* Closes every child's socket (a clean stop) and kills the busy ones; cb when all are gone. */
+void wk_pool_close(struct wk_worker *w, void (*cb)(struct wk_worker *w));
+
+#endif

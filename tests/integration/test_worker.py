@@ -1,0 +1,370 @@
+"""sluice-worker against the real stack with the real gateway: the echo handler, plugins,
+failures and the DLQ (issue 4)."""
+import datetime
+import http.server
+import json
+import os
+import re
+import threading
+import time
+
+import msgpack
+import pytest
+import requests
+from confluent_kafka import Consumer, Producer
+
+from harness import Gateway, Service, create_topics, free_port, new_key, new_prefix, write_keys_file
+
+TIMEOUT_MS = 8000
+
+
+class WorkerProcess(Service):
+    """The real sluice-worker binary with its own group, instance id and admin port."""
+
+    def __init__(self, build_dir, tmp_path, bootstrap, prefix, routes_file, name="w0", **settings):
+        self.admin_port = free_port()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SLUICE_")}
+        env.update({
+            "SLUICE_KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+            "SLUICE_TOPIC_PREFIX": prefix,
+            "SLUICE_ROUTES_FILE": str(routes_file),
+            "SLUICE_ADMIN_LISTEN": f"127.0.0.1:{self.admin_port}",
+            "SLUICE_WORKER_GROUP": prefix + "worker",
+            "SLUICE_WORKER_INSTANCE_ID": f"{prefix}{name}",
+            "SLUICE_WORKER_CONCURRENCY": "2",
+            "SLUICE_LOG_LEVEL": "debug",
+            "SLUICE_KAFKA_SESSION_TIMEOUT_MS": "6000",
+            "ASAN_OPTIONS": "detect_leaks=1:allocator_may_return_null=1",
+        })
+        env.update({k: str(v) for k, v in settings.items()})
+        super().__init__(build_dir / "services" / "worker" / "sluice-worker", env,
+                         tmp_path / f"worker-{name}-{self.admin_port}.log")
+        self.admin = f"http://127.0.0.1:{self.admin_port}"
+
+    def start(self, timeout=60):
+        super().start()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"worker exited with {self.proc.returncode}:\n{self.log_text()}")
+            try:
+                if requests.get(self.admin + "/readyz", timeout=1).status_code == 200:
+                    return self
+            except requests.ConnectionError:
+                pass
+            time.sleep(0.1)
+        raise AssertionError(f"worker not ready after {timeout}s:\n{self.log_text()}")
+
+    def metric(self, name_and_labels):
+        for line in requests.get(self.admin + "/metrics", timeout=5).text.splitlines():
+            if line.startswith(name_and_labels + " "):
+                return float(line.rsplit(" ", 1)[1])
+        return 0.0
+
+
+class Upstream(http.server.BaseHTTPRequestHandler):
+    """The http handler's upstream: answers what it received as JSON."""
+    seen = []
+
+    def _answer(self):
+        n = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(n) if n else b""
+        if self.path.startswith("/base/up/slow"):
+            time.sleep(3)
+        Upstream.seen.append({"method": self.command, "path": self.path,
+                              "headers": dict(self.headers), "body": body})
+        out = json.dumps({"method": self.command, "path": self.path,
+                          "body": body.decode(errors="replace")}).encode()
+        self.send_response(201)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("X-Upstream", "yes")
+        self.send_header("Content-Length", str(len(out)))
+        self.end_headers()
+        self.wfile.write(out)
+
+    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _answer
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture(scope="module")
+def stack(build_dir, kafka_bootstrap, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("worker")
+    prefix = new_prefix()
+    create_topics(kafka_bootstrap, prefix)
+    plugins = build_dir / "services" / "worker"
+    routes = {"routes": [
+        {"method": "ANY", "path": "/{proxy+}", "api_key_required": True, "handler": "echo"},
+        {"method": "GET", "path": "/hello/{name}", "api_key_required": True, "handler": "plugin",
+         "plugin": str(plugins / "plugin-hello.so")},
+    ] + [{"method": "ANY", "path": f"/fail/{p}", "api_key_required": True, "handler": "plugin",
+          "plugin": str(plugins / f"plugin-{p}.so")} for p in ("segfault", "loop", "alloc", "garbage")]}
+    upstream = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Upstream)
+    threading.Thread(target=upstream.serve_forever, daemon=True).start()
+    routes["routes"].append({"method": "ANY", "path": "/up/{proxy+}", "api_key_required": True,
+                             "handler": "http",
+                             "upstream": f"http://127.0.0.1:{upstream.server_port}/base"})
+    routes_file = tmp / "routes.json"
+    routes_file.write_text(json.dumps(routes))
+    value, kid, digest = new_key()
+    keys_file = tmp / "keys.json"
+    write_keys_file(keys_file, [{"id": kid, "hash": digest}])
+    worker = WorkerProcess(build_dir, tmp, kafka_bootstrap, prefix, routes_file,
+                           SLUICE_STAGE="test-stage", SLUICE_HANDLER_TIMEOUT_MS=1500,
+                           SLUICE_CHILD_MEMORY_MB=128, SLUICE_RETRY_BACKOFF_MS=50).start()
+    gw = Gateway(build_dir, tmp, kafka_bootstrap, prefix, keys_file,
+                 SLUICE_ROUTES_FILE=routes_file, SLUICE_REQUEST_TIMEOUT_MS=TIMEOUT_MS).start()
+    yield {"gw": gw, "worker": worker, "key": value, "prefix": prefix,
+           "bootstrap": kafka_bootstrap}
+    gcode = gw.stop()
+    wcode = worker.stop()
+    upstream.shutdown()
+    assert gcode == 0, gw.log_text()[-3000:]
+    assert wcode == 0, worker.log_text()[-5000:]
+    # The segfault plugin's SEGV is reported by AddressSanitizer in its child; nothing else may be.
+    log = worker.log_text()
+    assert "LeakSanitizer" not in log
+    assert not re.search(r"ERROR: AddressSanitizer: (?!SEGV on unknown address 0x000000000000)", log)
+
+
+def call(st, method, path, **kw):
+    headers = dict(kw.pop("headers", {}), **{"X-API-Key": st["key"]})
+    return requests.request(method, st["gw"].url + path, headers=headers, timeout=30, **kw)
+
+
+def check_common(body, r, before):
+    assert body["success"] is True
+    assert body["stage"] == "test-stage"
+    assert body["request_id"] == r.headers["x-amzn-RequestId"]
+    ts = datetime.datetime.fromisoformat(body["timestamp"])
+    assert ts.tzinfo is None
+    assert before - datetime.timedelta(seconds=5) <= ts <= datetime.datetime.utcnow() + datetime.timedelta(seconds=1)
+    assert r.headers["Content-Type"] == "application/json"
+
+
+def test_echo_get_with_query_string_answers_the_seeds_body(stack):
+    before = datetime.datetime.utcnow()
+    r = call(stack, "GET", "/items/42?a=1&b=two&a=3&empty=")
+    assert r.status_code == 200, r.text
+    body = r.json()
+    check_common(body, r, before)
+    assert list(body) == ["success", "data", "timestamp", "stage", "request_id"]
+    assert body["data"] == {"message": "GET request processed successfully", "path": "/items/42",
+                            "query_parameters": {"a": "3", "b": "two", "empty": ""},
+                            "method": "GET"}
+    assert list(body["data"]) == ["message", "path", "query_parameters", "method"]
+    # json.dumps separators, exactly as the seed's Lambda writes them.
+    assert r.text.startswith('{"success": true, "data": {"message": "GET request processed successfully", ')
+
+
+def test_echo_get_without_query_has_an_empty_map(stack):
+    r = call(stack, "GET", "/plain")
+    assert r.status_code == 200
+    assert r.json()["data"]["query_parameters"] == {}
+    assert r.json()["data"]["path"] == "/plain"
+
+
+def test_echo_post_json_body_is_parsed(stack):
+    before = datetime.datetime.utcnow()
+    doc = {"name": "widget", "n": 3, "tags": ["a", "é"], "nested": {"ok": True, "x": None}}
+    r = call(stack, "POST", "/orders", data=json.dumps(doc),
+             headers={"Content-Type": "application/json"})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    check_common(body, r, before)
+    assert body["data"] == {"message": "POST request processed successfully", "path": "/orders",
+                            "received_data": doc, "method": "POST"}
+    assert list(body["data"]) == ["message", "path", "received_data", "method"]
+    assert '"received_data": {"name": "widget", "n": 3, "tags": ["a", "\\u00e9"]' in r.text
+
+
+def test_echo_post_non_json_body_is_echoed_as_a_string(stack):
+    r = call(stack, "POST", "/raw", data=b"plain text, not {json")
+    assert r.status_code == 200
+    assert r.json()["data"]["received_data"] == "plain text, not {json"
+
+
+def test_echo_post_without_body_has_null_received_data(stack):
+    r = call(stack, "POST", "/empty")
+    assert r.status_code == 200
+    assert r.json()["data"]["received_data"] is None
+
+
+def test_echo_put_parses_the_body(stack):
+    r = call(stack, "PUT", "/items/7", data=b"[1, 2.5, \"x\"]")
+    assert r.status_code == 200
+    assert r.json()["data"] == {"message": "PUT request processed successfully", "path": "/items/7",
+                                "received_data": [1, 2.5, "x"], "method": "PUT"}
+
+
+def test_echo_delete_has_only_message_path_method(stack):
+    r = call(stack, "DELETE", "/items/7?ignored=1", data=b"{}")
+    assert r.status_code == 200
+    assert r.json()["data"] == {"message": "DELETE request processed successfully",
+                                "path": "/items/7", "method": "DELETE"}
+
+
+def test_echo_patch_is_405_with_the_seeds_error(stack):
+    r = call(stack, "PATCH", "/items/7", data=b"{}")
+    assert r.status_code == 405
+    assert r.headers["Allow"] == "GET, POST, PUT, DELETE"
+    body = r.json()
+    assert body["data"] == {"error": "Method PATCH not supported",
+                            "supported_methods": ["GET", "POST", "PUT", "DELETE"]}
+    assert body["stage"] == "test-stage"
+
+
+def test_hello_plugin_answers_with_its_path_parameter(stack):
+    r = call(stack, "GET", "/hello/ada")
+    assert r.status_code == 200, r.text
+    assert r.json()["hello"] == "ada"
+    assert r.headers["X-Plugin"] == "hello"
+
+
+def dlq_records(st, expect, timeout=30):
+    c = Consumer({"bootstrap.servers": st["bootstrap"], "group.id": "t-" + os.urandom(4).hex(),
+                  "auto.offset.reset": "earliest", "enable.auto.commit": False})
+    c.subscribe([st["prefix"] + "dlq"])
+    out = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and not expect(out):
+        m = c.poll(0.5)
+        if m is None or m.error():
+            continue
+        out.append(m)
+    c.close()
+    return out
+
+
+def headers_of(m):
+    return {k: v for k, v in (m.headers() or [])}
+
+
+@pytest.mark.parametrize("plugin,reason,status", [
+    ("segfault", "crash", 502), ("loop", "timeout", 502), ("alloc", "crash", 502),
+    ("garbage", "invalid_reply", 502)])
+def test_failing_plugin_gives_502_and_a_dlq_record(stack, plugin, reason, status):
+    w = stack["worker"]
+    before = w.metric(f'sluice_worker_dlq_records_total{{reason="{reason}"}}')
+    r = call(stack, "POST", f"/fail/{plugin}", data=b"payload")
+    assert r.status_code == status, r.text
+    assert r.json() == {"message": "Internal server error"}
+    rid = r.headers["x-amzn-RequestId"]
+    recs = dlq_records(stack, lambda out: any(m.key() == rid.encode() for m in out))
+    rec = [m for m in recs if m.key() == rid.encode()]
+    assert len(rec) == 1
+    h = headers_of(rec[0])
+    assert h["sluice-dlq-reason"] == reason.encode()
+    assert h["sluice-attempts"] == b"3"
+    assert h["sluice-worker"] == (stack["prefix"] + "w0").encode()
+    assert int(h["sluice-first-failure-ms"]) > 0
+    assert h["sluice-dlq-error"] and h["kafka_dlt-exception-message"] == h["sluice-dlq-error"]
+    assert h["kafka_dlt-original-topic"] == (stack["prefix"] + "requests").encode()
+    assert len(h["kafka_dlt-original-partition"]) == 4
+    assert len(h["kafka_dlt-original-offset"]) == 8
+    assert len(h["kafka_dlt-original-timestamp"]) == 8
+    assert h["sluice-id"] == rid.encode()  # the original record's headers are kept
+    env = msgpack.unpackb(rec[0].value(), raw=False)  # the original value, unchanged
+    assert env["id"] == rid and env["path"] == f"/fail/{plugin}" and env["body"] == b"payload"
+    assert w.metric(f'sluice_worker_dlq_records_total{{reason="{reason}"}}') == before + 1
+    assert w.metric(f'sluice_worker_executions_total{{route="ANY /fail/{plugin}",outcome="{reason}"}}') >= 3
+    # The worker carries on.
+    ok = call(stack, "GET", "/still-alive")
+    assert ok.status_code == 200 and ok.json()["data"]["path"] == "/still-alive"
+    assert w.metric("sluice_worker_child_restarts_total") >= (3 if reason != "invalid_reply" else 0)
+
+
+def test_garbage_record_goes_to_dlq_as_decode_error_and_the_next_request_is_served(stack):
+    p = Producer({"bootstrap.servers": stack["bootstrap"]})
+    p.produce(stack["prefix"] + "requests", key=b"garbage-key", value=b"\xc1\xc1 not an envelope",
+              headers=[("x-origin", b"test")])
+    p.flush(10)
+    recs = dlq_records(stack, lambda out: any(m.key() == b"garbage-key" for m in out))
+    rec = [m for m in recs if m.key() == b"garbage-key"]
+    assert len(rec) == 1
+    assert rec[0].value() == b"\xc1\xc1 not an envelope"
+    h = headers_of(rec[0])
+    assert h["sluice-dlq-reason"] == b"decode_error"
+    assert h["x-origin"] == b"test"
+    r = call(stack, "GET", "/after-garbage")
+    assert r.status_code == 200
+    assert stack["worker"].metric('sluice_worker_dlq_records_total{reason="decode_error"}') >= 1
+
+
+def test_expired_request_is_not_executed_and_goes_to_dlq(stack):
+    env = {"v": 1, "id": "expired-1", "method": "GET", "path": "/x", "resource": "/{proxy+}",
+           "headers": {}, "query": {}, "path_params": {}, "body": b"", "source_ip": "1.2.3.4",
+           "user_agent": "t", "api_key_id": None, "stage": "s", "received_ms": 1,
+           "deadline_ms": 2, "trace": "", "reply_partition": 0, "attempt": 1, "replay_count": 0}
+    p = Producer({"bootstrap.servers": stack["bootstrap"]})
+    p.produce(stack["prefix"] + "requests", key=b"expired-1",
+              value=msgpack.packb(env, use_bin_type=True))
+    p.flush(10)
+    recs = dlq_records(stack, lambda out: any(m.key() == b"expired-1" for m in out))
+    rec = [m for m in recs if m.key() == b"expired-1"]
+    assert len(rec) == 1
+    assert headers_of(rec[0])["sluice-dlq-reason"] == b"expired"
+    assert headers_of(rec[0])["sluice-attempts"] == b"0"
+
+
+def test_admin_endpoints(stack):
+    w = stack["worker"]
+    assert requests.get(w.admin + "/healthz", timeout=5).status_code == 200
+    assert requests.get(w.admin + "/readyz", timeout=5).status_code == 200
+    text = requests.get(w.admin + "/metrics", timeout=5).text
+    assert 'sluice_worker_executions_total{route="ANY /{proxy+}",outcome="ok"}' in text
+    assert "sluice_worker_handler_duration_seconds_bucket" in text
+
+
+def test_http_handler_forwards_to_the_upstream_and_maps_its_answer(stack):
+    Upstream.seen.clear()
+    r = call(stack, "POST", "/up/orders/9?q=a%20b&q=2", data=b"hello upstream",
+             headers={"X-Custom": "v1", "Connection": "keep-alive"})
+    assert r.status_code == 201, r.text
+    assert r.headers["X-Upstream"] == "yes"
+    assert r.json() == {"method": "POST", "path": "/base/up/orders/9?q=a%20b&q=2",
+                        "body": "hello upstream"}
+    seen = Upstream.seen[-1]
+    assert seen["headers"]["X-Custom"] == "v1"
+    assert seen["headers"]["X-Amzn-RequestId"] == r.headers["x-amzn-RequestId"]
+    assert "traceparent" in {k.lower() for k in seen["headers"]}
+
+
+def test_http_handler_get_and_delete(stack):
+    r = call(stack, "GET", "/up/x")
+    assert r.status_code == 201 and r.json()["method"] == "GET" and r.json()["path"] == "/base/up/x"
+    r = call(stack, "DELETE", "/up/x")
+    assert r.status_code == 201 and r.json()["method"] == "DELETE"
+
+
+def test_http_handler_upstream_timeout_gives_502_and_dlq_timeout(stack):
+    w = stack["worker"]
+    before = w.metric('sluice_worker_dlq_records_total{reason="timeout"}')
+    r = call(stack, "GET", "/up/slow")  # the upstream sleeps 3 s; the handler timeout is 1.5 s
+    assert r.status_code == 502, r.text
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and \
+            w.metric('sluice_worker_dlq_records_total{reason="timeout"}') < before + 1:
+        time.sleep(0.1)
+    assert w.metric('sluice_worker_dlq_records_total{reason="timeout"}') == before + 1
+
+
+def test_replayed_request_without_reply_partition_is_executed_and_counted(stack):
+    w = stack["worker"]
+    before = w.metric("sluice_worker_replays_total")
+    ok_before = w.metric('sluice_worker_executions_total{route="ANY /{proxy+}",outcome="ok"}')
+    now = int(time.time() * 1000)
+    env = {"v": 1, "id": "replay-1", "method": "GET", "path": "/replayed", "resource": "/{proxy+}",
+           "headers": {}, "query": {}, "path_params": {}, "body": b"", "source_ip": "1.2.3.4",
+           "user_agent": "t", "api_key_id": None, "stage": "s", "received_ms": now,
+           "deadline_ms": now + 30000, "trace": "", "reply_partition": None, "attempt": 1,
+           "replay_count": 1}
+    p = Producer({"bootstrap.servers": stack["bootstrap"]})
+    p.produce(stack["prefix"] + "requests", key=b"replay-1", value=msgpack.packb(env, use_bin_type=True))
+    p.flush(10)
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and w.metric("sluice_worker_replays_total") < before + 1:
+        time.sleep(0.1)
+    assert w.metric("sluice_worker_replays_total") == before + 1
+    assert w.metric('sluice_worker_executions_total{route="ANY /{proxy+}",outcome="ok"}') >= ok_before + 1

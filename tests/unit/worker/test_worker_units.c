@@ -1,0 +1,197 @@
+/* Unit tests of the worker's pure parts: echo output, offset tracking, DLQ headers, framing. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "dlq.h"
+#include "frame.h"
+#include "handlers/handlers.h"
+#include "offsets.h"
+#include "sluice/error.h"
+
+/* 2026-11-28T01:02:03.000456 UTC */
+#define NOW_US (INT64_C(1795827723) * 1000000 + 456)
+
+static struct sl_envelope_request request(const char *method, const char *body) {
+    struct sl_envelope_request r = {
+        .id = SL_STR("req-1"),
+        .method = {method, strlen(method)},
+        .path = SL_STR("/items/42"),
+        .body = {body, strlen(body)},
+    };
+    return r;
+}
+
+static void test_echo_get_writes_the_seeds_json_with_last_query_values(void **state) {
+    (void)state;
+    static const struct sl_str a[] = {SL_STR_INIT("1"), SL_STR_INIT("3")};
+    static const struct sl_str b[] = {SL_STR_INIT("x\xc3\xa9")};
+    const struct sl_envelope_field q[] = {{SL_STR_INIT("a"), a, 2}, {SL_STR_INIT("b"), b, 1}};
+    struct sl_envelope_request r = request("GET", "");
+    r.query = (struct sl_envelope_multimap){q, 2};
+    struct wk_response out;
+    wk_response_init(&out, 1 << 20);
+    assert_int_equal(wk_echo_handle(&r, "production", NOW_US, &out), 0);
+    assert_int_equal(out.status, 200);
+    assert_string_equal(out.body.data,
+                        "{\"success\": true, \"data\": {\"message\": \"GET request processed "
+                        "successfully\", \"path\": \"/items/42\", \"query_parameters\": {\"a\": "
+                        "\"3\", \"b\": \"x\\u00e9\"}, \"method\": \"GET\"}, \"timestamp\": "
+                        "\"2026-11-28T01:02:03.000456\", \"stage\": \"production\", "
+                        "\"request_id\": \"req-1\"}");
+    wk_response_free(&out);
+}
+
+static void test_echo_post_reprints_json_like_python(void **state) {
+    (void)state;
+    struct sl_envelope_request r = request("POST", "{\"k\":1,\"f\":2.5,\"k\":[true,null]}");
+    struct wk_response out;
+    wk_response_init(&out, 1 << 20);
+    assert_int_equal(wk_echo_handle(&r, "s", INT64_C(1795827723) * 1000000, &out), 0);
+    assert_non_null(strstr(out.body.data, "\"received_data\": {\"k\": [true, null], \"f\": 2.5}"));
+    /* No fraction when the microseconds are zero, as isoformat() does. */
+    assert_non_null(strstr(out.body.data, "\"timestamp\": \"2026-11-28T01:02:03\""));
+    wk_response_free(&out);
+}
+
+static void test_echo_post_non_json_is_a_string_and_empty_is_null(void **state) {
+    (void)state;
+    struct wk_response out;
+    wk_response_init(&out, 1 << 20);
+    struct sl_envelope_request r = request("PUT", "not \"json\"");
+    assert_int_equal(wk_echo_handle(&r, "s", NOW_US, &out), 0);
+    assert_non_null(strstr(out.body.data, "\"received_data\": \"not \\\"json\\\"\""));
+    wk_response_reset(&out);
+    r = request("POST", "");
+    assert_int_equal(wk_echo_handle(&r, "s", NOW_US, &out), 0);
+    assert_non_null(strstr(out.body.data, "\"received_data\": null"));
+    wk_response_free(&out);
+}
+
+static void test_echo_patch_is_405_with_allow(void **state) {
+    (void)state;
+    struct sl_envelope_request r = request("PATCH", "");
+    struct wk_response out;
+    wk_response_init(&out, 1 << 20);
+    assert_int_equal(wk_echo_handle(&r, "s", NOW_US, &out), 0);
+    assert_int_equal(out.status, 405);
+    assert_non_null(strstr(out.body.data,
+                           "\"data\": {\"error\": \"Method PATCH not supported\", "
+                           "\"supported_methods\": [\"GET\", \"POST\", \"PUT\", \"DELETE\"]}"));
+    assert_int_equal(out.nheaders, 2);
+    assert_memory_equal(out.strings.data + out.name_off[0], "Allow", 5);
+    assert_memory_equal(out.strings.data + out.value_off[0], "GET, POST, PUT, DELETE", 22);
+    wk_response_free(&out);
+}
+
+static void test_offsets_store_up_to_the_lowest_unfinished(void **state) {
+    (void)state;
+    struct wk_offsets o;
+    wk_offsets_init(&o);
+    for (int64_t i = 10; i < 15; i++)
+        assert_int_equal(wk_offsets_track(&o, i), 0);
+    int64_t store = -1;
+    assert_int_equal(wk_offsets_done(&o, 12, &store), 0); /* 10 and 11 still running */
+    assert_int_equal(wk_offsets_done(&o, 11, &store), 0);
+    assert_int_equal(wk_offsets_done(&o, 10, &store), 1);
+    assert_int_equal(store, 13); /* 10..12 done, 13 is the lowest unfinished */
+    assert_int_equal(wk_offsets_done(&o, 14, &store), 0);
+    assert_int_equal(wk_offsets_done(&o, 13, &store), 1);
+    assert_int_equal(store, 15);
+    assert_int_equal(wk_offsets_pending(&o), 0);
+    assert_int_equal(wk_offsets_done(&o, 13, &store), SL_ERR_MISSING);
+    assert_int_equal(wk_offsets_track(&o, 20), 0); /* gaps (compaction) are fine */
+    assert_int_equal(wk_offsets_track(&o, 19), -EINVAL);
+    assert_int_equal(wk_offsets_done(&o, 20, &store), 1);
+    assert_int_equal(store, 21);
+    wk_offsets_free(&o);
+}
+
+static void test_offsets_survive_growth_with_many_out_of_order_completions(void **state) {
+    (void)state;
+    struct wk_offsets o;
+    wk_offsets_init(&o);
+    for (int64_t i = 0; i < 1000; i++)
+        assert_int_equal(wk_offsets_track(&o, i), 0);
+    int64_t store = -1;
+    for (int64_t i = 999; i >= 1; i--)
+        assert_int_equal(wk_offsets_done(&o, i, &store), 0);
+    assert_int_equal(wk_offsets_pending(&o), 1);
+    assert_int_equal(wk_offsets_done(&o, 0, &store), 1);
+    assert_int_equal(store, 1000);
+    wk_offsets_free(&o);
+}
+
+static const struct sl_kafka_header *find(const struct wk_dlq_headers *h, const char *name) {
+    for (size_t i = 0; i < h->n; i++)
+        if (!strcmp(h->h[i].name, name))
+            return &h->h[i];
+    return NULL;
+}
+
+static void test_dlq_headers_carry_reason_origin_and_original_headers(void **state) {
+    (void)state;
+    const struct sl_kafka_header orig[] = {{"sluice-id", "abc", 3}};
+    struct wk_dlq_info info = {.reason = WK_REASON_TIMEOUT,
+                               .error = "handler timed out",
+                               .attempts = 3,
+                               .first_failure_ms = 1700000000123,
+                               .worker = "w-1",
+                               .topic = "sluice.requests",
+                               .partition = 2,
+                               .offset = 258,
+                               .timestamp_ms = 1,
+                               .original = orig,
+                               .n_original = 1};
+    struct wk_dlq_headers h;
+    assert_int_equal(wk_dlq_headers_build(&info, &h), 0);
+    assert_int_equal(h.n, 1 + WK_DLQ_OWN_HEADERS);
+    assert_string_equal(h.h[0].name, "sluice-id");
+    assert_memory_equal(find(&h, "sluice-dlq-reason")->value, "timeout", 7);
+    assert_memory_equal(find(&h, "sluice-attempts")->value, "3", 1);
+    assert_memory_equal(find(&h, "sluice-first-failure-ms")->value, "1700000000123", 13);
+    assert_memory_equal(find(&h, "sluice-worker")->value, "w-1", 3);
+    assert_memory_equal(find(&h, "kafka_dlt-original-topic")->value, "sluice.requests", 15);
+    assert_memory_equal(find(&h, "kafka_dlt-original-partition")->value, "\0\0\0\2", 4);
+    assert_memory_equal(find(&h, "kafka_dlt-original-offset")->value, "\0\0\0\0\0\0\1\2", 8);
+    assert_memory_equal(find(&h, "kafka_dlt-exception-message")->value, "handler timed out", 17);
+    wk_dlq_headers_free(&h);
+    assert_string_equal(wk_reason_name(WK_REASON_DECODE_ERROR), "decode_error");
+    assert_int_equal(wk_reason_parse("invalid_reply", 13), WK_REASON_INVALID_REPLY);
+    assert_int_equal(wk_reason_parse("whatever", 8), WK_REASON_HANDLER_ERROR);
+}
+
+static void test_frames_parse_only_when_complete_and_within_the_limit(void **state) {
+    (void)state;
+    uint8_t buf[16];
+    wk_frame_header(buf, 3);
+    memcpy(buf + 4, "abc", 3);
+    const uint8_t *p;
+    size_t len;
+    assert_int_equal(wk_frame_parse(buf, 3, 100, &p, &len), 0);
+    assert_int_equal(wk_frame_parse(buf, 6, 100, &p, &len), 0);
+    assert_int_equal(wk_frame_parse(buf, 7, 100, &p, &len), 1);
+    assert_int_equal(len, 3);
+    assert_memory_equal(p, "abc", 3);
+    assert_int_equal(wk_frame_parse(buf, 7, 2, &p, &len), SL_ERR_TOO_LARGE);
+    wk_frame_header(buf, 0x01020304);
+    assert_memory_equal(buf, "\1\2\3\4", 4);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_echo_get_writes_the_seeds_json_with_last_query_values),
+        cmocka_unit_test(test_echo_post_reprints_json_like_python),
+        cmocka_unit_test(test_echo_post_non_json_is_a_string_and_empty_is_null),
+        cmocka_unit_test(test_echo_patch_is_405_with_allow),
+        cmocka_unit_test(test_offsets_store_up_to_the_lowest_unfinished),
+        cmocka_unit_test(test_offsets_survive_growth_with_many_out_of_order_completions),
+        cmocka_unit_test(test_dlq_headers_carry_reason_origin_and_original_headers),
+        cmocka_unit_test(test_frames_parse_only_when_complete_and_within_the_limit),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
