@@ -117,8 +117,14 @@ int gw_gateway_new(uv_loop_t *loop, const struct gw_settings *s, const char *con
     if ((rc = gw_proxies_init(&g->proxies, s->trusted_proxies.items, s->trusted_proxies.n, err)) <
         0)
         return rc;
-    if ((rc = gw_waf_new(&g->waf)) < 0)
+    /* ---- WAF engine: the web ACL file (or the shipped default), watched like the keys file */
+    struct gw_waf_opts wo = {.loop = loop, .acl_file = s->waf_acl_file, .metrics = g->metrics};
+    if ((rc = gw_waf_open(&wo, &g->waf, err)) < 0) {
+        sl_buf_printf(err, "SLUICE_WAF_ACL_FILE: cannot load %s: %s\n",
+                      s->waf_acl_file ? s->waf_acl_file : "the shipped default web ACL",
+                      sl_strerror(rc));
         return rc;
+    }
     if ((rc = gw_inflight_init(&g->inflight, (size_t)s->max_in_flight)) < 0)
         return rc;
     if ((rc = gw_auth_new(loop, s->keys_file, g->metrics, &g->auth)) < 0) {
@@ -287,6 +293,8 @@ int gw_gateway_start(struct gw_gateway *g, struct sl_buf *err) {
 void gw_gateway_reload(struct gw_gateway *g) {
     if (g->auth)
         gw_auth_reload(g->auth);
+    if (g->waf)
+        gw_waf_reload(g->waf); /* WAF engine: a bad document is logged and the old ACL stays */
 }
 
 int gw_gateway_http_port(const struct gw_gateway *g) {
@@ -356,6 +364,12 @@ static void close_rest(struct gw_gateway *g) {
     if (g->admin) {
         g->pending_closes++;
         sl_admin_close(g->admin, closed_one, g);
+    }
+    if (g->waf) { /* WAF engine: its watch handles close like the keys file's */
+        g->pending_closes++;
+        struct gw_waf *w = g->waf;
+        g->waf = NULL;
+        gw_waf_close(w, closed_one, g);
     }
     closed_one(g);
 }

@@ -32,7 +32,7 @@ static void on_stopped(void *data) {
 static void on_signal(uv_signal_t *h, int signum) {
     struct app *app = h->data;
     if (signum == SIGHUP) {
-        SL_INFO("SIGHUP: reloading the keys file");
+        SL_INFO("SIGHUP: reloading the keys file and the web ACL");
         if (app->gw)
             gw_gateway_reload(app->gw);
         return;
@@ -47,7 +47,7 @@ static void usage(FILE *out) {
                          "The authenticated HTTP front door to Kafka: API keys, usage plans, "
                          "WAF, CORS; publishes each request and answers with its reply.\n"
                          "Options: --help, --print-config [--json]. Signals: SIGTERM/SIGINT "
-                         "drain and stop, SIGHUP reloads the keys file.",
+                         "drain and stop, SIGHUP reloads the keys file and the web ACL.",
                          out);
 }
 

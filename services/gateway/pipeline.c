@@ -244,8 +244,8 @@ static enum gw_step step_waf(struct gw_req *r) {
     if (r->waf.action != GW_WAF_BLOCK)
         return GW_NEXT;
     if (r->waf.custom_status) {
-        respond(r, r->waf.custom_status, NULL, 0, NULL, 0, r->waf.custom_body.p,
-                r->waf.custom_body.len, gw_error_info(GW_ERR_WAF)->audit);
+        respond(r, r->waf.custom_status, r->waf.custom_headers, r->waf.ncustom_headers, NULL, 0,
+                r->waf.custom_body.p, r->waf.custom_body.len, gw_error_info(GW_ERR_WAF)->audit);
         return GW_DONE;
     }
     gw_respond_error(r, GW_ERR_WAF, NULL, 0);

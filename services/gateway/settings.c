@@ -72,6 +72,15 @@ const struct sl_config_option gw_settings_table[] = {
      .type = SL_CONFIG_LIST,
      .offset = OPT(trusted_proxies),
      .description = "CIDRs whose X-Forwarded-For is believed for the client IP (none)."},
+    /* ---- WAF engine ---- */
+    {.name = "waf_acl_file",
+     .env = "SLUICE_WAF_ACL_FILE",
+     .type = SL_CONFIG_STRING,
+     .offset = OPT(waf_acl_file),
+     .description = "AWS WAFv2 web ACL (JSON, as exported from AWS) the WAF step enforces; "
+                    "reloaded on SIGHUP and on change. Unset: the seed's (IP rate limit "
+                    "2000/5 min + AWSManagedRulesCommonRuleSet + "
+                    "AWSManagedRulesKnownBadInputsRuleSet), built in."},
     {.name = "redis_url",
      .env = "SLUICE_REDIS_URL",
      .type = SL_CONFIG_STRING,

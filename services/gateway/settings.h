@@ -23,6 +23,7 @@ struct gw_settings {
     char *cors_allow_headers;
     int64_t cors_max_age_ms;
     struct sl_config_list trusted_proxies;
+    char *waf_acl_file; /* WAF engine: NULL = the shipped default web ACL */
     char *redis_url;
     bool redis_fail_open;
     int64_t redis_timeout_ms;

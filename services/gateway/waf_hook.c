@@ -1,31 +1,421 @@
-/* The empty web ACL: every request is allowed by the default action. */
+/* The WAF object: the web ACL in force, its reload machinery, and the per-request verdict. */
 #include "waf_hook.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
 
-struct gw_waf {
-    int unused; /* the compiled web ACL goes here */
+#include "sluice/error.h"
+#include "sluice/log.h"
+#include "sluice/metrics.h"
+#include "waf/waf.h"
+
+#define POLL_INTERVAL_MS 1000
+#define DEBOUNCE_MS      50
+#define RETIRE_MS        (3600 * 1000) /* longer than any request can hold a verdict */
+#define MAX_ACL_BYTES    (8u << 20)
+
+/* A replaced ACL stays alive while verdicts may still point into it. */
+struct retired {
+    struct gw_waf_acl *acl;
+    int64_t at_ms;
+    struct retired *next;
 };
 
-int gw_waf_new(struct gw_waf **out) {
-    *out = calloc(1, sizeof **out);
-    return *out ? 0 : -ENOMEM;
+struct file_id {
+    bool valid;
+    dev_t dev;
+    ino_t ino;
+    off_t size;
+    struct timespec mtime, ctime;
+};
+
+struct gw_waf {
+    struct gw_waf_acl *acl;
+    struct retired *retired;
+    struct gw_waf_scratch scr;
+    int64_t (*clock_ms)(void *);
+    void *clock_data;
+    size_t rate_capacity;
+    struct sl_metric_family *rule_metrics;
+    struct sl_metric *m_reload_ok, *m_reload_err;
+
+    char *path; /* NULL: the shipped default */
+    char *dir;
+    uint64_t digest, bad_digest; /* content hashes: skip reloading what is in force or refused */
+    bool have_bad;
+    struct file_id seen;
+    uv_loop_t *loop;
+    uv_timer_t poll, debounce;
+    uv_fs_event_t watch;
+    bool watching;
+    int open_handles;
+    void (*close_cb)(void *);
+    void *close_data;
+};
+
+static int64_t mono_ms(void *data) {
+    (void)data;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static uint64_t fnv(const char *p, size_t n) {
+    uint64_t h = 1469598103934665603ULL;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (unsigned char)p[i]) * 1099511628211ULL;
+    return h;
+}
+
+static struct file_id stat_file(const char *path) {
+    struct stat st;
+    struct file_id id = {0};
+    if (stat(path, &st) == 0) {
+        id.valid = true;
+        id.dev = st.st_dev;
+        id.ino = st.st_ino;
+        id.size = st.st_size;
+        id.mtime = st.st_mtim;
+        id.ctime = st.st_ctim;
+    }
+    return id;
+}
+
+static bool same_file(const struct file_id *x, const struct file_id *y) {
+    return x->valid == y->valid && x->dev == y->dev && x->ino == y->ino && x->size == y->size &&
+           x->mtime.tv_sec == y->mtime.tv_sec && x->mtime.tv_nsec == y->mtime.tv_nsec &&
+           x->ctime.tv_sec == y->ctime.tv_sec && x->ctime.tv_nsec == y->ctime.tv_nsec;
+}
+
+static int read_file(const char *path, struct sl_buf *out) {
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    char chunk[65536];
+    int rc = 0;
+    for (;;) {
+        ssize_t n = read(fd, chunk, sizeof chunk);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            rc = -errno;
+            break;
+        }
+        if (n == 0)
+            break;
+        if ((rc = sl_buf_append(out, chunk, (size_t)n)) < 0)
+            break;
+    }
+    close(fd);
+    return rc;
+}
+
+static int compile(struct gw_waf *w, const char *json, size_t len, const char *what,
+                   struct gw_waf_acl **out, struct sl_buf *err) {
+    struct gw_waf_load_opts lo = {.rule_metrics = w->rule_metrics,
+                                  .rate_capacity = w->rate_capacity};
+    struct sl_buf e;
+    sl_buf_init(&e, 64 * 1024);
+    int rc = gw_waf_acl_load(json, len, &lo, out, &e);
+    if (rc < 0 && err) {
+        /* Every line names the document first, then the JSON path. */
+        const char *p = e.data ? e.data : "";
+        while (*p) {
+            const char *nl = strchr(p, '\n');
+            size_t n = nl ? (size_t)(nl - p) : strlen(p);
+            sl_buf_printf(err, "%s: %.*s\n", what, (int)n, p);
+            p += n + (nl ? 1 : 0);
+        }
+    }
+    sl_buf_free(&e);
+    return rc;
+}
+
+/* Loads the document the object names into *out. */
+static int load_doc(struct gw_waf *w, struct gw_waf_acl **out, uint64_t *digest,
+                    struct sl_buf *err) {
+    if (!w->path) {
+        size_t len = 0;
+        const char *json = gw_waf_data("default-acl.json", &len);
+        *digest = 0;
+        return compile(w, json, len, "default-acl.json (shipped)", out, err);
+    }
+    struct sl_buf doc;
+    sl_buf_init(&doc, MAX_ACL_BYTES);
+    int rc = read_file(w->path, &doc);
+    if (rc < 0) {
+        sl_buf_printf(err, "%s: cannot read: %s\n", w->path, sl_strerror(rc));
+    } else {
+        *digest = fnv(doc.data ? doc.data : "", doc.len);
+        rc = compile(w, doc.data ? doc.data : "", doc.len, w->path, out, err);
+    }
+    sl_buf_free(&doc);
+    return rc;
+}
+
+static void retire_old(struct gw_waf *w, bool all) {
+    int64_t now = mono_ms(NULL);
+    struct retired **pp = &w->retired;
+    while (*pp) {
+        struct retired *r = *pp;
+        if (all || now - r->at_ms > RETIRE_MS) {
+            *pp = r->next;
+            gw_waf_acl_free(r->acl);
+            free(r);
+        } else {
+            pp = &r->next;
+        }
+    }
+}
+
+static void install(struct gw_waf *w, struct gw_waf_acl *acl) {
+    if (w->acl) {
+        gw_waf_acl_adopt_rates(acl, w->acl);
+        struct retired *r = malloc(sizeof *r);
+        if (r) {
+            *r = (struct retired){.acl = w->acl, .at_ms = mono_ms(NULL), .next = w->retired};
+            w->retired = r;
+        } else {
+            SL_WARN("waf: out of memory retiring the old web ACL; leaking it");
+        }
+    }
+    w->acl = acl;
+    retire_old(w, false);
+}
+
+static int reload(struct gw_waf *w, bool force) {
+    struct sl_buf err;
+    sl_buf_init(&err, 64 * 1024);
+    struct gw_waf_acl *acl = NULL;
+    uint64_t digest = 0;
+    if (w->path)
+        w->seen = stat_file(w->path);
+    int rc = load_doc(w, &acl, &digest, &err);
+    if (rc < 0) {
+        if (force || !w->have_bad || w->bad_digest != digest) {
+            if (w->m_reload_err)
+                sl_counter_inc(w->m_reload_err);
+            SL_ERROR("waf: web ACL rejected, keeping the one in force (%zu rules): %s",
+                     w->acl ? w->acl->nrules : 0, err.data ? err.data : sl_strerror(rc));
+        }
+        w->have_bad = true;
+        w->bad_digest = digest;
+        sl_buf_free(&err);
+        return rc;
+    }
+    sl_buf_free(&err);
+    w->have_bad = false;
+    if (!force && digest == w->digest) {
+        gw_waf_acl_free(acl);
+        return 0;
+    }
+    w->digest = digest;
+    install(w, acl);
+    if (w->m_reload_ok)
+        sl_counter_inc(w->m_reload_ok);
+    SL_INFO("waf: web ACL %s loaded from %s: %zu rules", acl->name,
+            w->path ? w->path : "the shipped default", acl->nrules);
+    return 0;
+}
+
+static void on_debounce(uv_timer_t *t) {
+    reload(t->data, false);
+}
+
+static void on_poll(uv_timer_t *t) {
+    struct gw_waf *w = t->data;
+    struct file_id now = stat_file(w->path);
+    if (!same_file(&now, &w->seen))
+        reload(w, false);
+}
+
+static void on_fs_event(uv_fs_event_t *h, const char *filename, int events, int status) {
+    struct gw_waf *w = h->data;
+    (void)filename;
+    (void)events;
+    if (status < 0) {
+        uv_fs_event_stop(h);
+        return;
+    }
+    if (!uv_is_active((uv_handle_t *)&w->debounce))
+        uv_timer_start(&w->debounce, on_debounce, DEBOUNCE_MS, 0);
+}
+
+static int make(const struct gw_waf_opts *o, struct gw_waf **out) {
+    struct gw_waf *w = calloc(1, sizeof *w);
+    if (!w)
+        return -ENOMEM;
+    w->clock_ms = o && o->clock_ms ? o->clock_ms : mono_ms;
+    w->clock_data = o ? o->clock_data : NULL;
+    w->rate_capacity = o ? o->rate_capacity : 0;
+    if (o && o->metrics) {
+        /* Registered once per registry; a second WAF on the same registry goes without. */
+        w->rule_metrics = sl_metrics_counter(o->metrics, "sluice_gateway_waf_requests_total",
+                                             "Requests each WAF rule decided or counted, by "
+                                             "rule (metric name) and action.",
+                                             "rule,action");
+        struct sl_metric_family *rl = sl_metrics_counter(
+            o->metrics, "sluice_gateway_waf_reloads_total", "Web ACL reloads by result", "result");
+        if (rl) {
+            w->m_reload_ok = sl_metric_child1(rl, "ok");
+            w->m_reload_err = sl_metric_child1(rl, "error");
+        }
+    }
+    *out = w;
+    return 0;
+}
+
+static char *dir_of(const char *path) {
+    const char *slash = strrchr(path, '/');
+    if (!slash)
+        return strdup(".");
+    if (slash == path)
+        return strdup("/");
+    return strndup(path, (size_t)(slash - path));
+}
+
+int gw_waf_open(const struct gw_waf_opts *o, struct gw_waf **out, struct sl_buf *err) {
+    struct gw_waf *w;
+    int rc = make(o, &w);
+    if (rc < 0)
+        return rc;
+    if (o && o->acl_file && *o->acl_file) {
+        if (!(w->path = strdup(o->acl_file)) || !(w->dir = dir_of(o->acl_file))) {
+            gw_waf_free(w);
+            return -ENOMEM;
+        }
+        w->seen = stat_file(w->path);
+    }
+    struct gw_waf_acl *acl = NULL;
+    if ((rc = load_doc(w, &acl, &w->digest, err)) < 0) {
+        gw_waf_free(w);
+        return rc;
+    }
+    w->acl = acl;
+    if (o && o->loop && w->path) {
+        w->loop = o->loop;
+        uv_timer_init(w->loop, &w->poll);
+        uv_timer_init(w->loop, &w->debounce);
+        w->poll.data = w->debounce.data = w;
+        w->open_handles = 2;
+        uv_unref((uv_handle_t *)&w->poll);
+        uv_unref((uv_handle_t *)&w->debounce);
+        uv_timer_start(&w->poll, on_poll, POLL_INTERVAL_MS, POLL_INTERVAL_MS);
+        if (uv_fs_event_init(w->loop, &w->watch) == 0) {
+            w->watch.data = w;
+            w->open_handles++;
+            w->watching = true;
+            int wrc = uv_fs_event_start(&w->watch, on_fs_event, w->dir, 0);
+            if (wrc)
+                SL_WARN("waf: cannot watch %s (%s); relying on the %d ms stat check", w->dir,
+                        uv_strerror(wrc), POLL_INTERVAL_MS);
+            uv_unref((uv_handle_t *)&w->watch);
+        }
+    }
+    *out = w;
+    return 0;
+}
+
+int gw_waf_open_json(const struct gw_waf_opts *o, const char *json, size_t len, struct gw_waf **out,
+                     struct sl_buf *err) {
+    struct gw_waf *w;
+    int rc = make(o, &w);
+    if (rc < 0)
+        return rc;
+    if ((rc = compile(w, json, len, "web ACL", &w->acl, err)) < 0) {
+        gw_waf_free(w);
+        return rc;
+    }
+    *out = w;
+    return 0;
+}
+
+int gw_waf_reload(struct gw_waf *w) {
+    return w->path ? reload(w, true) : 0;
 }
 
 void gw_waf_free(struct gw_waf *w) {
+    if (!w)
+        return;
+    gw_waf_acl_free(w->acl);
+    retire_old(w, true);
+    free(w->scr.a);
+    free(w->scr.b);
+    free(w->path);
+    free(w->dir);
     free(w);
+}
+
+static void on_closed(uv_handle_t *h) {
+    struct gw_waf *w = h->data;
+    if (--w->open_handles > 0)
+        return;
+    void (*cb)(void *) = w->close_cb;
+    void *data = w->close_data;
+    gw_waf_free(w);
+    if (cb)
+        cb(data);
+}
+
+void gw_waf_close(struct gw_waf *w, void (*cb)(void *data), void *data) {
+    if (!w->loop || w->open_handles == 0) {
+        gw_waf_free(w);
+        if (cb)
+            cb(data);
+        return;
+    }
+    w->close_cb = cb;
+    w->close_data = data;
+    uv_timer_stop(&w->poll);
+    uv_timer_stop(&w->debounce);
+    uv_close((uv_handle_t *)&w->poll, on_closed);
+    uv_close((uv_handle_t *)&w->debounce, on_closed);
+    if (w->watching) {
+        uv_fs_event_stop(&w->watch);
+        uv_close((uv_handle_t *)&w->watch, on_closed);
+    }
 }
 
 void gw_waf_evaluate(struct gw_waf *w, const struct sl_http_request *req, const char *client_ip,
                      struct gw_waf_verdict *out) {
-    (void)w;
-    (void)req;
-    (void)client_ip;
     *out = (struct gw_waf_verdict){.action = GW_WAF_ALLOW, .rule = "Default_Action"};
+    if (!w || !w->acl)
+        return;
+    struct gw_waf_ctx c = {
+        .req = req, .client_ip = client_ip, .now_ms = w->clock_ms(w->clock_data), .scr = &w->scr};
+    struct gw_waf_result res;
+    gw_waf_acl_eval(w->acl, &c, &res);
+    gw_waf_ctx_release(&c);
+    out->action = res.action == GW_ACT_BLOCK ? GW_WAF_BLOCK : GW_WAF_ALLOW;
+    if (res.rule) {
+        out->rule = res.rule->name;
+        out->group_rule = res.group_rule ? res.group_rule->name : NULL;
+    }
+    if (res.custom) {
+        out->custom_status = res.custom->status;
+        out->custom_body =
+            (struct sl_str){res.custom->body ? res.custom->body : "", res.custom->body_len};
+        out->custom_headers = res.custom->hh;
+        out->ncustom_headers = res.custom->nhh;
+    }
+    for (size_t i = 0; i < c.nlabels && out->nlabels < GW_WAF_MAX_LABELS; i++)
+        out->labels[out->nlabels++] = c.labels[i];
 }
 
 const char *gw_waf_action_name(enum gw_waf_action a) {
     static const char *const names[] = {"ALLOW", "BLOCK", "COUNT"};
     return a <= GW_WAF_COUNT ? names[a] : "ALLOW";
+}
+
+const char *gw_waf_name(const struct gw_waf *w) {
+    return w && w->acl ? w->acl->name : "";
+}
+
+size_t gw_waf_rule_count(const struct gw_waf *w) {
+    return w && w->acl ? w->acl->nrules : 0;
 }

@@ -6,6 +6,7 @@
 #include "ctl.h"
 #include "keys.h"
 #include "topics.h"
+#include "waf.h"
 #include "sluice/buf.h"
 #include "sluice/config.h"
 #include "sluice/log.h"
@@ -51,6 +52,7 @@ struct ctl_group {
 static const struct ctl_group groups[] = {
     {.name = "keys", .run = ctl_keys_main, .summary = "create, list, revoke and rotate API keys"},
     {.name = "topics", .run = ctl_topics_main, .summary = "create the Kafka topics (idempotent)"},
+    {.name = "waf", .run = ctl_waf_main, .summary = "check a WAFv2 web ACL; evaluate requests"},
     /* ---- More groups go here (one file per group, e.g. dlq.c). ---- */
 };
 #define CTL_NGROUPS (sizeof groups / sizeof groups[0])

@@ -1,0 +1,149 @@
+"""Turns the CRS regression tests (go-ftw YAML) into raw requests, and the two engines'
+verdicts into recall per family and the should-pass rate (bench/waf-corpus/run)."""
+import base64
+import collections
+import json
+import pathlib
+import re
+import sys
+
+ATTACK = {"930": "LFI", "931": "RFI", "932": "RCE", "933": "PHP", "934": "generic",
+          "941": "XSS", "942": "SQLi", "944": "Java/Log4J"}
+PROTOCOL = {"913": "scanner", "920": "protocol", "921": "protocol attack"}
+HOST = b"waf-bench.example"
+
+
+def stages(test):
+    for s in test.get("stages") or []:
+        s = s.get("stage", s)  # the older format nests the stage
+        if isinstance(s, dict) and "input" in s:
+            yield s["input"], s.get("output") or {}
+
+
+def raw_request(inp):
+    """The bytes the test sends, with Host rewritten (the README: Host: localhost would trip
+    Host_localhost_HEADER on its own). A POST body without a Content-Type gets the form type a
+    client sends with it; both engines see the same bytes."""
+    if inp.get("encoded_request"):
+        raw = base64.b64decode(inp["encoded_request"])
+        return re.sub(rb"(?im)^(host:[ \t]*)localhost(:\d+)?", rb"\g<1>" + HOST, raw)
+    method = str(inp.get("method", "GET"))
+    uri = str(inp.get("uri", "/"))
+    version = str(inp.get("version", "HTTP/1.1"))
+    headers = dict(inp.get("headers") or {})
+    data = inp.get("data")
+    if isinstance(data, list):
+        data = "\r\n".join(str(d) for d in data)
+    body = b"" if data is None else (data.encode() if isinstance(data, str) else bytes(data))
+    out = [f"{method} {uri} {version}".encode()]
+    names = {k.lower() for k in headers}
+    for k, v in headers.items():
+        v = str(v)
+        if k.lower() == "host" and v.startswith("localhost"):
+            v = HOST.decode()
+        out.append(f"{k}: {v}".encode("utf-8", "surrogateescape"))
+    if body and "content-type" not in names:
+        out.append(b"Content-Type: application/x-www-form-urlencoded")
+    if body and "content-length" not in names:
+        out.append(b"Content-Length: %d" % len(body))
+    return b"\r\n".join(out) + b"\r\n\r\n" + body
+
+
+def ids_of(output):
+    log = output.get("log") or {}
+    exp = log.get("expect_ids") or []
+    no = log.get("no_expect_ids") or []
+    if "log_contains" in output:  # older format: id "942100"
+        exp += re.findall(r'id "(\d+)"', str(output["log_contains"]))
+    if "no_log_contains" in output:
+        no += re.findall(r'id "(\d+)"', str(output["no_log_contains"]))
+    return [str(i) for i in exp], [str(i) for i in no]
+
+
+def build(corpus, req_path, meta_path):
+    import yaml
+    meta = []
+    with open(req_path, "wb") as f:
+        for path in sorted(pathlib.Path(corpus).rglob("*.y*ml")):
+            doc = yaml.safe_load(path.read_text(errors="replace"))
+            if not isinstance(doc, dict):
+                continue
+            fam = path.parent.name.split("-")[1]
+            for t in doc.get("tests") or []:
+                for inp, out in stages(t):
+                    exp, no = ids_of(out)
+                    if fam == "999" or (not exp and no):
+                        kind = "pass"
+                    elif any(e[:3] in ATTACK for e in exp):
+                        kind = "attack"
+                    elif any(e[:3] in PROTOCOL for e in exp):
+                        kind = "protocol"
+                    else:
+                        continue
+                    try:
+                        raw = raw_request(inp)
+                    except Exception:  # an unusable stage (binary junk in YAML) is skipped
+                        continue
+                    f.write(b"%d\n" % len(raw) + raw)
+                    meta.append({"file": f"{path.parent.name}/{path.name}",
+                                 "test": t.get("test_id", t.get("test_title")), "family": fam,
+                                 "kind": kind, "expect": exp})
+    json.dump(meta, open(meta_path, "w"))
+
+
+def report(meta_path, verdicts_path, sqli_path, acl):
+    meta = json.load(open(meta_path))
+    rows = [line.rstrip("\n").split("\t") for line in open(verdicts_path)]
+    rows2 = [line.rstrip("\n").split("\t") for line in open(sqli_path)]
+    assert len(rows) == len(meta) == len(rows2), (len(rows), len(meta), len(rows2))
+    fam = collections.defaultdict(lambda: [0, 0, 0, 0])  # total, sluice, sluice+sqli, crs
+    why = collections.defaultdict(collections.Counter)
+    passing = [0, 0, 0, 0]
+    for m, (_, action, rule, status, _ids), r2 in zip(meta, rows, rows2):
+        s, q, c = action == "BLOCK", r2[1] == "BLOCK", status not in ("0", "200")
+        if m["kind"] == "pass":
+            passing[0] += 1
+            passing[1] += not s
+            passing[2] += not q
+            passing[3] += not c
+            continue
+        f = fam[m["family"]]
+        f[0] += 1
+        f[1] += s
+        f[2] += q
+        f[3] += c
+        if s:
+            why[m["family"]][rule.split("/")[-1]] += 1
+
+    def pct(a, b):
+        return f"{100.0 * a / b:5.1f}%" if b else "   - "
+
+    print(f"WAF corpus: {len(meta)} requests (CRS regression tests; Host rewritten)")
+    print(f"Sluice: web ACL {acl}; CRS: libmodsecurity3 + modsecurity-crs (PL1, threshold 5)\n")
+    print(f"{'family':<26} {'requests':>8} {'Sluice':>14} {'Sluice+SQLi':>14} {'CRS':>14}")
+
+    def line(label, t, s, q, c):
+        print(f"{label:<26} {t:>8} {s:>6} {pct(s, t)} {q:>6} {pct(q, t)} {c:>6} {pct(c, t)}")
+
+    for group, names in (("attacks", ATTACK), ("protocol (informative)", PROTOCOL)):
+        for code, name in names.items():
+            t, s, q, c = fam.get(code, [0, 0, 0, 0])
+            if t:
+                line(f"{code} {name}", t, s, q, c)
+        if group == "attacks":
+            line("all attacks", *(sum(fam[k][i] for k in ATTACK if k in fam) for i in range(4)))
+            print()
+    print()
+    line("should pass (not blocked)", *passing)
+    print()
+    print("Sluice's blocking rules per family:")
+    for code in sorted(why):
+        top = ", ".join(f"{r} {n}" for r, n in why[code].most_common(4))
+        print(f"  {code}: {top}")
+
+
+if __name__ == "__main__":
+    if sys.argv[1] == "requests":
+        build(sys.argv[2], sys.argv[3], sys.argv[4])
+    else:
+        report(*sys.argv[2:6])

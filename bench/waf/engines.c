@@ -1,0 +1,230 @@
+/* Runs the same raw HTTP requests through Sluice's WAF and through libmodsecurity3 + OWASP CRS:
+ * verdicts per request (bench/waf-corpus) or the cost per request (bench/waf). */
+#include <modsecurity/intervention.h>
+#include <modsecurity/modsecurity.h>
+#include <modsecurity/rules_set.h>
+#include <modsecurity/transaction.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "sluice/buf.h"
+#include "sluice/http.h"
+#include "waf_hook.h"
+
+#define MAX_HEADERS 128
+
+/* Input: records "<length>\n<raw request bytes>", one request each. */
+struct rec {
+    char *raw;
+    size_t len;
+    struct sl_http_request r;
+    struct sl_http_header hs[MAX_HEADERS];
+    char method[32], uri[16384];
+};
+
+static size_t line(const char *p, const char *end, const char **next) {
+    const char *nl = memchr(p, '\n', (size_t)(end - p));
+    *next = nl ? nl + 1 : end;
+    size_t n = (size_t)((nl ? nl : end) - p);
+    if (n && p[n - 1] == '\r')
+        n--;
+    return n;
+}
+
+static void parse(struct rec *x) {
+    const char *p = x->raw, *end = p + x->len, *next;
+    struct sl_http_request *r = &x->r;
+    memset(r, 0, sizeof *r);
+    size_t n = line(p, end, &next);
+    const char *sp1 = memchr(p, ' ', n);
+    const char *sp2 = sp1 ? memchr(sp1 + 1, ' ', (size_t)(p + n - sp1 - 1)) : NULL;
+    r->method = (struct sl_str){p, sp1 ? (size_t)(sp1 - p) : n};
+    r->url = sp1 ? (struct sl_str){sp1 + 1, (size_t)((sp2 ? sp2 : p + n) - sp1 - 1)}
+                 : (struct sl_str){"/", 1};
+    const char *q = memchr(r->url.p, '?', r->url.len);
+    r->path = (struct sl_str){r->url.p, q ? (size_t)(q - r->url.p) : r->url.len};
+    r->query = q ? (struct sl_str){q + 1, r->url.len - r->path.len - 1} : (struct sl_str){"", 0};
+    snprintf(x->method, sizeof x->method, "%.*s", (int)r->method.len, r->method.p);
+    snprintf(x->uri, sizeof x->uri, "%.*s", (int)r->url.len, r->url.p);
+    for (p = next; p < end;) {
+        n = line(p, end, &next);
+        if (n == 0) {
+            p = next;
+            break;
+        }
+        const char *colon = memchr(p, ':', n);
+        if (colon && r->nheaders < MAX_HEADERS) {
+            const char *v = colon + 1;
+            while (v < p + n && (*v == ' ' || *v == '\t'))
+                v++;
+            x->hs[r->nheaders++] =
+                (struct sl_http_header){{p, (size_t)(colon - p)}, {v, (size_t)(p + n - v)}};
+        }
+        p = next;
+    }
+    r->headers = x->hs;
+    r->body = p < end ? p : "";
+    r->body_len = p < end ? (size_t)(end - p) : 0;
+}
+
+static struct rec *load(const char *path, size_t *count) {
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    size_t cap = 1024, n = 0;
+    struct rec *v = calloc(cap, sizeof *v);
+    unsigned long len;
+    while (fscanf(f, "%lu", &len) == 1 && fgetc(f) == '\n') {
+        if (n == cap)
+            v = realloc(v, (cap *= 2) * sizeof *v);
+        v[n].raw = malloc(len + 1);
+        v[n].len = fread(v[n].raw, 1, len, f);
+        v[n].raw[v[n].len] = '\0';
+        n++;
+    }
+    fclose(f);
+    for (size_t i = 0; i < n; i++) /* after the last realloc: a request points into its record */
+        parse(&v[i]);
+    *count = n;
+    return v;
+}
+
+/* ---- ModSecurity ---------------------------------------------------------------------------- */
+
+static char ids[4096]; /* the rule ids that logged for the current transaction */
+
+static void on_log(void *data, const void *msg) {
+    (void)data;
+    const char *s = msg, *p = s;
+    while ((p = strstr(p, "[id \""))) {
+        p += 5;
+        const char *e = strchr(p, '"');
+        if (!e)
+            break;
+        size_t used = strlen(ids);
+        snprintf(ids + used, sizeof ids - used, "%s%.*s", used ? "," : "", (int)(e - p), p);
+    }
+}
+
+static int modsec_eval(ModSecurity *ms, RulesSet *rules, struct rec *x) {
+    Transaction *t = msc_new_transaction(ms, rules, NULL);
+    msc_process_connection(t, "198.51.100.7", 40000, "127.0.0.1", 80);
+    msc_process_uri(t, x->uri, x->method, "1.1");
+    for (size_t i = 0; i < x->r.nheaders; i++)
+        msc_add_n_request_header(t, (const unsigned char *)x->hs[i].name.p, x->hs[i].name.len,
+                                 (const unsigned char *)x->hs[i].value.p, x->hs[i].value.len);
+    msc_process_request_headers(t);
+    ModSecurityIntervention it = {.status = 200};
+    int status = 0;
+    if (msc_intervention(t, &it))
+        status = it.status;
+    if (!status) {
+        msc_append_request_body(t, (const unsigned char *)x->r.body, x->r.body_len);
+        msc_process_request_body(t);
+        if (msc_intervention(t, &it))
+            status = it.status;
+    }
+    free(it.url);
+    free(it.log);
+    msc_process_logging(t);
+    msc_transaction_cleanup(t);
+    return status;
+}
+
+static int64_t fake_now;
+static int64_t clock_ms(void *data) {
+    (void)data;
+    return fake_now += 1000; /* one request a second: the rate rule never fires in a bench */
+}
+
+static double now_us(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3;
+}
+
+static int cmp(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+int main(int argc, char **argv) {
+    if (argc < 5) {
+        fprintf(stderr, "usage: engines verdicts|time ACL.json|@default MODSEC.conf REQUESTS "
+                        "[iterations]\n");
+        return 2;
+    }
+    size_t n;
+    struct rec *recs = load(argv[4], &n);
+    if (!recs) {
+        fprintf(stderr, "cannot read %s\n", argv[4]);
+        return 1;
+    }
+    struct sl_buf err;
+    sl_buf_init(&err, 1 << 20);
+    struct gw_waf_opts o = {.acl_file = strcmp(argv[2], "@default") ? argv[2] : NULL,
+                            .clock_ms = clock_ms};
+    struct gw_waf *w;
+    if (gw_waf_open(&o, &w, &err) < 0) {
+        fputs(err.data, stderr);
+        return 1;
+    }
+    ModSecurity *ms = msc_init();
+    msc_set_log_cb(ms, on_log);
+    RulesSet *rules = msc_create_rules_set();
+    const char *merr = NULL;
+    if (msc_rules_add_file(rules, argv[3], &merr) < 0) {
+        fprintf(stderr, "modsecurity: %s\n", merr);
+        return 1;
+    }
+    if (!strcmp(argv[1], "verdicts")) {
+        for (size_t i = 0; i < n; i++) {
+            struct gw_waf_verdict v;
+            gw_waf_evaluate(w, &recs[i].r, "198.51.100.7", &v);
+            ids[0] = '\0';
+            int status = modsec_eval(ms, rules, &recs[i]);
+            printf("%zu\t%s\t%s%s%s\t%d\t%s\n", i, gw_waf_action_name(v.action), v.rule,
+                   v.group_rule ? "/" : "", v.group_rule ? v.group_rule : "", status, ids);
+        }
+    } else {
+        /* "time-sluice" leaves ModSecurity out (profiling Sluice alone). */
+        bool sluice_only = !strcmp(argv[1], "time-sluice");
+        size_t iters = argc > 5 ? strtoul(argv[5], NULL, 10) : 2000;
+        double *s = calloc(iters, sizeof *s), *m = calloc(iters, sizeof *m);
+        for (size_t i = 0; i < n; i++) {
+            struct gw_waf_verdict v;
+            int status = 0;
+            /* Each engine in its own loop: warm caches, as when it runs alone in a server. */
+            for (size_t k = 0; k < iters; k++) {
+                double t0 = now_us();
+                gw_waf_evaluate(w, &recs[i].r, "198.51.100.7", &v);
+                s[k] = now_us() - t0;
+            }
+            for (size_t k = 0; k < iters && !sluice_only; k++) {
+                double t0 = now_us();
+                ids[0] = '\0';
+                status = modsec_eval(ms, rules, &recs[i]);
+                m[k] = now_us() - t0;
+            }
+            qsort(s, iters, sizeof *s, cmp);
+            qsort(m, iters, sizeof *m, cmp);
+            printf("%zu\t%s\t%s\t%.2f\t%.2f\t%d\t%.1f\t%.1f\n", i, gw_waf_action_name(v.action),
+                   v.group_rule ? v.group_rule : v.rule, s[iters / 2], s[iters * 99 / 100], status,
+                   m[iters / 2], m[iters * 99 / 100]);
+        }
+        free(s);
+        free(m);
+    }
+    msc_rules_cleanup(rules);
+    msc_cleanup(ms);
+    gw_waf_free(w);
+    sl_buf_free(&err);
+    for (size_t i = 0; i < n; i++)
+        free(recs[i].raw);
+    free(recs);
+    return 0;
+}

@@ -1,0 +1,375 @@
+/* FieldToMatch: the parts of a request a statement inspects, each value run through the
+ * statement's text transformations before the match function sees it. */
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "waf.h"
+
+static bool eq_nocase(const char *a, size_t an, const char *b) {
+    size_t bn = strlen(b);
+    if (an != bn)
+        return false;
+    for (size_t i = 0; i < an; i++) {
+        unsigned char x = (unsigned char)a[i], y = (unsigned char)b[i];
+        if (x >= 'A' && x <= 'Z')
+            x = (unsigned char)(x + 32);
+        if (y >= 'A' && y <= 'Z')
+            y = (unsigned char)(y + 32);
+        if (x != y)
+            return false;
+    }
+    return true;
+}
+
+static bool grow(struct gw_waf_scratch *s, size_t n) {
+    if (n <= s->cap)
+        return true;
+    size_t cap = s->cap ? s->cap : 4096;
+    while (cap < n)
+        cap *= 2;
+    char *a = realloc(s->a, cap);
+    if (!a)
+        return false;
+    s->a = a;
+    char *b = realloc(s->b, cap);
+    if (!b)
+        return false;
+    s->b = b;
+    s->cap = cap;
+    return true;
+}
+
+/* Whether a transformation would leave `in` as it is: most values of a benign request carry no
+ * '%', '&' or '\\', and skipping the copy is most of the cost of the managed rule groups. */
+static bool noop(enum gw_waf_tx t, const char *in, size_t n) {
+    switch (t) {
+    case GW_TX_NONE:
+        return true;
+    case GW_TX_URL_DECODE:
+    case GW_TX_URL_DECODE_UNI:
+        return !memchr(in, '%', n) && !memchr(in, '+', n);
+    case GW_TX_HTML_ENTITY_DECODE:
+        return !memchr(in, '&', n);
+    case GW_TX_JS_DECODE:
+    case GW_TX_CSS_DECODE:
+    case GW_TX_ESCAPE_SEQ_DECODE:
+        return !memchr(in, '\\', n);
+    case GW_TX_REMOVE_NULLS:
+    case GW_TX_REPLACE_NULLS:
+        return !memchr(in, '\0', n);
+    case GW_TX_REPLACE_COMMENTS:
+        return !memchr(in, '*', n);
+    case GW_TX_NORMALIZE_PATH:
+        return !memchr(in, '/', n);
+    case GW_TX_NORMALIZE_PATH_WIN:
+        return !memchr(in, '/', n) && !memchr(in, '\\', n);
+    case GW_TX_LOWERCASE:
+        for (size_t i = 0; i < n; i++)
+            if (in[i] >= 'A' && in[i] <= 'Z')
+                return false;
+        return true;
+    default:
+        return false;
+    }
+}
+
+/* Runs the transformations (ping-ponging between the two scratch buffers) and the match. */
+static bool check(struct gw_waf_ctx *c, const struct gw_waf_stmt *s, gw_waf_value_fn fn,
+                  const char *p, size_t n) {
+    const struct gw_waf_tx_list *tx = &s->tx;
+    if (tx->n == 0 || (tx->n == 1 && tx->t[0] == GW_TX_NONE))
+        return fn(s, p, n);
+    if (!grow(c->scr, n + 1))
+        return fn(s, p, n); /* out of memory: inspect the raw value rather than nothing */
+    const char *in = p;
+    char *bufs[2] = {c->scr->a, c->scr->b};
+    int which = 0;
+    for (size_t i = 0; i < tx->n; i++) {
+        if (noop((enum gw_waf_tx)tx->t[i], in, n))
+            continue;
+        char *out = bufs[which];
+        n = gw_waf_transform((enum gw_waf_tx)tx->t[i], in, n, out);
+        in = out;
+        which ^= 1;
+    }
+    return fn(s, in, n);
+}
+
+static bool listed(char *const *names, size_t n, const char *p, size_t len) {
+    for (size_t i = 0; i < n; i++)
+        if (eq_nocase(p, len, names[i]))
+            return true;
+    return false;
+}
+
+/* Include/exclude lists of Headers and Cookies: included wins when given, else not excluded. */
+static bool selected(const struct gw_waf_field *f, const char *p, size_t len) {
+    if (f->ninclude)
+        return listed(f->include, f->ninclude, p, len);
+    return !listed(f->exclude, f->nexclude, p, len);
+}
+
+static bool check_kv(struct gw_waf_ctx *c, const struct gw_waf_stmt *s, gw_waf_value_fn fn,
+                     struct sl_str k, struct sl_str v) {
+    enum gw_waf_scope sc = s->field.scope;
+    if (sc != GW_SCOPE_VALUE && check(c, s, fn, k.p, k.len))
+        return true;
+    return sc != GW_SCOPE_KEY && check(c, s, fn, v.p, v.len);
+}
+
+/* Splits "a=1&b=2" (or cookies "a=1; b=2") into pairs and calls back for each. */
+static bool each_pair(struct gw_waf_ctx *c, const struct gw_waf_stmt *s, gw_waf_value_fn fn,
+                      const char *p, size_t n, char sep,
+                      bool (*on)(struct gw_waf_ctx *, const struct gw_waf_stmt *, gw_waf_value_fn,
+                                 struct sl_str, struct sl_str)) {
+    size_t i = 0;
+    while (i < n) {
+        size_t j = i;
+        while (j < n && p[j] != sep)
+            j++;
+        size_t a = i, b = j;
+        if (sep == ';')
+            while (a < b && (p[a] == ' ' || p[a] == '\t'))
+                a++;
+        if (b > a) {
+            size_t eq = a;
+            while (eq < b && p[eq] != '=')
+                eq++;
+            struct sl_str k = {p + a, eq - a};
+            struct sl_str v = {eq < b ? p + eq + 1 : p + b, eq < b ? b - eq - 1 : 0};
+            if (on(c, s, fn, k, v))
+                return true;
+        }
+        i = j + 1;
+    }
+    return false;
+}
+
+static bool on_all_args(struct gw_waf_ctx *c, const struct gw_waf_stmt *s, gw_waf_value_fn fn,
+                        struct sl_str k, struct sl_str v) {
+    (void)k;
+    return check(c, s, fn, v.p, v.len);
+}
+
+static bool on_single_arg(struct gw_waf_ctx *c, const struct gw_waf_stmt *s, gw_waf_value_fn fn,
+                          struct sl_str k, struct sl_str v) {
+    return eq_nocase(k.p, k.len, s->field.name) && check(c, s, fn, v.p, v.len);
+}
+
+static bool on_cookie(struct gw_waf_ctx *c, const struct gw_waf_stmt *s, gw_waf_value_fn fn,
+                      struct sl_str k, struct sl_str v) {
+    return selected(&s->field, k.p, k.len) && check_kv(c, s, fn, k, v);
+}
+
+/* ---- JSON body ---------------------------------------------------------------------------- */
+
+struct json_walk {
+    struct gw_waf_ctx *c;
+    const struct gw_waf_stmt *s;
+    gw_waf_value_fn fn;
+    char path[512]; /* JSON Pointer of the element being visited, for IncludedPaths */
+    size_t plen;
+};
+
+static bool path_included(const struct json_walk *w) {
+    const struct gw_waf_field *f = &w->s->field;
+    if (!f->ninclude)
+        return true;
+    for (size_t i = 0; i < f->ninclude; i++) {
+        size_t n = strlen(f->include[i]);
+        if (w->plen >= n && memcmp(w->path, f->include[i], n) == 0 &&
+            (w->plen == n || w->path[n] == '/'))
+            return true;
+    }
+    return false;
+}
+
+static bool walk(struct json_walk *w, const cJSON *j) {
+    enum gw_waf_scope sc = w->s->field.scope;
+    if (cJSON_IsObject(j) || cJSON_IsArray(j)) {
+        size_t idx = 0;
+        for (const cJSON *k = j->child; k; k = k->next, idx++) {
+            size_t saved = w->plen;
+            int wrote = cJSON_IsObject(j)
+                            ? snprintf(w->path + w->plen, sizeof w->path - w->plen, "/%s",
+                                       k->string ? k->string : "")
+                            : snprintf(w->path + w->plen, sizeof w->path - w->plen, "/%zu", idx);
+            if (wrote > 0)
+                w->plen += (size_t)wrote < sizeof w->path - w->plen ? (size_t)wrote
+                                                                    : sizeof w->path - w->plen - 1;
+            bool hit = false;
+            if (cJSON_IsObject(j) && k->string && sc != GW_SCOPE_VALUE && path_included(w))
+                hit = check(w->c, w->s, w->fn, k->string, strlen(k->string));
+            if (!hit)
+                hit = walk(w, k);
+            w->plen = saved;
+            w->path[saved] = '\0';
+            if (hit)
+                return true;
+        }
+        return false;
+    }
+    if (sc == GW_SCOPE_KEY || !path_included(w))
+        return false;
+    char num[64];
+    const char *v = NULL;
+    if (cJSON_IsString(j)) {
+        v = j->valuestring;
+    } else if (cJSON_IsNumber(j)) {
+        snprintf(num, sizeof num, "%.17g", j->valuedouble);
+        v = num;
+    } else if (cJSON_IsBool(j)) {
+        v = cJSON_IsTrue(j) ? "true" : "false";
+    } else if (cJSON_IsNull(j)) {
+        v = "null";
+    }
+    return v && check(w->c, w->s, w->fn, v, strlen(v));
+}
+
+static bool json_body(struct gw_waf_ctx *c, const struct gw_waf_stmt *s, gw_waf_value_fn fn,
+                      const char *p, size_t n) {
+    if (c->json_state == 0) {
+        c->json = cJSON_ParseWithLength(p, n);
+        c->json_state = c->json ? 1 : -1;
+    }
+    if (c->json_state < 0) {
+        switch (s->field.fallback) {
+        case GW_FALLBACK_MATCH:
+            return true;
+        case GW_FALLBACK_NO_MATCH:
+            return false;
+        case GW_FALLBACK_NONE:
+        case GW_FALLBACK_STRING:
+            break;
+        }
+        return check(c, s, fn, p, n);
+    }
+    struct json_walk w = {.c = c, .s = s, .fn = fn};
+    return walk(&w, c->json);
+}
+
+void gw_waf_ctx_release(struct gw_waf_ctx *c) {
+    cJSON_Delete(c->json);
+    c->json = NULL;
+    c->json_state = 0;
+}
+
+bool gw_waf_field_any(struct gw_waf_ctx *c, const struct gw_waf_stmt *s, gw_waf_value_fn fn) {
+    const struct sl_http_request *r = c->req;
+    const struct gw_waf_field *f = &s->field;
+    switch (f->kind) {
+    case GW_FIELD_SINGLE_HEADER:
+        for (size_t i = 0; i < r->nheaders; i++)
+            if (eq_nocase(r->headers[i].name.p, r->headers[i].name.len, f->name) &&
+                check(c, s, fn, r->headers[i].value.p, r->headers[i].value.len))
+                return true;
+        return false;
+    case GW_FIELD_HEADERS:
+        for (size_t i = 0; i < r->nheaders; i++)
+            if (selected(f, r->headers[i].name.p, r->headers[i].name.len) &&
+                check_kv(c, s, fn, r->headers[i].name, r->headers[i].value))
+                return true;
+        return false;
+    case GW_FIELD_SINGLE_QUERY_ARG:
+        return each_pair(c, s, fn, r->query.p, r->query.len, '&', on_single_arg);
+    case GW_FIELD_ALL_QUERY_ARGS:
+        return each_pair(c, s, fn, r->query.p, r->query.len, '&', on_all_args);
+    case GW_FIELD_QUERY_STRING:
+        return check(c, s, fn, r->query.p ? r->query.p : "", r->query.len);
+    case GW_FIELD_URI_PATH:
+        return check(c, s, fn, r->path.p ? r->path.p : "", r->path.len);
+    case GW_FIELD_METHOD:
+        return check(c, s, fn, r->method.p ? r->method.p : "", r->method.len);
+    case GW_FIELD_COOKIES:
+        for (size_t i = 0; i < r->nheaders; i++)
+            if (eq_nocase(r->headers[i].name.p, r->headers[i].name.len, "cookie") &&
+                each_pair(c, s, fn, r->headers[i].value.p, r->headers[i].value.len, ';', on_cookie))
+                return true;
+        return false;
+    case GW_FIELD_BODY:
+    case GW_FIELD_JSON_BODY: {
+        size_t n = r->body_len;
+        if (n > GW_WAF_BODY_LIMIT) {
+            if (f->oversize == GW_OVERSIZE_MATCH)
+                return true;
+            if (f->oversize == GW_OVERSIZE_NO_MATCH)
+                return false;
+            n = GW_WAF_BODY_LIMIT;
+        }
+        const char *p = r->body ? r->body : "";
+        return f->kind == GW_FIELD_BODY ? check(c, s, fn, p, n) : json_body(c, s, fn, p, n);
+    }
+    }
+    return false;
+}
+
+/* ---- addresses ---------------------------------------------------------------------------- */
+
+bool gw_waf_parse_ip(const char *s, size_t n, uint8_t out[16]) {
+    char tmp[INET6_ADDRSTRLEN + 1];
+    while (n && (s[0] == ' ' || s[0] == '\t')) {
+        s++;
+        n--;
+    }
+    while (n && (s[n - 1] == ' ' || s[n - 1] == '\t'))
+        n--;
+    if (n == 0 || n >= sizeof tmp)
+        return false;
+    memcpy(tmp, s, n);
+    tmp[n] = '\0';
+    struct in_addr v4;
+    if (inet_pton(AF_INET, tmp, &v4) == 1) {
+        memset(out, 0, 10);
+        out[10] = out[11] = 0xff;
+        memcpy(out + 12, &v4, 4);
+        return true;
+    }
+    return inet_pton(AF_INET6, tmp, out) == 1;
+}
+
+bool gw_waf_cidr_contains(const struct gw_waf_cidr *c, const uint8_t ip[16]) {
+    unsigned full = c->prefix / 8, rest = c->prefix % 8;
+    if (memcmp(c->addr, ip, full) != 0)
+        return false;
+    if (!rest)
+        return true;
+    uint8_t mask = (uint8_t)(0xff << (8 - rest));
+    return (c->addr[full] & mask) == (ip[full] & mask);
+}
+
+int gw_waf_forwarded_ips(const struct sl_http_request *req, const struct gw_waf_fwd *f,
+                         uint8_t out[][16]) {
+    const struct sl_http_header *h = NULL;
+    for (size_t i = 0; i < req->nheaders && !h; i++)
+        if (eq_nocase(req->headers[i].name.p, req->headers[i].name.len, f->header))
+            h = &req->headers[i];
+    if (!h)
+        return -1;
+    const char *p = h->value.p;
+    size_t n = h->value.len;
+    struct sl_str items[GW_WAF_MAX_FWD_IPS];
+    size_t k = 0, i = 0, last_start = 0;
+    while (i <= n) {
+        size_t j = i;
+        while (j < n && p[j] != ',')
+            j++;
+        if (k < GW_WAF_MAX_FWD_IPS)
+            items[k++] = (struct sl_str){p + i, j - i};
+        last_start = i;
+        i = j + 1;
+    }
+    if (f->position == GW_FWD_FIRST)
+        k = 1;
+    else if (f->position == GW_FWD_LAST) {
+        items[0] = (struct sl_str){p + last_start, n - last_start};
+        k = 1;
+    }
+    for (size_t x = 0; x < k; x++)
+        if (!gw_waf_parse_ip(items[x].p, items[x].len, out[x]))
+            return -2;
+    return (int)k;
+}

@@ -1,0 +1,324 @@
+/* The WAF engine's internal model: a compiled web ACL and the per-request evaluation context. */
+#ifndef SLUICE_GATEWAY_WAF_WAF_H
+#define SLUICE_GATEWAY_WAF_WAF_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sluice/buf.h"
+#include "sluice/http.h"
+
+struct sl_metric_family;
+struct sl_metric;
+struct cJSON;
+
+/* AWS WAF inspects at most this much of a body (API Gateway's default, 16 KiB). */
+#define GW_WAF_BODY_LIMIT     16384
+#define GW_WAF_MAX_TRANSFORMS 10 /* AWS's own cap per statement */
+#define GW_WAF_CTX_LABELS     64 /* labels one request can collect; the verdict keeps 16 */
+#define GW_WAF_MAX_FWD_IPS    10 /* addresses of a forwarded header AWS looks at */
+
+enum gw_waf_tx {
+    GW_TX_NONE = 0,
+    GW_TX_URL_DECODE,
+    GW_TX_URL_DECODE_UNI,
+    GW_TX_HTML_ENTITY_DECODE,
+    GW_TX_LOWERCASE,
+    GW_TX_COMPRESS_WHITE_SPACE,
+    GW_TX_CMD_LINE,
+    GW_TX_NORMALIZE_PATH,
+    GW_TX_NORMALIZE_PATH_WIN,
+    GW_TX_REMOVE_NULLS,
+    GW_TX_REPLACE_NULLS,
+    GW_TX_REPLACE_COMMENTS,
+    GW_TX_JS_DECODE,
+    GW_TX_CSS_DECODE,
+    GW_TX_BASE64_DECODE,
+    GW_TX_BASE64_DECODE_EXT,
+    GW_TX_HEX_DECODE,
+    GW_TX_SQL_HEX_DECODE,
+    GW_TX_ESCAPE_SEQ_DECODE,
+    GW_TX_COUNT,
+};
+
+/* Transformation names as WAFv2 spells them; NULL-free, indexed by enum gw_waf_tx. */
+extern const char *const gw_waf_tx_names[GW_TX_COUNT];
+
+/* One transformation on in[0..n) into out (room for n bytes: none of them grows its input).
+ * Returns the output length. */
+size_t gw_waf_transform(enum gw_waf_tx t, const char *in, size_t n, char *out);
+
+enum gw_waf_field_kind {
+    GW_FIELD_SINGLE_HEADER,
+    GW_FIELD_HEADERS,
+    GW_FIELD_SINGLE_QUERY_ARG,
+    GW_FIELD_ALL_QUERY_ARGS,
+    GW_FIELD_QUERY_STRING,
+    GW_FIELD_URI_PATH,
+    GW_FIELD_METHOD,
+    GW_FIELD_BODY,
+    GW_FIELD_JSON_BODY,
+    GW_FIELD_COOKIES,
+};
+
+enum gw_waf_scope { GW_SCOPE_ALL, GW_SCOPE_KEY, GW_SCOPE_VALUE };
+enum gw_waf_oversize { GW_OVERSIZE_CONTINUE, GW_OVERSIZE_MATCH, GW_OVERSIZE_NO_MATCH };
+enum gw_waf_fallback {
+    GW_FALLBACK_NONE,
+    GW_FALLBACK_MATCH,
+    GW_FALLBACK_NO_MATCH,
+    GW_FALLBACK_STRING
+};
+
+/* A FieldToMatch, compiled. Names are lowercased copies owned by the ACL. */
+struct gw_waf_field {
+    enum gw_waf_field_kind kind;
+    char *name; /* SingleHeader / SingleQueryArgument */
+    enum gw_waf_scope scope;
+    enum gw_waf_oversize oversize;
+    enum gw_waf_fallback fallback; /* JsonBody InvalidFallbackBehavior */
+    char **include;                /* IncludedHeaders / IncludedCookies / IncludedPaths */
+    size_t ninclude;
+    char **exclude; /* ExcludedHeaders / ExcludedCookies */
+    size_t nexclude;
+};
+
+struct gw_waf_tx_list {
+    size_t n;
+    uint8_t t[GW_WAF_MAX_TRANSFORMS];
+};
+
+enum gw_waf_stmt_kind {
+    GW_STMT_BYTE,
+    GW_STMT_REGEX,
+    GW_STMT_SIZE,
+    GW_STMT_SQLI,
+    GW_STMT_XSS,
+    GW_STMT_IPSET,
+    GW_STMT_RATE,
+    GW_STMT_LABEL,
+    GW_STMT_AND,
+    GW_STMT_OR,
+    GW_STMT_NOT,
+    GW_STMT_GROUP,
+};
+
+enum gw_waf_pos {
+    GW_POS_EXACTLY,
+    GW_POS_STARTS_WITH,
+    GW_POS_ENDS_WITH,
+    GW_POS_CONTAINS,
+    GW_POS_CONTAINS_WORD
+};
+enum gw_waf_cmp { GW_CMP_EQ, GW_CMP_NE, GW_CMP_LE, GW_CMP_LT, GW_CMP_GE, GW_CMP_GT };
+enum gw_waf_fwd_pos { GW_FWD_FIRST, GW_FWD_LAST, GW_FWD_ANY };
+enum gw_waf_agg { GW_AGG_IP, GW_AGG_FORWARDED_IP, GW_AGG_CONSTANT };
+
+/* An address range: IPv4 is kept as an IPv4-mapped IPv6 address so one compare serves both. */
+struct gw_waf_cidr {
+    uint8_t addr[16];
+    unsigned prefix; /* over the 128-bit form */
+};
+
+/* ForwardedIPConfig / IPSetForwardedIPConfig: where a forwarded address comes from. */
+struct gw_waf_fwd {
+    bool on;
+    char *header; /* lowercased */
+    bool fallback_match;
+    enum gw_waf_fwd_pos position;
+};
+
+struct gw_waf_rate;  /* rate.c: per-key counters of one RateBasedStatement */
+struct gw_waf_group; /* a compiled managed rule group (below) */
+
+struct gw_waf_stmt {
+    enum gw_waf_stmt_kind kind;
+    struct gw_waf_field field;
+    struct gw_waf_tx_list tx;
+    union {
+        struct {
+            char *s;
+            size_t n;
+            enum gw_waf_pos pos;
+        } byte;
+        struct {
+            void *code;  /* pcre2_code_8 */
+            void *mdata; /* pcre2_match_data_8, reused: evaluation is single-threaded */
+            bool jit;
+            /* What PCRE2's study says any match needs, checked before calling it: most values
+             * of a benign request fail here, and a call costs far more than a memchr. */
+            uint32_t minlen;
+            int first;    /* the byte every match starts with, or -1 */
+            int required; /* a byte every match contains, or -1 */
+            bool has_bitmap;
+            uint8_t bitmap[32]; /* the bytes a match can start with */
+        } regex;
+        struct {
+            enum gw_waf_cmp op;
+            uint64_t size;
+        } size;
+        struct {
+            bool high;
+        } sqli;
+        struct {
+            struct gw_waf_cidr *cidrs;
+            size_t n;
+            struct gw_waf_fwd fwd;
+        } ipset;
+        struct {
+            struct gw_waf_rate *table;
+            struct gw_waf_stmt *scope_down; /* NULL: every request counts */
+            enum gw_waf_agg agg;
+            struct gw_waf_fwd fwd;
+        } rate;
+        struct {
+            bool ns; /* Scope NAMESPACE */
+            char *key;
+            size_t n;
+        } label;
+        struct {
+            struct gw_waf_stmt **kids;
+            size_t n;
+        } logic;
+        struct {
+            struct gw_waf_group *group;
+            struct gw_waf_stmt *scope_down;
+        } group;
+    } u;
+};
+
+enum gw_waf_rule_action { GW_ACT_ALLOW, GW_ACT_BLOCK, GW_ACT_COUNT, GW_ACT_GROUP };
+
+struct gw_waf_header_kv {
+    char *name;
+    char *value;
+};
+
+/* A Block's CustomResponse: status, body (from CustomResponseBodies) and headers. `hh` views
+ * the same headers as the HTTP server takes them, Content-Type first when there is a body. */
+struct gw_waf_custom {
+    int status;
+    char *body;
+    size_t body_len;
+    const char *content_type;
+    struct gw_waf_header_kv *headers; /* names already carry AWS's "x-amzn-waf-" prefix */
+    size_t nheaders;
+    struct sl_http_header *hh;
+    size_t nhh;
+};
+
+struct gw_waf_rule {
+    char *name;
+    int64_t priority;
+    struct gw_waf_stmt *stmt;
+    enum gw_waf_rule_action action; /* GROUP: a rule group runs; `override_count` applies */
+    bool override_count;            /* OverrideAction Count on a group rule */
+    struct gw_waf_custom custom;    /* status 0: the gateway's 403 */
+    char **labels;                  /* fully qualified (namespace + name) */
+    size_t nlabels;
+    char *metric_name;
+    struct sl_metric *m_allowed, *m_blocked, *m_counted;
+};
+
+struct gw_waf_group {
+    char *name;
+    struct gw_waf_rule *rules; /* sorted by Priority; actions already overridden */
+    size_t nrules;
+};
+
+/* A compiled web ACL: immutable once loaded except the rate counters. */
+struct gw_waf_acl {
+    char *name;
+    enum gw_waf_rule_action default_action; /* ALLOW or BLOCK */
+    struct gw_waf_custom default_custom;
+    struct gw_waf_rule *rules; /* sorted by Priority */
+    size_t nrules;
+    size_t rate_capacity;
+    struct sl_metric *m_default;
+};
+
+/* Options of a load: the per-rule counter family (labels rule, action; may be NULL) and the
+ * rate tables' size. */
+struct gw_waf_load_opts {
+    struct sl_metric_family *rule_metrics;
+    size_t rate_capacity; /* keys per rate-based rule; 0: GW_WAF_RATE_CAPACITY */
+};
+
+#define GW_WAF_RATE_CAPACITY 16384
+
+/*
+ * acl.c: compiles a web ACL document (a WebACL object, `{"WebACL": {...}}` as get-web-acl prints
+ * it, or a bare `Rules` list). On error returns SL_ERR_PARSE and appends one line per problem
+ * to err, each starting with the JSON path. The result is owned by the caller
+ * (gw_waf_acl_free).
+ */
+int gw_waf_acl_load(const char *json, size_t len, const struct gw_waf_load_opts *o,
+                    struct gw_waf_acl **out, struct sl_buf *err);
+void gw_waf_acl_free(struct gw_waf_acl *a);
+/* Moves rate counters from `old` into `fresh` for rate rules with the same name and shape, so a
+ * reload does not reset everybody's rate. */
+void gw_waf_acl_adopt_rates(struct gw_waf_acl *fresh, struct gw_waf_acl *old);
+
+/* The shipped documents (data/waf, embedded at build time): name -> JSON text, or NULL. */
+const char *gw_waf_data(const char *name, size_t *len);
+
+/* rate.c */
+int gw_waf_rate_new(size_t capacity, uint32_t window_sec, int64_t limit, struct gw_waf_rate **out);
+void gw_waf_rate_free(struct gw_waf_rate *r);
+/* Counts one request for `key` at now_ms and returns the count over the window, this one included.
+ */
+int64_t gw_waf_rate_hit(struct gw_waf_rate *r, const uint8_t key[16], int64_t now_ms);
+/* Whether `key` is over the limit right now, without counting. */
+int64_t gw_waf_rate_peek(struct gw_waf_rate *r, const uint8_t key[16], int64_t now_ms);
+int64_t gw_waf_rate_limit(const struct gw_waf_rate *r);
+uint32_t gw_waf_rate_window(const struct gw_waf_rate *r);
+
+/* Growable scratch owned by the WAF object: grown, never shrunk, so steady state allocates nothing.
+ */
+struct gw_waf_scratch {
+    char *a, *b;
+    size_t cap;
+};
+
+/* One evaluation. Lives on the caller's stack; lazily parsed parts are cached here. */
+struct gw_waf_ctx {
+    const struct sl_http_request *req;
+    const char *client_ip;
+    int64_t now_ms;
+    struct gw_waf_scratch *scr;
+    const char *labels[GW_WAF_CTX_LABELS];
+    size_t nlabels;
+    bool have_ip, ip_ok;
+    uint8_t ip[16];
+    int json_state; /* 0 not parsed, 1 parsed, -1 invalid */
+    struct cJSON *json;
+};
+
+/* fields.c: calls `fn` on every (transformed) value the field yields until it returns true.
+ * Returns true when some value matched (or the oversize handling says MATCH). */
+typedef bool (*gw_waf_value_fn)(const struct gw_waf_stmt *s, const char *p, size_t n);
+bool gw_waf_field_any(struct gw_waf_ctx *c, const struct gw_waf_stmt *s, gw_waf_value_fn fn);
+void gw_waf_ctx_release(struct gw_waf_ctx *c);
+/* Parses a textual address into the 16-byte form (IPv4 mapped). */
+bool gw_waf_parse_ip(const char *s, size_t n, uint8_t out[16]);
+bool gw_waf_cidr_contains(const struct gw_waf_cidr *c, const uint8_t ip[16]);
+/*
+ * The addresses a forwarded-IP header holds, as `f->position` selects them (FIRST, LAST or up to
+ * GW_WAF_MAX_FWD_IPS for ANY). Returns how many parsed; -1 when the header is absent, -2 when a
+ * selected entry is not an address (the caller applies FallbackBehavior to both).
+ */
+int gw_waf_forwarded_ips(const struct sl_http_request *req, const struct gw_waf_fwd *f,
+                         uint8_t out[][16]);
+
+/* eval.c */
+struct gw_waf_result {
+    enum gw_waf_rule_action action; /* ALLOW or BLOCK (terminating) */
+    const struct gw_waf_rule *rule; /* NULL: the default action */
+    const struct gw_waf_rule *group_rule;
+    const struct gw_waf_custom *custom;
+};
+void gw_waf_acl_eval(const struct gw_waf_acl *a, struct gw_waf_ctx *c, struct gw_waf_result *out);
+bool gw_waf_stmt_match(struct gw_waf_ctx *c, const struct gw_waf_stmt *s);
+
+#endif

@@ -1,0 +1,98 @@
+/* libFuzzer target: arbitrary web ACL documents and arbitrary requests through the WAF engine. */
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sluice/buf.h"
+#include "sluice/http.h"
+#include "waf_hook.h"
+
+/*
+ * Input: an ACL document, a NUL byte, then a raw request ("METHOD target\n" + "Name: value\n"
+ * lines + an empty line + body). Without a NUL the whole input is the request, judged by the
+ * shipped default ACL, which is where most of the matching code lives. A document that loads
+ * evaluates the request too; one that does not must say why.
+ */
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+#define MAX_HEADERS 64
+
+static size_t next_line(const char *p, const char *end, const char **next) {
+    const char *nl = memchr(p, '\n', (size_t)(end - p));
+    *next = nl ? nl + 1 : end;
+    return (size_t)((nl ? nl : end) - p);
+}
+
+static void parse(const char *p, const char *end, struct sl_http_request *r,
+                  struct sl_http_header *hs) {
+    memset(r, 0, sizeof *r);
+    const char *next;
+    size_t n = next_line(p, end, &next);
+    const char *sp = memchr(p, ' ', n);
+    r->method = (struct sl_str){p, sp ? (size_t)(sp - p) : n};
+    r->url = sp ? (struct sl_str){sp + 1, (size_t)(p + n - sp - 1)} : (struct sl_str){"/", 1};
+    const char *q = memchr(r->url.p, '?', r->url.len);
+    r->path = (struct sl_str){r->url.p, q ? (size_t)(q - r->url.p) : r->url.len};
+    r->query = q ? (struct sl_str){q + 1, r->url.len - r->path.len - 1} : (struct sl_str){"", 0};
+    for (p = next; p < end;) {
+        n = next_line(p, end, &next);
+        if (n == 0) {
+            p = next;
+            break;
+        }
+        const char *colon = memchr(p, ':', n);
+        if (colon && r->nheaders < MAX_HEADERS)
+            hs[r->nheaders++] = (struct sl_http_header){{p, (size_t)(colon - p)},
+                                                        {colon + 1, (size_t)(p + n - colon - 1)}};
+        p = next;
+    }
+    r->headers = hs;
+    r->body = p < end ? p : "";
+    r->body_len = p < end ? (size_t)(end - p) : 0;
+}
+
+static int64_t clock_ms(void *data) {
+    return (int64_t)(uintptr_t)data;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+    /* The request must not point into libFuzzer's buffer past `size`: copy into our own. */
+    char *buf = malloc(size + 1);
+    if (!buf)
+        return 0;
+    memcpy(buf, data, size);
+    buf[size] = '\0';
+    const char *nul = memchr(buf, '\0', size);
+    struct gw_waf_opts o = {
+        .clock_ms = clock_ms, .clock_data = (void *)(uintptr_t)size, .rate_capacity = 64};
+    struct gw_waf *w = NULL;
+    struct sl_buf err;
+    sl_buf_init(&err, 1 << 20);
+    const char *req = buf;
+    int rc;
+    if (nul) {
+        rc = gw_waf_open_json(&o, buf, (size_t)(nul - buf), &w, &err);
+        if (rc < 0 && (!err.data || !err.len))
+            abort(); /* every refusal names a path and a reason */
+        req = nul + 1;
+    } else {
+        rc = gw_waf_open(&o, &w, &err);
+    }
+    if (rc == 0) {
+        struct sl_http_request r;
+        struct sl_http_header hs[MAX_HEADERS];
+        parse(req, buf + size, &r, hs);
+        struct gw_waf_verdict v;
+        for (int i = 0; i < 3; i++) { /* rate-based rules see repeats */
+            gw_waf_evaluate(w, &r, i ? "2001:db8::1" : "192.0.2.1", &v);
+            if (!v.rule || v.nlabels > GW_WAF_MAX_LABELS)
+                abort();
+        }
+        gw_waf_free(w);
+    }
+    sl_buf_free(&err);
+    free(buf);
+    return 0;
+}

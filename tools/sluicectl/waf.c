@@ -1,0 +1,224 @@
+/* sluicectl waf: `check` loads web ACL documents as the gateway does and prints every error with
+ * its JSON path; `eval` runs raw HTTP requests through one and prints each verdict. */
+#include "waf.h"
+
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "sluice/buf.h"
+#include "sluice/error.h"
+#include "sluice/http.h"
+#include "waf_hook.h"
+
+#define CTL_WAF_MAX_INPUT (64u << 20)
+#define MAX_HEADERS       256
+
+static void help(FILE *out) {
+    fputs("Usage: sluicectl waf <command> [options]\n"
+          "\n"
+          "Commands:\n"
+          "  check ACL.json...                validate web ACL documents (WAFv2 JSON, a\n"
+          "                                   {\"WebACL\": ...} export, or a bare Rules list);\n"
+          "                                   prints each error with its JSON path; exit 1 if\n"
+          "                                   any is invalid\n"
+          "  eval [--ip ADDR] ACL.json [REQ...]\n"
+          "                                   read raw HTTP/1.1 requests (several per file,\n"
+          "                                   bodies by Content-Length) from the files or stdin\n"
+          "                                   and print, per request: number, method and target,\n"
+          "                                   action, terminating rule (group/rule), labels\n"
+          "\n"
+          "ACL.json may be @default: the web ACL the gateway uses when SLUICE_WAF_ACL_FILE is "
+          "unset.\n",
+          out);
+}
+
+static int usage(const char *what, const char *arg) {
+    fprintf(stderr, "sluicectl waf: %s%s%s%s\nRun 'sluicectl waf --help' for usage.\n", what,
+            arg ? " '" : "", arg ? arg : "", arg ? "'" : "");
+    return CTL_EXIT_USAGE;
+}
+
+static int open_waf(const char *path, struct gw_waf **w, struct sl_buf *err) {
+    struct gw_waf_opts o = {.acl_file = strcmp(path, "@default") ? path : NULL};
+    return gw_waf_open(&o, w, err);
+}
+
+static int cmd_check(int argc, char **argv) {
+    if (argc < 1)
+        return usage("check needs at least one ACL file", NULL);
+    int rc = CTL_EXIT_OK;
+    for (int i = 0; i < argc; i++) {
+        struct sl_buf err;
+        sl_buf_init(&err, 1 << 20);
+        struct gw_waf *w = NULL;
+        int r = open_waf(argv[i], &w, &err);
+        if (r < 0) {
+            fputs(err.data ? err.data : sl_strerror(r), stderr);
+            fprintf(stderr, "%s: invalid\n", argv[i]);
+            rc = CTL_EXIT_ERROR;
+        } else {
+            printf("%s: ok: web ACL %s, %zu rules\n", argv[i], gw_waf_name(w),
+                   gw_waf_rule_count(w));
+            gw_waf_free(w);
+        }
+        sl_buf_free(&err);
+    }
+    return rc;
+}
+
+static int read_all(FILE *f, struct sl_buf *out) {
+    char chunk[65536];
+    size_t n;
+    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
+        if (sl_buf_append(out, chunk, n) < 0)
+            return -1;
+    return ferror(f) ? -1 : 0;
+}
+
+/* The next line of [p, end): its length without the CR LF / LF; *next is past the terminator. */
+static size_t line(const char *p, const char *end, const char **next) {
+    const char *nl = memchr(p, '\n', (size_t)(end - p));
+    const char *stop = nl ? nl : end;
+    *next = nl ? nl + 1 : end;
+    size_t n = (size_t)(stop - p);
+    if (n && p[n - 1] == '\r')
+        n--;
+    return n;
+}
+
+/* Parses one request at *pp; false at the end of the input or on a malformed one. */
+static bool parse_request(const char **pp, const char *end, struct sl_http_request *r,
+                          struct sl_http_header *hs) {
+    const char *p = *pp, *next;
+    while (p < end && (*p == '\r' || *p == '\n'))
+        p++;
+    if (p >= end)
+        return false;
+    size_t n = line(p, end, &next);
+    const char *sp1 = memchr(p, ' ', n);
+    const char *sp2 = sp1 ? memchr(sp1 + 1, ' ', (size_t)(p + n - sp1 - 1)) : NULL;
+    if (!sp1)
+        return false;
+    memset(r, 0, sizeof *r);
+    r->method = (struct sl_str){p, (size_t)(sp1 - p)};
+    r->url = (struct sl_str){sp1 + 1, (size_t)((sp2 ? sp2 : p + n) - sp1 - 1)};
+    const char *q = memchr(r->url.p, '?', r->url.len);
+    r->path = (struct sl_str){r->url.p, q ? (size_t)(q - r->url.p) : r->url.len};
+    r->query = q ? (struct sl_str){q + 1, r->url.len - r->path.len - 1} : (struct sl_str){"", 0};
+    r->http_major = r->http_minor = 1;
+    size_t body_len = 0;
+    p = next;
+    while (p < end) {
+        n = line(p, end, &next);
+        if (n == 0) {
+            p = next;
+            break;
+        }
+        const char *colon = memchr(p, ':', n);
+        if (colon && r->nheaders < MAX_HEADERS) {
+            const char *v = colon + 1;
+            while (v < p + n && (*v == ' ' || *v == '\t'))
+                v++;
+            hs[r->nheaders++] =
+                (struct sl_http_header){{p, (size_t)(colon - p)}, {v, (size_t)(p + n - v)}};
+            if ((size_t)(colon - p) == 14 && !strncasecmp(p, "content-length", 14))
+                body_len = strtoul(v, NULL, 10);
+        }
+        p = next;
+    }
+    if (body_len > (size_t)(end - p))
+        body_len = (size_t)(end - p);
+    r->headers = hs;
+    r->body = p;
+    r->body_len = body_len;
+    *pp = p + body_len;
+    return true;
+}
+
+static void print_verdict(size_t n, const struct sl_http_request *r,
+                          const struct gw_waf_verdict *v) {
+    printf("%zu\t%.*s %.*s\t%s\t%s%s%s\t", n, (int)r->method.len, r->method.p, (int)r->url.len,
+           r->url.p, gw_waf_action_name(v->action), v->rule, v->group_rule ? "/" : "",
+           v->group_rule ? v->group_rule : "");
+    for (size_t i = 0; i < v->nlabels; i++)
+        printf("%s%s", i ? "," : "", v->labels[i]);
+    if (v->action == GW_WAF_BLOCK)
+        printf("\t%d", v->custom_status ? v->custom_status : 403);
+    putchar('\n');
+}
+
+static int eval_stream(struct gw_waf *w, FILE *f, const char *ip, size_t *count) {
+    struct sl_buf in;
+    sl_buf_init(&in, CTL_WAF_MAX_INPUT);
+    if (read_all(f, &in) < 0) {
+        sl_buf_free(&in);
+        return -1;
+    }
+    const char *p = in.data ? in.data : "", *end = p + in.len;
+    static struct sl_http_header hs[MAX_HEADERS];
+    struct sl_http_request r;
+    while (parse_request(&p, end, &r, hs)) {
+        struct gw_waf_verdict v;
+        gw_waf_evaluate(w, &r, ip, &v);
+        print_verdict(++*count, &r, &v);
+    }
+    sl_buf_free(&in);
+    return 0;
+}
+
+static int cmd_eval(int argc, char **argv) {
+    const char *ip = "127.0.0.1";
+    int i = 0;
+    for (; i < argc && argv[i][0] == '-' && argv[i][1]; i++) {
+        if (!strcmp(argv[i], "--ip") && i + 1 < argc)
+            ip = argv[++i];
+        else
+            return usage("unknown option", argv[i]);
+    }
+    if (i >= argc)
+        return usage("eval needs an ACL file", NULL);
+    struct sl_buf err;
+    sl_buf_init(&err, 1 << 20);
+    struct gw_waf *w = NULL;
+    int r = open_waf(argv[i], &w, &err);
+    if (r < 0) {
+        fputs(err.data ? err.data : sl_strerror(r), stderr);
+        sl_buf_free(&err);
+        return CTL_EXIT_ERROR;
+    }
+    sl_buf_free(&err);
+    int rc = CTL_EXIT_OK;
+    size_t count = 0;
+    if (i + 1 >= argc) {
+        if (eval_stream(w, stdin, ip, &count) < 0)
+            rc = CTL_EXIT_ERROR;
+    }
+    for (int k = i + 1; k < argc; k++) {
+        FILE *f = strcmp(argv[k], "-") ? fopen(argv[k], "rb") : stdin;
+        if (!f || eval_stream(w, f, ip, &count) < 0) {
+            fprintf(stderr, "sluicectl waf: cannot read %s\n", argv[k]);
+            rc = CTL_EXIT_ERROR;
+        }
+        if (f && f != stdin)
+            fclose(f);
+    }
+    gw_waf_free(w);
+    return rc;
+}
+
+int ctl_waf_main(int argc, char **argv, const struct ctl_env *env) {
+    (void)env;
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") ||
+        !strcmp(argv[1], "help")) {
+        help(argc < 2 ? stderr : stdout);
+        return argc < 2 ? CTL_EXIT_USAGE : CTL_EXIT_OK;
+    }
+    if (!strcmp(argv[1], "check"))
+        return cmd_check(argc - 2, argv + 2);
+    if (!strcmp(argv[1], "eval"))
+        return cmd_eval(argc - 2, argv + 2);
+    return usage("unknown command", argv[1]);
+}
