@@ -5,44 +5,28 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include <openssl/crypto.h>
 
 #include "sluice/error.h"
+#include "sluice/filewatch.h"
 #include "sluice/log.h"
 
 #define POLL_INTERVAL_MS 1000 /* the safety net: a change is seen within about a second */
-#define DEBOUNCE_MS      50   /* one reload for the burst of events a rename or swap makes */
 #define NUM_REASONS      (GW_AUTH_REVOKED + 1)
 
 /* The identity of the file last read, to skip re-reading an unchanged file every second. */
-struct file_id {
-    bool valid;
-    dev_t dev;
-    ino_t ino;
-    off_t size;
-    struct timespec mtime;
-    struct timespec ctime;
-};
 
 struct gw_auth {
-    uv_loop_t *loop;
     char *path;
-    char *dir;
     struct sl_keys *keys; /* in force; one reference owned here */
     uint8_t digest[SL_KEYS_DIGEST_LEN];
-    struct file_id seen;
     /* The last rejected version (error and content hash), so a bad file is reported once. */
     bool have_bad;
     int bad_rc;
     uint8_t bad_digest[SL_KEYS_DIGEST_LEN];
 
-    uv_fs_event_t watch;
-    uv_timer_t poll;
-    uv_timer_t debounce;
-    bool watching;
-    int open_handles;
+    struct sl_filewatch *watch;
     void (*close_cb)(void *data);
     void *close_data;
 
@@ -90,26 +74,6 @@ static int register_metrics(struct gw_auth *a, struct sl_metrics *m) {
     return 0;
 }
 
-static struct file_id stat_file(const char *path) {
-    struct stat st;
-    struct file_id id = {0};
-    if (stat(path, &st) == 0) { /* stat, not lstat: a swapped symlink must look like a change */
-        id.valid = true;
-        id.dev = st.st_dev;
-        id.ino = st.st_ino;
-        id.size = st.st_size;
-        id.mtime = st.st_mtim;
-        id.ctime = st.st_ctim;
-    }
-    return id;
-}
-
-static bool same_file(const struct file_id *x, const struct file_id *y) {
-    return x->valid == y->valid && x->dev == y->dev && x->ino == y->ino && x->size == y->size &&
-           x->mtime.tv_sec == y->mtime.tv_sec && x->mtime.tv_nsec == y->mtime.tv_nsec &&
-           x->ctime.tv_sec == y->ctime.tv_sec && x->ctime.tv_nsec == y->ctime.tv_nsec;
-}
-
 /*
  * Reads the file and puts it in force if it parses. Without `force`, contents identical to the
  * table in force, or to the version last rejected, are skipped silently: the watch and the poll
@@ -119,7 +83,6 @@ static int load(struct gw_auth *a, bool force) {
     char err[SL_KEYS_ERR_SIZE];
     uint8_t digest[SL_KEYS_DIGEST_LEN] = {0};
     struct sl_keys *k = NULL;
-    a->seen = stat_file(a->path);
     int rc = sl_keys_load(a->path, &k, digest, err, sizeof err);
     if (rc) {
         if (!force && a->have_bad && a->bad_rc == rc &&
@@ -149,56 +112,23 @@ static int load(struct gw_auth *a, bool force) {
     return 0;
 }
 
-static void on_debounce(uv_timer_t *t) {
-    load(t->data, false);
-}
-
-static void on_poll(uv_timer_t *t) {
-    struct gw_auth *a = t->data;
-    struct file_id now = stat_file(a->path);
-    if (!same_file(&now, &a->seen))
-        load(a, false);
-}
-
-static void on_fs_event(uv_fs_event_t *h, const char *filename, int events, int status) {
-    struct gw_auth *a = h->data;
-    (void)filename; /* any entry: the file itself, a temp file renamed over it, `..data` */
-    (void)events;
-    if (status < 0) {
-        SL_WARN("watching %s failed (%s); relying on the %d ms stat check", a->dir,
-                uv_strerror(status), POLL_INTERVAL_MS);
-        uv_fs_event_stop(h);
-        return;
-    }
-    if (!uv_is_active((uv_handle_t *)&a->debounce))
-        uv_timer_start(&a->debounce, on_debounce, DEBOUNCE_MS, 0);
-}
-
-static char *dir_of(const char *path) {
-    const char *slash = strrchr(path, '/');
-    if (!slash)
-        return strdup(".");
-    if (slash == path)
-        return strdup("/");
-    return strndup(path, (size_t)(slash - path));
+static void on_change(void *data) {
+    load(data, false);
 }
 
 static void free_auth(struct gw_auth *a) {
     sl_keys_unref(a->keys);
     free(a->path);
-    free(a->dir);
     free(a);
 }
 
-static void on_handle_closed(uv_handle_t *h) {
-    struct gw_auth *a = h->data;
-    if (--a->open_handles > 0)
-        return;
+static void on_watch_closed(void *data) {
+    struct gw_auth *a = data;
     void (*cb)(void *) = a->close_cb;
-    void *data = a->close_data;
+    void *cb_data = a->close_data;
     free_auth(a);
     if (cb)
-        cb(data);
+        cb(cb_data);
 }
 
 int gw_auth_new(uv_loop_t *loop, const char *path, struct sl_metrics *metrics,
@@ -206,18 +136,15 @@ int gw_auth_new(uv_loop_t *loop, const char *path, struct sl_metrics *metrics,
     struct gw_auth *a = calloc(1, sizeof *a);
     if (!a)
         return -ENOMEM;
-    a->loop = loop;
     a->path = strdup(path);
-    a->dir = dir_of(path);
     int rc = -ENOMEM;
-    if (!a->path || !a->dir)
+    if (!a->path)
         goto err;
     if ((rc = register_metrics(a, metrics))) {
         SL_ERROR("keys: cannot register metrics: %s", sl_strerror(rc));
         goto err;
     }
     char err[SL_KEYS_ERR_SIZE];
-    a->seen = stat_file(path);
     rc = sl_keys_load(path, &a->keys, a->digest, err, sizeof err);
     if (rc) {
         SL_ERROR("keys file %s cannot be loaded: %s", path, err);
@@ -228,35 +155,19 @@ int gw_auth_new(uv_loop_t *loop, const char *path, struct sl_metrics *metrics,
     SL_INFO("keys file %s loaded: %zu keys, %zu plans", path, sl_keys_count(a->keys),
             sl_keys_plan_count(a->keys));
 
-    /* From here on the handles exist and are released through gw_auth_close only. */
-    uv_timer_init(loop, &a->poll);
-    uv_timer_init(loop, &a->debounce);
-    a->poll.data = a->debounce.data = a;
-    a->open_handles = 2;
-    uv_unref((uv_handle_t *)&a->poll);
-    uv_unref((uv_handle_t *)&a->debounce);
-    uv_timer_start(&a->poll, on_poll, POLL_INTERVAL_MS, POLL_INTERVAL_MS);
-    if (uv_fs_event_init(loop, &a->watch) == 0) {
-        a->watch.data = a;
-        a->open_handles++;
-        a->watching = true;
-        int wrc = uv_fs_event_start(&a->watch, on_fs_event, a->dir, 0);
-        if (wrc)
-            SL_WARN("cannot watch %s (%s); relying on the %d ms stat check", a->dir,
-                    uv_strerror(wrc), POLL_INTERVAL_MS);
-        uv_unref((uv_handle_t *)&a->watch);
+    if ((rc = sl_filewatch_start(loop, path, POLL_INTERVAL_MS, on_change, a, &a->watch)) < 0) {
+        SL_ERROR("keys file %s cannot be watched: %s", path, sl_strerror(rc));
+        goto err;
     }
     *out = a;
     return 0;
 err:
-    sl_keys_unref(a->keys);
-    free(a->path);
-    free(a->dir);
-    free(a);
+    free_auth(a);
     return rc;
 }
 
 int gw_auth_reload(struct gw_auth *a) {
+    sl_filewatch_mark_seen(a->watch);
     return load(a, true);
 }
 
@@ -321,12 +232,5 @@ enum gw_auth_status gw_auth_check(struct gw_auth *a, const char *value, size_t l
 void gw_auth_close(struct gw_auth *a, void (*cb)(void *data), void *data) {
     a->close_cb = cb;
     a->close_data = data;
-    uv_timer_stop(&a->poll);
-    uv_timer_stop(&a->debounce);
-    uv_close((uv_handle_t *)&a->poll, on_handle_closed);
-    uv_close((uv_handle_t *)&a->debounce, on_handle_closed);
-    if (a->watching) {
-        uv_fs_event_stop(&a->watch);
-        uv_close((uv_handle_t *)&a->watch, on_handle_closed);
-    }
+    sl_filewatch_close(a->watch, on_watch_closed, a);
 }

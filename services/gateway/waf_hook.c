@@ -10,12 +10,12 @@
 #include <unistd.h>
 
 #include "sluice/error.h"
+#include "sluice/filewatch.h"
 #include "sluice/log.h"
 #include "sluice/metrics.h"
 #include "waf/waf.h"
 
 #define POLL_INTERVAL_MS 1000
-#define DEBOUNCE_MS      50
 #define RETIRE_MS        (3600 * 1000) /* longer than any request can hold a verdict */
 #define MAX_ACL_BYTES    (8u << 20)
 
@@ -24,14 +24,6 @@ struct retired {
     struct gw_waf_acl *acl;
     int64_t at_ms;
     struct retired *next;
-};
-
-struct file_id {
-    bool valid;
-    dev_t dev;
-    ino_t ino;
-    off_t size;
-    struct timespec mtime, ctime;
 };
 
 struct gw_waf {
@@ -44,16 +36,10 @@ struct gw_waf {
     struct sl_metric_family *rule_metrics;
     struct sl_metric *m_reload_ok, *m_reload_err;
 
-    char *path; /* NULL: the shipped default */
-    char *dir;
+    char *path;                  /* NULL: the shipped default */
     uint64_t digest, bad_digest; /* content hashes: skip reloading what is in force or refused */
     bool have_bad;
-    struct file_id seen;
-    uv_loop_t *loop;
-    uv_timer_t poll, debounce;
-    uv_fs_event_t watch;
-    bool watching;
-    int open_handles;
+    struct sl_filewatch *watch; /* NULL without a file or a loop */
     void (*close_cb)(void *);
     void *close_data;
 };
@@ -70,26 +56,6 @@ static uint64_t fnv(const char *p, size_t n) {
     for (size_t i = 0; i < n; i++)
         h = (h ^ (unsigned char)p[i]) * 1099511628211ULL;
     return h;
-}
-
-static struct file_id stat_file(const char *path) {
-    struct stat st;
-    struct file_id id = {0};
-    if (stat(path, &st) == 0) {
-        id.valid = true;
-        id.dev = st.st_dev;
-        id.ino = st.st_ino;
-        id.size = st.st_size;
-        id.mtime = st.st_mtim;
-        id.ctime = st.st_ctim;
-    }
-    return id;
-}
-
-static bool same_file(const struct file_id *x, const struct file_id *y) {
-    return x->valid == y->valid && x->dev == y->dev && x->ino == y->ino && x->size == y->size &&
-           x->mtime.tv_sec == y->mtime.tv_sec && x->mtime.tv_nsec == y->mtime.tv_nsec &&
-           x->ctime.tv_sec == y->ctime.tv_sec && x->ctime.tv_nsec == y->ctime.tv_nsec;
 }
 
 static int read_file(const char *path, struct sl_buf *out) {
@@ -193,8 +159,6 @@ static int reload(struct gw_waf *w, bool force) {
     sl_buf_init(&err, 64 * 1024);
     struct gw_waf_acl *acl = NULL;
     uint64_t digest = 0;
-    if (w->path)
-        w->seen = stat_file(w->path);
     int rc = load_doc(w, &acl, &digest, &err);
     if (rc < 0) {
         if (force || !w->have_bad || w->bad_digest != digest) {
@@ -223,27 +187,8 @@ static int reload(struct gw_waf *w, bool force) {
     return 0;
 }
 
-static void on_debounce(uv_timer_t *t) {
-    reload(t->data, false);
-}
-
-static void on_poll(uv_timer_t *t) {
-    struct gw_waf *w = t->data;
-    struct file_id now = stat_file(w->path);
-    if (!same_file(&now, &w->seen))
-        reload(w, false);
-}
-
-static void on_fs_event(uv_fs_event_t *h, const char *filename, int events, int status) {
-    struct gw_waf *w = h->data;
-    (void)filename;
-    (void)events;
-    if (status < 0) {
-        uv_fs_event_stop(h);
-        return;
-    }
-    if (!uv_is_active((uv_handle_t *)&w->debounce))
-        uv_timer_start(&w->debounce, on_debounce, DEBOUNCE_MS, 0);
+static void on_change(void *data) {
+    reload(data, false);
 }
 
 static int make(const struct gw_waf_opts *o, struct gw_waf **out) {
@@ -270,26 +215,16 @@ static int make(const struct gw_waf_opts *o, struct gw_waf **out) {
     return 0;
 }
 
-static char *dir_of(const char *path) {
-    const char *slash = strrchr(path, '/');
-    if (!slash)
-        return strdup(".");
-    if (slash == path)
-        return strdup("/");
-    return strndup(path, (size_t)(slash - path));
-}
-
 int gw_waf_open(const struct gw_waf_opts *o, struct gw_waf **out, struct sl_buf *err) {
     struct gw_waf *w;
     int rc = make(o, &w);
     if (rc < 0)
         return rc;
     if (o && o->acl_file && *o->acl_file) {
-        if (!(w->path = strdup(o->acl_file)) || !(w->dir = dir_of(o->acl_file))) {
+        if (!(w->path = strdup(o->acl_file))) {
             gw_waf_free(w);
             return -ENOMEM;
         }
-        w->seen = stat_file(w->path);
     }
     struct gw_waf_acl *acl = NULL;
     if ((rc = load_doc(w, &acl, &w->digest, err)) < 0) {
@@ -297,25 +232,12 @@ int gw_waf_open(const struct gw_waf_opts *o, struct gw_waf **out, struct sl_buf 
         return rc;
     }
     w->acl = acl;
-    if (o && o->loop && w->path) {
-        w->loop = o->loop;
-        uv_timer_init(w->loop, &w->poll);
-        uv_timer_init(w->loop, &w->debounce);
-        w->poll.data = w->debounce.data = w;
-        w->open_handles = 2;
-        uv_unref((uv_handle_t *)&w->poll);
-        uv_unref((uv_handle_t *)&w->debounce);
-        uv_timer_start(&w->poll, on_poll, POLL_INTERVAL_MS, POLL_INTERVAL_MS);
-        if (uv_fs_event_init(w->loop, &w->watch) == 0) {
-            w->watch.data = w;
-            w->open_handles++;
-            w->watching = true;
-            int wrc = uv_fs_event_start(&w->watch, on_fs_event, w->dir, 0);
-            if (wrc)
-                SL_WARN("waf: cannot watch %s (%s); relying on the %d ms stat check", w->dir,
-                        uv_strerror(wrc), POLL_INTERVAL_MS);
-            uv_unref((uv_handle_t *)&w->watch);
-        }
+    if (o && o->loop && w->path &&
+        (rc = sl_filewatch_start(o->loop, w->path, POLL_INTERVAL_MS, on_change, w, &w->watch)) <
+            0) {
+        sl_buf_printf(err, "SLUICE_WAF_ACL_FILE: cannot watch %s: %s\n", w->path, sl_strerror(rc));
+        gw_waf_free(w);
+        return rc;
     }
     *out = w;
     return 0;
@@ -336,7 +258,11 @@ int gw_waf_open_json(const struct gw_waf_opts *o, const char *json, size_t len, 
 }
 
 int gw_waf_reload(struct gw_waf *w) {
-    return w->path ? reload(w, true) : 0;
+    if (!w->path)
+        return 0;
+    if (w->watch)
+        sl_filewatch_mark_seen(w->watch);
+    return reload(w, true);
 }
 
 void gw_waf_free(struct gw_waf *w) {
@@ -347,23 +273,20 @@ void gw_waf_free(struct gw_waf *w) {
     free(w->scr.a);
     free(w->scr.b);
     free(w->path);
-    free(w->dir);
     free(w);
 }
 
-static void on_closed(uv_handle_t *h) {
-    struct gw_waf *w = h->data;
-    if (--w->open_handles > 0)
-        return;
+static void on_watch_closed(void *data) {
+    struct gw_waf *w = data;
     void (*cb)(void *) = w->close_cb;
-    void *data = w->close_data;
+    void *cb_data = w->close_data;
     gw_waf_free(w);
     if (cb)
-        cb(data);
+        cb(cb_data);
 }
 
 void gw_waf_close(struct gw_waf *w, void (*cb)(void *data), void *data) {
-    if (!w->loop || w->open_handles == 0) {
+    if (!w->watch) {
         gw_waf_free(w);
         if (cb)
             cb(data);
@@ -371,14 +294,7 @@ void gw_waf_close(struct gw_waf *w, void (*cb)(void *data), void *data) {
     }
     w->close_cb = cb;
     w->close_data = data;
-    uv_timer_stop(&w->poll);
-    uv_timer_stop(&w->debounce);
-    uv_close((uv_handle_t *)&w->poll, on_closed);
-    uv_close((uv_handle_t *)&w->debounce, on_closed);
-    if (w->watching) {
-        uv_fs_event_stop(&w->watch);
-        uv_close((uv_handle_t *)&w->watch, on_closed);
-    }
+    sl_filewatch_close(w->watch, on_watch_closed, w);
 }
 
 void gw_waf_evaluate(struct gw_waf *w, const struct sl_http_request *req, const char *client_ip,
