@@ -82,3 +82,12 @@ size_t wk_offsets_pending(const struct wk_offsets *o) {
         n += !o->done[i];
     return n;
 }
+
+int64_t wk_offsets_lag(const struct wk_offsets *o, int64_t high, int64_t position) {
+    int64_t low = o->head < o->len ? o->offs[o->head] : o->next;
+    if (low < 0)
+        low = position;
+    if (high < 0 || low < 0)
+        return -1;
+    return high > low ? high - low : 0;
+}

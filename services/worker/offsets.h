@@ -33,5 +33,12 @@ int wk_offsets_track(struct wk_offsets *o, int64_t offset);
 int wk_offsets_done(struct wk_offsets *o, int64_t offset, int64_t *store);
 /* Offsets tracked and not finished. */
 size_t wk_offsets_pending(const struct wk_offsets *o);
+/*
+ * Consumer lag of the partition: `high` (the high watermark, the next offset the broker will
+ * write) minus the commit point (the lowest unfinished offset, or the last tracked + 1), or
+ * minus `position` (the next offset the consumer will hand out) when nothing was tracked since
+ * the assignment. -1 when unknown (a negative high watermark or position); never below 0.
+ */
+int64_t wk_offsets_lag(const struct wk_offsets *o, int64_t high, int64_t position);
 
 #endif

@@ -53,7 +53,12 @@ static int register_metrics(struct wk_worker *w) {
         sl_metrics_latency_buckets, sl_metrics_latency_nbuckets);
     struct sl_metric_family *dlq = sl_metrics_counter(
         m, "sluice_worker_dlq_records_total", "Records written to the DLQ, by reason.", "reason");
-    if (!exec || !lat || !dlq)
+    w->consumer_lag = sl_metrics_gauge(
+        m, "sluice_worker_consumer_lag",
+        "Records of an assigned partition not finished yet: high watermark minus the commit "
+        "point (0 after a revocation).",
+        "partition");
+    if (!exec || !lat || !dlq || !w->consumer_lag)
         return -ENOMEM;
     w->route_stats = calloc(w->routes->n + 1, sizeof *w->route_stats);
     if (!w->route_stats)
@@ -125,6 +130,43 @@ static struct wk_partition *partition(struct wk_worker *w, int32_t p) {
         w->nparts = n;
     }
     return &w->parts[p];
+}
+
+/*
+ * Consumer lag per assigned partition from librdkafka's cached values (no broker round trip):
+ * the high watermark of the last fetch response, and the position when nothing is in flight.
+ */
+static void refresh_lag(struct wk_worker *w) {
+    if (!w->consumer)
+        return;
+    rd_kafka_t *rk = sl_kafka_consumer_handle(w->consumer);
+    rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(8);
+    if (!list)
+        return;
+    for (size_t i = 0; i < w->nparts; i++)
+        if (w->parts[i].assigned)
+            rd_kafka_topic_partition_list_add(list, w->topic_requests, (int32_t)i);
+    if (list->cnt && rd_kafka_position(rk, list) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        for (int i = 0; i < list->cnt; i++) {
+            int32_t pn = list->elems[i].partition;
+            struct wk_partition *p = &w->parts[pn];
+            int64_t lo, hi;
+            if (rd_kafka_get_watermark_offsets(rk, w->topic_requests, pn, &lo, &hi) !=
+                RD_KAFKA_RESP_ERR_NO_ERROR)
+                continue;
+            int64_t lag = wk_offsets_lag(&p->offsets, hi, list->elems[i].offset);
+            if (lag < 0)
+                continue;
+            if (!p->lag) {
+                char label[16];
+                snprintf(label, sizeof label, "%" PRId32, pn);
+                if (!(p->lag = sl_metric_child1(w->consumer_lag, label)))
+                    continue;
+            }
+            sl_gauge_set(p->lag, lag);
+        }
+    }
+    rd_kafka_topic_partition_list_destroy(list);
 }
 
 static void pause_all(struct wk_worker *w, int pause) {
@@ -533,6 +575,8 @@ static void on_rebalance(struct sl_kafka_consumer *c, int assigned,
         p->assigned = assigned;
         p->generation++;
         wk_offsets_reset(&p->offsets);
+        if (p->lag)
+            sl_gauge_set(p->lag, 0); /* no longer ours: the new owner reports it */
     }
     SL_INFO("partitions %s: %d", assigned ? "assigned" : "revoked", parts->cnt);
     if (assigned) {
@@ -572,6 +616,10 @@ static void on_tick(uv_timer_t *t) {
     }
     if (!w->closing)
         wk_dispatch(w);
+    if (!w->stopping && sl_time_mono_ns() >= w->lag_due_ns) {
+        w->lag_due_ns = sl_time_mono_ns() + (uint64_t)WK_LAG_MS * 1000000u;
+        refresh_lag(w);
+    }
     if (w->stopping && !w->closing && (w->jobs == 0 || sl_time_mono_ns() >= w->stop_deadline_ns))
         finish_stop(w);
 }

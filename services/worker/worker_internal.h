@@ -19,6 +19,7 @@
 
 #define WK_TOPIC_MAX 256
 #define WK_TICK_MS   10
+#define WK_LAG_MS    1000 /* how often the consumer lag gauges are refreshed */
 
 enum wk_job_state {
     WK_JOB_QUEUED = 0, /* waiting for an idle child */
@@ -94,6 +95,7 @@ struct wk_partition {
     bool assigned;
     uint32_t generation;
     struct wk_offsets offsets;
+    struct sl_metric *lag; /* sluice_worker_consumer_lag{partition}, created when assigned */
 };
 
 struct wk_route_stats {
@@ -117,6 +119,8 @@ struct wk_worker {
     struct wk_route_stats *route_stats; /* routes->n + 1; the last is "none" */
     struct sl_metric *dlq[WK_REASON_COUNT];
     struct sl_metric *restarts, *in_flight, *produce_errors, *replays, *lag;
+    struct sl_metric_family *consumer_lag; /* by partition */
+    uint64_t lag_due_ns;                   /* next refresh of the consumer lag gauges */
 
     struct sl_kafka_producer *producer;
     struct sl_kafka_consumer *consumer;

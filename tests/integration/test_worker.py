@@ -71,6 +71,8 @@ class Upstream(http.server.BaseHTTPRequestHandler):
         body = self.rfile.read(n) if n else b""
         if self.path.startswith("/base/up/slow"):
             time.sleep(3)
+        if self.path.startswith("/base/nap/"):
+            time.sleep(0.1)
         Upstream.seen.append({"method": self.command, "path": self.path,
                               "headers": dict(self.headers), "body": body})
         out = json.dumps({"method": self.command, "path": self.path,
@@ -368,3 +370,59 @@ def test_replayed_request_without_reply_partition_is_executed_and_counted(stack)
         time.sleep(0.1)
     assert w.metric("sluice_worker_replays_total") == before + 1
     assert w.metric('sluice_worker_executions_total{route="ANY /{proxy+}",outcome="ok"}') >= ok_before + 1
+
+
+def consumer_lag(worker):
+    """sluice_worker_consumer_lag by partition, from the worker's /metrics."""
+    out = {}
+    for line in requests.get(worker.admin + "/metrics", timeout=5).text.splitlines():
+        m = re.match(r'sluice_worker_consumer_lag\{partition="(\d+)"\} (\S+)$', line)
+        if m:
+            out[int(m.group(1))] = float(m.group(2))
+    return out
+
+
+def test_consumer_lag_rises_with_a_backlog_and_returns_to_zero(build_dir, kafka_bootstrap, tmp_path):
+    """60 requests produced while no worker runs, each taking 0.1 s in the one handler process:
+    the lag gauge shows the backlog, then 0 once everything is finished."""
+    prefix = new_prefix()
+    create_topics(kafka_bootstrap, prefix)
+    upstream = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Upstream)
+    threading.Thread(target=upstream.serve_forever, daemon=True).start()
+    routes_file = tmp_path / "routes.json"
+    routes_file.write_text(json.dumps({"routes": [
+        {"method": "ANY", "path": "/nap/{proxy+}", "api_key_required": False, "handler": "http",
+         "upstream": f"http://127.0.0.1:{upstream.server_port}/base"}]}))
+    n = 60
+    now = int(time.time() * 1000)
+    p = Producer({"bootstrap.servers": kafka_bootstrap})
+    for i in range(n):
+        env = {"v": 1, "id": f"lag-{i}", "method": "GET", "path": f"/nap/{i}", "resource": "/nap/{proxy+}",
+               "headers": {}, "query": {}, "path_params": {"proxy": str(i)}, "body": b"",
+               "source_ip": "1.2.3.4", "user_agent": "t", "api_key_id": None, "stage": "s",
+               "received_ms": now, "deadline_ms": now + 120000, "trace": "",
+               "reply_partition": None, "attempt": 1, "replay_count": 1}
+        p.produce(prefix + "requests", key=f"lag-{i}".encode(), value=msgpack.packb(env, use_bin_type=True))
+    p.flush(10)
+    worker = WorkerProcess(build_dir, tmp_path, kafka_bootstrap, prefix, routes_file, name="lag",
+                           SLUICE_WORKER_CONCURRENCY=1).start()
+    try:
+        peak, samples = 0.0, []
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            lag = consumer_lag(worker)
+            samples.append(lag)
+            peak = max(peak, sum(lag.values()))
+            if peak > 0 and worker.metric("sluice_worker_replays_total") >= n and \
+                    lag and sum(lag.values()) == 0:
+                break
+            time.sleep(0.2)
+        assert peak > 0, samples
+        assert peak <= n, samples
+        assert worker.metric("sluice_worker_replays_total") == n
+        assert lag and sum(lag.values()) == 0, samples[-5:]
+        assert set(lag) <= {0, 1, 2, 3}
+    finally:
+        code = worker.stop()
+        upstream.shutdown()
+    assert code == 0, worker.log_text()[-3000:]

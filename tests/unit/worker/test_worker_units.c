@@ -111,6 +111,32 @@ static void test_offsets_store_up_to_the_lowest_unfinished(void **state) {
     wk_offsets_free(&o);
 }
 
+static void test_offsets_lag_is_high_watermark_minus_the_commit_point(void **state) {
+    (void)state;
+    struct wk_offsets o;
+    wk_offsets_init(&o);
+    /* Nothing tracked since the assignment: from the consumer's position, unknown without. */
+    assert_int_equal(wk_offsets_lag(&o, 100, 40), 60);
+    assert_int_equal(wk_offsets_lag(&o, 100, -1001), -1); /* RD_KAFKA_OFFSET_INVALID */
+    assert_int_equal(wk_offsets_lag(&o, -1001, 40), -1);
+    for (int64_t i = 40; i < 45; i++)
+        assert_int_equal(wk_offsets_track(&o, i), 0);
+    /* Read but unfinished records count: the commit point is 40 whatever the position. */
+    assert_int_equal(wk_offsets_lag(&o, 100, 45), 60);
+    int64_t store = -1;
+    assert_int_equal(wk_offsets_done(&o, 41, &store), 0);
+    assert_int_equal(wk_offsets_lag(&o, 100, 45), 60);
+    assert_int_equal(wk_offsets_done(&o, 40, &store), 1);
+    assert_int_equal(wk_offsets_lag(&o, 100, 45), 58);
+    for (int64_t i = 42; i < 45; i++)
+        assert_true(wk_offsets_done(&o, i, &store) >= 0);
+    assert_int_equal(wk_offsets_lag(&o, 45, 45), 0); /* caught up */
+    assert_int_equal(wk_offsets_lag(&o, 44, 45), 0); /* a stale watermark never goes negative */
+    wk_offsets_reset(&o);
+    assert_int_equal(wk_offsets_lag(&o, 50, 47), 3); /* after a revocation: the position again */
+    wk_offsets_free(&o);
+}
+
 static void test_offsets_survive_growth_with_many_out_of_order_completions(void **state) {
     (void)state;
     struct wk_offsets o;
@@ -189,6 +215,7 @@ int main(void) {
         cmocka_unit_test(test_echo_post_non_json_is_a_string_and_empty_is_null),
         cmocka_unit_test(test_echo_patch_is_405_with_allow),
         cmocka_unit_test(test_offsets_store_up_to_the_lowest_unfinished),
+        cmocka_unit_test(test_offsets_lag_is_high_watermark_minus_the_commit_point),
         cmocka_unit_test(test_offsets_survive_growth_with_many_out_of_order_completions),
         cmocka_unit_test(test_dlq_headers_carry_reason_origin_and_original_headers),
         cmocka_unit_test(test_frames_parse_only_when_complete_and_within_the_limit),
