@@ -188,6 +188,7 @@ static void free_stmt(struct gw_waf_stmt *s) {
     case GW_STMT_REGEX:
         pcre2_match_data_free(s->u.regex.mdata);
         pcre2_code_free(s->u.regex.code);
+        gw_waf_prefilter_free(s);
         break;
     case GW_STMT_IPSET:
         free(s->u.ipset.cidrs);
@@ -547,6 +548,7 @@ static bool compile_regex(struct loader *L, const char *re, const char *path,
     s->u.regex.has_bitmap = bitmap != NULL && ftype != 2; /* type 2: anchored at line starts */
     if (s->u.regex.has_bitmap)
         memcpy(s->u.regex.bitmap, bitmap, 32);
+    gw_waf_prefilter_build(re, minlen, s);
     s->u.regex.mdata = pcre2_match_data_create_from_pattern(code, NULL);
     return s->u.regex.mdata != NULL;
 }

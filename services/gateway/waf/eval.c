@@ -59,6 +59,8 @@ static bool regex_match(const struct gw_waf_stmt *s, const char *p, size_t n) {
         if (i == n)
             return false;
     }
+    if (!gw_waf_prefilter_may_match(s, p, n))
+        return false;
     /* pcre2_jit_match skips the interpreter's checks when the pattern was JIT-compiled. */
     int rc = s->u.regex.jit ? pcre2_jit_match((const pcre2_code *)s->u.regex.code, (PCRE2_SPTR)p, n,
                                               0, 0, (pcre2_match_data *)s->u.regex.mdata, NULL)

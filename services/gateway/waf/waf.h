@@ -153,6 +153,9 @@ struct gw_waf_stmt {
             int required; /* a byte every match contains, or -1 */
             bool has_bitmap;
             uint8_t bitmap[32]; /* the bytes a match can start with */
+            /* prefilter.c: the expression in Vectorscan prefilter mode (NULL: none). */
+            void *hs_db;      /* hs_database_t */
+            void *hs_scratch; /* hs_scratch_t, reused like mdata */
         } regex;
         struct {
             enum gw_waf_cmp op;
@@ -310,6 +313,15 @@ bool gw_waf_cidr_contains(const struct gw_waf_cidr *c, const uint8_t ip[16]);
  */
 int gw_waf_forwarded_ips(const struct sl_http_request *req, const struct gw_waf_fwd *f,
                          uint8_t out[][16]);
+
+/*
+ * prefilter.c: a Vectorscan prefilter for a RegexMatchStatement. build sets u.regex.hs_db /
+ * hs_scratch (NULL when the expression gets none); may_match is false only when the expression
+ * certainly does not match p[0..n).
+ */
+void gw_waf_prefilter_build(const char *re, uint32_t minlen, struct gw_waf_stmt *s);
+void gw_waf_prefilter_free(struct gw_waf_stmt *s);
+bool gw_waf_prefilter_may_match(const struct gw_waf_stmt *s, const char *p, size_t n);
 
 /* eval.c */
 struct gw_waf_result {

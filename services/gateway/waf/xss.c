@@ -265,6 +265,9 @@ static int dc(const struct rd *r, size_t i, size_t *next) {
     }
     unsigned char c = r->s[i];
     *next = i + 1;
+    /* Fast path: only these bytes start an encoded form below. */
+    if (c != '&' && c != '%' && c != '\\' && c != 0xef && c != '+')
+        return c;
     if (c == '&' && i + 1 < r->n) {
         int v = r->s[i + 1] == '#' ? numeric_ref(r, i, next) : named_ref(r, i, next);
         if (v != XC_END)
@@ -339,12 +342,20 @@ static size_t read_name(const struct rd *r, size_t i, char *buf, size_t cap, con
     return i;
 }
 
+/* No list holds the empty word; comparing the first byte first skips most strcmp calls (a JSON
+ * body has a quote, hence a lookup, every few bytes). */
 static bool in_list(const char *w, const char *const *list, size_t count) {
+    if (w[0] == '\0')
+        return false;
     for (size_t k = 0; k < count; k++)
-        if (strcmp(w, list[k]) == 0)
+        if (w[0] == list[k][0] && strcmp(w, list[k]) == 0)
             return true;
     return false;
 }
+
+static const char *const js_objects[] = {
+    "document", "window", "self", "top", "parent", "globalthis", "constructor",
+};
 
 /*
  * True when the decoded text at i starts with `lit` (lower case), case-insensitively, skipping
@@ -556,13 +567,11 @@ static bool js_expression(const struct rd *r, size_t i) {
     if ((c == '(' || c == '`') &&
         in_list(name, bare_calls, sizeof bare_calls / sizeof bare_calls[0]))
         return true;
-    if ((strcmp(name, "call") == 0 || strcmp(name, "apply") == 0) &&
+    if (((name[0] == 'c' && strcmp(name, "call") == 0) ||
+         (name[0] == 'a' && strcmp(name, "apply") == 0)) &&
         dc(r, skip_js_blank(r, i), &nx) == '`')
         return true;
-    bool object = strcmp(name, "document") == 0 || strcmp(name, "window") == 0 ||
-                  strcmp(name, "self") == 0 || strcmp(name, "top") == 0 ||
-                  strcmp(name, "parent") == 0 || strcmp(name, "globalthis") == 0 ||
-                  strcmp(name, "constructor") == 0;
+    bool object = in_list(name, js_objects, sizeof js_objects / sizeof js_objects[0]);
     if (!object)
         return false;
     i = skip_js_blank(r, i);

@@ -10,6 +10,10 @@
 
 #include <cmocka.h>
 
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <cjson/cJSON.h>
+#include <pcre2.h>
+
 #include "sluice/error.h"
 #include "waf/waf.h"
 #include "waf_hook.h"
@@ -1008,9 +1012,172 @@ static void test_reload_keeps_the_acl_in_force_when_the_new_file_is_bad(void **s
     unlink(path);
 }
 
+/*
+ * The Vectorscan prefilter (prefilter.c) may only skip PCRE2 when PCRE2 would not match: every
+ * RegexString of the shipped documents long enough to get a prefilter, on the patterns' own
+ * examples, near misses and benign values. Also checks the fast path is there: the benign values
+ * are rejected without PCRE2 by the Java deserialization pattern.
+ */
+static void test_regex_prefilter_never_skips_a_match(void **state) {
+    (void)state;
+    static const char *const inputs[] = {
+        "java.lang.Runtime",
+        "JAVA.LANG.RUNTIME",
+        "java.lang.runtim",
+        "java.langRuntime",
+        "Runtime.getRuntime().exec(\"id\")",
+        "getruntime (",
+        "getruntime",
+        ".exec  (x)",
+        ".exe(",
+        "rO0ABXNyABdqYXZhLnV0aWwuUHJpb3JpdHlRdWV1ZQ",
+        "ro0ab",
+        "RO0AB",
+        "rO0A",
+        "aced0005",
+        "ACED0005",
+        "aced000",
+        "\xac\xed\x00\x05",
+        "\xac\xed\x00",
+        "class.module.classLoader",
+        "class.classloader",
+        "class.classloade",
+        "spring.cloud.function.routing-expression",
+        "T(java.lang.Runtime)",
+        "T ( java.",
+        "T(javax",
+        "ysoserial",
+        "__${x}",
+        "__$x",
+        "com.sun.jndi.rmi",
+        "java.io.File",
+        "java.io.Filex",
+        "java.io.FileWriter",
+        "org.apache.commons.collections4.functors",
+        "org.apache.commons.collections.transformer",
+        "org.apache.commons.collectionsx.functors",
+        "groovy.lang.GroovyShell",
+        "sun.rmi.server",
+        "cnVudGltZQ==",
+        "cnvudgltzq",
+        "Y2xvbmV0cmFuc2Zvcm1lcg",
+        "processbuilder(",
+        "ProcessBuilder",
+        "runtime.clonetransformer",
+        "runtime.x.getproperty",
+        "runtime getproperty",
+        "${jndi:ldap://x/a}",
+        "${${lower:j}ndi:x}",
+        "${::-j}",
+        "${env:HOME}",
+        "${x",
+        "$ {jndi:",
+        "169.254.169.254",
+        "0xa9fea9fe",
+        "2852039166",
+        "[fd00:ec2::254]",
+        "169.254.169.25",
+        "../../etc/passwd",
+        "/etc/passwd",
+        "..\\..\\win.ini",
+        "/proc/self/environ",
+        "etc/passwd",
+        "http://10.0.0.1/x",
+        "ftp://192.168.1.1/",
+        "http://example.com/",
+        "file://1.2.3.4",
+        "index.php.bak",
+        "/web-inf/web.xml",
+        "/.git/config",
+        "manager/html",
+        "nessus",
+        "sqlmap/1.0",
+        "python-requests/2.31.0",
+        "application/json",
+        "api.example.com",
+        "sk_live_9f8e7d6c5b4a39281706f5e4d3c2b1a0",
+        "session=eyJhbGciOiJIUzI1NiJ9.e30.abc",
+        "Mozilla/5.0 (X11; Linux x86_64)",
+        "{\"customer\":\"c_123\",\"note\":\"leave at the door\"}",
+        "",
+        "a",
+        "runtime",
+        "java",
+        "java.",
+        "x-api-key",
+        "content-type",
+        "user-agent",
+    };
+    static const char *const benign[] = {
+        "python-requests/2.31.0",
+        "application/json",
+        "api.example.com",
+        "sk_live_9f8e7d6c5b4a39281706f5e4d3c2b1a0",
+        "user-agent",
+        "content-type",
+    };
+    static const char *const docs[] = {"AWSManagedRulesKnownBadInputsRuleSet.json",
+                                       "AWSManagedRulesCommonRuleSet.json",
+                                       "AWSManagedRulesSQLiRuleSet.json"};
+    size_t prefiltered = 0;
+    bool java_seen = false;
+    for (size_t d = 0; d < sizeof docs / sizeof docs[0]; d++) {
+        size_t len = 0;
+        const char *json = gw_waf_data(docs[d], &len);
+        assert_non_null(json);
+        cJSON *doc = cJSON_ParseWithLength(json, len);
+        assert_non_null(doc);
+        const cJSON *rules = cJSON_GetObjectItemCaseSensitive(doc, "Rules");
+        for (const cJSON *r = rules ? rules->child : NULL; r; r = r->next) {
+            const cJSON *st = cJSON_GetObjectItemCaseSensitive(r, "Statement");
+            const cJSON *rm = cJSON_GetObjectItemCaseSensitive(st, "RegexMatchStatement");
+            const cJSON *rs = cJSON_GetObjectItemCaseSensitive(rm, "RegexString");
+            if (!cJSON_IsString(rs))
+                continue;
+            const char *re = rs->valuestring;
+            int ec;
+            PCRE2_SIZE off;
+            pcre2_code *code =
+                pcre2_compile((PCRE2_SPTR)re, PCRE2_ZERO_TERMINATED, 0, &ec, &off, NULL);
+            assert_non_null(code);
+            pcre2_match_data *md = pcre2_match_data_create_from_pattern(code, NULL);
+            struct gw_waf_stmt s = {.kind = GW_STMT_REGEX};
+            gw_waf_prefilter_build(re, 1, &s);
+            if (s.u.regex.hs_db)
+                prefiltered++;
+            for (size_t i = 0; i < sizeof inputs / sizeof inputs[0]; i++) {
+                /* The two byte strings carry NULs: their length is the literal's. */
+                size_t n = strlen(inputs[i]);
+                if (inputs[i][0] == '\xac')
+                    n = inputs[i][3] == '\x05' ? 4 : 3;
+                for (int pass = 0; pass < 2; pass++) {
+                    size_t len_i = pass == 0 ? n : (n ? n - 1 : 0); /* also a truncation */
+                    bool pcre =
+                        pcre2_match(code, (PCRE2_SPTR)inputs[i], len_i, 0, 0, md, NULL) >= 0;
+                    if (pcre && !gw_waf_prefilter_may_match(&s, inputs[i], len_i))
+                        fail_msg("prefilter of %s skips %.*s", re, (int)len_i, inputs[i]);
+                }
+            }
+            if (strstr(re, "processbuilder") && s.u.regex.hs_db) {
+                java_seen = true;
+                for (size_t i = 0; i < sizeof benign / sizeof benign[0]; i++)
+                    assert_false(gw_waf_prefilter_may_match(&s, benign[i], strlen(benign[i])));
+                assert_true(gw_waf_prefilter_may_match(&s, "x java.lang.Runtime", 19));
+            }
+            gw_waf_prefilter_free(&s);
+            pcre2_match_data_free(md);
+            pcre2_code_free(code);
+        }
+        cJSON_Delete(doc);
+    }
+    assert_true(java_seen);
+    assert_true(prefiltered >= 4);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_an_acl_with_no_rules_allows_by_default_action),
+        cmocka_unit_test(test_regex_prefilter_never_skips_a_match),
         cmocka_unit_test(test_default_action_block_blocks_unmatched_requests),
         cmocka_unit_test(test_invalid_documents_name_the_json_path_and_reason),
         cmocka_unit_test(test_bare_rules_list_webacl_wrapper_and_camel_case_all_load),
