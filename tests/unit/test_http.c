@@ -634,8 +634,12 @@ static void test_connections_beyond_max_connections_are_closed_at_once(void **st
     assert_int_equal(a.r[0].status, 200);
     assert_int_equal(b.r[0].status, 200);
     client_open(&x, f->port);
-    /* Well inside the 1.5 s header timeout, which would also close an admitted idle client. */
-    assert_true(client_wait_closed(&x, 1000));
+    /*
+     * The rejection counter, not the timing, tells a refused connection from an admitted one
+     * closed by the 1.5 s header timeout: a loaded machine (sanitizers, a broker, parallel
+     * tests) can delay the loop past any tight bound.
+     */
+    assert_true(client_wait_closed(&x, 5000));
     assert_int_equal(x.n, 0);
     assert_int_equal(metric_value(f, "sluice_http_connections_rejected_total "), 1);
     /* The two admitted connections still work. */
