@@ -20,6 +20,9 @@
 /* A reason is the tail of an error line: "SLUICE_X: 'value' <reason>". */
 #define REASON_MAX 256
 
+/* In the order of enum sl_log_level (sluice/log.h). */
+const char *const sl_config_log_level_names[] = {"debug", "info", "warn", "error", NULL};
+
 static const char *const type_names[] = {
     [SL_CONFIG_STRING] = "string",      [SL_CONFIG_INT64] = "integer",
     [SL_CONFIG_SIZE] = "size",          [SL_CONFIG_BOOL] = "bool",

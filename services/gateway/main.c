@@ -91,9 +91,7 @@ int main(int argc, char **argv) {
         sl_buf_free(&errors);
         return 0;
     }
-    static const enum sl_log_level levels[] = {SL_LOG_DEBUG, SL_LOG_INFO, SL_LOG_WARN,
-                                               SL_LOG_ERROR};
-    sl_log_init("gateway", levels[settings.log_level]);
+    sl_log_init("gateway", (enum sl_log_level)settings.log_level);
 
     char hostname[256] = "gateway";
     const char *env_host = getenv("HOSTNAME");

@@ -6,8 +6,6 @@
 
 #define OPT(field) offsetof(struct gw_settings, field)
 
-static const char *const log_levels[] = {"debug", "info", "warn", "error", NULL};
-
 const struct sl_config_option gw_settings_table[] = {
     {.name = "listen",
      .env = "SLUICE_LISTEN",
@@ -15,18 +13,8 @@ const struct sl_config_option gw_settings_table[] = {
      .offset = OPT(listen),
      .def = "0.0.0.0:8080",
      .description = "HTTP listener for API traffic."},
-    {.name = "admin_listen",
-     .env = "SLUICE_ADMIN_LISTEN",
-     .type = SL_CONFIG_HOSTPORT,
-     .offset = OPT(admin_listen),
-     .def = "0.0.0.0:9090",
-     .description = "Admin listener: /healthz, /readyz, /metrics."},
-    {.name = "topic_prefix",
-     .env = "SLUICE_TOPIC_PREFIX",
-     .type = SL_CONFIG_STRING,
-     .offset = OPT(topic_prefix),
-     .def = "sluice.",
-     .description = "Prefix of the Kafka topics (requests, replies, dlq, audit)."},
+    SL_CONFIG_OPT_ADMIN_LISTEN(struct gw_settings, admin_listen),
+    SL_CONFIG_OPT_TOPIC_PREFIX(struct gw_settings, topic_prefix),
     {.name = "keys_file",
      .env = "SLUICE_KEYS_FILE",
      .type = SL_CONFIG_STRING,
@@ -221,19 +209,8 @@ const struct sl_config_option gw_settings_table[] = {
      .offset = OPT(stage),
      .def = "production",
      .description = "Stage name carried in envelopes and audit records."},
-    {.name = "auto_create_topics",
-     .env = "SLUICE_AUTO_CREATE_TOPICS",
-     .type = SL_CONFIG_BOOL,
-     .offset = OPT(auto_create_topics),
-     .def = "false",
-     .description = "Create missing topics at start instead of refusing to start."},
-    {.name = "log_level",
-     .env = "SLUICE_LOG_LEVEL",
-     .type = SL_CONFIG_ENUM,
-     .offset = OPT(log_level),
-     .def = "info",
-     .choices = log_levels,
-     .description = "Minimum level of log lines."},
+    SL_CONFIG_OPT_AUTO_CREATE_TOPICS(struct gw_settings, auto_create_topics),
+    SL_CONFIG_OPT_LOG_LEVEL(struct gw_settings, log_level),
 };
 
 const size_t gw_settings_count = sizeof gw_settings_table / sizeof gw_settings_table[0];

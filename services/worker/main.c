@@ -71,10 +71,8 @@ int main(int argc, char **argv) {
         sl_buf_free(&errors);
         return 2;
     }
-    static const enum sl_log_level levels[] = {SL_LOG_DEBUG, SL_LOG_INFO, SL_LOG_WARN,
-                                               SL_LOG_ERROR};
     if (child) {
-        sl_log_init("worker-child", levels[settings.log_level]);
+        sl_log_init("worker-child", (enum sl_log_level)settings.log_level);
         int code = wk_child_main(&settings, 3);
         wk_settings_free(&settings);
         sl_buf_free(&errors);
@@ -95,7 +93,7 @@ int main(int argc, char **argv) {
         sl_buf_free(&errors);
         return 0;
     }
-    sl_log_init("worker", levels[settings.log_level]);
+    sl_log_init("worker", (enum sl_log_level)settings.log_level);
 
     char instance[256] = "worker";
     if (settings.instance_id)

@@ -5,21 +5,9 @@
 
 #define OPT(field) offsetof(struct wk_settings, field)
 
-static const char *const log_levels[] = {"debug", "info", "warn", "error", NULL};
-
 const struct sl_config_option wk_settings_table[] = {
-    {.name = "admin_listen",
-     .env = "SLUICE_ADMIN_LISTEN",
-     .type = SL_CONFIG_HOSTPORT,
-     .offset = OPT(admin_listen),
-     .def = "0.0.0.0:9090",
-     .description = "Admin listener: /healthz, /readyz, /metrics."},
-    {.name = "topic_prefix",
-     .env = "SLUICE_TOPIC_PREFIX",
-     .type = SL_CONFIG_STRING,
-     .offset = OPT(topic_prefix),
-     .def = "sluice.",
-     .description = "Prefix of the Kafka topics (requests, replies, dlq)."},
+    SL_CONFIG_OPT_ADMIN_LISTEN(struct wk_settings, admin_listen),
+    SL_CONFIG_OPT_TOPIC_PREFIX(struct wk_settings, topic_prefix),
     {.name = "routes_file",
      .env = "SLUICE_ROUTES_FILE",
      .type = SL_CONFIG_STRING,
@@ -109,19 +97,8 @@ const struct sl_config_option wk_settings_table[] = {
      .offset = OPT(stage),
      .def = "production",
      .description = "Stage name in handler answers (the echo handler's \"stage\")."},
-    {.name = "auto_create_topics",
-     .env = "SLUICE_AUTO_CREATE_TOPICS",
-     .type = SL_CONFIG_BOOL,
-     .offset = OPT(auto_create_topics),
-     .def = "false",
-     .description = "Create missing topics at start instead of refusing to start."},
-    {.name = "log_level",
-     .env = "SLUICE_LOG_LEVEL",
-     .type = SL_CONFIG_ENUM,
-     .offset = OPT(log_level),
-     .def = "info",
-     .choices = log_levels,
-     .description = "Minimum level of log lines."},
+    SL_CONFIG_OPT_AUTO_CREATE_TOPICS(struct wk_settings, auto_create_topics),
+    SL_CONFIG_OPT_LOG_LEVEL(struct wk_settings, log_level),
 };
 
 const size_t wk_settings_count = sizeof wk_settings_table / sizeof wk_settings_table[0];

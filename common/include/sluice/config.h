@@ -140,4 +140,37 @@ void sl_config_print_kafka_props(char *const *props, FILE *out);
  */
 int sl_config_parse_hostport(const char *s, char *host, size_t hostlen, int *port);
 
+/*
+ * Rows every service's table shares: the same variable, type, default and meaning in every
+ * binary, written once. `stype` is the binary's settings struct, `field` the member filled.
+ * The log level is an index into sl_config_log_level_names, which follows enum sl_log_level,
+ * so `(enum sl_log_level)settings.log_level` is the level.
+ */
+extern const char *const sl_config_log_level_names[];
+
+#define SL_CONFIG_OPT_ADMIN_LISTEN(stype, field)                                                   \
+    {                                                                                              \
+        .name = "admin_listen", .env = "SLUICE_ADMIN_LISTEN", .type = SL_CONFIG_HOSTPORT,          \
+        .offset = offsetof(stype, field), .def = "0.0.0.0:9090",                                   \
+        .description = "Admin listener: /healthz, /readyz, /metrics."                              \
+    }
+#define SL_CONFIG_OPT_TOPIC_PREFIX(stype, field)                                                   \
+    {                                                                                              \
+        .name = "topic_prefix", .env = "SLUICE_TOPIC_PREFIX", .type = SL_CONFIG_STRING,            \
+        .offset = offsetof(stype, field), .def = "sluice.",                                        \
+        .description = "Prefix of the Kafka topics (requests, replies, dlq, audit)."               \
+    }
+#define SL_CONFIG_OPT_AUTO_CREATE_TOPICS(stype, field)                                             \
+    {                                                                                              \
+        .name = "auto_create_topics", .env = "SLUICE_AUTO_CREATE_TOPICS", .type = SL_CONFIG_BOOL,  \
+        .offset = offsetof(stype, field), .def = "false",                                          \
+        .description = "Create missing topics at start instead of refusing to start."              \
+    }
+#define SL_CONFIG_OPT_LOG_LEVEL(stype, field)                                                      \
+    {                                                                                              \
+        .name = "log_level", .env = "SLUICE_LOG_LEVEL", .type = SL_CONFIG_ENUM,                    \
+        .offset = offsetof(stype, field), .def = "info", .choices = sl_config_log_level_names,     \
+        .description = "Minimum level of log lines."                                               \
+    }
+
 #endif
