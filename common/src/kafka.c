@@ -347,7 +347,7 @@ int sl_kafka_producer_new(uv_loop_t *loop, const char *const *props, struct sl_k
                                            "acks",
                                            "all",
                                            "linger.ms",
-                                           "1",
+                                           "0",
                                            "socket.nagle.disable",
                                            "true",
                                            "statistics.interval.ms",

@@ -60,7 +60,7 @@ typedef void (*sl_kafka_close_cb)(void *data);
  * The caller owns the producer until it calls close; it must not free it any other way.
  *
  * Defaults (applied first; `props` overrides them): enable.idempotence=true, acks=all
- * (idempotence needs it and it is what durability means here), linger.ms=1 (request traffic
+ * (idempotence needs it and it is what durability means here), linger.ms=0 (request traffic
  * wants latency, not batches), socket.nagle.disable=true, statistics.interval.ms=1000 (drives
  * the connection state).
  */
