@@ -5,9 +5,11 @@
 #include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include <cjson/cJSON.h>
 
@@ -719,4 +721,21 @@ void sl_config_print_kafka_props(char *const *props, FILE *out) {
             fputc(*c == '.' ? '_' : toupper((unsigned char)*c), out);
         fprintf(out, "=%s\n", sl_config_redact(sl_config_kafka_prop_is_secret(p[0]), p[1]));
     }
+}
+
+int sl_config_print_all(const struct sl_config_option *table, size_t n, const void *settings,
+                        char *const *kafka_props, bool json, FILE *out) {
+    int rc = sl_config_print_effective(table, n, settings,
+                                       json ? SL_CONFIG_FORMAT_JSON : SL_CONFIG_FORMAT_ENV, out);
+    if (rc == 0 && !json)
+        sl_config_print_kafka_props(kafka_props, out);
+    return rc;
+}
+
+void sl_config_hostname(char *out, size_t len, const char *fallback) {
+    const char *env = getenv("HOSTNAME");
+    if (env && *env)
+        snprintf(out, len, "%s", env);
+    else if (gethostname(out, len) < 0 || !out[0])
+        snprintf(out, len, "%s", fallback);
 }

@@ -3,7 +3,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "gateway.h"
 #include "settings.h"
@@ -82,23 +81,17 @@ int main(int argc, char **argv) {
         return 1;
     }
     if (print) {
-        sl_config_print_effective(gw_settings_table, gw_settings_count, &settings,
-                                  json ? SL_CONFIG_FORMAT_JSON : SL_CONFIG_FORMAT_ENV, stdout);
-        if (!json)
-            sl_config_print_kafka_props(kafka_props, stdout);
+        int prc = sl_config_print_all(gw_settings_table, gw_settings_count, &settings, kafka_props,
+                                      json, stdout);
         gw_settings_free(&settings);
         sl_config_props_free(kafka_props);
         sl_buf_free(&errors);
-        return 0;
+        return prc < 0 ? 1 : 0;
     }
     sl_log_init("gateway", (enum sl_log_level)settings.log_level);
 
-    char hostname[256] = "gateway";
-    const char *env_host = getenv("HOSTNAME");
-    if (env_host && *env_host)
-        snprintf(hostname, sizeof hostname, "%s", env_host);
-    else if (gethostname(hostname, sizeof hostname) < 0)
-        snprintf(hostname, sizeof hostname, "gateway");
+    char hostname[256];
+    sl_config_hostname(hostname, sizeof hostname, "gateway");
 
     uv_loop_t *loop = uv_default_loop();
     struct app app = {.exit_code = 0};

@@ -84,24 +84,20 @@ int main(int argc, char **argv) {
         return 1;
     }
     if (print) {
-        sl_config_print_effective(wk_settings_table, wk_settings_count, &settings,
-                                  json ? SL_CONFIG_FORMAT_JSON : SL_CONFIG_FORMAT_ENV, stdout);
-        if (!json)
-            sl_config_print_kafka_props(kafka_props, stdout);
+        int prc = sl_config_print_all(wk_settings_table, wk_settings_count, &settings, kafka_props,
+                                      json, stdout);
         wk_settings_free(&settings);
         sl_config_props_free(kafka_props);
         sl_buf_free(&errors);
-        return 0;
+        return prc < 0 ? 1 : 0;
     }
     sl_log_init("worker", (enum sl_log_level)settings.log_level);
 
-    char instance[256] = "worker";
+    char instance[256];
     if (settings.instance_id)
         snprintf(instance, sizeof instance, "%s", settings.instance_id);
-    else if (getenv("HOSTNAME") && *getenv("HOSTNAME"))
-        snprintf(instance, sizeof instance, "%s", getenv("HOSTNAME"));
-    else if (gethostname(instance, sizeof instance) < 0)
-        snprintf(instance, sizeof instance, "worker");
+    else
+        sl_config_hostname(instance, sizeof instance, "worker");
     char exe[4096];
     size_t exelen = sizeof exe;
     if (uv_exepath(exe, &exelen) < 0) {

@@ -133,6 +133,19 @@ const char *sl_config_redact(bool secret, const char *value);
 void sl_config_print_kafka_props(char *const *props, FILE *out);
 
 /*
+ * `--print-config [--json]` of every binary: the effective settings (secrets redacted), then,
+ * in the ENV format, the SLUICE_KAFKA_* passthrough properties. Returns 0 or -ENOMEM.
+ */
+int sl_config_print_all(const struct sl_config_option *table, size_t n, const void *settings,
+                        char *const *kafka_props, bool json, FILE *out);
+
+/*
+ * The name a process reports (audit records, static group membership, replica index):
+ * $HOSTNAME when set (a Kubernetes pod name), else gethostname(), else `fallback`.
+ */
+void sl_config_hostname(char *out, size_t len, const char *fallback);
+
+/*
  * Splits "host:port" (IPv4 or hostname), or "[ipv6]:port", into `host` (NUL-terminated, no
  * brackets) and `port` (1..65535). Returns 0; SL_ERR_PARSE for bad syntax; -ERANGE for a port
  * outside 1..65535; SL_ERR_TOO_LARGE when the host does not fit `hostlen`. Outputs are
