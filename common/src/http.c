@@ -1394,10 +1394,11 @@ static void on_connection(uv_stream_t *ls, int status) {
         uv_tcp_t *t = malloc(sizeof(*t));
         if (!t)
             return;
+        /* Counted before the close, so whoever sees the close also sees the count. */
+        metric_inc(s->m_rejected);
         uv_tcp_init(s->loop, t);
         uv_accept(ls, (uv_stream_t *)t);
         uv_close((uv_handle_t *)t, free_on_close);
-        metric_inc(s->m_rejected);
         return;
     }
     struct http_conn *c = conn_new(s);
