@@ -96,13 +96,19 @@ def test_two_replicas_sharing_redis_enforce_one_quota(build_dir, tmp_path, kafka
 
 def test_token_bucket_allows_the_burst_then_the_rate(build_dir, tmp_path, kafka_bootstrap,
                                                      topics):
-    """Burst 10 at once, then 20/s. Measured over 3 s after the burst: 60 allowed, +-3
-    (one token of rounding at each end of the window plus scheduling jitter)."""
+    """Burst 10 at once, then 20/s. The burst is checked on a key whose plan refills one token
+    a second, so 15 requests sent at once get exactly 10 answers (at most one more per whole
+    second the sending took, on a machine loaded enough to need it). The rate is measured over 3 s after
+    the burst: 60 allowed, +-3 (one token of rounding at each end of the window plus scheduling
+    jitter)."""
     rate, burst, window = 20, 10, 3.0
     value, kid, digest = new_key()
+    burst_value, burst_kid, burst_digest = new_key()
     keys_file = tmp_path / "keys.json"
-    write_keys_file(keys_file, [{"id": kid, "hash": digest, "plan": "bucket"}],
-                    {"bucket": {"throttle": {"rate": rate, "burst": burst}}})
+    write_keys_file(keys_file, [{"id": kid, "hash": digest, "plan": "bucket"},
+                                {"id": burst_kid, "hash": burst_digest, "plan": "burst"}],
+                    {"bucket": {"throttle": {"rate": rate, "burst": burst}},
+                     "burst": {"throttle": {"rate": 1, "burst": burst}}})
     # An empty web ACL: the seed's IP rate limit (2000 per 5 minutes) would otherwise answer
     # 403 to the thousands of requests this test makes from one address.
     acl = tmp_path / "acl.json"
@@ -112,13 +118,19 @@ def test_token_bucket_allows_the_burst_then_the_rate(build_dir, tmp_path, kafka_
     try:
         s = requests.Session()
         s.mount("http://", requests.adapters.HTTPAdapter(pool_maxsize=burst + 5))
-        s.headers["X-API-Key"] = value
+        hdr = {"X-API-Key": burst_value}
+        started = time.monotonic()
         with concurrent.futures.ThreadPoolExecutor(max_workers=burst + 5) as pool:
-            first = list(pool.map(lambda i: s.get(gw.url + f"/b/{i}", timeout=20).status_code,
-                                  range(burst + 5)))
-        assert sorted(first) == [200] * burst + [429] * 5
+            first = list(pool.map(
+                lambda i: s.get(gw.url + f"/b/{i}", headers=hdr, timeout=20).status_code,
+                range(burst + 5)))
+        refilled = int(time.monotonic() - started)  # at most this many tokens came back
+        ok = first.count(200)
+        assert first.count(429) == len(first) - ok, first
+        assert burst <= ok <= burst + refilled, (ok, refilled)
+        s.headers["X-API-Key"] = value
         while s.get(gw.url + "/b", timeout=20).status_code == 200:
-            pass  # drain the tokens that refilled since the burst: the window starts empty
+            pass  # this key's own burst, spent before the rate is measured
         # Four clients keep asking for the whole window, so the bucket, not the client's speed
         # (a request that is let through makes a Kafka round trip), decides what passes.
         t0 = time.monotonic()

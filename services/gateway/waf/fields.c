@@ -1,6 +1,7 @@
 /* FieldToMatch: the parts of a request a statement inspects, each value run through the
  * statement's text transformations before the match function sees it. */
 #include <arpa/inet.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,43 +44,81 @@ static bool grow(struct gw_waf_scratch *s, size_t n) {
     return true;
 }
 
-/* Whether a transformation would leave `in` as it is: most values of a benign request carry no
- * '%', '&' or '\\', and skipping the copy is most of the cost of the managed rule groups. */
-static bool noop(enum gw_waf_tx t, const char *in, size_t n) {
+/* The bytes some transformation acts on; a value without any of a transformation's bytes is left
+ * as it is by it (most values of a benign request carry no '%', '&' or '\\'). */
+enum {
+    F_PCT = 1 << 0,
+    F_PLUS = 1 << 1,
+    F_AMP = 1 << 2,
+    F_BSL = 1 << 3,
+    F_NUL = 1 << 4,
+    F_STAR = 1 << 5,
+    F_SLASH = 1 << 6,
+    F_UPPER = 1 << 7,
+};
+
+static const uint8_t byte_feature[256] = {
+    ['%'] = F_PCT,   ['+'] = F_PLUS,  ['&'] = F_AMP,   ['\\'] = F_BSL,  [0] = F_NUL,
+    ['*'] = F_STAR,  ['/'] = F_SLASH, ['A'] = F_UPPER, ['B'] = F_UPPER, ['C'] = F_UPPER,
+    ['D'] = F_UPPER, ['E'] = F_UPPER, ['F'] = F_UPPER, ['G'] = F_UPPER, ['H'] = F_UPPER,
+    ['I'] = F_UPPER, ['J'] = F_UPPER, ['K'] = F_UPPER, ['L'] = F_UPPER, ['M'] = F_UPPER,
+    ['N'] = F_UPPER, ['O'] = F_UPPER, ['P'] = F_UPPER, ['Q'] = F_UPPER, ['R'] = F_UPPER,
+    ['S'] = F_UPPER, ['T'] = F_UPPER, ['U'] = F_UPPER, ['V'] = F_UPPER, ['W'] = F_UPPER,
+    ['X'] = F_UPPER, ['Y'] = F_UPPER, ['Z'] = F_UPPER,
+};
+
+/* Whether transformation t can change a value holding the bytes `have` (features_of). */
+static bool may_change(enum gw_waf_tx t, uint8_t have) {
     switch (t) {
     case GW_TX_NONE:
-        return true;
+        return false;
     case GW_TX_URL_DECODE:
     case GW_TX_URL_DECODE_UNI:
-        return !memchr(in, '%', n) && !memchr(in, '+', n);
+        return have & (F_PCT | F_PLUS);
     case GW_TX_HTML_ENTITY_DECODE:
-        return !memchr(in, '&', n);
+        return have & F_AMP;
     case GW_TX_JS_DECODE:
     case GW_TX_CSS_DECODE:
     case GW_TX_ESCAPE_SEQ_DECODE:
-        return !memchr(in, '\\', n);
+        return have & F_BSL;
     case GW_TX_REMOVE_NULLS:
     case GW_TX_REPLACE_NULLS:
-        return !memchr(in, '\0', n);
+        return have & F_NUL;
     case GW_TX_REPLACE_COMMENTS:
-        return !memchr(in, '*', n);
+        return have & F_STAR;
     case GW_TX_NORMALIZE_PATH:
-        return !memchr(in, '/', n);
+        return have & F_SLASH;
     case GW_TX_NORMALIZE_PATH_WIN:
-        return !memchr(in, '/', n) && !memchr(in, '\\', n);
+        return have & (F_SLASH | F_BSL);
     case GW_TX_LOWERCASE:
-        for (size_t i = 0; i < n; i++)
-            if (in[i] >= 'A' && in[i] <= 'Z')
-                return false;
-        return true;
+        return have & F_UPPER;
     default:
-        return false;
+        return true; /* the others (base64, hex, white space, ...) always run */
     }
 }
 
+static uint8_t features_of(const char *p, size_t n) {
+    uint8_t m = 0;
+    for (size_t i = 0; i < n; i++)
+        m |= byte_feature[(unsigned char)p[i]];
+    return m;
+}
+
+/* features_of for a value of the request itself, remembered for the statements that follow. */
+static uint8_t request_features(struct gw_waf_ctx *c, const char *p, size_t n) {
+    size_t slot = (((uintptr_t)p >> 2) ^ n) % (sizeof c->feat / sizeof c->feat[0]);
+    if (c->feat[slot].p == p && c->feat[slot].n == n)
+        return c->feat[slot].mask;
+    uint8_t m = features_of(p, n);
+    c->feat[slot].p = p;
+    c->feat[slot].n = n;
+    c->feat[slot].mask = m;
+    return m;
+}
+
 /* Runs the transformations (ping-ponging between the two scratch buffers) and the match. */
-static bool check(struct gw_waf_ctx *c, const struct gw_waf_stmt *s, gw_waf_value_fn fn,
-                  const char *p, size_t n) {
+static bool check_value(struct gw_waf_ctx *c, const struct gw_waf_stmt *s, gw_waf_value_fn fn,
+                        const char *p, size_t n, bool stable) {
     const struct gw_waf_tx_list *tx = &s->tx;
     if (tx->n == 0 || (tx->n == 1 && tx->t[0] == GW_TX_NONE))
         return fn(s, p, n);
@@ -88,15 +127,24 @@ static bool check(struct gw_waf_ctx *c, const struct gw_waf_stmt *s, gw_waf_valu
     const char *in = p;
     char *bufs[2] = {c->scr->a, c->scr->b};
     int which = 0;
+    /* Only bytes that stay put for the request are remembered (not a scratch buffer's). */
+    uint8_t have = stable ? request_features(c, p, n) : features_of(p, n);
     for (size_t i = 0; i < tx->n; i++) {
-        if (noop((enum gw_waf_tx)tx->t[i], in, n))
+        if (!may_change((enum gw_waf_tx)tx->t[i], have))
             continue;
         char *out = bufs[which];
         n = gw_waf_transform((enum gw_waf_tx)tx->t[i], in, n, out);
         in = out;
         which ^= 1;
+        have = features_of(in, n);
     }
     return fn(s, in, n);
+}
+
+/* A value that stays where it is for the whole request (the request's bytes, the parsed JSON). */
+static bool check(struct gw_waf_ctx *c, const struct gw_waf_stmt *s, gw_waf_value_fn fn,
+                  const char *p, size_t n) {
+    return check_value(c, s, fn, p, n, true);
 }
 
 static bool listed(char *const *names, size_t n, const char *p, size_t len) {
@@ -227,7 +275,8 @@ static bool walk(struct json_walk *w, const cJSON *j) {
     } else if (cJSON_IsNull(j)) {
         v = "null";
     }
-    return v && check(w->c, w->s, w->fn, v, strlen(v));
+    /* A number is formatted into a buffer on the stack: not a place to remember. */
+    return v && check_value(w->c, w->s, w->fn, v, strlen(v), v != num);
 }
 
 static bool json_body(struct gw_waf_ctx *c, const struct gw_waf_stmt *s, gw_waf_value_fn fn,

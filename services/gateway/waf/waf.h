@@ -296,6 +296,13 @@ struct gw_waf_ctx {
     uint8_t ip[16];
     int json_state; /* 0 not parsed, 1 parsed, -1 invalid */
     struct cJSON *json;
+    /* fields.c: which bytes that some transformation acts on a request's value holds, kept for
+     * the values many statements look at (headers, body, path); zeroed with the context. */
+    struct {
+        const char *p;
+        size_t n;
+        uint8_t mask;
+    } feat[16];
 };
 
 /* fields.c: calls `fn` on every (transformed) value the field yields until it returns true.

@@ -18,6 +18,9 @@
  *     JavaScript string (';alert(1)//).
  *   - a javascript:, vbscript: or data:text/html URL anywhere (tabs and newlines inside the
  *     scheme are ignored, as browsers do).
+ *   - script without HTML: document.cookie, alert(1), x.call`...`, new Function(...).
+ *   - markup that makes a parser fetch or run something: <!ENTITY, <?import, XInclude
+ *     (<xi:include>), xsi:schemaLocation, server-side includes (<!--#exec ...-->).
  * Text without tags, quotes-then-code or script URLs (prose, JSON, ordinary URLs, 1<2) passes.
  */
 
@@ -257,17 +260,28 @@ static int named_ref(const struct rd *r, size_t i, size_t *next) {
     return XC_END;
 }
 
-/* The decoded character at s[i] (XC_END past the end); *next is where the following one starts. */
-static int dc(const struct rd *r, size_t i, size_t *next) {
+/* Bytes that may start an encoded form (dc_encoded); every other byte stands for itself. */
+static const bool starts_encoding[256] = {
+    ['&'] = true, ['%'] = true, ['\\'] = true, [0xef] = true, ['+'] = true};
+
+static int dc_encoded(const struct rd *r, size_t i, size_t *next);
+
+/*
+ * The decoded character at s[i] (XC_END past the end); *next is where the following one starts.
+ * Inline for the plain byte, which is nearly every byte the tokenizer reads.
+ */
+static inline int dc(const struct rd *r, size_t i, size_t *next) {
     if (i >= r->n) {
         *next = r->n;
         return XC_END;
     }
     unsigned char c = r->s[i];
     *next = i + 1;
-    /* Fast path: only these bytes start an encoded form below. */
-    if (c != '&' && c != '%' && c != '\\' && c != 0xef && c != '+')
-        return c;
+    return starts_encoding[c] ? dc_encoded(r, i, next) : c;
+}
+
+static int dc_encoded(const struct rd *r, size_t i, size_t *next) {
+    unsigned char c = r->s[i];
     if (c == '&' && i + 1 < r->n) {
         int v = r->s[i + 1] == '#' ? numeric_ref(r, i, next) : named_ref(r, i, next);
         if (v != XC_END)
@@ -332,7 +346,8 @@ static size_t read_name(const struct rd *r, size_t i, char *buf, size_t cap, con
     size_t len = 0, nx;
     for (;;) {
         int c = dc(r, i, &nx);
-        if (c == XC_END || !(is_alnum(c) || (c < 0x80 && c > 0 && strchr(extra, c) != NULL)))
+        if (c == XC_END ||
+            !(is_alnum(c) || (extra[0] != '\0' && c < 0x80 && c > 0 && strchr(extra, c) != NULL)))
             break;
         if (len + 1 < cap)
             buf[len++] = (char)lower(c);
@@ -419,6 +434,10 @@ static bool bad_attribute(const struct rd *r, const char *name, size_t v, size_t
         return true;
     if (strcmp(name, "srcdoc") == 0)
         return true;
+    /* An XML schema the parser is told to fetch from wherever the sender likes. */
+    if (strcmp(name, "xsi:schemalocation") == 0 ||
+        strcmp(name, "xsi:nonamespaceschemalocation") == 0)
+        return true;
     if (v < vend && is_bad_url(r, v))
         return true;
     if (strcmp(name, "style") == 0 && is_bad_css(r, v, vend))
@@ -441,6 +460,8 @@ static bool scan_tag(const struct rd *r, size_t i, size_t *end, int depth) {
     const char *local = strchr(name, ':'); /* svg:script, x:script */
     if (in_list(local != NULL ? local + 1 : name, bad_tags, sizeof bad_tags / sizeof bad_tags[0]))
         return true;
+    if (local != NULL && strcmp(local + 1, "include") == 0)
+        return true; /* XInclude (xi:include href=...): the parser fetches and inlines a URL */
     for (;;) {
         int c;
         while ((c = dc(r, i, &nx)) != XC_END && (is_blank(c) || c == '/' || c == '"' || c == '\''))
@@ -449,7 +470,7 @@ static bool scan_tag(const struct rd *r, size_t i, size_t *end, int depth) {
             *end = c == XC_END ? r->n : nx;
             return false;
         }
-        char attr[24];
+        char attr[40]; /* room for xsi:noNamespaceSchemaLocation */
         size_t len = 0;
         while ((c = dc(r, i, &nx)) != XC_END && !is_blank(c) && c != '/' && c != '>' &&
                (c != '=' || len == 0)) {
@@ -559,18 +580,32 @@ static bool js_breakout(const struct rd *r, size_t i) {
  * brackets: document/ * * /["cookie"]), window["alert"], alert(1) with no space before the
  * parenthesis, tagged templates (.call`...`), ${alert}, AngularJS constructor.constructor.
  */
-static bool js_expression(const struct rd *r, size_t i) {
+static bool js_expression(const struct rd *r, size_t i, bool member_access) {
     char name[24], member[24];
     size_t nx;
     i = read_name(r, i, name, sizeof name, "");
     int c = dc(r, i, &nx);
-    if ((c == '(' || c == '`') &&
-        in_list(name, bare_calls, sizeof bare_calls / sizeof bare_calls[0]))
-        return true;
+    /* x.call`...`, Reflect.apply.call`...`: a function called with a template literal. */
     if (((name[0] == 'c' && strcmp(name, "call") == 0) ||
          (name[0] == 'a' && strcmp(name, "apply") == 0)) &&
         dc(r, skip_js_blank(r, i), &nx) == '`')
         return true;
+    if (member_access)
+        return false; /* the rest is about names that start an expression */
+    if ((c == '(' || c == '`') &&
+        in_list(name, bare_calls, sizeof bare_calls / sizeof bare_calls[0]))
+        return true;
+    if (name[0] == 'n' && strcmp(name, "new") == 0) {
+        /* new Function("...")(): eval under another name (JavaScript names are case-sensitive:
+         * "new function (...)" is prose or a plain function expression). */
+        size_t j = skip_js_blank(r, i);
+        for (const char *p = "Function"; *p; p++) {
+            if (dc(r, j, &nx) != *p)
+                return false;
+            j = nx;
+        }
+        return dc(r, skip_js_blank(r, j), &nx) == '(';
+    }
     bool object = in_list(name, js_objects, sizeof js_objects / sizeof js_objects[0]);
     if (!object)
         return false;
@@ -607,6 +642,24 @@ static bool jsfuck(const struct rd *r, size_t i) {
     return dc(r, skip_blank(r, nx), &nx) != '(';
 }
 
+/* Server-side include directives: <!--#exec cmd=...-->, <!--#include virtual=...--> and kin. */
+static const char *const ssi_directives[] = {
+    "exec", "include", "echo", "set", "config", "printenv", "fsize", "flastmod",
+};
+
+/* At what follows "<!": "--#" and a directive name. */
+static bool ssi_directive(const struct rd *r, size_t i) {
+    size_t nx;
+    for (const char *p = "--#"; *p; p++) {
+        if (dc(r, i, &nx) != *p)
+            return false;
+        i = nx;
+    }
+    char name[12];
+    read_name(r, i, name, sizeof name, "");
+    return in_list(name, ssi_directives, sizeof ssi_directives / sizeof ssi_directives[0]);
+}
+
 static bool scan(const struct rd *r, size_t i, int depth) {
     size_t nx, after;
     int prev = ' ', prev_nb = ' ';
@@ -619,7 +672,8 @@ static bool scan(const struct rd *r, size_t i, int depth) {
                 k = after;
                 first = dc(r, k, &after);
             }
-            if (is_alpha(first)) {
+            size_t after2;
+            if (is_alpha(first) || (first == ':' && is_alpha(dc(r, after, &after2)))) {
                 size_t end = nx;
                 if (scan_tag(r, k, &end, depth))
                     return true;
@@ -632,6 +686,8 @@ static bool scan(const struct rd *r, size_t i, int depth) {
                 char name[12];
                 read_name(r, after, name, sizeof name, "");
                 if (strcmp(name, "import") == 0 || strcmp(name, "entity") == 0)
+                    return true;
+                if (first == '!' && ssi_directive(r, after))
                     return true;
             }
         } else if (c == '"' || c == '\'' || c == '`') {
@@ -653,8 +709,14 @@ static bool scan(const struct rd *r, size_t i, int depth) {
             /* expression( only after a CSS ':', so "regular expression (regex)" stays prose. */
             if (((l == 'e' && prev_nb == ':') || l == 'b' || l == 'u') && is_bad_css(r, i, nx))
                 return true;
-            if (prev != '.' && js_expression(r, i))
+            if (js_expression(r, i, prev == '.'))
                 return true;
+            /* Nothing inside a word starts a check: go to its last character at once. */
+            int w;
+            while ((w = dc(r, nx, &after)) != XC_END && is_alnum(w)) {
+                c = w;
+                nx = after;
+            }
         } else if (c == '-' && is_bad_css(r, i, nx)) {
             return true;
         }

