@@ -10,7 +10,32 @@ bench_cleanup() {
     for pid in "${pids[@]}"; do
         wait "$pid" 2>/dev/null || true
     done
+    [[ -n ${bench_topic_prefix:-} ]] && delete_topics "$bench_topic_prefix"
     rm -rf "$tmp"
+}
+
+# Deletes the topics (and consumer groups) named with prefix $1 from the stack's broker: a bench
+# run writes gigabytes of audit records, and a shared broker that keeps every run's topics gets
+# slower (more partitions, a larger heap to collect) for the runs that follow.
+delete_topics() {
+    local py=python3
+    [[ -x $root/.deps/venv/bin/python ]] && py=$root/.deps/venv/bin/python
+    "$py" - "${SLUICE_KAFKA_BOOTSTRAP_SERVERS:-127.0.0.1:19092}" "$1" <<'PY' || echo "bench: could not delete topics $1*" >&2
+import sys
+from confluent_kafka.admin import AdminClient
+a = AdminClient({"bootstrap.servers": sys.argv[1]})
+prefix = sys.argv[2]
+topics = [t for t in a.list_topics(timeout=10).topics if t.startswith(prefix)]
+for f in a.delete_topics(topics, operation_timeout=30).values() if topics else []:
+    f.result()
+groups = [g.group_id for g in a.list_consumer_groups().result(timeout=10).valid
+          if g.group_id.startswith(prefix)]
+for f in a.delete_consumer_groups(groups).values() if groups else []:
+    try:
+        f.result()
+    except Exception:
+        pass  # a group that is still settling its members goes with the broker's next sweep
+PY
 }
 
 free_port() {
