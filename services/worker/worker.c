@@ -723,7 +723,12 @@ int wk_worker_start(struct wk_worker *w, struct sl_buf *errors) {
     const char *ours[] = {"group.id", w->s->group_id, "group.instance.id", w->instance_id,
                           "partition.assignment.strategy", "range", "auto.offset.reset", "earliest",
                           /* The redelivery window after a crash: what was stored, not yet sent. */
-                          "auto.commit.interval.ms", "1000"};
+                          "auto.commit.interval.ms", "1000",
+                          /* A static member does not leave the group when it stops: its partitions
+                           * wait this long for it to come back before they move, so it must stay
+                           * well inside a request's deadline (29 s by default), unlike
+                           * librdkafka's 45 s. A restart within it keeps the partitions. */
+                          "session.timeout.ms", "10000"};
     const char **props = props_with(w->kafka_props, ours, sizeof ours / sizeof *ours);
     if (!props)
         return -ENOMEM;

@@ -36,7 +36,9 @@ class WorkerProcess(Service):
             "SLUICE_KAFKA_SESSION_TIMEOUT_MS": "6000",
             "ASAN_OPTIONS": "detect_leaks=1:allocator_may_return_null=1",
         })
-        env.update({k: str(v) for k, v in settings.items()})
+        env.update({k: str(v) for k, v in settings.items() if v is not None})
+        for k in [k for k, v in settings.items() if v is None]:
+            env.pop(k, None)  # None: leave the setting at the binary's default
         super().__init__(build_dir / "services" / "worker" / "sluice-worker", env,
                          tmp_path / f"worker-{name}-{self.admin_port}.log")
         self.admin = f"http://127.0.0.1:{self.admin_port}"
