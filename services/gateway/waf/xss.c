@@ -394,6 +394,16 @@ static bool starts_with(const struct rd *r, size_t i, const char *lit) {
     return true;
 }
 
+/* Whether the decoded text at *i is `lit`, case and all; if so, *i moves past it. */
+static bool exactly(const struct rd *r, size_t *i, const char *lit) {
+    size_t k = *i, nx;
+    for (; *lit; lit++, k = nx)
+        if (dc(r, k, &nx) != (unsigned char)*lit)
+            return false;
+    *i = k;
+    return true;
+}
+
 static bool is_bad_url(const struct rd *r, size_t i) {
     i = skip_blank(r, i);
     for (size_t k = 0; k < sizeof bad_schemes / sizeof bad_schemes[0]; k++)
@@ -599,12 +609,7 @@ static bool js_expression(const struct rd *r, size_t i, bool member_access) {
         /* new Function("...")(): eval under another name (JavaScript names are case-sensitive:
          * "new function (...)" is prose or a plain function expression). */
         size_t j = skip_js_blank(r, i);
-        for (const char *p = "Function"; *p; p++) {
-            if (dc(r, j, &nx) != *p)
-                return false;
-            j = nx;
-        }
-        return dc(r, skip_js_blank(r, j), &nx) == '(';
+        return exactly(r, &j, "Function") && dc(r, skip_js_blank(r, j), &nx) == '(';
     }
     bool object = in_list(name, js_objects, sizeof js_objects / sizeof js_objects[0]);
     if (!object)
@@ -649,12 +654,8 @@ static const char *const ssi_directives[] = {
 
 /* At what follows "<!": "--#" and a directive name. */
 static bool ssi_directive(const struct rd *r, size_t i) {
-    size_t nx;
-    for (const char *p = "--#"; *p; p++) {
-        if (dc(r, i, &nx) != *p)
-            return false;
-        i = nx;
-    }
+    if (!exactly(r, &i, "--#"))
+        return false;
     char name[12];
     read_name(r, i, name, sizeof name, "");
     return in_list(name, ssi_directives, sizeof ssi_directives / sizeof ssi_directives[0]);
