@@ -55,6 +55,11 @@ struct http_req {
     int headers_done;
     int want_continue;
     int continue_sent;
+    /* The 100 Continue write holds the request until its callback: libuv owns continue_wreq
+     * until then, so a release in the meantime waits (release_deferred) and happens there. */
+    int continue_writing;
+    int release_deferred;
+    struct sl_http_server *srv;
     int close_after; /* close the connection once this response is written */
     int head;        /* HEAD: no response body */
     uv_write_t wreq;
@@ -336,6 +341,7 @@ static struct http_req *req_get(struct sl_http_server *s) {
     }
     r->next = NULL;
     r->state = REQ_PARSING;
+    r->srv = s;
     s->live_reqs++;
     return r;
 }
@@ -357,6 +363,11 @@ static void req_free_mem(struct http_req *r) {
 }
 
 static void req_release(struct sl_http_server *s, struct http_req *r) {
+    if (r->continue_writing) {
+        r->release_deferred = 1;
+        return;
+    }
+    r->release_deferred = 0;
     SL_ASSERT(s->live_reqs > 0);
     s->live_reqs--;
     shrink(&r->raw);
@@ -1009,8 +1020,12 @@ static void conn_on_write(uv_write_t *w, int status) {
 }
 
 static void conn_on_continue_written(uv_write_t *w, int status) {
-    struct http_conn *c = w->data;
-    if (status < 0 && !c->closing)
+    struct http_req *r = w->data;
+    struct http_conn *c = r->conn; /* NULL once the connection has let go of the request */
+    r->continue_writing = 0;
+    if (r->release_deferred)
+        req_release(r->srv, r);
+    if (status < 0 && c && !c->closing)
         conn_close(c);
 }
 
@@ -1023,9 +1038,13 @@ static void conn_flush(struct http_conn *c) {
             if (r->want_continue && !r->continue_sent && r == c->cur) {
                 r->continue_sent = 1;
                 uv_buf_t b = uv_buf_init((char *)cont, sizeof(cont) - 1);
-                r->continue_wreq.data = c;
-                if (uv_write(&r->continue_wreq, &c->h.stream, &b, 1, conn_on_continue_written) < 0)
+                r->continue_wreq.data = r;
+                r->continue_writing = 1;
+                if (uv_write(&r->continue_wreq, &c->h.stream, &b, 1, conn_on_continue_written) <
+                    0) {
+                    r->continue_writing = 0;
                     conn_close(c);
+                }
             }
             return;
         }

@@ -539,6 +539,42 @@ static void test_expect_100_continue_sends_100_before_the_body(void **state) {
     client_close(&c);
 }
 
+/*
+ * Two pipelined requests asking for 100 Continue with their bodies already sent: the 100 for the
+ * first is written, its response goes out at once, and the request is recycled for the second
+ * while the 100's write request may still wait for its callback (a use after free the fuzzer
+ * found: the recycled request's write request was queued in libuv twice).
+ */
+static void test_pipelined_100_continue_requests_are_answered_in_order(void **state) {
+    struct fx *f = *state;
+    struct client c;
+    client_open(&c, f->port);
+    client_send(&c, "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 4\r\n"
+                    "Expect: 100-continue\r\n\r\nbod1"
+                    "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 4\r\n"
+                    "Expect: 100-continue\r\n\r\nbod2"
+                    "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 4\r\n"
+                    "Expect: 100-continue\r\n\r\nbod3");
+    /* Raw bytes: a 100 Continue before a response is allowed, not required. */
+    char all[4096] = {0};
+    size_t n = 0;
+    for (int tries = 0; tries < 100 && !strstr(all, "bod3"); tries++) {
+        struct pollfd pf = {.fd = c.fd, .events = POLLIN};
+        if (poll(&pf, 1, 100) <= 0)
+            continue;
+        ssize_t k = recv(c.fd, all + n, sizeof(all) - 1 - n, 0);
+        assert_true(k > 0);
+        n += (size_t)k;
+    }
+    const char *b1 = strstr(all, "\r\n\r\nbod1"), *b2 = strstr(all, "\r\n\r\nbod2"),
+               *b3 = strstr(all, "\r\n\r\nbod3");
+    assert_non_null(b1);
+    assert_non_null(b2);
+    assert_non_null(b3);
+    assert_true(b1 < b2 && b2 < b3);
+    client_close(&c);
+}
+
 static void test_expect_100_continue_over_the_limit_gets_413_without_100(void **state) {
     struct fx *f = *state;
     struct client c;
@@ -906,6 +942,7 @@ int main(void) {
         T(test_chunked_body_is_reassembled_exactly),
         T(test_expect_100_continue_sends_100_before_the_body),
         T(test_expect_100_continue_over_the_limit_gets_413_without_100),
+        T(test_pipelined_100_continue_requests_are_answered_in_order),
         T(test_malformed_request_gets_400_and_close),
         T(test_bad_request_carries_bad_request_exception_type),
         T(test_body_over_the_limit_gets_413_and_close),
