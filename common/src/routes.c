@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "sluice/buf.h"
 #include "sluice/error.h"
 
 #define ROUTES_FILE_MAX (1u << 20)
@@ -367,16 +368,6 @@ int sl_routes_match(const struct sl_routes *r, const char *method, size_t mlen, 
     return m->route != NULL;
 }
 
-static int hexval(char c) {
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 int sl_url_decode(const char *src, size_t len, char *dst, size_t dstlen, int plus_is_space) {
     size_t o = 0;
     for (size_t i = 0; i < len; i++) {
@@ -384,7 +375,7 @@ int sl_url_decode(const char *src, size_t len, char *dst, size_t dstlen, int plu
         if (c == '%') {
             if (i + 2 >= len)
                 return SL_ERR_PARSE;
-            int hi = hexval(src[i + 1]), lo = hexval(src[i + 2]);
+            int hi = sl_hex_digit(src[i + 1]), lo = sl_hex_digit(src[i + 2]);
             if (hi < 0 || lo < 0)
                 return SL_ERR_PARSE;
             c = (char)(hi * 16 + lo);

@@ -61,16 +61,6 @@ static cJSON *hex_or_null(const void *p, size_t len) {
     return j;
 }
 
-static int hexval(char c) {
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Decodes a JSON hex string (or null) into a malloc'ed buffer; *out NULL for null. */
 static int unhex(const cJSON *j, unsigned char **out, size_t *len) {
     *out = NULL;
@@ -86,7 +76,7 @@ static int unhex(const cJSON *j, unsigned char **out, size_t *len) {
     if (!*out)
         return -ENOMEM;
     for (size_t i = 0; i < n / 2; i++) {
-        int hi = hexval(j->valuestring[2 * i]), lo = hexval(j->valuestring[2 * i + 1]);
+        int hi = sl_hex_digit(j->valuestring[2 * i]), lo = sl_hex_digit(j->valuestring[2 * i + 1]);
         if (hi < 0 || lo < 0) {
             free(*out);
             *out = NULL;

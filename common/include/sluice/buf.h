@@ -50,4 +50,16 @@ void sl_buf_consume(struct sl_buf *b, size_t n);
 /* Case-insensitive equality of a slice and a C string (ASCII). */
 int sl_str_eq_nocase(struct sl_str a, const char *b);
 
+/* The value of a hex digit in either case, or -1 when c is not one. Inline: decoders call it
+ * per byte. */
+static inline int sl_hex_digit(int c) {
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
 #endif

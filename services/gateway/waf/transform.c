@@ -2,6 +2,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "sluice/buf.h"
 #include "waf.h"
 
 const char *const gw_waf_tx_names[GW_TX_COUNT] = {
@@ -26,16 +27,6 @@ const char *const gw_waf_tx_names[GW_TX_COUNT] = {
     [GW_TX_ESCAPE_SEQ_DECODE] = "ESCAPE_SEQ_DECODE",
 };
 
-static int hexval(unsigned char c) {
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 static bool is_space(unsigned char c) {
     return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v' || c == 0xa0;
 }
@@ -54,17 +45,19 @@ static size_t url_decode(const char *in, size_t n, char *out, bool uni) {
         if (c == '+') {
             out[o++] = ' ';
         } else if (c == '%' && uni && i + 5 < n && (in[i + 1] == 'u' || in[i + 1] == 'U') &&
-                   hexval((unsigned char)in[i + 2]) >= 0 && hexval((unsigned char)in[i + 3]) >= 0 &&
-                   hexval((unsigned char)in[i + 4]) >= 0 && hexval((unsigned char)in[i + 5]) >= 0) {
+                   sl_hex_digit((unsigned char)in[i + 2]) >= 0 &&
+                   sl_hex_digit((unsigned char)in[i + 3]) >= 0 &&
+                   sl_hex_digit((unsigned char)in[i + 4]) >= 0 &&
+                   sl_hex_digit((unsigned char)in[i + 5]) >= 0) {
             unsigned v = 0;
             for (size_t k = 2; k < 6; k++)
-                v = v * 16 + (unsigned)hexval((unsigned char)in[i + k]);
+                v = v * 16 + (unsigned)sl_hex_digit((unsigned char)in[i + k]);
             out[o++] = uni_byte(v);
             i += 5;
-        } else if (c == '%' && i + 2 < n && hexval((unsigned char)in[i + 1]) >= 0 &&
-                   hexval((unsigned char)in[i + 2]) >= 0) {
-            out[o++] =
-                (char)(hexval((unsigned char)in[i + 1]) * 16 + hexval((unsigned char)in[i + 2]));
+        } else if (c == '%' && i + 2 < n && sl_hex_digit((unsigned char)in[i + 1]) >= 0 &&
+                   sl_hex_digit((unsigned char)in[i + 2]) >= 0) {
+            out[o++] = (char)(sl_hex_digit((unsigned char)in[i + 1]) * 16 +
+                              sl_hex_digit((unsigned char)in[i + 2]));
             i += 2;
         } else {
             out[o++] = c;
@@ -125,11 +118,11 @@ static size_t html_decode(const char *in, size_t n, char *out) {
                 j++;
             size_t start = j;
             unsigned long v = 0;
-            while (j < n &&
-                   (hex ? hexval((unsigned char)in[j]) >= 0 : (in[j] >= '0' && in[j] <= '9'))) {
+            while (j < n && (hex ? sl_hex_digit((unsigned char)in[j]) >= 0
+                                 : (in[j] >= '0' && in[j] <= '9'))) {
                 if (v < 0x110000)
                     v = v * (hex ? 16 : 10) +
-                        (unsigned long)(hex ? hexval((unsigned char)in[j]) : in[j] - '0');
+                        (unsigned long)(hex ? sl_hex_digit((unsigned char)in[j]) : in[j] - '0');
                 j++;
             }
             if (j > start) {
@@ -274,18 +267,21 @@ static size_t escape_decode(const char *in, size_t n, char *out, bool js) {
             continue;
         }
         char c = in[i + 1];
-        if (js && (c == 'u' || c == 'U') && i + 5 < n && hexval((unsigned char)in[i + 2]) >= 0 &&
-            hexval((unsigned char)in[i + 3]) >= 0 && hexval((unsigned char)in[i + 4]) >= 0 &&
-            hexval((unsigned char)in[i + 5]) >= 0) {
+        if (js && (c == 'u' || c == 'U') && i + 5 < n &&
+            sl_hex_digit((unsigned char)in[i + 2]) >= 0 &&
+            sl_hex_digit((unsigned char)in[i + 3]) >= 0 &&
+            sl_hex_digit((unsigned char)in[i + 4]) >= 0 &&
+            sl_hex_digit((unsigned char)in[i + 5]) >= 0) {
             unsigned v = 0;
             for (size_t k = 2; k < 6; k++)
-                v = v * 16 + (unsigned)hexval((unsigned char)in[i + k]);
+                v = v * 16 + (unsigned)sl_hex_digit((unsigned char)in[i + k]);
             out[o++] = uni_byte(v);
             i += 6;
-        } else if ((c == 'x' || c == 'X') && i + 3 < n && hexval((unsigned char)in[i + 2]) >= 0 &&
-                   hexval((unsigned char)in[i + 3]) >= 0) {
-            out[o++] =
-                (char)(hexval((unsigned char)in[i + 2]) * 16 + hexval((unsigned char)in[i + 3]));
+        } else if ((c == 'x' || c == 'X') && i + 3 < n &&
+                   sl_hex_digit((unsigned char)in[i + 2]) >= 0 &&
+                   sl_hex_digit((unsigned char)in[i + 3]) >= 0) {
+            out[o++] = (char)(sl_hex_digit((unsigned char)in[i + 2]) * 16 +
+                              sl_hex_digit((unsigned char)in[i + 3]));
             i += 4;
         } else if (c >= '0' && c <= '7') {
             unsigned v = 0;
@@ -315,8 +311,8 @@ static size_t css_decode(const char *in, size_t n, char *out) {
         }
         size_t j = i + 1;
         unsigned long v = 0;
-        while (j < n && j < i + 7 && hexval((unsigned char)in[j]) >= 0)
-            v = v * 16 + (unsigned long)hexval((unsigned char)in[j++]);
+        while (j < n && j < i + 7 && sl_hex_digit((unsigned char)in[j]) >= 0)
+            v = v * 16 + (unsigned long)sl_hex_digit((unsigned char)in[j++]);
         if (j > i + 1) {
             if (j < n && is_space((unsigned char)in[j]))
                 j++;
@@ -373,7 +369,7 @@ static size_t base64_decode(const char *in, size_t n, char *out, bool ext) {
 static size_t hex_decode(const char *in, size_t n, char *out) {
     size_t o = 0;
     for (size_t i = 0; i + 1 < n; i += 2) {
-        int h = hexval((unsigned char)in[i]), l = hexval((unsigned char)in[i + 1]);
+        int h = sl_hex_digit((unsigned char)in[i]), l = sl_hex_digit((unsigned char)in[i + 1]);
         if (h < 0 || l < 0)
             break;
         out[o++] = (char)(h * 16 + l);
@@ -386,12 +382,13 @@ static size_t sql_hex_decode(const char *in, size_t n, char *out) {
     size_t o = 0, i = 0;
     while (i < n) {
         if (i + 3 < n && in[i] == '0' && (in[i + 1] == 'x' || in[i + 1] == 'X') &&
-            hexval((unsigned char)in[i + 2]) >= 0 && hexval((unsigned char)in[i + 3]) >= 0) {
+            sl_hex_digit((unsigned char)in[i + 2]) >= 0 &&
+            sl_hex_digit((unsigned char)in[i + 3]) >= 0) {
             size_t j = i + 2;
-            while (j + 1 < n && hexval((unsigned char)in[j]) >= 0 &&
-                   hexval((unsigned char)in[j + 1]) >= 0) {
-                out[o++] =
-                    (char)(hexval((unsigned char)in[j]) * 16 + hexval((unsigned char)in[j + 1]));
+            while (j + 1 < n && sl_hex_digit((unsigned char)in[j]) >= 0 &&
+                   sl_hex_digit((unsigned char)in[j + 1]) >= 0) {
+                out[o++] = (char)(sl_hex_digit((unsigned char)in[j]) * 16 +
+                                  sl_hex_digit((unsigned char)in[j + 1]));
                 j += 2;
             }
             i = j;

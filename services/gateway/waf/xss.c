@@ -3,6 +3,7 @@
 #include <stddef.h>
 #include <string.h>
 
+#include "sluice/buf.h"
 #include "detect.h"
 
 /*
@@ -198,14 +199,6 @@ static int lower(int c) {
     return (c >= 'A' && c <= 'Z') ? c + ('a' - 'A') : c;
 }
 
-static int hexval(unsigned char c) {
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (lower(c) >= 'a' && lower(c) <= 'f')
-        return lower(c) - 'a' + 10;
-    return -1;
-}
-
 static int clamp(unsigned long v) {
     /* Fullwidth forms (U+FF01..U+FF5E) are folded to ASCII by some back ends: ＜script＞. */
     if (v >= 0xff01 && v <= 0xff5e)
@@ -227,7 +220,8 @@ static int numeric_ref(const struct rd *r, size_t i, size_t *next) {
     size_t digits = k;
     unsigned long v = 0;
     while (k < r->n) {
-        int d = hex ? hexval(r->s[k]) : (r->s[k] >= '0' && r->s[k] <= '9' ? r->s[k] - '0' : -1);
+        int d =
+            hex ? sl_hex_digit(r->s[k]) : (r->s[k] >= '0' && r->s[k] <= '9' ? r->s[k] - '0' : -1);
         if (d < 0)
             break;
         if (v < 0x110000)
@@ -287,13 +281,14 @@ static int dc_encoded(const struct rd *r, size_t i, size_t *next) {
         if (v != XC_END)
             return v;
         *next = i + 1;
-    } else if (c == '%' && i + 2 < r->n && hexval(r->s[i + 1]) >= 0 && hexval(r->s[i + 2]) >= 0) {
+    } else if (c == '%' && i + 2 < r->n && sl_hex_digit(r->s[i + 1]) >= 0 &&
+               sl_hex_digit(r->s[i + 2]) >= 0) {
         *next = i + 3;
-        return fold_byte(hexval(r->s[i + 1]) * 16 + hexval(r->s[i + 2]));
-    } else if (c == '\\' && i + 3 < r->n && lower(r->s[i + 1]) == 'x' && hexval(r->s[i + 2]) >= 0 &&
-               hexval(r->s[i + 3]) >= 0) {
+        return fold_byte(sl_hex_digit(r->s[i + 1]) * 16 + sl_hex_digit(r->s[i + 2]));
+    } else if (c == '\\' && i + 3 < r->n && lower(r->s[i + 1]) == 'x' &&
+               sl_hex_digit(r->s[i + 2]) >= 0 && sl_hex_digit(r->s[i + 3]) >= 0) {
         *next = i + 4;
-        return fold_byte(hexval(r->s[i + 2]) * 16 + hexval(r->s[i + 3]));
+        return fold_byte(sl_hex_digit(r->s[i + 2]) * 16 + sl_hex_digit(r->s[i + 3]));
     } else if (c == 0xef && i + 2 < r->n && r->s[i + 1] == 0xbc &&
                (r->s[i + 2] == 0x9c || r->s[i + 2] == 0x9e)) {
         *next = i + 3; /* UTF-8 fullwidth < and > */
@@ -303,11 +298,11 @@ static int dc_encoded(const struct rd *r, size_t i, size_t *next) {
         *next = i + 5; /* UTF-7 +ADw- and +AD4- */
         return r->s[i + 3] == 'w' ? '<' : '>';
     } else if ((c == '\\' || c == '%') && i + 5 < r->n && lower(r->s[i + 1]) == 'u' &&
-               hexval(r->s[i + 2]) >= 0 && hexval(r->s[i + 3]) >= 0 && hexval(r->s[i + 4]) >= 0 &&
-               hexval(r->s[i + 5]) >= 0) {
+               sl_hex_digit(r->s[i + 2]) >= 0 && sl_hex_digit(r->s[i + 3]) >= 0 &&
+               sl_hex_digit(r->s[i + 4]) >= 0 && sl_hex_digit(r->s[i + 5]) >= 0) {
         unsigned long v = 0;
         for (size_t k = 2; k < 6; k++)
-            v = v * 16 + (unsigned long)hexval(r->s[i + k]);
+            v = v * 16 + (unsigned long)sl_hex_digit(r->s[i + k]);
         *next = i + 6;
         return clamp(v);
     }
