@@ -48,7 +48,7 @@ int sl_buf_reserve(struct sl_buf *b, size_t extra) {
     return 0;
 }
 
-int sl_buf_append(struct sl_buf *b, const void *p, size_t n) {
+int sl_buf_append_grow(struct sl_buf *b, const void *p, size_t n) {
     int rc = sl_buf_reserve(b, n);
     if (rc < 0)
         return rc;
@@ -96,47 +96,64 @@ int sl_buf_printf(struct sl_buf *b, const char *fmt, ...) {
 }
 
 /* Bytes that need an escape in a JSON string: controls, DEL, the quote and the backslash. */
-static int needs_escape(unsigned char c) {
+static inline int needs_escape(unsigned char c) {
     return c < 0x20 || c == '"' || c == '\\' || c == 0x7f;
 }
 
-int sl_buf_append_json_escaped(struct sl_buf *b, const char *s, size_t n) {
+/* Writes the escaped form of s[0..n) at d (room for 6 * n bytes); returns the bytes written. */
+static size_t json_escape_into(char *d, const char *s, size_t n) {
     static const char hex[] = "0123456789abcdef";
-    size_t start_len = b->len;
+    char *start = d;
     size_t i = 0;
-    int rc = 0;
-    while (i < n && rc == 0) {
-        /* Copy the longest run that needs no escape in one append. */
-        size_t run = i;
+    while (i < n) {
+        size_t run = i; /* the longest run that needs no escape, copied in one piece */
         while (run < n && !needs_escape((unsigned char)s[run]))
             run++;
-        if (run > i) {
-            rc = sl_buf_append(b, s + i, run - i);
-            i = run;
-            continue;
-        }
+        memcpy(d, s + i, run - i);
+        d += run - i;
+        if ((i = run) == n)
+            break;
         unsigned char c = (unsigned char)s[i++];
-        char esc[6] = {'\\', (char)c};
-        size_t elen = 2;
+        *d++ = '\\';
         if (c == '\n')
-            esc[1] = 'n';
+            *d++ = 'n';
         else if (c == '\r')
-            esc[1] = 'r';
+            *d++ = 'r';
         else if (c == '\t')
-            esc[1] = 't';
-        else if (c != '"' && c != '\\') {
-            esc[1] = 'u', esc[2] = '0', esc[3] = '0';
-            esc[4] = hex[c >> 4], esc[5] = hex[c & 15];
-            elen = 6;
+            *d++ = 't';
+        else if (c == '"' || c == '\\')
+            *d++ = (char)c;
+        else {
+            memcpy(d, "u00", 3);
+            d[3] = hex[c >> 4];
+            d[4] = hex[c & 15];
+            d += 5;
         }
-        rc = sl_buf_append(b, esc, elen);
     }
-    if (rc < 0) {
-        b->len = start_len;
-        if (b->data)
-            b->data[b->len] = '\0';
+    return (size_t)(d - start);
+}
+
+int sl_buf_append_json_escaped(struct sl_buf *b, const char *s, size_t n) {
+    /* Room for the worst case taken once, and the escaped bytes written straight in. */
+    if (n <= b->max / 6 && sl_buf_reserve(b, 6 * n) == 0) {
+        b->len += json_escape_into(b->data + b->len, s, n);
+        b->data[b->len] = '\0';
+        return 0;
     }
-    return rc;
+    /* Near the limit (where the worst case would not fit but the real text may): in pieces. */
+    size_t start_len = b->len;
+    char piece[6 * 256];
+    for (size_t i = 0; i < n; i += 256) {
+        size_t k = n - i < 256 ? n - i : 256;
+        int rc = sl_buf_append(b, piece, json_escape_into(piece, s + i, k));
+        if (rc < 0) {
+            b->len = start_len;
+            if (b->data)
+                b->data[b->len] = '\0';
+            return rc;
+        }
+    }
+    return 0;
 }
 
 void sl_buf_consume(struct sl_buf *b, size_t n) {

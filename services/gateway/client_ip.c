@@ -109,6 +109,19 @@ static void write_ip(int family, const uint8_t addr[16], char out[INET6_ADDRSTRL
         out[0] = '\0';
 }
 
+/*
+ * The socket peer of the previous request, parsed and formatted: consecutive requests mostly come
+ * from one address (keep-alive connections, a load balancer in front), and inet_ntop is a
+ * sprintf. One entry per thread (the gateway's loop is one thread).
+ */
+static _Thread_local struct {
+    char host[64];
+    size_t len;
+    int family;
+    uint8_t addr[16];
+    char out[INET6_ADDRSTRLEN];
+} last_peer;
+
 void gw_client_ip(const struct gw_proxies *p, const char *peer, const char *xff, size_t xff_len,
                   char out[INET6_ADDRSTRLEN]) {
     const char *host;
@@ -116,11 +129,24 @@ void gw_client_ip(const struct gw_proxies *p, const char *peer, const char *xff,
     int family;
     uint8_t addr[16];
     peer_host(peer, &host, &hlen);
-    if (parse_addr(host, hlen, &family, addr) < 0) {
-        out[0] = '\0';
-        return;
+    if (hlen && hlen == last_peer.len && memcmp(host, last_peer.host, hlen) == 0) {
+        family = last_peer.family;
+        memcpy(addr, last_peer.addr, sizeof addr);
+        memcpy(out, last_peer.out, INET6_ADDRSTRLEN);
+    } else {
+        if (parse_addr(host, hlen, &family, addr) < 0) {
+            out[0] = '\0';
+            return;
+        }
+        write_ip(family, addr, out);
+        if (hlen < sizeof last_peer.host) {
+            memcpy(last_peer.host, host, hlen);
+            last_peer.len = hlen;
+            last_peer.family = family;
+            memcpy(last_peer.addr, addr, sizeof addr);
+            memcpy(last_peer.out, out, INET6_ADDRSTRLEN);
+        }
     }
-    write_ip(family, addr, out);
     if (!xff || !contains(p, family, addr))
         return;
     /* Right to left: the nearest hop first; stop at the first address we do not trust. */

@@ -40,6 +40,30 @@ static void test_buf_json_escape_covers_quotes_controls_and_is_atomic(void **sta
     sl_buf_init(&small, 4);
     assert_int_equal(sl_buf_append_json_escaped(&small, "ab\"c", 4), SL_ERR_TOO_LARGE);
     assert_int_equal(small.len, 0);
+    /* Near the limit the worst case (6 bytes a byte) does not fit but the text does. */
+    struct sl_buf tight;
+    sl_buf_init(&tight, 8);
+    assert_int_equal(sl_buf_append(&tight, "x", 1), 0);
+    assert_int_equal(sl_buf_append_json_escaped(&tight, "ab\tcd", 5), 0);
+    assert_string_equal(tight.data, "xab\\tcd");
+    assert_int_equal(sl_buf_append_json_escaped(&tight, "\x7f", 1), SL_ERR_TOO_LARGE);
+    assert_string_equal(tight.data, "xab\\tcd");
+    sl_buf_free(&tight);
+    /* Longer than one piece of the near-limit path, with escapes across the piece boundary. */
+    char in[600], want[700];
+    size_t w = 0;
+    for (size_t i = 0; i < sizeof in; i++) {
+        in[i] = i % 97 == 0 ? '"' : (char)('a' + i % 26);
+        if (in[i] == '"')
+            want[w++] = '\\';
+        want[w++] = in[i];
+    }
+    want[w] = '\0';
+    struct sl_buf exact;
+    sl_buf_init(&exact, w);
+    assert_int_equal(sl_buf_append_json_escaped(&exact, in, sizeof in), 0);
+    assert_string_equal(exact.data, want);
+    sl_buf_free(&exact);
     sl_buf_free(&small);
     sl_buf_free(&b);
 }

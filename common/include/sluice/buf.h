@@ -4,6 +4,7 @@
 
 #include <stdarg.h>
 #include <stddef.h>
+#include <string.h>
 
 /*
  * A byte buffer that grows on demand up to `max` bytes. Anything read from the network goes
@@ -36,8 +37,19 @@ void sl_buf_free(struct sl_buf *b);
 void sl_buf_reset(struct sl_buf *b);
 /* Ensures room for `extra` more bytes; -SL_ERR_TOO_LARGE past `max`, -ENOMEM. */
 int sl_buf_reserve(struct sl_buf *b, size_t extra);
-/* Appends bytes; on failure the buffer is unchanged. */
-int sl_buf_append(struct sl_buf *b, const void *p, size_t n);
+/* Appends bytes; on failure the buffer is unchanged. Inline when they fit in the memory the
+ * buffer already holds (records are built from many small pieces); sl_buf_append_grow otherwise. */
+int sl_buf_append_grow(struct sl_buf *b, const void *p, size_t n);
+static inline int sl_buf_append(struct sl_buf *b, const void *p, size_t n) {
+    /* cap > len whenever data is set, and cap <= max + 1: what fits here is within the limit. */
+    if (n >= b->cap - b->len)
+        return sl_buf_append_grow(b, p, n);
+    if (n)
+        memcpy(b->data + b->len, p, n);
+    b->len += n;
+    b->data[b->len] = '\0';
+    return 0;
+}
 int sl_buf_append_str(struct sl_buf *b, const char *s);
 int sl_buf_printf(struct sl_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int sl_buf_vprintf(struct sl_buf *b, const char *fmt, va_list ap)

@@ -49,6 +49,25 @@ static void test_trusted_peer_yields_rightmost_untrusted_forwarded_address(void 
     assert_string_equal(resolve(&p, "[::ffff:127.0.0.1]:1", "192.0.2.1", out), "192.0.2.1");
 }
 
+/* The last peer is remembered (parsed once); a different one, or the same with other trust, is
+ * never answered from it. */
+static void test_remembered_peer_never_leaks_into_another(void **state) {
+    (void)state;
+    struct gw_proxies trusting, none;
+    init(&trusting, "127.0.0.1", NULL);
+    init(&none, "10.0.0.0/8", NULL);
+    char out[INET6_ADDRSTRLEN];
+    assert_string_equal(resolve(&trusting, "127.0.0.1:1", "198.51.100.7", out), "198.51.100.7");
+    assert_string_equal(resolve(&none, "127.0.0.1:2", "198.51.100.7", out), "127.0.0.1");
+    assert_string_equal(resolve(&trusting, "127.0.0.1:3", NULL, out), "127.0.0.1");
+    assert_string_equal(resolve(&trusting, "127.0.0.10:3", "198.51.100.7", out), "127.0.0.10");
+    assert_string_equal(resolve(&trusting, "127.0.0.1:4", "198.51.100.9", out), "198.51.100.9");
+    assert_string_equal(resolve(&none, "[::ffff:127.0.0.1]:1", NULL, out), "127.0.0.1");
+    assert_string_equal(resolve(&none, "[::ffff:127.0.0.1]:2", NULL, out), "127.0.0.1");
+    assert_string_equal(resolve(&none, "not-an-address:1", NULL, out), "");
+    assert_string_equal(resolve(&none, "not-an-address:1", NULL, out), "");
+}
+
 static void test_prefixes_are_bit_exact(void **state) {
     (void)state;
     struct gw_proxies p;
@@ -75,6 +94,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_untrusted_peer_is_the_client_whatever_xff_says),
         cmocka_unit_test(test_trusted_peer_yields_rightmost_untrusted_forwarded_address),
+        cmocka_unit_test(test_remembered_peer_never_leaks_into_another),
         cmocka_unit_test(test_prefixes_are_bit_exact),
         cmocka_unit_test(test_bad_cidrs_are_named),
     };
