@@ -111,6 +111,8 @@ struct http_conn {
     int closing;
     int err_status;
     const char *err_kind;
+    struct http_conn *flush_prev, *flush_next; /* in the server's flush list when queued */
+    int flush_queued;
     char peer[64];
 };
 
@@ -126,6 +128,10 @@ struct sl_http_server {
         uv_tcp_t tcp;
     } listener;
     uv_timer_t drain_timer;
+    /* Connections with answers to write at the end of this loop iteration (see flush_soon). */
+    uv_check_t flush_check;
+    uv_idle_t flush_idle;
+    struct http_conn *flush_list;
     int listening;
     int listener_closed;
     int handles; /* server-level handles not yet closed */
@@ -156,6 +162,7 @@ static const char *const to_kind_names[TO_MAX] = {"header", "body", "keepalive",
 
 static void conn_close(struct http_conn *c);
 static void conn_flush(struct http_conn *c);
+static void flush_unlink(struct http_conn *c);
 static void conn_fail(struct http_conn *c, int status, enum err_kind kind);
 static void conn_resume(struct http_conn *c);
 static void conn_finish(struct http_conn *c);
@@ -922,6 +929,7 @@ static void conn_close(struct http_conn *c) {
     struct sl_http_server *s = c->server;
     c->closing = 1;
     c->reading = 0;
+    flush_unlink(c);
     if (c->prev)
         c->prev->next = c->next;
     else
@@ -1027,6 +1035,63 @@ static void conn_on_continue_written(uv_write_t *w, int status) {
         req_release(r->srv, r);
     if (status < 0 && c && !c->closing)
         conn_close(c);
+}
+
+/*
+ * Answers are written at the end of the loop iteration that produced them, all together, not
+ * one by one as each is ready (Redis writes its replies the same way, before it sleeps). A
+ * write that finds the client asleep wakes it, and on a busy server that wake-up (an
+ * inter-processor interrupt, a VM exit under a hypervisor) cost more than the answer itself:
+ * writing the iteration's answers back to back lets one wake-up serve many. Answers made
+ * during the I/O phase go out in the check phase right after it; the idle handle covers the
+ * rest (timers, close callbacks) and keeps the loop from sleeping while something waits.
+ */
+static void flush_unlink(struct http_conn *c) {
+    if (!c->flush_queued)
+        return;
+    struct sl_http_server *s = c->server;
+    if (c->flush_prev)
+        c->flush_prev->flush_next = c->flush_next;
+    else
+        s->flush_list = c->flush_next;
+    if (c->flush_next)
+        c->flush_next->flush_prev = c->flush_prev;
+    c->flush_prev = c->flush_next = NULL;
+    c->flush_queued = 0;
+}
+
+static void flush_all(struct sl_http_server *s) {
+    uv_check_stop(&s->flush_check);
+    uv_idle_stop(&s->flush_idle);
+    while (s->flush_list) {
+        struct http_conn *c = s->flush_list;
+        flush_unlink(c);
+        conn_flush(c); /* may close c, or queue nothing new: the list only shrinks */
+    }
+}
+
+static void on_flush_check(uv_check_t *h) {
+    flush_all(h->data);
+}
+
+static void on_flush_idle(uv_idle_t *h) {
+    flush_all(h->data);
+}
+
+static void flush_soon(struct http_conn *c) {
+    struct sl_http_server *s = c->server;
+    if (c->flush_queued || c->closing)
+        return;
+    c->flush_queued = 1;
+    c->flush_prev = NULL;
+    c->flush_next = s->flush_list;
+    if (s->flush_list)
+        s->flush_list->flush_prev = c;
+    s->flush_list = c;
+    if (!s->closing) {
+        uv_check_start(&s->flush_check, on_flush_check);
+        uv_idle_start(&s->flush_idle, on_flush_idle);
+    }
 }
 
 /* Writes finished responses from the head of the queue, strictly in request order. */
@@ -1209,7 +1274,7 @@ int sl_http_respond(struct sl_http_request *req, int status, const struct sl_htt
         return -ENOMEM;
     }
     r->state = REQ_DONE;
-    conn_flush(c);
+    flush_soon(c);
     return 0;
 }
 
@@ -1543,7 +1608,11 @@ int sl_http_server_init(struct sl_http_server **out, uv_loop_t *loop,
     s->listener.handle.data = s;
     uv_timer_init(loop, &s->drain_timer);
     s->drain_timer.data = s;
-    s->handles = 2;
+    uv_check_init(loop, &s->flush_check);
+    s->flush_check.data = s;
+    uv_idle_init(loop, &s->flush_idle);
+    s->flush_idle.data = s;
+    s->handles = 4;
     *out = s;
     return 0;
 }
@@ -1692,4 +1761,6 @@ void sl_http_server_close(struct sl_http_server *s, void (*cb)(void *data), void
     }
     s->nfree = 0;
     uv_close((uv_handle_t *)&s->drain_timer, server_on_handle_closed);
+    uv_close((uv_handle_t *)&s->flush_check, server_on_handle_closed);
+    uv_close((uv_handle_t *)&s->flush_idle, server_on_handle_closed);
 }
