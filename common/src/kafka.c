@@ -195,6 +195,8 @@ struct sl_kafka_producer {
      * lookup by name takes a lock per message. */
     rd_kafka_topic_t *rkt;
     char *rkt_name;
+    uint64_t sticky_ns; /* UA messages: one partition per window of this length (0: by key) */
+    uint64_t sticky_seed;
     int closing;
     int in_drain;       /* rd_kafka_poll is running callbacks */
     int close_deferred; /* close was called from one of them */
@@ -395,6 +397,56 @@ int sl_kafka_producer_new(uv_loop_t *loop, const char *const *props, struct sl_k
     return 0;
 }
 
+/*
+ * The sticky partitioner: every message without an explicit partition goes to one partition for
+ * a window of sticky_ns, then to the next one. librdkafka (2.0) sends one produce request per
+ * partition, so keyed messages spread by hash over 12 partitions leave nothing to batch: each
+ * becomes a request of its own for the broker. Kept on one partition, the messages that wait
+ * while a request is in flight go out together in the next one. Stateless (the window is the
+ * monotonic clock), so it is safe on librdkafka's threads; the seed spreads replicas apart.
+ */
+static int32_t sticky_partitioner(const rd_kafka_topic_t *rkt, const void *key, size_t keylen,
+                                  int32_t cnt, void *rkt_opaque, void *msg_opaque) {
+    (void)key;
+    (void)keylen;
+    (void)msg_opaque;
+    const struct sl_kafka_producer *p = rkt_opaque;
+    if (cnt <= 0)
+        return RD_KAFKA_PARTITION_UA;
+    uint64_t slot = sl_time_mono_ns() / p->sticky_ns + p->sticky_seed;
+    for (int32_t i = 0; i < cnt; i++) {
+        int32_t part = (int32_t)((slot + (uint64_t)i) % (uint64_t)cnt);
+        if (rd_kafka_topic_partition_available(rkt, part))
+            return part;
+    }
+    return (int32_t)(slot % (uint64_t)cnt);
+}
+
+static rd_kafka_topic_t *topic_new(struct sl_kafka_producer *p, const char *topic) {
+    if (!p->sticky_ns)
+        return rd_kafka_topic_new(p->rk, topic, NULL);
+    rd_kafka_topic_conf_t *tc = rd_kafka_topic_conf_new();
+    if (!tc)
+        return NULL;
+    rd_kafka_topic_conf_set_partitioner_cb(tc, sticky_partitioner);
+    rd_kafka_topic_conf_set_opaque(tc, p);
+    rd_kafka_topic_t *rkt = rd_kafka_topic_new(p->rk, topic, tc); /* takes tc on success */
+    if (!rkt)
+        rd_kafka_topic_conf_destroy(tc);
+    return rkt;
+}
+
+void sl_kafka_producer_set_sticky(struct sl_kafka_producer *p, int window_ms, uint64_t seed) {
+    p->sticky_ns = window_ms > 0 ? (uint64_t)window_ms * 1000000u : 0;
+    p->sticky_seed = seed;
+    if (p->rkt) { /* the next message makes a handle with the new partitioner */
+        rd_kafka_topic_destroy(p->rkt);
+        p->rkt = NULL;
+        free(p->rkt_name);
+        p->rkt_name = NULL;
+    }
+}
+
 int sl_kafka_produce(struct sl_kafka_producer *p, const char *topic, int32_t partition,
                      const void *key, size_t keylen, const void *value, size_t vlen,
                      const struct sl_kafka_header *headers, size_t nheaders,
@@ -422,7 +474,7 @@ int sl_kafka_produce(struct sl_kafka_producer *p, const char *topic, int32_t par
     size_t n = 0;
     if (!p->rkt_name || strcmp(p->rkt_name, topic)) {
         char *name = strdup(topic);
-        rd_kafka_topic_t *rkt = name ? rd_kafka_topic_new(p->rk, topic, NULL) : NULL;
+        rd_kafka_topic_t *rkt = name ? topic_new(p, topic) : NULL;
         if (!rkt) {
             free(name);
             if (hdrs)

@@ -26,8 +26,10 @@
 #include "usage_plan.h"
 #include "waf_hook.h"
 
-#define GW_TOPIC_MAX 256
-#define GW_AUDIT_MAX (64u * 1024u)
+/* Requests go to one partition of `requests` for this long, then the next (gw_gateway_start). */
+#define GW_PUBLISH_STICKY_MS 10
+#define GW_TOPIC_MAX         256
+#define GW_AUDIT_MAX         (64u * 1024u)
 
 /* Metric children the request path updates; owned by the registry. */
 struct gw_metrics {

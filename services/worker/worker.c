@@ -715,7 +715,15 @@ int wk_worker_start(struct wk_worker *w, struct sl_buf *errors) {
     if (rc < 0)
         return rc;
     char errstr[SL_KAFKA_ERRSTR_LEN] = "";
-    rc = sl_kafka_producer_new(w->loop, w->kafka_props, &w->producer, errstr, sizeof errstr);
+    /* Replies: one produce request in flight at a time, so the replies that finish while it
+     * is out go together in the next (each gateway reads one partition, so they can share a
+     * batch); when nothing is in flight a reply goes at once. */
+    const char *const ours_producer[] = {"max.in.flight.requests.per.connection", "1"};
+    const char **pprops = props_with(w->kafka_props, ours_producer, 2);
+    if (!pprops)
+        return -ENOMEM;
+    rc = sl_kafka_producer_new(w->loop, pprops, &w->producer, errstr, sizeof errstr);
+    free(pprops);
     if (rc < 0) {
         sl_buf_printf(errors, "kafka producer: %s", errstr);
         return rc;

@@ -15,7 +15,8 @@
  *   create <bootstrap> <topic> <partitions> [retention.ms]
  *       creates the topic twice (the second must succeed too) and checks it exists:
  *       {"create":0,"create_again":0,"missing":0,"other_missing":1}
- *   produce <bootstrap> <topic> <partition|-1>
+ *   produce <bootstrap> <topic> <partition|-1|sticky:MS>
+ *       (sticky:MS: partition -1 with sl_kafka_producer_set_sticky(MS, seed 0))
  *       stdin: one {"key":hex|null,"value":hex|null,"headers":[[name,hex|null],...]} per line;
  *       prints {"i":n,"err":0,"kerr":"NO_ERROR","partition":p,"offset":o} per message, in order
  *   consume <bootstrap> <topic> <partition> <mode> <count> <timeout_ms>
@@ -237,9 +238,14 @@ static int produce_one(struct sl_kafka_producer *p, const char *topic, int32_t p
 static int cmd_produce(int argc, char **argv) {
     if (argc < 3)
         usage();
-    long partition;
-    if (parse_long(argv[2], &partition) < 0)
+    long partition, sticky_ms = 0;
+    if (strncmp(argv[2], "sticky:", 7) == 0) {
+        if (parse_long(argv[2] + 7, &sticky_ms) < 0 || sticky_ms <= 0)
+            usage();
+        partition = -1;
+    } else if (parse_long(argv[2], &partition) < 0) {
         usage();
+    }
     const char *const props[] = {"bootstrap.servers", argv[0], NULL};
     char err[SL_KAFKA_ERRSTR_LEN];
     struct sl_kafka_producer *p;
@@ -247,6 +253,8 @@ static int cmd_produce(int argc, char **argv) {
         fprintf(stderr, "producer: %s\n", err);
         return 1;
     }
+    if (sticky_ms)
+        sl_kafka_producer_set_sticky(p, (int)sticky_ms, 0);
     cJSON *msgs = read_lines();
     int n = cJSON_GetArraySize(msgs);
     struct pending *pend = calloc((size_t)n + 1, sizeof *pend);

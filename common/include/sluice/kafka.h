@@ -95,6 +95,13 @@ int sl_kafka_produce(struct sl_kafka_producer *p, const char *topic, int32_t par
                      const struct sl_kafka_header *headers, size_t nheaders,
                      sl_kafka_delivery_cb cb, void *opaque, rd_kafka_resp_err_t *kerr_out);
 
+/*
+ * Messages produced with RD_KAFKA_PARTITION_UA go to one partition per window of window_ms
+ * (then the next; the seed offsets replicas), whatever their key, so that messages waiting
+ * behind an in-flight request can share a batch. 0 restores librdkafka's key hashing.
+ */
+void sl_kafka_producer_set_sticky(struct sl_kafka_producer *p, int window_ms, uint64_t seed);
+
 /* Messages accepted but not yet reported (queued, in flight, or report not yet served). */
 size_t sl_kafka_producer_outstanding(const struct sl_kafka_producer *p);
 enum sl_kafka_state sl_kafka_producer_state(const struct sl_kafka_producer *p);
