@@ -95,10 +95,15 @@ int sl_buf_printf(struct sl_buf *b, const char *fmt, ...) {
     return rc;
 }
 
-/* Bytes that need an escape in a JSON string: controls, DEL, the quote and the backslash. */
-static inline int needs_escape(unsigned char c) {
-    return c < 0x20 || c == '"' || c == '\\' || c == 0x7f;
-}
+/* Bytes that need an escape in a JSON string: controls, DEL, the quote and the backslash (a
+ * table: one load a byte in the scan for the next run to copy). */
+static const unsigned char needs_escape[256] = {
+    [0x00] = 1, [0x01] = 1, [0x02] = 1, [0x03] = 1, [0x04] = 1, [0x05] = 1, [0x06] = 1,
+    [0x07] = 1, [0x08] = 1, [0x09] = 1, [0x0a] = 1, [0x0b] = 1, [0x0c] = 1, [0x0d] = 1,
+    [0x0e] = 1, [0x0f] = 1, [0x10] = 1, [0x11] = 1, [0x12] = 1, [0x13] = 1, [0x14] = 1,
+    [0x15] = 1, [0x16] = 1, [0x17] = 1, [0x18] = 1, [0x19] = 1, [0x1a] = 1, [0x1b] = 1,
+    [0x1c] = 1, [0x1d] = 1, [0x1e] = 1, [0x1f] = 1, ['"'] = 1,  ['\\'] = 1, [0x7f] = 1,
+};
 
 /* Writes the escaped form of s[0..n) at d (room for 6 * n bytes); returns the bytes written. */
 static size_t json_escape_into(char *d, const char *s, size_t n) {
@@ -107,7 +112,7 @@ static size_t json_escape_into(char *d, const char *s, size_t n) {
     size_t i = 0;
     while (i < n) {
         size_t run = i; /* the longest run that needs no escape, copied in one piece */
-        while (run < n && !needs_escape((unsigned char)s[run]))
+        while (run < n && !needs_escape[(unsigned char)s[run]])
             run++;
         memcpy(d, s + i, run - i);
         d += run - i;

@@ -15,12 +15,6 @@ static void put_lit(struct sl_buf *b, const char *s) {
     sl_buf_append(b, s, strlen(s));
 }
 
-static void put_key(struct sl_buf *b, const char *key) {
-    sl_buf_append(b, ",\"", 2);
-    put_lit(b, key);
-    sl_buf_append(b, "\":", 2);
-}
-
 static void put_u64(struct sl_buf *b, uint64_t v) {
     char digits[24];
     size_t n = sizeof digits;
@@ -31,15 +25,18 @@ static void put_u64(struct sl_buf *b, uint64_t v) {
     sl_buf_append(b, digits + n, sizeof digits - n);
 }
 
-static void put_uint(struct sl_buf *b, const char *key, uint64_t v) {
-    put_key(b, key);
+/* A member's `,"key":` is one literal, its length known at compile time. */
+#define KEY(k) ",\"" k "\":", sizeof(",\"" k "\":") - 1
+
+static void put_uint(struct sl_buf *b, const char *key, size_t keylen, uint64_t v) {
+    sl_buf_append(b, key, keylen);
     put_u64(b, v);
 }
 
-static void put_str(struct sl_buf *b, const char *key, const char *s, size_t len) {
-    put_key(b, key);
+static void put_str(struct sl_buf *b, const char *key, size_t keylen, const char *s, size_t len) {
+    sl_buf_append(b, key, keylen);
     if (!s) {
-        sl_buf_append_str(b, "null");
+        sl_buf_append(b, "null", 4);
         return;
     }
     sl_buf_append(b, "\"", 1);
@@ -47,8 +44,8 @@ static void put_str(struct sl_buf *b, const char *key, const char *s, size_t len
     sl_buf_append(b, "\"", 1);
 }
 
-static void put_cstr(struct sl_buf *b, const char *key, const char *s) {
-    put_str(b, key, s, s ? strlen(s) : 0);
+static void put_cstr(struct sl_buf *b, const char *key, size_t keylen, const char *s) {
+    put_str(b, key, keylen, s, s ? strlen(s) : 0);
 }
 
 static void on_audit_delivery(int err, rd_kafka_resp_err_t kerr, int32_t partition, int64_t offset,
@@ -89,7 +86,7 @@ static void put_head(struct gw_gateway *g, struct sl_buf *b, int64_t ts_ms, cons
     put_lit(b, "{\"timestamp\":\"");
     sl_buf_append(b, g->audit_ts, 19);
     sl_buf_append(b, frac, sizeof frac);
-    put_cstr(b, "request_id", id);
+    put_cstr(b, KEY("request_id"), id);
 }
 
 void gw_audit_request(struct gw_gateway *g, const struct gw_req *r,
@@ -97,25 +94,25 @@ void gw_audit_request(struct gw_gateway *g, const struct gw_req *r,
     struct sl_buf *b = &g->audit_buf; /* reused: the loop builds one record at a time */
     sl_buf_reset(b);
     put_head(g, b, r->received_ms, r->id);
-    put_cstr(b, "trace_id", r->trace_id[0] ? r->trace_id : NULL);
-    put_str(b, "method", http->method.p, http->method.len);
-    put_str(b, "path", http->path.p, http->path.len);
-    put_cstr(b, "route", r->route ? r->route->path : NULL);
-    put_uint(b, "status", (uint64_t)r->status);
+    put_cstr(b, KEY("trace_id"), r->trace_id[0] ? r->trace_id : NULL);
+    put_str(b, KEY("method"), http->method.p, http->method.len);
+    put_str(b, KEY("path"), http->path.p, http->path.len);
+    put_cstr(b, KEY("route"), r->route ? r->route->path : NULL);
+    put_uint(b, KEY("status"), (uint64_t)r->status);
     uint64_t us = (sl_time_mono_ns() - r->start_ns) / 1000;
-    put_uint(b, "latency_ms", us / 1000);
+    put_uint(b, KEY("latency_ms"), us / 1000);
     char frac[4] = {'.', (char)('0' + us % 1000 / 100), (char)('0' + us % 100 / 10),
                     (char)('0' + us % 10)};
     sl_buf_append(b, frac, sizeof frac);
-    put_cstr(b, "source_ip", r->client_ip[0] ? r->client_ip : NULL);
+    put_cstr(b, KEY("source_ip"), r->client_ip[0] ? r->client_ip : NULL);
     const struct sl_http_header *ua = sl_http_request_header(http, "user-agent");
-    put_str(b, "user_agent", ua ? ua->value.p : NULL, ua ? ua->value.len : 0);
-    put_cstr(b, "api_key_id", r->has_key ? r->key_id : NULL);
-    put_cstr(b, "plan", r->has_key && r->plan.name[0] ? r->plan.name : NULL);
+    put_str(b, KEY("user_agent"), ua ? ua->value.p : NULL, ua ? ua->value.len : 0);
+    put_cstr(b, KEY("api_key_id"), r->has_key ? r->key_id : NULL);
+    put_cstr(b, KEY("plan"), r->has_key && r->plan.name[0] ? r->plan.name : NULL);
     put_lit(b, ",\"waf\":{\"action\":\"");
     put_lit(b, gw_waf_action_name(r->waf.action));
     sl_buf_append(b, "\"", 1);
-    put_cstr(b, "rule", r->waf.rule);
+    put_cstr(b, KEY("rule"), r->waf.rule);
     sl_buf_append_str(b, ",\"labels\":[");
     for (size_t i = 0; i < r->waf.nlabels; i++) {
         sl_buf_append_str(b, i ? ",\"" : "\"");
@@ -123,11 +120,11 @@ void gw_audit_request(struct gw_gateway *g, const struct gw_req *r,
         sl_buf_append_str(b, "\"");
     }
     sl_buf_append_str(b, "]}");
-    put_uint(b, "bytes_in", bytes_in);
-    put_uint(b, "bytes_out", r->bytes_out);
-    put_cstr(b, "error", r->error_class);
-    put_cstr(b, "stage", g->s->stage);
-    put_cstr(b, "gateway", g->replica);
+    put_uint(b, KEY("bytes_in"), bytes_in);
+    put_uint(b, KEY("bytes_out"), r->bytes_out);
+    put_cstr(b, KEY("error"), r->error_class);
+    put_cstr(b, KEY("stage"), g->s->stage);
+    put_cstr(b, KEY("gateway"), g->replica);
     sl_buf_append_str(b, "}");
     produce(g, r->id, b);
 }
@@ -138,14 +135,14 @@ void gw_audit_server_error(struct gw_gateway *g, const struct sl_http_error_resp
     sl_buf_reset(b);
     put_head(g, b, sl_time_now_ms(), request_id);
     sl_buf_append_str(b, ",\"trace_id\":null,\"method\":null,\"path\":null,\"route\":null");
-    put_uint(b, "status", (uint64_t)resp->status);
+    put_uint(b, KEY("status"), (uint64_t)resp->status);
     put_lit(b, ",\"latency_ms\":null");
     sl_buf_append_str(b, ",\"source_ip\":null,\"user_agent\":null,\"api_key_id\":null,"
                          "\"plan\":null,\"waf\":null,\"bytes_in\":null");
-    put_uint(b, "bytes_out", resp->body.len);
-    put_cstr(b, "error", resp->kind);
-    put_cstr(b, "stage", g->s->stage);
-    put_cstr(b, "gateway", g->replica);
+    put_uint(b, KEY("bytes_out"), resp->body.len);
+    put_cstr(b, KEY("error"), resp->kind);
+    put_cstr(b, KEY("stage"), g->s->stage);
+    put_cstr(b, KEY("gateway"), g->replica);
     sl_buf_append_str(b, "}");
     produce(g, request_id, b);
 }
