@@ -1066,7 +1066,9 @@ static void flush_all(struct sl_http_server *s) {
     while (s->flush_list) {
         struct http_conn *c = s->flush_list;
         flush_unlink(c);
-        conn_flush(c); /* may close c, or queue nothing new: the list only shrinks */
+        /* May close c, or resume parsing and answer a pipelined request at once, which puts c
+         * back on the list: the loop takes it again. */
+        conn_flush(c);
     }
 }
 
