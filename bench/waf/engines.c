@@ -8,7 +8,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <time.h>
 
 #include "sluice/buf.h"
@@ -26,49 +25,18 @@ struct rec {
     char method[32], uri[16384];
 };
 
-static size_t line(const char *p, const char *end, const char **next) {
-    const char *nl = memchr(p, '\n', (size_t)(end - p));
-    *next = nl ? nl + 1 : end;
-    size_t n = (size_t)((nl ? nl : end) - p);
-    if (n && p[n - 1] == '\r')
-        n--;
-    return n;
-}
-
 static void parse(struct rec *x) {
-    const char *p = x->raw, *end = p + x->len, *next;
+    const char *p = x->raw;
     struct sl_http_request *r = &x->r;
-    memset(r, 0, sizeof *r);
-    size_t n = line(p, end, &next);
-    const char *sp1 = memchr(p, ' ', n);
-    const char *sp2 = sp1 ? memchr(sp1 + 1, ' ', (size_t)(p + n - sp1 - 1)) : NULL;
-    r->method = (struct sl_str){p, sp1 ? (size_t)(sp1 - p) : n};
-    r->url = sp1 ? (struct sl_str){sp1 + 1, (size_t)((sp2 ? sp2 : p + n) - sp1 - 1)}
-                 : (struct sl_str){"/", 1};
-    const char *q = memchr(r->url.p, '?', r->url.len);
-    r->path = (struct sl_str){r->url.p, q ? (size_t)(q - r->url.p) : r->url.len};
-    r->query = q ? (struct sl_str){q + 1, r->url.len - r->path.len - 1} : (struct sl_str){"", 0};
+    if (!gw_waf_read_raw_request(&p, x->raw + x->len, true, r, x->hs, MAX_HEADERS)) {
+        memset(r, 0, sizeof *r); /* an empty record: an empty request */
+        r->method = r->query = (struct sl_str){"", 0};
+        r->url = r->path = (struct sl_str){"/", 1};
+        r->headers = x->hs;
+        r->body = "";
+    }
     snprintf(x->method, sizeof x->method, "%.*s", (int)r->method.len, r->method.p);
     snprintf(x->uri, sizeof x->uri, "%.*s", (int)r->url.len, r->url.p);
-    for (p = next; p < end;) {
-        n = line(p, end, &next);
-        if (n == 0) {
-            p = next;
-            break;
-        }
-        const char *colon = memchr(p, ':', n);
-        if (colon && r->nheaders < MAX_HEADERS) {
-            const char *v = colon + 1;
-            while (v < p + n && (*v == ' ' || *v == '\t'))
-                v++;
-            x->hs[r->nheaders++] =
-                (struct sl_http_header){{p, (size_t)(colon - p)}, {v, (size_t)(p + n - v)}};
-        }
-        p = next;
-    }
-    r->headers = x->hs;
-    r->body = p < end ? p : "";
-    r->body_len = p < end ? (size_t)(end - p) : 0;
 }
 
 static struct rec *load(const char *path, size_t *count) {

@@ -2,6 +2,7 @@
 #ifndef SLUICE_GATEWAY_WAF_HOOK_H
 #define SLUICE_GATEWAY_WAF_HOOK_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -74,5 +75,18 @@ const char *gw_waf_action_name(enum gw_waf_action a);
 /* The ACL's name and rule count (logs, sluicectl). */
 const char *gw_waf_name(const struct gw_waf *w);
 size_t gw_waf_rule_count(const struct gw_waf *w);
+
+/*
+ * Offline evaluation (`sluicectl waf eval`, bench/waf): reads one request from raw HTTP/1.x
+ * text at *pp (before end) into r, leniently. This is not the server's parser on purpose: the
+ * CRS regression corpus holds malformed requests that ModSecurity still evaluates, and an
+ * operator pastes requests by hand. Blank lines before a request are skipped; a request line
+ * without a space is all method, with URL "/"; header lines without a colon are skipped, and
+ * at most max headers are kept (in hs, which r points to). The body is Content-Length bytes (at
+ * most what is left), or with body_to_end everything after the blank line. *pp moves past the
+ * request. false: nothing but blank lines was left.
+ */
+bool gw_waf_read_raw_request(const char **pp, const char *end, bool body_to_end,
+                             struct sl_http_request *r, struct sl_http_header *hs, size_t max);
 
 #endif

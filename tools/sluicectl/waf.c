@@ -6,7 +6,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include "sluice/buf.h"
 #include "sluice/error.h"
@@ -78,66 +77,6 @@ static int read_all(FILE *f, struct sl_buf *out) {
     return ferror(f) ? -1 : 0;
 }
 
-/* The next line of [p, end): its length without the CR LF / LF; *next is past the terminator. */
-static size_t line(const char *p, const char *end, const char **next) {
-    const char *nl = memchr(p, '\n', (size_t)(end - p));
-    const char *stop = nl ? nl : end;
-    *next = nl ? nl + 1 : end;
-    size_t n = (size_t)(stop - p);
-    if (n && p[n - 1] == '\r')
-        n--;
-    return n;
-}
-
-/* Parses one request at *pp; false at the end of the input or on a malformed one. */
-static bool parse_request(const char **pp, const char *end, struct sl_http_request *r,
-                          struct sl_http_header *hs) {
-    const char *p = *pp, *next;
-    while (p < end && (*p == '\r' || *p == '\n'))
-        p++;
-    if (p >= end)
-        return false;
-    size_t n = line(p, end, &next);
-    const char *sp1 = memchr(p, ' ', n);
-    const char *sp2 = sp1 ? memchr(sp1 + 1, ' ', (size_t)(p + n - sp1 - 1)) : NULL;
-    if (!sp1)
-        return false;
-    memset(r, 0, sizeof *r);
-    r->method = (struct sl_str){p, (size_t)(sp1 - p)};
-    r->url = (struct sl_str){sp1 + 1, (size_t)((sp2 ? sp2 : p + n) - sp1 - 1)};
-    const char *q = memchr(r->url.p, '?', r->url.len);
-    r->path = (struct sl_str){r->url.p, q ? (size_t)(q - r->url.p) : r->url.len};
-    r->query = q ? (struct sl_str){q + 1, r->url.len - r->path.len - 1} : (struct sl_str){"", 0};
-    r->http_major = r->http_minor = 1;
-    size_t body_len = 0;
-    p = next;
-    while (p < end) {
-        n = line(p, end, &next);
-        if (n == 0) {
-            p = next;
-            break;
-        }
-        const char *colon = memchr(p, ':', n);
-        if (colon && r->nheaders < MAX_HEADERS) {
-            const char *v = colon + 1;
-            while (v < p + n && (*v == ' ' || *v == '\t'))
-                v++;
-            hs[r->nheaders++] =
-                (struct sl_http_header){{p, (size_t)(colon - p)}, {v, (size_t)(p + n - v)}};
-            if ((size_t)(colon - p) == 14 && !strncasecmp(p, "content-length", 14))
-                body_len = strtoul(v, NULL, 10);
-        }
-        p = next;
-    }
-    if (body_len > (size_t)(end - p))
-        body_len = (size_t)(end - p);
-    r->headers = hs;
-    r->body = p;
-    r->body_len = body_len;
-    *pp = p + body_len;
-    return true;
-}
-
 static void print_verdict(size_t n, const struct sl_http_request *r,
                           const struct gw_waf_verdict *v) {
     printf("%zu\t%.*s %.*s\t%s\t%s%s%s\t", n, (int)r->method.len, r->method.p, (int)r->url.len,
@@ -160,7 +99,7 @@ static int eval_stream(struct gw_waf *w, FILE *f, const char *ip, size_t *count)
     const char *p = in.data ? in.data : "", *end = p + in.len;
     static struct sl_http_header hs[MAX_HEADERS];
     struct sl_http_request r;
-    while (parse_request(&p, end, &r, hs)) {
+    while (gw_waf_read_raw_request(&p, end, false, &r, hs, MAX_HEADERS)) {
         struct gw_waf_verdict v;
         gw_waf_evaluate(w, &r, ip, &v);
         print_verdict(++*count, &r, &v);

@@ -1189,6 +1189,60 @@ static void test_regex_prefilter_never_skips_a_match(void **state) {
     assert_true(prefiltered >= 4);
 }
 
+/* The lenient reader of `sluicectl waf eval` and bench/waf: streams of requests, hand-pasted
+ * or malformed ones. */
+static void assert_slice(struct sl_str got, const char *want) {
+    assert_int_equal(got.len, strlen(want));
+    assert_memory_equal(got.p, want, got.len);
+}
+
+static void test_raw_requests_are_read_leniently_one_after_another(void **state) {
+    (void)state;
+    static const char in[] = "\r\n\nPOST /a/b?x=1&y HTTP/1.1\r\nHost: h\r\nno colon here\r\n"
+                             "Content-Length: 3\r\nX-Tab:\t v \r\n\r\nabcGET /c HTTP/1.0\n"
+                             "A: 1\nB: 2\nC: 3\n\nrest is a body\n\nJUNK\n";
+    const char *p = in, *end = in + sizeof in - 1;
+    struct sl_http_request r;
+    struct sl_http_header hs[2];
+    assert_true(gw_waf_read_raw_request(&p, end, false, &r, hs, 2));
+    assert_slice(r.method, "POST");
+    assert_slice(r.url, "/a/b?x=1&y");
+    assert_slice(r.path, "/a/b");
+    assert_slice(r.query, "x=1&y");
+    assert_int_equal(r.nheaders, 2); /* the line without a colon is skipped; the limit is 2 */
+    assert_slice(r.headers[0].name, "Host");
+    assert_slice(r.headers[1].value, "3");
+    assert_int_equal(r.body_len, 3);
+    assert_memory_equal(r.body, "abc", 3);
+    /* Content-Length of the second is absent: no body, the next request follows. */
+    assert_true(gw_waf_read_raw_request(&p, end, false, &r, hs, 2));
+    assert_slice(r.method, "GET");
+    assert_slice(r.url, "/c");
+    assert_int_equal(r.query.len, 0);
+    assert_int_equal(r.nheaders, 2);
+    assert_int_equal(r.body_len, 0);
+    assert_true(gw_waf_read_raw_request(&p, end, false, &r, hs, 2));
+    assert_slice(r.method, "rest"); /* "rest is a body" read as a request line */
+    assert_slice(r.url, "is");
+    assert_true(gw_waf_read_raw_request(&p, end, false, &r, hs, 2));
+    assert_slice(r.method, "JUNK"); /* no space: all method, URL "/" */
+    assert_slice(r.url, "/");
+    assert_slice(r.path, "/");
+    assert_false(gw_waf_read_raw_request(&p, end, false, &r, hs, 2));
+
+    /* One record per request (bench/waf): the body is everything after the blank line, and a
+     * Content-Length larger than what is left is cut to it. */
+    static const char rec[] = "PUT /x HTTP/1.1\r\nContent-Length: 99\r\n\r\nbody\r\n\r\nmore";
+    p = rec;
+    assert_true(gw_waf_read_raw_request(&p, rec + sizeof rec - 1, true, &r, hs, 2));
+    assert_int_equal(r.body_len, sizeof rec - 1 - (size_t)(r.body - rec));
+    assert_memory_equal(r.body, "body\r\n\r\nmore", r.body_len);
+    p = rec;
+    assert_true(gw_waf_read_raw_request(&p, rec + sizeof rec - 1, false, &r, hs, 2));
+    assert_memory_equal(r.body, "body\r\n\r\nmore", r.body_len);
+    assert_ptr_equal(p, rec + sizeof rec - 1);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_an_acl_with_no_rules_allows_by_default_action),
@@ -1223,6 +1277,7 @@ int main(void) {
         cmocka_unit_test(test_override_action_count_makes_the_whole_group_count),
         cmocka_unit_test(test_an_acl_exported_from_aws_with_every_statement_kind_evaluates),
         cmocka_unit_test(test_reload_keeps_the_acl_in_force_when_the_new_file_is_bad),
+        cmocka_unit_test(test_raw_requests_are_read_leniently_one_after_another),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
