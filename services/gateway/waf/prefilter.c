@@ -104,9 +104,36 @@ static void release(hs_database_t *db) {
     hs_free_database(db); /* not cached: the statement owned it */
 }
 
+/*
+ * Short values the prefilter found nothing in, remembered per statement. A scan has a fixed cost
+ * (about 600 instructions whatever the length), and most values a statement sees again and
+ * again: header names, Host, Accept, a client's User-Agent, the paths of an API. Only "no
+ * match" is remembered, only for the exact bytes (the hash picks the slot, the bytes decide), so
+ * an entry can save a scan but never hide a match: a value that differs in one byte, or that
+ * found a match, is scanned. Evaluation is single-threaded, like the scratch.
+ */
+#define MISS_SLOTS 64
+#define MISS_MAX   48
+
+struct misses {
+    struct {
+        uint32_t hash;
+        uint32_t len; /* 0: empty */
+        char bytes[MISS_MAX];
+    } slot[MISS_SLOTS];
+};
+
+static uint32_t fnv1a(const char *p, size_t n) {
+    uint32_t h = 2166136261u;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (unsigned char)p[i]) * 16777619u;
+    return h;
+}
+
 void gw_waf_prefilter_build(const char *re, uint32_t minlen, struct gw_waf_stmt *s) {
     s->u.regex.hs_db = NULL;
     s->u.regex.hs_scratch = NULL;
+    s->u.regex.hs_misses = NULL;
     size_t len = strlen(re);
     if (minlen == 0 || len < PREFILTER_MIN_PATTERN || len > PREFILTER_MAX_PATTERN)
         return;
@@ -124,6 +151,7 @@ void gw_waf_prefilter_build(const char *re, uint32_t minlen, struct gw_waf_stmt 
     }
     s->u.regex.hs_db = db;
     s->u.regex.hs_scratch = scratch;
+    s->u.regex.hs_misses = calloc(1, sizeof(struct misses)); /* NULL: every value is scanned */
 }
 
 void gw_waf_prefilter_free(struct gw_waf_stmt *s) {
@@ -131,8 +159,10 @@ void gw_waf_prefilter_free(struct gw_waf_stmt *s) {
         hs_free_scratch((hs_scratch_t *)s->u.regex.hs_scratch);
         release((hs_database_t *)s->u.regex.hs_db);
     }
+    free(s->u.regex.hs_misses);
     s->u.regex.hs_db = NULL;
     s->u.regex.hs_scratch = NULL;
+    s->u.regex.hs_misses = NULL;
 }
 
 static int on_match(unsigned int id, unsigned long long from, unsigned long long to,
@@ -148,10 +178,24 @@ static int on_match(unsigned int id, unsigned long long from, unsigned long long
 bool gw_waf_prefilter_may_match(const struct gw_waf_stmt *s, const char *p, size_t n) {
     if (!s->u.regex.hs_db || n > 0xffffffffu)
         return true;
+    struct misses *m = s->u.regex.hs_misses;
+    uint32_t hash = 0;
+    size_t k = 0;
+    if (m && n && n <= MISS_MAX) {
+        hash = fnv1a(p, n);
+        k = hash % MISS_SLOTS;
+        if (m->slot[k].len == n && m->slot[k].hash == hash && memcmp(m->slot[k].bytes, p, n) == 0)
+            return false;
+    }
     bool hit = false;
     hs_error_t rc = hs_scan((const hs_database_t *)s->u.regex.hs_db, p, (unsigned int)n, 0,
                             (hs_scratch_t *)s->u.regex.hs_scratch, on_match, &hit);
     if (rc != HS_SUCCESS && rc != HS_SCAN_TERMINATED)
         return true; /* an error proves nothing: let PCRE2 decide */
+    if (!hit && m && n && n <= MISS_MAX) {
+        m->slot[k].hash = hash;
+        m->slot[k].len = (uint32_t)n;
+        memcpy(m->slot[k].bytes, p, n);
+    }
     return hit;
 }

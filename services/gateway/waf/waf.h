@@ -156,6 +156,7 @@ struct gw_waf_stmt {
             /* prefilter.c: the expression in Vectorscan prefilter mode (NULL: none). */
             void *hs_db;      /* hs_database_t */
             void *hs_scratch; /* hs_scratch_t, reused like mdata */
+            void *hs_misses;  /* short values the prefilter found nothing in (prefilter.c) */
         } regex;
         struct {
             enum gw_waf_cmp op;

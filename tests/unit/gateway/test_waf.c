@@ -1160,23 +1160,43 @@ static void test_regex_prefilter_never_skips_a_match(void **state) {
             gw_waf_prefilter_build(re, 1, &s);
             if (s.u.regex.hs_db)
                 prefiltered++;
-            for (size_t i = 0; i < sizeof inputs / sizeof inputs[0]; i++) {
-                /* The two byte strings carry NULs: their length is the literal's. */
-                size_t n = strlen(inputs[i]);
-                if (inputs[i][0] == '\xac')
-                    n = inputs[i][3] == '\x05' ? 4 : 3;
-                for (int pass = 0; pass < 2; pass++) {
-                    size_t len_i = pass == 0 ? n : (n ? n - 1 : 0); /* also a truncation */
+            /* Three rounds: the remembered misses (short values the prefilter found nothing in)
+             * must never answer for a value that matches: the second round meets the first's
+             * entries, the third meets slots reused by 2,000 other values. */
+            for (int round = 0; round < 3; round++) {
+                for (size_t i = 0; i < sizeof inputs / sizeof inputs[0]; i++) {
+                    /* The two byte strings carry NULs: their length is the literal's. */
+                    size_t n = strlen(inputs[i]);
+                    if (inputs[i][0] == '\xac')
+                        n = inputs[i][3] == '\x05' ? 4 : 3;
+                    for (int pass = 0; pass < 2; pass++) {
+                        size_t len_i = pass == 0 ? n : (n ? n - 1 : 0); /* also a truncation */
+                        bool pcre =
+                            pcre2_match(code, (PCRE2_SPTR)inputs[i], len_i, 0, 0, md, NULL) >= 0;
+                        if (pcre && !gw_waf_prefilter_may_match(&s, inputs[i], len_i))
+                            fail_msg("prefilter of %s skips %.*s", re, (int)len_i, inputs[i]);
+                    }
+                }
+                for (int v = 0; round == 1 && v < 2000; v++) {
+                    char value[40];
+                    int vlen = snprintf(value, sizeof value, "value-%d-%x", v, (unsigned)v * 7919u);
                     bool pcre =
-                        pcre2_match(code, (PCRE2_SPTR)inputs[i], len_i, 0, 0, md, NULL) >= 0;
-                    if (pcre && !gw_waf_prefilter_may_match(&s, inputs[i], len_i))
-                        fail_msg("prefilter of %s skips %.*s", re, (int)len_i, inputs[i]);
+                        pcre2_match(code, (PCRE2_SPTR)value, (size_t)vlen, 0, 0, md, NULL) >= 0;
+                    if (pcre && !gw_waf_prefilter_may_match(&s, value, (size_t)vlen))
+                        fail_msg("prefilter of %s skips %s", re, value);
+                    if (!pcre)
+                        gw_waf_prefilter_may_match(&s, value, (size_t)vlen);
                 }
             }
             if (strstr(re, "processbuilder") && s.u.regex.hs_db) {
                 java_seen = true;
-                for (size_t i = 0; i < sizeof benign / sizeof benign[0]; i++)
-                    assert_false(gw_waf_prefilter_may_match(&s, benign[i], strlen(benign[i])));
+                for (int again = 0; again < 2; again++) /* the second time from memory */
+                    for (size_t i = 0; i < sizeof benign / sizeof benign[0]; i++)
+                        assert_false(gw_waf_prefilter_may_match(&s, benign[i], strlen(benign[i])));
+                assert_true(gw_waf_prefilter_may_match(&s, "x java.lang.Runtime", 19));
+                assert_true(gw_waf_prefilter_may_match(&s, "x java.lang.Runtime", 19));
+                /* One byte away from a remembered benign value, and a match: scanned, found. */
+                assert_false(gw_waf_prefilter_may_match(&s, "x java.lang.Runtimf", 19));
                 assert_true(gw_waf_prefilter_may_match(&s, "x java.lang.Runtime", 19));
             }
             gw_waf_prefilter_free(&s);
