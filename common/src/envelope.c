@@ -541,7 +541,7 @@ static int decode_request_fields(struct dec *d, const msgpack_object **s,
     r->reply_partition = -1;
     const msgpack_object *rp = s[RQ_REPLY_PARTITION];
     if (rp && rp->type != MSGPACK_OBJECT_NIL) {
-        int64_t v;
+        int64_t v = 0;
         if ((rc = get_int64(d, rp, "reply_partition", &v)) < 0)
             return rc;
         if (v < -1 || v > INT32_MAX)

@@ -499,7 +499,7 @@ static int parse_throttle(struct parse_ctx *c, const cJSON *t, const char *path,
     snprintf(sub, sizeof sub, "%s.burst", path);
     if (!burst)
         return fail(c->err, c->errlen, SL_ERR_MISSING, "%s: missing", sub);
-    double b;
+    double b = 0;
     rc = get_integer(c, burst, sub, 1, (double)UINT32_MAX, &b);
     if (rc)
         return rc;
@@ -523,7 +523,7 @@ static int parse_quota(struct parse_ctx *c, const cJSON *q, const char *path, st
     snprintf(sub, sizeof sub, "%s.limit", path);
     if (!limit)
         return fail(c->err, c->errlen, SL_ERR_MISSING, "%s: missing", sub);
-    double l;
+    double l = 0;
     rc = get_integer(c, limit, sub, 1, MAX_SAFE_INT, &l);
     if (rc)
         return rc;
