@@ -19,6 +19,7 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
+#include "sluice/buf.h"
 #include "sluice/error.h"
 
 #define HASH_PREFIX     "sha256:"
@@ -255,10 +256,7 @@ static uint64_t digest_hash(const uint8_t *digest) {
 }
 
 static uint64_t id_hash(const char *id) {
-    uint64_t h = 1469598103934665603ull; /* FNV-1a */
-    for (; *id; id++)
-        h = (h ^ (unsigned char)*id) * 1099511628211ull;
-    return h;
+    return sl_fnv1a(id, strlen(id)); /* ids are the operator's, not chosen by clients */
 }
 
 static int ensure_slots(struct sl_keys *k, size_t want_keys) {

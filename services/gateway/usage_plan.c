@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "sluice/buf.h"
 #include "sluice/error.h"
 #include "sluice/metrics.h"
 
@@ -205,16 +206,6 @@ static int register_metrics(struct sl_metrics *reg, struct gw_usage__metrics *m)
 
 /* ---- in-memory store ---- */
 
-/* FNV-1a: key ids come from the operator's keys file, not from clients, so no DoS hardening. */
-static uint64_t hash_key(const char *s, size_t n) {
-    uint64_t h = UINT64_C(14695981039346656037);
-    for (size_t i = 0; i < n; i++) {
-        h ^= (unsigned char)s[i];
-        h *= UINT64_C(1099511628211);
-    }
-    return h;
-}
-
 static int mem_init(struct mem_table *t, size_t hint) {
     size_t cap = 16;
     while (cap < hint * 2 && cap < ((size_t)1 << 40))
@@ -257,7 +248,8 @@ static int mem_grow(struct mem_table *t) {
 /* Finds the key's entry, creating it (full bucket, no quota use) on first sight. */
 static struct mem_entry *mem_get(struct mem_table *t, const char *key, size_t n, double burst,
                                  int64_t now_ms) {
-    uint64_t h = hash_key(key, n);
+    /* Key ids come from the operator's keys file, not from clients: no DoS hardening. */
+    uint64_t h = sl_fnv1a(key, n);
     size_t i = (size_t)h & (t->cap - 1);
     for (;;) {
         struct mem_entry *e = &t->slots[i];

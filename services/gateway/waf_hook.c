@@ -51,13 +51,6 @@ static int64_t mono_ms(void *data) {
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static uint64_t fnv(const char *p, size_t n) {
-    uint64_t h = 1469598103934665603ULL;
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ (unsigned char)p[i]) * 1099511628211ULL;
-    return h;
-}
-
 static int read_file(const char *path, struct sl_buf *out) {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
@@ -117,7 +110,7 @@ static int load_doc(struct gw_waf *w, struct gw_waf_acl **out, uint64_t *digest,
     if (rc < 0) {
         sl_buf_printf(err, "%s: cannot read: %s\n", w->path, sl_strerror(rc));
     } else {
-        *digest = fnv(doc.data ? doc.data : "", doc.len);
+        *digest = sl_fnv1a(doc.data ? doc.data : "", doc.len);
         rc = compile(w, doc.data ? doc.data : "", doc.len, w->path, out, err);
     }
     sl_buf_free(&doc);

@@ -4,6 +4,7 @@
 
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <string.h>
 
 /*
@@ -61,6 +62,16 @@ void sl_buf_consume(struct sl_buf *b, size_t n);
 
 /* Case-insensitive equality of a slice and a C string (ASCII). */
 int sl_str_eq_nocase(struct sl_str a, const char *b);
+
+/* FNV-1a (64-bit) of n bytes: the hash of the hash tables and fingerprints that need no
+ * resistance to chosen inputs (say why at the call). Inline: some callers hash per request. */
+static inline uint64_t sl_fnv1a(const void *p, size_t n) {
+    const unsigned char *b = p;
+    uint64_t h = UINT64_C(14695981039346656037);
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ b[i]) * UINT64_C(1099511628211);
+    return h;
+}
 
 /* The value of a hex digit in either case, or -1 when c is not one. Inline: decoders call it
  * per byte. */

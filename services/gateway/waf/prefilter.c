@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "sluice/buf.h"
 #include "waf.h"
 
 /* Small expressions gain nothing: PCRE2's own start-byte optimisations already reject most
@@ -117,18 +118,11 @@ static void release(hs_database_t *db) {
 
 struct misses {
     struct {
-        uint32_t hash;
+        uint64_t hash;
         uint32_t len; /* 0: empty */
         char bytes[MISS_MAX];
     } slot[MISS_SLOTS];
 };
-
-static uint32_t fnv1a(const char *p, size_t n) {
-    uint32_t h = 2166136261u;
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ (unsigned char)p[i]) * 16777619u;
-    return h;
-}
 
 void gw_waf_prefilter_build(const char *re, uint32_t minlen, struct gw_waf_stmt *s) {
     s->u.regex.hs_db = NULL;
@@ -179,10 +173,10 @@ bool gw_waf_prefilter_may_match(const struct gw_waf_stmt *s, const char *p, size
     if (!s->u.regex.hs_db || n > 0xffffffffu)
         return true;
     struct misses *m = s->u.regex.hs_misses;
-    uint32_t hash = 0;
+    uint64_t hash = 0;
     size_t k = 0;
     if (m && n && n <= MISS_MAX) {
-        hash = fnv1a(p, n);
+        hash = sl_fnv1a(p, n);
         k = hash % MISS_SLOTS;
         if (m->slot[k].len == n && m->slot[k].hash == hash && memcmp(m->slot[k].bytes, p, n) == 0)
             return false;

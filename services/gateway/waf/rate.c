@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "sluice/buf.h"
 #include "waf.h"
 
 /*
@@ -61,9 +62,7 @@ uint32_t gw_waf_rate_window(const struct gw_waf_rate *r) {
 }
 
 static uint64_t hash(const uint8_t key[16]) {
-    uint64_t h = 1469598103934665603ULL;
-    for (size_t i = 0; i < 16; i++)
-        h = (h ^ key[i]) * 1099511628211ULL;
+    uint64_t h = sl_fnv1a(key, 16);
     return h ^ (h >> 29);
 }
 
