@@ -1178,13 +1178,7 @@ static char *put(char *w, const char *p, size_t n) {
 #define PUT_LIT(w, lit) put((w), (lit), sizeof(lit) - 1)
 
 static char *put_uint(char *w, uint64_t v) {
-    char tmp[24];
-    size_t i = sizeof(tmp);
-    do {
-        tmp[--i] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    return put(w, tmp + i, sizeof(tmp) - i);
+    return w + sl_u64_dec(w, v);
 }
 
 static int header_is_reserved(struct sl_str n) {

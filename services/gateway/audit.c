@@ -16,13 +16,8 @@ static void put_lit(struct sl_buf *b, const char *s) {
 }
 
 static void put_u64(struct sl_buf *b, uint64_t v) {
-    char digits[24];
-    size_t n = sizeof digits;
-    do {
-        digits[--n] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    sl_buf_append(b, digits + n, sizeof digits - n);
+    char digits[SL_U64_DEC_MAX];
+    sl_buf_append(b, digits, sl_u64_dec(digits, v));
 }
 
 /* A member's `,"key":` is one literal, its length known at compile time. */

@@ -73,6 +73,23 @@ static inline uint64_t sl_fnv1a(const void *p, size_t n) {
     return h;
 }
 
+/* The longest decimal form of a uint64_t (18446744073709551615). */
+#define SL_U64_DEC_MAX 20
+
+/* Writes v in decimal at out (SL_U64_DEC_MAX bytes of room, no terminator) and returns the
+ * number of digits. Inline: response, audit and rate-limit headers format numbers per request,
+ * where snprintf costs hundreds of instructions a number. */
+static inline size_t sl_u64_dec(char *out, uint64_t v) {
+    char tmp[SL_U64_DEC_MAX];
+    size_t i = sizeof tmp;
+    do {
+        tmp[--i] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    memcpy(out, tmp + i, sizeof tmp - i);
+    return sizeof tmp - i;
+}
+
 /* The value of a hex digit in either case, or -1 when c is not one. Inline: decoders call it
  * per byte. */
 static inline int sl_hex_digit(int c) {
