@@ -278,34 +278,46 @@ static struct sl_str slice(const msgpack_object *o) {
     return (struct sl_str){.p = o->via.str.ptr, .len = o->via.str.size};
 }
 
-static bool key_is(const msgpack_object *k, const char *name) {
-    size_t n = strlen(name);
-    return k->via.str.size == n && memcmp(k->via.str.ptr, name, n) == 0;
+static bool key_is(const msgpack_object *k, const char *name, size_t len) {
+    return k->via.str.size == len && memcmp(k->via.str.ptr, name, len) == 0;
 }
+
+/* The most keys a collect() call knows: the request's. */
+#define COLLECT_MAX RQ_COUNT
+_Static_assert((int)RP_COUNT <= (int)COLLECT_MAX, "the reply has fewer keys than the request");
 
 /*
  * Maps the known keys of a map to slots[]; unknown keys are skipped (forward compatibility)
- * without further inspection, a known key seen twice is an error.
+ * without further inspection, a known key seen twice is an error. The encoders write the keys in
+ * names[] order, so the key after the last one found is tried first: a request's 19 keys take
+ * 19 comparisons instead of about 190 (any order is still accepted).
  */
 static int collect(struct dec *d, const msgpack_object *map, const char *field,
                    const char *const *names, size_t nnames, const msgpack_object **slots) {
     if (map->type != MSGPACK_OBJECT_MAP)
         return wrong_type(d, field, "map", map);
-    for (size_t i = 0; i < nnames; i++)
+    SL_ASSERT(nnames <= COLLECT_MAX);
+    size_t lens[COLLECT_MAX];
+    for (size_t i = 0; i < nnames; i++) {
         slots[i] = NULL;
+        lens[i] = strlen(names[i]);
+    }
+    size_t next = 0;
     for (uint32_t i = 0; i < map->via.map.size; i++) {
         const msgpack_object_kv *kv = &map->via.map.ptr[i];
         if (kv->key.type != MSGPACK_OBJECT_STR)
             return fail(d, SL_ERR_TYPE, field, "map '%s' has a %s key, keys must be str", field,
                         type_name(kv->key.type));
-        for (size_t k = 0; k < nnames; k++) {
-            if (!key_is(&kv->key, names[k]))
-                continue;
-            if (slots[k])
-                return fail(d, SL_ERR_PARSE, names[k], "duplicate key '%s'", names[k]);
-            slots[k] = &kv->val;
-            break;
-        }
+        size_t k = next;
+        if (k >= nnames || !key_is(&kv->key, names[k], lens[k]))
+            for (k = 0; k < nnames && !key_is(&kv->key, names[k], lens[k]); k++)
+                ;
+        if (k == nnames)
+            continue;
+        if (slots[k])
+            return fail(d, SL_ERR_PARSE, names[k], "duplicate key '%s'", names[k]);
+        slots[k] = &kv->val;
+        next = k + 1;
     }
     return 0;
 }

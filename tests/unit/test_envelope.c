@@ -383,6 +383,55 @@ static void test_envelope_ignores_unknown_keys(void **state) {
     msgpack_sbuffer_destroy(&sb);
 }
 
+/* Keys in any order: each string field carries its own key name, so a key matched to the
+ * wrong field shows. The decoder tries the encoder's order first; this is the other path. */
+static void test_envelope_decodes_keys_in_any_order(void **state) {
+    (void)state;
+    for (int reversed = 0; reversed <= 1; reversed++) {
+        msgpack_sbuffer sb;
+        msgpack_packer pk;
+        msgpack_sbuffer_init(&sb);
+        msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+        msgpack_pack_map(&pk, NREQ);
+        for (size_t j = 0; j < NREQ; j++) {
+            const struct key *k = &request_keys[reversed ? NREQ - 1 - j : j];
+            pk_cstr(&pk, k->name);
+            if (k->kind == K_STR)
+                pk_cstr(&pk, k->name);
+            else if (strcmp(k->name, "deadline_ms") == 0)
+                msgpack_pack_int64(&pk, 2000);
+            else
+                pack_value(&pk, k);
+        }
+        struct sl_envelope_limits lim = limits();
+        struct sl_envelope_request r;
+        assert_int_equal(sl_envelope_decode_request(sb.data, sb.size, &lim, &r, NULL), 0);
+        struct {
+            struct sl_str got;
+            const char *want;
+        } strs[] = {{r.id, "id"},
+                    {r.method, "method"},
+                    {r.path, "path"},
+                    {r.resource, "resource"},
+                    {r.source_ip, "source_ip"},
+                    {r.user_agent, "user_agent"},
+                    {r.api_key_id, "api_key_id"},
+                    {r.stage, "stage"},
+                    {r.trace, "trace"}};
+        for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++) {
+            assert_int_equal(strs[i].got.len, strlen(strs[i].want));
+            assert_memory_equal(strs[i].got.p, strs[i].want, strs[i].got.len);
+        }
+        assert_int_equal(r.received_ms, 1000);
+        assert_int_equal(r.deadline_ms, 2000);
+        assert_int_equal(r.headers.n, 1);
+        assert_int_equal(r.path_params.n, 1);
+        assert_int_equal(r.body.len, 1);
+        sl_envelope_request_free(&r);
+        msgpack_sbuffer_destroy(&sb);
+    }
+}
+
 static void test_envelope_rejects_version_2(void **state) {
     (void)state;
     struct sl_envelope_request in = sample_request();
@@ -615,6 +664,7 @@ int main(void) {
         cmocka_unit_test(test_envelope_rejects_version_2),
         cmocka_unit_test(test_envelope_version_is_checked_before_missing_keys),
         cmocka_unit_test(test_envelope_rejects_duplicate_keys),
+        cmocka_unit_test(test_envelope_decodes_keys_in_any_order),
         cmocka_unit_test(test_envelope_rejects_status_outside_100_to_599),
         cmocka_unit_test(test_envelope_enforces_size_limits),
         cmocka_unit_test(test_envelope_rejects_more_than_500_headers_by_default),
