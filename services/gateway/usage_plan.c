@@ -488,11 +488,18 @@ static void w_bytes(struct hdr_writer *w, const char *p, size_t n) {
     w->used += n;
 }
 
-#define W_LIT(w, lit) w_bytes((w), (lit), sizeof(lit) - 1)
-
 static void w_uint(struct hdr_writer *w, uint64_t v) {
     char d[SL_U64_DEC_MAX];
     w_bytes(w, d, sl_u64_dec(d, v));
+}
+
+/* One list item: `<head><a><mid><b>`, e.g. "burst";q=2000;w=2. */
+static void w_item(struct hdr_writer *w, const char *head, uint64_t a, const char *mid,
+                   uint64_t b) {
+    w_bytes(w, head, strlen(head));
+    w_uint(w, a);
+    w_bytes(w, mid, strlen(mid));
+    w_uint(w, b);
 }
 
 /* Ends the value being written as header `name`; SL_ERR_TOO_LARGE if it did not fit. */
@@ -526,38 +533,22 @@ int gw_usage_headers(const struct sl_plan *plan, const struct gw_usage_decision 
         double bw = ceil(burst / plan->rate);
         burst_w = bw < 1 ? 1 : (bw > UINT32_MAX ? UINT32_MAX : (uint32_t)bw);
     }
+    const char *sep = throttle && quota ? ", " : "";
     if (throttle || quota) {
-        if (throttle) {
-            W_LIT(&w, "\"burst\";q=");
-            w_uint(&w, (uint64_t)burst);
-            W_LIT(&w, ";w=");
-            w_uint(&w, burst_w);
-        }
-        if (throttle && quota)
-            W_LIT(&w, ", ");
-        if (quota) {
-            W_LIT(&w, "\"quota\";q=");
-            w_uint(&w, plan->quota_limit);
-            W_LIT(&w, ";w=");
-            w_uint(&w, period_seconds(plan->quota_period));
-        }
+        if (throttle)
+            w_item(&w, "\"burst\";q=", (uint64_t)burst, ";w=", burst_w);
+        w_bytes(&w, sep, strlen(sep));
+        if (quota)
+            w_item(&w, "\"quota\";q=", plan->quota_limit,
+                   ";w=", period_seconds(plan->quota_period));
         rc = W_HEADER(&w, "RateLimit-Policy");
     }
     if (rc == 0 && known && (throttle || quota)) {
-        if (throttle) {
-            W_LIT(&w, "\"burst\";r=");
-            w_uint(&w, d->tokens_remaining);
-            W_LIT(&w, ";t=");
-            w_uint(&w, d->tokens_full_s);
-        }
-        if (throttle && quota)
-            W_LIT(&w, ", ");
-        if (quota) {
-            W_LIT(&w, "\"quota\";r=");
-            w_uint(&w, d->quota_remaining);
-            W_LIT(&w, ";t=");
-            w_uint(&w, d->quota_reset_s);
-        }
+        if (throttle)
+            w_item(&w, "\"burst\";r=", d->tokens_remaining, ";t=", d->tokens_full_s);
+        w_bytes(&w, sep, strlen(sep));
+        if (quota)
+            w_item(&w, "\"quota\";r=", d->quota_remaining, ";t=", d->quota_reset_s);
         rc = W_HEADER(&w, "RateLimit");
     }
     if (rc == 0 && (d->outcome == GW_USAGE_THROTTLED || d->outcome == GW_USAGE_QUOTA_EXCEEDED ||
