@@ -43,6 +43,12 @@ def build_dir():
 
 
 @pytest.fixture(scope="session")
+def stack_dir():
+    """Where scripts/stack keeps the components' files (Kafka's log segments: kafka/data)."""
+    return pathlib.Path(STACK["SLUICE_STACK_DIR"])
+
+
+@pytest.fixture(scope="session")
 def kafka_bootstrap():
     return STACK["SLUICE_KAFKA_BOOTSTRAP_SERVERS"]
 

@@ -60,7 +60,7 @@ def env(build_dir, kafka_bootstrap, tmp_path_factory):
     """One gateway (index 0) with a fake worker on a fresh set of topics, and a keys file."""
     tmp = tmp_path_factory.mktemp("gateway")
     prefix = new_prefix()
-    create_topics(kafka_bootstrap, prefix)
+    create_topics(kafka_bootstrap, prefix, audit_partitions=6)  # as many as sluicectl creates
     keys = {}
     for name, extra in [("ok", {}), ("second", {}), ("disabled", {"enabled": False}),
                         ("expired", {"expires": "2020-01-01T00:00:00Z"}),
@@ -369,6 +369,48 @@ def test_audit_records_one_line_per_request_with_the_design_fields(env, kafka_bo
     assert re.match(r"^[0-9a-f]{32}$", ok["trace_id"]) and ok["latency_ms"] >= 0
     assert re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$", ok["timestamp"])
     assert (no["status"], no["error"], no["api_key_id"]) == (403, "forbidden", None)
+
+
+def _batch_codecs(log_file):
+    """The compression codec of every record batch in a Kafka log segment (v2 batch header:
+    base offset 8, length 4, leader epoch 4, magic 1, crc 4, attributes 2; codec = attributes & 7)."""
+    data, codecs, pos = log_file.read_bytes(), [], 0
+    while pos + 23 <= len(data):
+        length = int.from_bytes(data[pos + 8:pos + 12], "big")
+        if length == 0 or pos + 12 + length > len(data):
+            break
+        assert data[pos + 16] == 2, "record batch magic"
+        codecs.append(int.from_bytes(data[pos + 21:pos + 23], "big") & 7)
+        pos += 12 + length
+    return codecs
+
+
+def test_audit_records_go_lz4_compressed_to_one_partition_per_window(env, kafka_bootstrap, stack_dir):
+    """docs/gateway.md, Kafka: audit records of a 100 ms window share a partition (the key alone
+    would spread 20 requests over the module's 6 audit partitions), and the batches the broker
+    stores are LZ4 (codec 3)."""
+    gw = env["gw"]
+    start = time.monotonic()
+    with concurrent.futures.ThreadPoolExecutor(20) as pool:
+        rs = list(pool.map(lambda i: call(gw, f"/sticky-audit/{i}", None), range(20)))
+    elapsed = time.monotonic() - start
+    ids = {r.headers["x-amzn-RequestId"] for r in rs}
+    assert [r.status_code for r in rs] == [403] * 20
+    # An interval of `elapsed` seconds touches at most floor(elapsed / 0.1) + 2 windows.
+    windows = int(elapsed / 0.1) + 2
+    assert windows <= 3, f"the burst took {elapsed:.3f} s: too slow to say anything"
+    parts, deadline = {}, time.monotonic() + 10
+    while time.monotonic() < deadline and len(parts) < len(ids):
+        for m in consume_all(kafka_bootstrap, env["prefix"] + "audit"):
+            rid = json.loads(m.value())["request_id"]
+            if rid in ids:
+                parts[rid] = m.partition()
+    assert set(parts) == ids
+    assert len(set(parts.values())) <= windows, parts
+    data_dir = stack_dir / "kafka" / "data"
+    codecs = [c for d in data_dir.glob(env["prefix"] + "audit-*") for f in d.glob("*.log")
+              for c in _batch_codecs(f)]
+    assert codecs and set(codecs) == {3}, codecs
 
 
 def test_no_key_value_appears_in_logs_metrics_audit_or_kafka(env, kafka_bootstrap):
