@@ -201,6 +201,10 @@ struct sl_kafka_producer {
     int in_drain;       /* rd_kafka_poll is running callbacks */
     int close_deferred; /* close was called from one of them */
     int flush_timeout_ms;
+    /* delivery.report.only.error: messages are not tracked, a loss goes to failure_cb. */
+    int errors_only;
+    sl_kafka_delivery_cb failure_cb;
+    void *failure_opaque;
     uint64_t deadline_ns;
     sl_kafka_close_cb close_cb;
     void *close_data;
@@ -243,8 +247,13 @@ static void producer_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *op
     struct sl_kafka_producer *p = opaque;
     struct dr *d = m->_private;
     (void)rk;
-    if (!d)
+    if (!d) {
+        /* An untracked message of an errors-only producer: only failures come here. */
+        if (m->err && p->failure_cb)
+            p->failure_cb(SL_ERR_KAFKA, m->err, m->partition, RD_KAFKA_OFFSET_INVALID,
+                          p->failure_opaque);
         return;
+    }
     sl_kafka_delivery_cb cb = d->cb;
     void *cb_opaque = d->opaque;
     dr_put(p, d);
@@ -370,6 +379,11 @@ int sl_kafka_producer_new(uv_loop_t *loop, const char *const *props, struct sl_k
         free(p);
         return rc;
     }
+    char only_error[8];
+    size_t only_error_len = sizeof only_error;
+    p->errors_only = rd_kafka_conf_get(conf, "delivery.report.only.error", only_error,
+                                       &only_error_len) == RD_KAFKA_CONF_OK &&
+                     strcmp(only_error, "true") == 0;
     rd_kafka_conf_set_opaque(conf, p);
     rd_kafka_conf_set_dr_msg_cb(conf, producer_dr_cb);
     rd_kafka_conf_set_error_cb(conf, producer_error_cb);
@@ -455,13 +469,17 @@ int sl_kafka_produce(struct sl_kafka_producer *p, const char *topic, int32_t par
         *kerr_out = RD_KAFKA_RESP_ERR_NO_ERROR;
     if (!p || !topic || (nheaders && !headers))
         return -EINVAL;
+    if (p->errors_only && (cb || opaque))
+        return -EINVAL; /* its successes are never reported: a callback could not be kept */
     if (p->closing)
         return SL_ERR_CLOSED;
-    struct dr *d = dr_get(p);
-    if (!d)
-        return -ENOMEM;
-    d->cb = cb;
-    d->opaque = opaque;
+    struct dr *d = NULL;
+    if (!p->errors_only) {
+        if (!(d = dr_get(p)))
+            return -ENOMEM;
+        d->cb = cb;
+        d->opaque = opaque;
+    }
 
     rd_kafka_headers_t *hdrs = NULL;
     if (nheaders) {
@@ -479,7 +497,8 @@ int sl_kafka_produce(struct sl_kafka_producer *p, const char *topic, int32_t par
             free(name);
             if (hdrs)
                 rd_kafka_headers_destroy(hdrs);
-            dr_put(p, d);
+            if (d)
+                dr_put(p, d);
             return -ENOMEM;
         }
         if (p->rkt)
@@ -513,13 +532,21 @@ int sl_kafka_produce(struct sl_kafka_producer *p, const char *topic, int32_t par
         /* On failure the headers stay ours (librdkafka takes them only on success). */
         if (hdrs)
             rd_kafka_headers_destroy(hdrs);
-        dr_put(p, d);
+        if (d)
+            dr_put(p, d);
         if (kerr_out)
             *kerr_out = kerr;
         return SL_ERR_KAFKA;
     }
-    p->outstanding++;
+    if (d)
+        p->outstanding++;
     return 0;
+}
+
+void sl_kafka_producer_set_failure_cb(struct sl_kafka_producer *p, sl_kafka_delivery_cb cb,
+                                      void *opaque) {
+    p->failure_cb = cb;
+    p->failure_opaque = opaque;
 }
 
 size_t sl_kafka_producer_outstanding(const struct sl_kafka_producer *p) {

@@ -43,15 +43,14 @@ static void put_cstr(struct sl_buf *b, const char *key, size_t keylen, const cha
     put_str(b, key, keylen, s, s ? strlen(s) : 0);
 }
 
-static void on_audit_delivery(int err, rd_kafka_resp_err_t kerr, int32_t partition, int64_t offset,
-                              void *opaque) {
+void gw_audit_on_lost(int err, rd_kafka_resp_err_t kerr, int32_t partition, int64_t offset,
+                      void *opaque) {
+    (void)err;
     (void)partition;
     (void)offset;
     struct gw_gateway *g = opaque;
-    if (err < 0) {
-        sl_counter_inc(g->m.audit_errors);
-        SL_ERROR("audit record lost: %s", rd_kafka_err2str(kerr));
-    }
+    sl_counter_inc(g->m.audit_errors);
+    SL_ERROR("audit record lost: %s", rd_kafka_err2str(kerr));
 }
 
 static void produce(struct gw_gateway *g, const char *id, struct sl_buf *rec) {
@@ -59,7 +58,7 @@ static void produce(struct gw_gateway *g, const char *id, struct sl_buf *rec) {
     if (!g->audit_producer)
         return;
     if (sl_kafka_produce(g->audit_producer, g->topic_audit, RD_KAFKA_PARTITION_UA, id, strlen(id),
-                         rec->data, rec->len, NULL, 0, on_audit_delivery, g, &kerr) < 0) {
+                         rec->data, rec->len, NULL, 0, NULL, NULL, &kerr) < 0) {
         sl_counter_inc(g->m.audit_errors);
         SL_ERROR("audit record not queued: %s", rd_kafka_err2str(kerr));
     }

@@ -190,6 +190,9 @@ void gw_await_end(struct gw_req *r);
 void gw_replies_on_message(const struct sl_kafka_message *msg, void *opaque);
 
 /* audit.c: one record per HTTP request, produced without waiting. */
+/* The audit producer reports only lost records (delivery.report.only.error): counted, logged. */
+void gw_audit_on_lost(int err, rd_kafka_resp_err_t kerr, int32_t partition, int64_t offset,
+                      void *opaque);
 void gw_audit_request(struct gw_gateway *g, const struct gw_req *r,
                       const struct sl_http_request *http, size_t bytes_in);
 void gw_audit_server_error(struct gw_gateway *g, const struct sl_http_error_response *resp,

@@ -413,6 +413,30 @@ def test_audit_records_go_lz4_compressed_to_one_partition_per_window(env, kafka_
     assert codecs and set(codecs) == {3}, codecs
 
 
+def test_audit_record_the_broker_refuses_is_counted_and_logged(build_dir, kafka_bootstrap, tmp_path):
+    """The audit producer hears only of losses (docs/gateway.md, Kafka): an audit topic whose
+    max.message.bytes no batch fits makes every record fail, and each one is counted in
+    sluice_gateway_audit_errors_total and logged, while the answers go out as before."""
+    prefix = new_prefix()
+    create_topics(kafka_bootstrap, prefix, audit_partitions=1, audit_config={"max.message.bytes": "64"})
+    keys_file = tmp_path / "keys.json"
+    write_keys_file(keys_file, [], PLANS)
+    gw = Gateway(build_dir, tmp_path, kafka_bootstrap, prefix, keys_file).start()
+    try:
+        assert gw.metric("sluice_gateway_audit_errors_total") == 0
+        for i in range(3):
+            assert call(gw, f"/refused/{i}", None).status_code == 403
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and gw.metric("sluice_gateway_audit_errors_total") < 3:
+            time.sleep(0.1)
+        assert gw.metric("sluice_gateway_audit_errors_total") == 3
+        assert gw.log_text().count("audit record lost: Broker: Message size too large") == 3
+        assert call(gw, "/refused/after", None).status_code == 403
+    finally:
+        assert gw.stop() == 0, gw.log_text()[-3000:]
+    assert list(consume_all(kafka_bootstrap, prefix + "audit")) == []
+
+
 def test_no_key_value_appears_in_logs_metrics_audit_or_kafka(env, kafka_bootstrap):
     gw = env["gw"]
     secrets_ = [k["value"] for k in env["keys"].values()]

@@ -262,6 +262,55 @@ static void test_injected_produce_error_reaches_callback_on_loop_thread(void **s
     mock_stop(&m);
 }
 
+/* delivery.report.only.error: a delivered message wakes nobody, a lost one reaches the failure
+ * callback on the loop thread; per-message callbacks are refused, nothing is counted. */
+static void test_errors_only_producer_reports_losses_alone(void **state) {
+    (void)state;
+    struct mock m;
+    mock_start(&m, 1);
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    char err[SL_KAFKA_ERRSTR_LEN];
+    const char *const props[] = {"bootstrap.servers", m.bootstrap, "delivery.report.only.error",
+                                 "true", NULL};
+    struct sl_kafka_producer *p;
+    assert_int_equal(sl_kafka_producer_new(&loop, props, &p, err, sizeof err), 0);
+    struct delivery lost = {0};
+    sl_kafka_producer_set_failure_cb(p, on_delivery, &lost);
+    struct delivery d = {0};
+    assert_int_equal(sl_kafka_produce(p, TOPIC, 0, "k", 1, "v", 1, NULL, 0, on_delivery, &d, NULL),
+                     -EINVAL);
+
+    assert_int_equal(sl_kafka_produce(p, TOPIC, 0, "k", 1, "ok", 2, NULL, 0, NULL, NULL, NULL), 0);
+    assert_int_equal(sl_kafka_producer_outstanding(p), 0);
+    rd_kafka_t *rk = sl_kafka_producer_handle(p);
+    uint64_t end = uv_hrtime() + (uint64_t)WAIT_MS * 1000000u;
+    while (rd_kafka_outq_len(rk) > 0 && uv_hrtime() < end)
+        uv_run(&loop, UV_RUN_NOWAIT);
+    assert_int_equal(rd_kafka_outq_len(rk), 0); /* delivered, and no report came */
+    assert_int_equal(lost.done, 0);
+
+    rd_kafka_mock_push_request_errors(m.mc, APIKEY_PRODUCE, 1,
+                                      RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED);
+    assert_int_equal(sl_kafka_produce(p, TOPIC, 0, "k", 1, "bad", 3, NULL, 0, NULL, NULL, NULL), 0);
+    assert_true(run_until(&loop, &lost.done, WAIT_MS));
+    assert_int_equal(lost.done, 1);
+    assert_int_equal(lost.err, SL_ERR_KAFKA);
+    assert_int_equal(lost.kerr, RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED);
+    assert_int_equal(lost.partition, 0);
+    assert_int_equal(lost.offset, RD_KAFKA_OFFSET_INVALID);
+    assert_true(pthread_equal(lost.thread, pthread_self()));
+    assert_int_equal(sl_kafka_producer_outstanding(p), 0);
+
+    int closed = 0;
+    sl_kafka_producer_close(p, 1000, on_closed, &closed);
+    loop_finish(&loop);
+    assert_int_equal(closed, 1);
+    assert_int_equal(lost.done, 1);
+    assert_int_equal(d.done, 0);
+    mock_stop(&m);
+}
+
 static void test_full_queue_fails_synchronously_without_callback(void **state) {
     (void)state;
     uv_loop_t loop;
@@ -500,6 +549,7 @@ int main(void) {
         cmocka_unit_test(test_unknown_property_is_rejected_with_its_name),
         cmocka_unit_test(test_roundtrip_keeps_order_keys_and_headers),
         cmocka_unit_test(test_injected_produce_error_reaches_callback_on_loop_thread),
+        cmocka_unit_test(test_errors_only_producer_reports_losses_alone),
         cmocka_unit_test(test_full_queue_fails_synchronously_without_callback),
         cmocka_unit_test(test_close_flushes_messages_still_lingering),
         cmocka_unit_test(test_broker_down_is_reported_as_state_and_error),

@@ -89,6 +89,12 @@ int sl_kafka_producer_new(uv_loop_t *loop, const char *const *props, struct sl_k
  * cb (may be NULL) runs later on the loop thread; on failure returns SL_ERR_KAFKA (the
  * librdkafka code is in *kerr_out when non-NULL: e.g. __QUEUE_FULL, __UNKNOWN_TOPIC,
  * MSG_SIZE_TOO_LARGE), SL_ERR_CLOSED after close, and cb never runs.
+ *
+ * A producer made with "delivery.report.only.error" "true" among its props reports losses
+ * only: librdkafka frees a delivered message on its own thread, and the loop is woken for a
+ * message only when it is lost, through the callback of sl_kafka_producer_set_failure_cb.
+ * Its messages take no cb and no opaque (-EINVAL otherwise) and are not counted by
+ * sl_kafka_producer_outstanding; close still flushes them and reports the purged ones.
  */
 int sl_kafka_produce(struct sl_kafka_producer *p, const char *topic, int32_t partition,
                      const void *key, size_t keylen, const void *value, size_t vlen,
@@ -101,6 +107,11 @@ int sl_kafka_produce(struct sl_kafka_producer *p, const char *topic, int32_t par
  * behind an in-flight request can share a batch. 0 restores librdkafka's key hashing.
  */
 void sl_kafka_producer_set_sticky(struct sl_kafka_producer *p, int window_ms, uint64_t seed);
+
+/* The callback for lost messages of a producer that reports only errors (see
+ * sl_kafka_produce), run on the loop thread with the offset RD_KAFKA_OFFSET_INVALID. */
+void sl_kafka_producer_set_failure_cb(struct sl_kafka_producer *p, sl_kafka_delivery_cb cb,
+                                      void *opaque);
 
 /* Messages accepted but not yet reported (queued, in flight, or report not yet served). */
 size_t sl_kafka_producer_outstanding(const struct sl_kafka_producer *p);
