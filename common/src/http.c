@@ -1096,6 +1096,26 @@ static void flush_soon(struct http_conn *c) {
     }
 }
 
+/*
+ * uv_try_write, with send(2) for write(2): the socket needs none of the file layer write(2)
+ * goes through first (position lock, permission and notify hooks), about 2 % of the gateway's
+ * time per answer in perf. Only called with libuv's write queue empty, as uv_try_write is.
+ */
+static ssize_t try_send(struct http_conn *c, const char *p, size_t len) {
+    uv_os_fd_t fd;
+    if (uv_fileno(&c->h.handle, &fd) < 0) {
+        uv_buf_t b = uv_buf_init((char *)p, (unsigned int)len);
+        return uv_try_write(&c->h.stream, &b, 1);
+    }
+    ssize_t n;
+    do
+        n = send(fd, p, len, MSG_DONTWAIT | MSG_NOSIGNAL);
+    while (n < 0 && errno == EINTR);
+    if (n >= 0)
+        return n;
+    return errno == EAGAIN || errno == EWOULDBLOCK ? UV_EAGAIN : uv_translate_sys_error(errno);
+}
+
 /* Writes finished responses from the head of the queue, strictly in request order. */
 static void conn_flush(struct http_conn *c) {
     static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
@@ -1124,8 +1144,7 @@ static void conn_flush(struct http_conn *c) {
          * skip the write request and its deferred callback. */
         size_t done = 0;
         if (c->nwriting == 0 && c->h.stream.write_queue_size == 0) {
-            uv_buf_t b = uv_buf_init(r->out.data, (unsigned int)r->out.len);
-            int n = uv_try_write(&c->h.stream, &b, 1);
+            ssize_t n = try_send(c, r->out.data, r->out.len);
             if (n < 0 && n != UV_EAGAIN) {
                 req_release(c->server, r);
                 conn_close(c);
