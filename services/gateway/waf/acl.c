@@ -422,6 +422,7 @@ static bool transformations(struct loader *L, const cJSON *st, const char *path,
         tx->t[at] = (uint8_t)t;
         tx->n = i + 1;
     }
+    gw_waf_tx_seal(tx);
     return ok;
 }
 

@@ -55,6 +55,8 @@ enum {
     F_STAR = 1 << 5,
     F_SLASH = 1 << 6,
     F_UPPER = 1 << 7,
+    F_ALWAYS = 1 << 8, /* acts on any value */
+    F_SEALED = 1 << 9, /* gw_waf_tx_list.acts_on is filled in */
 };
 
 static const uint8_t byte_feature[256] = {
@@ -67,34 +69,46 @@ static const uint8_t byte_feature[256] = {
     ['X'] = F_UPPER, ['Y'] = F_UPPER, ['Z'] = F_UPPER,
 };
 
-/* Whether transformation t can change a value holding the bytes `have` (features_of). */
-static bool may_change(enum gw_waf_tx t, uint8_t have) {
+/* The bytes (features_of) without which transformation t leaves a value as it is. */
+static unsigned acts_on(enum gw_waf_tx t) {
     switch (t) {
     case GW_TX_NONE:
-        return false;
+        return 0;
     case GW_TX_URL_DECODE:
     case GW_TX_URL_DECODE_UNI:
-        return have & (F_PCT | F_PLUS);
+        return F_PCT | F_PLUS;
     case GW_TX_HTML_ENTITY_DECODE:
-        return have & F_AMP;
+        return F_AMP;
     case GW_TX_JS_DECODE:
     case GW_TX_CSS_DECODE:
     case GW_TX_ESCAPE_SEQ_DECODE:
-        return have & F_BSL;
+        return F_BSL;
     case GW_TX_REMOVE_NULLS:
     case GW_TX_REPLACE_NULLS:
-        return have & F_NUL;
+        return F_NUL;
     case GW_TX_REPLACE_COMMENTS:
-        return have & F_STAR;
+        return F_STAR;
     case GW_TX_NORMALIZE_PATH:
-        return have & F_SLASH;
+        return F_SLASH;
     case GW_TX_NORMALIZE_PATH_WIN:
-        return have & (F_SLASH | F_BSL);
+        return F_SLASH | F_BSL;
     case GW_TX_LOWERCASE:
-        return have & F_UPPER;
+        return F_UPPER;
     default:
-        return true; /* the others (base64, hex, white space, ...) always run */
+        return F_ALWAYS; /* the others (base64, hex, white space, ...) always run */
     }
+}
+
+/* Whether transformation t can change a value holding the bytes `have` (features_of). */
+static bool may_change(enum gw_waf_tx t, uint8_t have) {
+    return acts_on(t) & (have | F_ALWAYS);
+}
+
+void gw_waf_tx_seal(struct gw_waf_tx_list *tx) {
+    unsigned m = F_SEALED;
+    for (size_t i = 0; i < tx->n; i++)
+        m |= acts_on((enum gw_waf_tx)tx->t[i]);
+    tx->acts_on = (uint16_t)m;
 }
 
 static uint8_t features_of(const char *p, size_t n) {
@@ -122,13 +136,16 @@ static bool check_value(struct gw_waf_ctx *c, const struct gw_waf_stmt *s, gw_wa
     const struct gw_waf_tx_list *tx = &s->tx;
     if (tx->n == 0 || (tx->n == 1 && tx->t[0] == GW_TX_NONE))
         return fn(s, p, n);
+    /* Only bytes that stay put for the request are remembered (not a scratch buffer's). */
+    uint8_t have = stable ? request_features(c, p, n) : features_of(p, n);
+    /* The common case, a value none of the list's transformations would touch: as it is. */
+    if ((tx->acts_on & F_SEALED) && !(tx->acts_on & (have | F_ALWAYS)))
+        return fn(s, p, n);
     if (!grow(c->scr, n + 1))
         return fn(s, p, n); /* out of memory: inspect the raw value rather than nothing */
     const char *in = p;
     char *bufs[2] = {c->scr->a, c->scr->b};
     int which = 0;
-    /* Only bytes that stay put for the request are remembered (not a scratch buffer's). */
-    uint8_t have = stable ? request_features(c, p, n) : features_of(p, n);
     for (size_t i = 0; i < tx->n; i++) {
         if (!may_change((enum gw_waf_tx)tx->t[i], have))
             continue;

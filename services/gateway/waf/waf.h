@@ -87,6 +87,9 @@ struct gw_waf_field {
 struct gw_waf_tx_list {
     size_t n;
     uint8_t t[GW_WAF_MAX_TRANSFORMS];
+    /* gw_waf_tx_seal: the kinds of byte some transformation of the list acts on (fields.c);
+     * 0 until sealed, and an unsealed list is run transformation by transformation. */
+    uint16_t acts_on;
 };
 
 enum gw_waf_stmt_kind {
@@ -306,6 +309,8 @@ struct gw_waf_ctx {
     } feat[16];
 };
 
+/* fields.c: fills tx->acts_on, once the list is complete. */
+void gw_waf_tx_seal(struct gw_waf_tx_list *tx);
 /* fields.c: calls `fn` on every (transformed) value the field yields until it returns true.
  * Returns true when some value matched (or the oversize handling says MATCH). */
 typedef bool (*gw_waf_value_fn)(const struct gw_waf_stmt *s, const char *p, size_t n);

@@ -668,6 +668,71 @@ static void test_every_transformation_has_wafv2_semantics(void **state) {
     TX(GW_TX_ESCAPE_SEQ_DECODE, "a\\tb\\x41\\101\\\\", "a\tbAA\\");
 }
 
+/*
+ * A statement runs a transformation whenever it could change the value: each value below is
+ * changed by its transformation (its length with it), and a size constraint on the transformed
+ * length must see the change. The evaluator skips transformations by the kinds of byte they act
+ * on (percent signs, upper case, ...); the ones that act on any value must always run.
+ */
+static void test_transformations_run_on_every_value_they_change(void **state) {
+    (void)state;
+    static const struct {
+        enum gw_waf_tx t;
+        const char *in;
+    } cases[] = {
+        {GW_TX_URL_DECODE, "a%20b"},
+        {GW_TX_URL_DECODE_UNI, "%u003cx"},
+        {GW_TX_HTML_ENTITY_DECODE, "&lt;x"},
+        {GW_TX_COMPRESS_WHITE_SPACE, "a  \t b"},
+        {GW_TX_CMD_LINE, "c^:x"},
+        {GW_TX_NORMALIZE_PATH, "/a//b"},
+        {GW_TX_NORMALIZE_PATH_WIN, "\\a\\\\b"},
+        {GW_TX_REPLACE_COMMENTS, "a/*x*/b"},
+        {GW_TX_JS_DECODE, "\\x41b"},
+        {GW_TX_CSS_DECODE, "\\41 b"},
+        {GW_TX_BASE64_DECODE, "PHNjcmlwdD4="},
+        {GW_TX_BASE64_DECODE_EXT, "PHNj.cmlw dD4"},
+        {GW_TX_HEX_DECODE, "3c7363726970743e"},
+        {GW_TX_SQL_HEX_DECODE, "select 0x61646d696e"},
+        {GW_TX_ESCAPE_SEQ_DECODE, "a\\tb"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char out[64], acl[512], header[64];
+        size_t n = strlen(cases[i].in), got = gw_waf_transform(cases[i].t, cases[i].in, n, out);
+        if (got == n)
+            fprintf(stderr, "%s keeps the length of \"%s\"\n", gw_waf_tx_names[cases[i].t],
+                    cases[i].in);
+        assert_true(got != n); /* the case must change the length */
+        snprintf(acl, sizeof acl,
+                 ONE_RULE("{'SizeConstraintStatement':{'FieldToMatch':{'SingleHeader':{'Name':"
+                          "'x-t'}},'ComparisonOperator':'EQ','Size':%zu,'TextTransformations':[{"
+                          "'Priority':0,'Type':'%s'}]}}"),
+                 got, gw_waf_tx_names[cases[i].t]);
+        snprintf(header, sizeof header, "X-T: %s", cases[i].in);
+        struct gw_waf *w = open_acl(acl);
+        if (!blocks(w, "GET", "/", NULL, header)) {
+            fprintf(stderr, "%s did not run on \"%s\"\n", gw_waf_tx_names[cases[i].t], cases[i].in);
+            fail();
+        }
+        gw_waf_free(w);
+    }
+    /* The same length: byte matches. LOWERCASE runs on upper case letters. */
+    struct gw_waf *w = open_acl(ONE_RULE(
+        "{'ByteMatchStatement':{'SearchString':'select','FieldToMatch':{'SingleHeader':{'Name':"
+        "'x-t'}},'PositionalConstraint':'EXACTLY','TextTransformations':[{'Priority':0,'Type':"
+        "'LOWERCASE'}]}}"));
+    assert_true(blocks(w, "GET", "/", NULL, "X-T: SeLeCT"));
+    assert_false(blocks(w, "GET", "/", NULL, "X-T: delete"));
+    gw_waf_free(w);
+    /* And URL_DECODE on a '+' alone. */
+    w = open_acl(ONE_RULE(
+        "{'ByteMatchStatement':{'SearchString':'a b','FieldToMatch':{'SingleHeader':{'Name':"
+        "'x-t'}},'PositionalConstraint':'EXACTLY','TextTransformations':[{'Priority':0,'Type':"
+        "'URL_DECODE'}]}}"));
+    assert_true(blocks(w, "GET", "/", NULL, "X-T: a+b"));
+    gw_waf_free(w);
+}
+
 static void test_transformations_apply_in_priority_order(void **state) {
     (void)state;
     /* LOWERCASE (priority 0) then URL_DECODE (priority 1): %4A decodes to 'J' after lowering. */
@@ -1287,6 +1352,7 @@ int main(void) {
         cmocka_unit_test(test_body_inspection_stops_at_16_kib_and_applies_oversize_handling),
         cmocka_unit_test(test_json_body_inspects_keys_or_values),
         cmocka_unit_test(test_every_transformation_has_wafv2_semantics),
+        cmocka_unit_test(test_transformations_run_on_every_value_they_change),
         cmocka_unit_test(test_transformations_apply_in_priority_order),
         cmocka_unit_test(test_block_with_custom_response_carries_status_body_and_headers),
         cmocka_unit_test(test_allow_terminates_before_later_blocks),
