@@ -120,7 +120,9 @@ static uint8_t features_of(const char *p, size_t n) {
 
 /* features_of for a value of the request itself, remembered for the statements that follow. */
 static uint8_t request_features(struct gw_waf_ctx *c, const char *p, size_t n) {
-    size_t slot = (((uintptr_t)p >> 2) ^ n) % (sizeof c->feat / sizeof c->feat[0]);
+    /* Fibonacci hashing of the address: neighbouring slices of one buffer spread apart. */
+    size_t slot = (size_t)((((uint64_t)(uintptr_t)p + n) * 0x9e3779b97f4a7c15u) >> 58);
+    _Static_assert(sizeof c->feat / sizeof c->feat[0] == 64, "the hash keeps 6 bits");
     if (c->feat[slot].p == p && c->feat[slot].n == n)
         return c->feat[slot].mask;
     uint8_t m = features_of(p, n);

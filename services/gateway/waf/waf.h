@@ -306,7 +306,7 @@ struct gw_waf_ctx {
         const char *p;
         size_t n;
         uint8_t mask;
-    } feat[16];
+    } feat[64];
 };
 
 /* fields.c: fills tx->acts_on, once the list is complete. */
