@@ -68,6 +68,46 @@ static void test_buf_json_escape_covers_quotes_controls_and_is_atomic(void **sta
     sl_buf_free(&b);
 }
 
+/* Every byte value at every position of strings longer than a word (the scan reads eight
+ * bytes at a time, then byte by byte): escaped exactly when JSON needs it, and as JSON says. */
+static void test_buf_json_escape_finds_every_byte_at_every_offset(void **state) {
+    (void)state;
+    struct sl_buf b;
+    sl_buf_init(&b, 1 << 12);
+    for (int c = 0; c < 256; c++) {
+        for (size_t len = 1; len <= 19; len++) {
+            for (size_t at = 0; at < len; at++) {
+                char in[19], want[64];
+                memset(in, 'x', sizeof in);
+                in[at] = (char)c;
+                size_t w = 0;
+                for (size_t i = 0; i < len; i++) {
+                    unsigned char x = (unsigned char)in[i];
+                    if (x == '"' || x == '\\')
+                        w += (size_t)snprintf(want + w, sizeof want - w, "\\%c", x);
+                    else if (x == '\n' || x == '\r' || x == '\t')
+                        w += (size_t)snprintf(want + w, sizeof want - w, "\\%c",
+                                              x == '\n'   ? 'n'
+                                              : x == '\r' ? 'r'
+                                                          : 't');
+                    else if (x < 0x20 || x == 0x7f)
+                        w += (size_t)snprintf(want + w, sizeof want - w, "\\u%04x", x);
+                    else
+                        want[w++] = (char)x;
+                }
+                sl_buf_reset(&b);
+                assert_int_equal(sl_buf_append_json_escaped(&b, in, len), 0);
+                if (b.len != w || memcmp(b.data, want, w) != 0) {
+                    fprintf(stderr, "byte 0x%02x at %zu of %zu: got \"%.*s\"\n", c, at, len,
+                            (int)b.len, b.data);
+                    fail();
+                }
+            }
+        }
+    }
+    sl_buf_free(&b);
+}
+
 static void test_time_formats_utc_iso8601_with_milliseconds(void **state) {
     (void)state;
     char out[32];
@@ -133,6 +173,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_buf_refuses_growth_past_its_cap_and_stays_unchanged),
         cmocka_unit_test(test_buf_json_escape_covers_quotes_controls_and_is_atomic),
+        cmocka_unit_test(test_buf_json_escape_finds_every_byte_at_every_offset),
         cmocka_unit_test(test_time_formats_utc_iso8601_with_milliseconds),
         cmocka_unit_test(test_strerror_names_sluice_and_errno_codes),
         cmocka_unit_test(test_log_writes_one_json_line_with_ids),
