@@ -88,6 +88,18 @@ static void handler(struct sl_http_request *req, void *data) {
         sl_http_respond(req, 200, h, 2, req->body, req->body_len);
         return;
     }
+    if (slice_is(req->path, "/header")) {
+        /* ?AT,BYTE: an 18-byte X-Made value of 'v' with the byte (hex) at offset AT. */
+        char v[18];
+        memset(v, 'v', sizeof v);
+        unsigned at = 0, byte = 'v';
+        if (sscanf(req->query.p, "%u,%x", &at, &byte) == 2 && at < sizeof v)
+            v[at] = (char)byte;
+        struct sl_http_header h[] = {{SL_STR("X-Made"), {v, sizeof v}},
+                                     {SL_STR("X-After"), SL_STR("kept")}};
+        sl_http_respond(req, 200, h, 2, "ok", 2);
+        return;
+    }
     char body[300];
     int len = snprintf(body, sizeof(body), "ok:%.*s", (int)req->path.len, req->path.p);
     sl_http_respond(req, 200, NULL, 0, body, (size_t)len);
@@ -856,6 +868,62 @@ static void test_nul_in_header_value_is_rejected(void **state) {
     client_close(&c);
 }
 
+/* Every control byte but HTAB, at every offset of a value longer than the scanner's eight-byte
+ * steps, gets the request refused; HTAB and bytes above 0x7f anywhere are taken. */
+static void test_control_bytes_in_header_values_are_refused_at_every_offset(void **state) {
+    struct fx *f = *state;
+    static const unsigned char refused[] = {0x01, 0x0b, 0x0d, 0x1f, 0x7f};
+    static const unsigned char taken[] = {'\t', 0x80, 0xff};
+    for (size_t at = 0; at < 18; at++) {
+        for (size_t k = 0; k < sizeof refused + sizeof taken; k++) {
+            int bad = k < sizeof refused;
+            char raw[128], v[19];
+            memset(v, 'v', 18);
+            v[18] = '\0';
+            v[at] = (char)(bad ? refused[k] : taken[k - sizeof refused]);
+            int n = snprintf(raw, sizeof raw, "GET /x HTTP/1.1\r\nHost: t\r\nX-A: %s\r\n\r\n", v);
+            struct client c;
+            client_open(&c, f->port);
+            assert_int_equal(send(c.fd, raw, (size_t)n, MSG_NOSIGNAL), n);
+            assert_int_equal(client_read(&c, 1, 3000), 1);
+            if (c.r[0].status != (bad ? 400 : 200)) {
+                fprintf(stderr, "byte 0x%02x at %zu: %d\n", (unsigned char)v[at], at,
+                        c.r[0].status);
+                fail();
+            }
+            client_close(&c);
+        }
+    }
+}
+
+/* An answer's header whose value holds a control byte other than HTAB is left out, wherever the
+ * byte is (a strict client refuses the whole answer for one); HTAB and bytes above DEL pass. */
+static void test_answer_header_values_with_line_breaks_are_left_out(void **state) {
+    struct fx *f = *state;
+    static const unsigned char dropped[] = {'\r', '\n', 0x00, 0x01, 0x1f, 0x7f};
+    static const unsigned char kept[] = {'\t', 0x80, 0xff};
+    for (size_t at = 0; at < 18; at++) {
+        for (size_t k = 0; k < sizeof dropped + sizeof kept; k++) {
+            int drop = k < sizeof dropped;
+            unsigned byte = drop ? dropped[k] : kept[k - sizeof dropped];
+            char raw[128];
+            snprintf(raw, sizeof raw, "GET /header?%zu,%x HTTP/1.1\r\nHost: t\r\n\r\n", at, byte);
+            struct client c;
+            client_open(&c, f->port);
+            client_send(&c, raw);
+            assert_int_equal(client_read(&c, 1, 3000), 1);
+            assert_int_equal(c.r[0].status, 200);
+            c.r[0].headers[c.r[0].hlen] = '\0';
+            assert_non_null(strstr(c.r[0].headers, "x-after: kept"));
+            if ((strstr(c.r[0].headers, "x-made: ") != NULL) == drop) {
+                fprintf(stderr, "byte 0x%02x at %zu: %s\n", byte, at, c.r[0].headers);
+                fail();
+            }
+            client_close(&c);
+        }
+    }
+}
+
 static void test_smuggled_request_after_conflicting_framing_is_never_handled(void **state) {
     struct fx *f = *state;
     expect_error_and_close(f,
@@ -972,6 +1040,8 @@ int main(void) {
         T(test_obs_fold_header_line_is_rejected),
         T(test_bare_lf_line_endings_are_rejected),
         T(test_nul_in_header_value_is_rejected),
+        T(test_control_bytes_in_header_values_are_refused_at_every_offset),
+        T(test_answer_header_values_with_line_breaks_are_left_out),
         T(test_smuggled_request_after_conflicting_framing_is_never_handled),
         T(test_client_disconnecting_before_async_response_cancels_safely),
         T(test_graceful_stop_completes_in_flight_request_then_closes),
