@@ -417,7 +417,9 @@ int sl_kafka_producer_new(uv_loop_t *loop, const char *const *props, struct sl_k
  * partition, so keyed messages spread by hash over 12 partitions leave nothing to batch: each
  * becomes a request of its own for the broker. Kept on one partition, the messages that wait
  * while a request is in flight go out together in the next one. Stateless (the window is the
- * monotonic clock), so it is safe on librdkafka's threads; the seed spreads replicas apart.
+ * monotonic clock), so it is safe on librdkafka's threads; the seed spreads replicas apart. The
+ * coarse clock (the kernel's tick, 1-4 ms) is plenty for windows of 10 ms and more, and is read
+ * without the time stamp counter, once per message.
  */
 static int32_t sticky_partitioner(const rd_kafka_topic_t *rkt, const void *key, size_t keylen,
                                   int32_t cnt, void *rkt_opaque, void *msg_opaque) {
@@ -427,7 +429,7 @@ static int32_t sticky_partitioner(const rd_kafka_topic_t *rkt, const void *key, 
     const struct sl_kafka_producer *p = rkt_opaque;
     if (cnt <= 0)
         return RD_KAFKA_PARTITION_UA;
-    uint64_t slot = sl_time_mono_ns() / p->sticky_ns + p->sticky_seed;
+    uint64_t slot = sl_time_mono_coarse_ns() / p->sticky_ns + p->sticky_seed;
     for (int32_t i = 0; i < cnt; i++) {
         int32_t part = (int32_t)((slot + (uint64_t)i) % (uint64_t)cnt);
         if (rd_kafka_topic_partition_available(rkt, part))

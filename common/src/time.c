@@ -17,6 +17,12 @@ uint64_t sl_time_mono_ns(void) {
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+uint64_t sl_time_mono_coarse_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
 int sl_time_format_iso8601(int64_t epoch_ms, char *out, size_t outlen) {
     time_t secs = (time_t)(epoch_ms / 1000);
     int ms = (int)(epoch_ms % 1000);

@@ -84,7 +84,7 @@ static void put_head(struct gw_gateway *g, struct sl_buf *b, int64_t ts_ms, cons
 }
 
 void gw_audit_request(struct gw_gateway *g, const struct gw_req *r,
-                      const struct sl_http_request *http, size_t bytes_in) {
+                      const struct sl_http_request *http, size_t bytes_in, uint64_t elapsed_ns) {
     struct sl_buf *b = &g->audit_buf; /* reused: the loop builds one record at a time */
     sl_buf_reset(b);
     put_head(g, b, r->received_ms, r->id);
@@ -93,7 +93,7 @@ void gw_audit_request(struct gw_gateway *g, const struct gw_req *r,
     put_str(b, KEY("path"), http->path.p, http->path.len);
     put_cstr(b, KEY("route"), r->route ? r->route->path : NULL);
     put_uint(b, KEY("status"), (uint64_t)r->status);
-    uint64_t us = (sl_time_mono_ns() - r->start_ns) / 1000;
+    uint64_t us = elapsed_ns / 1000;
     put_uint(b, KEY("latency_ms"), us / 1000);
     char frac[4] = {'.', (char)('0' + us % 1000 / 100), (char)('0' + us % 100 / 10),
                     (char)('0' + us % 10)};

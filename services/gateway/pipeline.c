@@ -161,11 +161,12 @@ static void respond(struct gw_req *r, int status, const struct sl_http_header *e
         }
     }
 
-    count_answer(g, r->route, r->status, sl_time_mono_ns() - r->start_ns);
+    uint64_t elapsed_ns = sl_time_mono_ns() - r->start_ns;
+    count_answer(g, r->route, r->status, elapsed_ns);
     if (r->cancelled)
         sl_counter_inc(g->m.cancelled);
 
-    gw_audit_request(g, r, r->http, r->http->body_len);
+    gw_audit_request(g, r, r->http, r->http->body_len, elapsed_ns);
     sl_http_respond(r->http, status, all, n, body, len);
     r->http = NULL;
     free(joined);
@@ -282,7 +283,7 @@ static enum gw_step step_api_key(struct gw_req *r) {
         return GW_NEXT;
     struct sl_str key = header_value(r->http, "x-api-key");
     struct gw_auth_result res;
-    if (gw_auth_check(r->g->auth, key.p, key.len, sl_time_now_ms(), &res) != GW_AUTH_OK) {
+    if (gw_auth_check(r->g->auth, key.p, key.len, r->received_ms, &res) != GW_AUTH_OK) {
         if (res.key_id[0]) {
             r->has_key = true;
             memcpy(r->key_id, res.key_id, sizeof r->key_id);
@@ -328,7 +329,7 @@ static enum gw_step step_usage_plan(struct gw_req *r) {
         return GW_NEXT;
     r->state = GW_REQ_USAGE;
     r->refs++;
-    if (gw_usage_check(r->g->usage, r->key_id, &r->plan, sl_time_now_ms(), on_usage, r) < 0) {
+    if (gw_usage_check(r->g->usage, r->key_id, &r->plan, r->received_ms, on_usage, r) < 0) {
         r->refs--;
         r->state = GW_REQ_PIPELINE;
         gw_respond_error(r, GW_ERR_UNAVAILABLE, NULL, 0);

@@ -108,6 +108,22 @@ static void test_buf_json_escape_finds_every_byte_at_every_offset(void **state) 
     sl_buf_free(&b);
 }
 
+/* The coarse monotonic clock is the precise one at the kernel's last tick: never ahead of it,
+ * never going back, and behind by a tick (1-10 ms; 100 ms allowed for a tick delayed on a busy
+ * virtual machine). */
+static void test_time_coarse_monotonic_follows_the_precise_clock(void **state) {
+    (void)state;
+    uint64_t last = 0;
+    for (int i = 0; i < 1000; i++) {
+        uint64_t coarse = sl_time_mono_coarse_ns();
+        uint64_t precise = sl_time_mono_ns();
+        assert_true(coarse <= precise);
+        assert_true(precise - coarse <= 100000000u);
+        assert_true(coarse >= last);
+        last = coarse;
+    }
+}
+
 static void test_time_formats_utc_iso8601_with_milliseconds(void **state) {
     (void)state;
     char out[32];
@@ -174,6 +190,7 @@ int main(void) {
         cmocka_unit_test(test_buf_refuses_growth_past_its_cap_and_stays_unchanged),
         cmocka_unit_test(test_buf_json_escape_covers_quotes_controls_and_is_atomic),
         cmocka_unit_test(test_buf_json_escape_finds_every_byte_at_every_offset),
+        cmocka_unit_test(test_time_coarse_monotonic_follows_the_precise_clock),
         cmocka_unit_test(test_time_formats_utc_iso8601_with_milliseconds),
         cmocka_unit_test(test_strerror_names_sluice_and_errno_codes),
         cmocka_unit_test(test_log_writes_one_json_line_with_ids),

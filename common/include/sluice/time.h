@@ -9,6 +9,9 @@
 int64_t sl_time_now_ms(void);
 /* Monotonic nanoseconds (CLOCK_MONOTONIC), for durations and latencies only. */
 uint64_t sl_time_mono_ns(void);
+/* The same clock at the kernel's tick resolution (CLOCK_MONOTONIC_COARSE: 1-4 ms), read
+ * without the time stamp counter: for windows of tens of milliseconds, read per message. */
+uint64_t sl_time_mono_coarse_ns(void);
 /*
  * Formats epoch milliseconds as UTC ISO-8601 with milliseconds ("2026-11-28T00:16:13.123Z")
  * into out (at least 25 bytes). Returns the length written, or a negative code.
