@@ -43,6 +43,26 @@ static void put_cstr(struct sl_buf *b, const char *key, size_t keylen, const cha
     put_str(b, key, keylen, s, s ? strlen(s) : 0);
 }
 
+/* A string the gateway made itself, of bytes that need no escape (ids, hex, an address). */
+static void put_plain(struct sl_buf *b, const char *key, size_t keylen, const char *s) {
+    if (!s) {
+        put_str(b, key, keylen, NULL, 0);
+        return;
+    }
+    sl_buf_append(b, key, keylen);
+    sl_buf_append(b, "\"", 1);
+    sl_buf_append(b, s, strlen(s));
+    sl_buf_append(b, "\"", 1);
+}
+
+int gw_audit_tail(struct gw_gateway *g) {
+    struct sl_buf *b = &g->audit_tail;
+    sl_buf_reset(b);
+    put_cstr(b, KEY("stage"), g->s->stage);
+    put_cstr(b, KEY("gateway"), g->replica);
+    return sl_buf_append_str(b, "}");
+}
+
 void gw_audit_on_lost(int err, rd_kafka_resp_err_t kerr, int32_t partition, int64_t offset,
                       void *opaque) {
     (void)err;
@@ -80,7 +100,7 @@ static void put_head(struct gw_gateway *g, struct sl_buf *b, int64_t ts_ms, cons
     put_lit(b, "{\"timestamp\":\"");
     sl_buf_append(b, g->audit_ts, 19);
     sl_buf_append(b, frac, sizeof frac);
-    put_cstr(b, KEY("request_id"), id);
+    put_plain(b, KEY("request_id"), id);
 }
 
 void gw_audit_request(struct gw_gateway *g, const struct gw_req *r,
@@ -88,7 +108,7 @@ void gw_audit_request(struct gw_gateway *g, const struct gw_req *r,
     struct sl_buf *b = &g->audit_buf; /* reused: the loop builds one record at a time */
     sl_buf_reset(b);
     put_head(g, b, r->received_ms, r->id);
-    put_cstr(b, KEY("trace_id"), r->trace_id[0] ? r->trace_id : NULL);
+    put_plain(b, KEY("trace_id"), r->trace_id[0] ? r->trace_id : NULL);
     put_str(b, KEY("method"), http->method.p, http->method.len);
     put_str(b, KEY("path"), http->path.p, http->path.len);
     put_cstr(b, KEY("route"), r->route ? r->route->path : NULL);
@@ -98,7 +118,7 @@ void gw_audit_request(struct gw_gateway *g, const struct gw_req *r,
     char frac[4] = {'.', (char)('0' + us % 1000 / 100), (char)('0' + us % 100 / 10),
                     (char)('0' + us % 10)};
     sl_buf_append(b, frac, sizeof frac);
-    put_cstr(b, KEY("source_ip"), r->client_ip[0] ? r->client_ip : NULL);
+    put_plain(b, KEY("source_ip"), r->client_ip[0] ? r->client_ip : NULL);
     const struct sl_http_header *ua = sl_http_request_header(http, "user-agent");
     put_str(b, KEY("user_agent"), ua ? ua->value.p : NULL, ua ? ua->value.len : 0);
     put_cstr(b, KEY("api_key_id"), r->has_key ? r->key_id : NULL);
@@ -117,9 +137,7 @@ void gw_audit_request(struct gw_gateway *g, const struct gw_req *r,
     put_uint(b, KEY("bytes_in"), bytes_in);
     put_uint(b, KEY("bytes_out"), r->bytes_out);
     put_cstr(b, KEY("error"), r->error_class);
-    put_cstr(b, KEY("stage"), g->s->stage);
-    put_cstr(b, KEY("gateway"), g->replica);
-    sl_buf_append_str(b, "}");
+    sl_buf_append(b, g->audit_tail.data, g->audit_tail.len);
     produce(g, r->id, b);
 }
 
@@ -135,8 +153,6 @@ void gw_audit_server_error(struct gw_gateway *g, const struct sl_http_error_resp
                          "\"plan\":null,\"waf\":null,\"bytes_in\":null");
     put_uint(b, KEY("bytes_out"), resp->body.len);
     put_cstr(b, KEY("error"), resp->kind);
-    put_cstr(b, KEY("stage"), g->s->stage);
-    put_cstr(b, KEY("gateway"), g->replica);
-    sl_buf_append_str(b, "}");
+    sl_buf_append(b, g->audit_tail.data, g->audit_tail.len);
     produce(g, request_id, b);
 }

@@ -83,6 +83,9 @@ int gw_gateway_new(uv_loop_t *loop, const struct gw_settings *s, const char *con
     snprintf(g->topic_dlq, GW_TOPIC_MAX, "%sdlq", s->topic_prefix);
     sl_buf_init(&g->encode_buf, s->max_body_bytes + (UINT64_C(1) << 20));
     sl_buf_init(&g->audit_buf, GW_AUDIT_MAX);
+    sl_buf_init(&g->audit_tail, GW_AUDIT_MAX);
+    if (gw_audit_tail(g) < 0)
+        return -ENOMEM;
     g->reply_limits = sl_envelope_limits_default(s->max_body_bytes);
     sl_trace_rand_init(&g->rand);
     *out = g; /* from here on, gw_gateway_stop cleans up whatever was made */
@@ -342,6 +345,7 @@ void gw_gateway_free(struct gw_gateway *g) {
     gw_inflight_free(&g->inflight);
     sl_buf_free(&g->encode_buf);
     sl_buf_free(&g->audit_buf);
+    sl_buf_free(&g->audit_tail);
     sl_metrics_free(g->metrics);
     free(g);
     if (cb)

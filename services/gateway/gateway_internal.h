@@ -101,6 +101,7 @@ struct gw_gateway {
     struct gw_inflight inflight;
     struct sl_buf encode_buf; /* reused for every envelope: produce copies it */
     struct sl_buf audit_buf;  /* reused for every audit record */
+    struct sl_buf audit_tail; /* ,"stage":…,"gateway":…} — the same in every record */
     int64_t audit_ts_sec;     /* the second audit_ts holds, formatted */
     char audit_ts[20];
     struct sl_envelope_limits reply_limits;
@@ -193,6 +194,8 @@ void gw_replies_on_message(const struct sl_kafka_message *msg, void *opaque);
 /* The audit producer reports only lost records (delivery.report.only.error): counted, logged. */
 void gw_audit_on_lost(int err, rd_kafka_resp_err_t kerr, int32_t partition, int64_t offset,
                       void *opaque);
+/* Builds g->audit_tail from the settings and the replica name, once. */
+int gw_audit_tail(struct gw_gateway *g);
 /* The record of an answered request; elapsed_ns: from its start to its answer. */
 void gw_audit_request(struct gw_gateway *g, const struct gw_req *r,
                       const struct sl_http_request *http, size_t bytes_in, uint64_t elapsed_ns);
