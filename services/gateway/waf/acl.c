@@ -328,6 +328,7 @@ static bool field_to_match(struct loader *L, const cJSON *st, const char *path,
         if (!name)
             return false;
         f->name = dup_lower(name);
+        f->name_len = f->name ? strlen(f->name) : 0;
         return f->name != NULL;
     }
     if (!strcasecmp(k, "AllQueryArguments"))

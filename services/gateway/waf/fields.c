@@ -10,8 +10,7 @@
 
 #include "waf.h"
 
-static bool eq_nocase(const char *a, size_t an, const char *b) {
-    size_t bn = strlen(b);
+static bool eq_nocase_n(const char *a, size_t an, const char *b, size_t bn) {
     if (an != bn)
         return false;
     for (size_t i = 0; i < an; i++) {
@@ -24,6 +23,10 @@ static bool eq_nocase(const char *a, size_t an, const char *b) {
             return false;
     }
     return true;
+}
+
+static bool eq_nocase(const char *a, size_t an, const char *b) {
+    return eq_nocase_n(a, an, b, strlen(b));
 }
 
 static bool grow(struct gw_waf_scratch *s, size_t n) {
@@ -224,7 +227,7 @@ static bool on_all_args(struct gw_waf_ctx *c, const struct gw_waf_stmt *s, gw_wa
 
 static bool on_single_arg(struct gw_waf_ctx *c, const struct gw_waf_stmt *s, gw_waf_value_fn fn,
                           struct sl_str k, struct sl_str v) {
-    return eq_nocase(k.p, k.len, s->field.name) && check(c, s, fn, v.p, v.len);
+    return eq_nocase_n(k.p, k.len, s->field.name, s->field.name_len) && check(c, s, fn, v.p, v.len);
 }
 
 static bool on_cookie(struct gw_waf_ctx *c, const struct gw_waf_stmt *s, gw_waf_value_fn fn,
@@ -332,7 +335,7 @@ bool gw_waf_field_any(struct gw_waf_ctx *c, const struct gw_waf_stmt *s, gw_waf_
     switch (f->kind) {
     case GW_FIELD_SINGLE_HEADER:
         for (size_t i = 0; i < r->nheaders; i++)
-            if (eq_nocase(r->headers[i].name.p, r->headers[i].name.len, f->name) &&
+            if (eq_nocase_n(r->headers[i].name.p, r->headers[i].name.len, f->name, f->name_len) &&
                 check(c, s, fn, r->headers[i].value.p, r->headers[i].value.len))
                 return true;
         return false;

@@ -74,7 +74,8 @@ enum gw_waf_fallback {
 /* A FieldToMatch, compiled. Names are lowercased copies owned by the ACL. */
 struct gw_waf_field {
     enum gw_waf_field_kind kind;
-    char *name; /* SingleHeader / SingleQueryArgument */
+    char *name; /* SingleHeader / SingleQueryArgument, lowercased */
+    size_t name_len;
     enum gw_waf_scope scope;
     enum gw_waf_oversize oversize;
     enum gw_waf_fallback fallback; /* JsonBody InvalidFallbackBehavior */
