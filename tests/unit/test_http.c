@@ -6,6 +6,7 @@
 
 #include <cmocka.h>
 
+#include <ctype.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -96,6 +97,17 @@ static void handler(struct sl_http_request *req, void *data) {
         if (sscanf(req->query.p, "%u,%x", &at, &byte) == 2 && at < sizeof v)
             v[at] = (char)byte;
         struct sl_http_header h[] = {{SL_STR("X-Made"), {v, sizeof v}},
+                                     {SL_STR("X-After"), SL_STR("kept")}};
+        sl_http_respond(req, 200, h, 2, "ok", 2);
+        return;
+    }
+    if (slice_is(req->path, "/name")) {
+        /* ?BYTE: an answer header named "X-<byte>Z" (hex byte). */
+        unsigned byte = 'v';
+        char name[4] = {'X', '-', 'v', 'Z'};
+        if (sscanf(req->query.p, "%x", &byte) == 1)
+            name[2] = (char)byte;
+        struct sl_http_header h[] = {{{name, sizeof name}, SL_STR("made")},
                                      {SL_STR("X-After"), SL_STR("kept")}};
         sl_http_respond(req, 200, h, 2, "ok", 2);
         return;
@@ -924,6 +936,30 @@ static void test_answer_header_values_with_line_breaks_are_left_out(void **state
     }
 }
 
+/* An answer's header whose name is not an RFC 9110 token is left out: every byte value. */
+static void test_answer_header_names_must_be_tokens(void **state) {
+    struct fx *f = *state;
+    const char *tokens = "!#$%&'*+-.^_`|~";
+    for (unsigned byte = 0; byte < 256; byte++) {
+        int token =
+            isalnum((int)byte) && byte < 128 ? 1 : byte && strchr(tokens, (int)byte) != NULL;
+        char raw[128];
+        snprintf(raw, sizeof raw, "GET /name?%x HTTP/1.1\r\nHost: t\r\n\r\n", byte);
+        struct client c;
+        client_open(&c, f->port);
+        client_send(&c, raw);
+        assert_int_equal(client_read(&c, 1, 3000), 1);
+        assert_int_equal(c.r[0].status, 200);
+        c.r[0].headers[c.r[0].hlen] = '\0';
+        assert_non_null(strstr(c.r[0].headers, "x-after: kept"));
+        if ((strstr(c.r[0].headers, ": made") != NULL) != token) {
+            fprintf(stderr, "name byte 0x%02x: %s\n", byte, c.r[0].headers);
+            fail();
+        }
+        client_close(&c);
+    }
+}
+
 static void test_smuggled_request_after_conflicting_framing_is_never_handled(void **state) {
     struct fx *f = *state;
     expect_error_and_close(f,
@@ -1042,6 +1078,7 @@ int main(void) {
         T(test_nul_in_header_value_is_rejected),
         T(test_control_bytes_in_header_values_are_refused_at_every_offset),
         T(test_answer_header_values_with_line_breaks_are_left_out),
+        T(test_answer_header_names_must_be_tokens),
         T(test_smuggled_request_after_conflicting_framing_is_never_handled),
         T(test_client_disconnecting_before_async_response_cancels_safely),
         T(test_graceful_stop_completes_in_flight_request_then_closes),
