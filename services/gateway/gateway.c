@@ -84,13 +84,13 @@ int gw_gateway_new(uv_loop_t *loop, const struct gw_settings *s, const char *con
     sl_buf_init(&g->encode_buf, s->max_body_bytes + (UINT64_C(1) << 20));
     sl_buf_init(&g->audit_buf, GW_AUDIT_MAX);
     sl_buf_init(&g->audit_tail, GW_AUDIT_MAX);
-    if (gw_audit_tail(g) < 0)
-        return -ENOMEM;
     g->reply_limits = sl_envelope_limits_default(s->max_body_bytes);
     sl_trace_rand_init(&g->rand);
     *out = g; /* from here on, gw_gateway_stop cleans up whatever was made */
 
     int rc;
+    if (gw_audit_tail(g) < 0)
+        return -ENOMEM;
     if (!(g->metrics = sl_metrics_new()) || (rc = register_metrics(g)) < 0)
         return -ENOMEM;
     if (s->routes_file) {
