@@ -138,6 +138,7 @@ struct gw_req {
     struct gw_req *next; /* in-flight chain */
 
     char id[SL_REQUEST_ID_LEN + 1];
+    struct sl_trace_ctx trace; /* formatted into traceparent only for a request published */
     char traceparent[SL_TRACEPARENT_LEN + 1];
     char trace_id[33];
     char client_ip[INET6_ADDRSTRLEN];

@@ -235,7 +235,7 @@ static enum gw_step step_request_id(struct gw_req *r) {
         gw_respond_error(r, GW_ERR_UNAVAILABLE, NULL, 0);
         return GW_DONE;
     }
-    sl_trace_format(&ctx, r->traceparent);
+    r->trace = ctx;
     sl_trace_id_hex(&ctx, r->trace_id);
     return GW_NEXT;
 }

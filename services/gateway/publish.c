@@ -186,6 +186,7 @@ void gw_publish(struct gw_req *r) {
     }
     int64_t timeout = r->route->timeout_ms ? r->route->timeout_ms : g->s->request_timeout_ms;
     r->deadline_ms = r->received_ms + timeout;
+    sl_trace_format(&r->trace, r->traceparent);
 
     size_t arena_size = list_bytes(h->nheaders + 1) + list_bytes(h->query.len + 1) + h->query.len +
                         1 + (SL_ROUTES_MAX_PARAMS + 1) * sizeof(struct sl_envelope_pair) +
