@@ -99,9 +99,22 @@ static bool xss_match(const struct gw_waf_stmt *s, const char *p, size_t n) {
 }
 
 static bool client_ip(struct gw_waf_ctx *c) {
-    if (!c->have_ip) {
-        c->have_ip = true;
-        c->ip_ok = c->client_ip && gw_waf_parse_ip(c->client_ip, strlen(c->client_ip), c->ip);
+    if (c->have_ip)
+        return c->ip_ok;
+    c->have_ip = true;
+    if (!c->client_ip)
+        return c->ip_ok = false;
+    struct gw_waf_scratch *m = c->scr;
+    size_t n = strlen(c->client_ip);
+    if (n < sizeof m->ip_text && memcmp(m->ip_text, c->client_ip, n + 1) == 0) {
+        memcpy(c->ip, m->ip, 16);
+        return c->ip_ok = m->ip_ok;
+    }
+    c->ip_ok = gw_waf_parse_ip(c->client_ip, n, c->ip);
+    if (n < sizeof m->ip_text) {
+        memcpy(m->ip_text, c->client_ip, n + 1);
+        memcpy(m->ip, c->ip, 16);
+        m->ip_ok = c->ip_ok;
     }
     return c->ip_ok;
 }

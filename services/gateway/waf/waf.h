@@ -287,6 +287,11 @@ uint32_t gw_waf_rate_window(const struct gw_waf_rate *r);
 struct gw_waf_scratch {
     char *a, *b;
     size_t cap;
+    /* The last client address parsed, as text and as bytes: keep-alive connections and a load
+     * balancer in front repeat one address, and parsing it was most of an IP rule's cost. */
+    char ip_text[48];
+    uint8_t ip[16];
+    bool ip_ok;
 };
 
 /* One evaluation. Lives on the caller's stack; lazily parsed parts are cached here. */
