@@ -33,6 +33,7 @@ struct gw_waf {
     int64_t (*clock_ms)(void *);
     void *clock_data;
     size_t rate_capacity;
+    bool memo_off;
     struct sl_metric_family *rule_metrics;
     struct sl_metric *m_reload_ok, *m_reload_err;
 
@@ -77,7 +78,8 @@ static int read_file(const char *path, struct sl_buf *out) {
 static int compile(struct gw_waf *w, const char *json, size_t len, const char *what,
                    struct gw_waf_acl **out, struct sl_buf *err) {
     struct gw_waf_load_opts lo = {.rule_metrics = w->rule_metrics,
-                                  .rate_capacity = w->rate_capacity};
+                                  .rate_capacity = w->rate_capacity,
+                                  .memo_off = w->memo_off};
     struct sl_buf e;
     sl_buf_init(&e, 64 * 1024);
     int rc = gw_waf_acl_load(json, len, &lo, out, &e);
@@ -191,6 +193,7 @@ static int make(const struct gw_waf_opts *o, struct gw_waf **out) {
     w->clock_ms = o && o->clock_ms ? o->clock_ms : mono_ms;
     w->clock_data = o ? o->clock_data : NULL;
     w->rate_capacity = o ? o->rate_capacity : 0;
+    w->memo_off = o && o->memo_off;
     if (o && o->metrics) {
         /* Registered once per registry; a second WAF on the same registry goes without. */
         w->rule_metrics = sl_metrics_counter(o->metrics, "sluice_gateway_waf_requests_total",
@@ -327,4 +330,8 @@ const char *gw_waf_name(const struct gw_waf *w) {
 
 size_t gw_waf_rule_count(const struct gw_waf *w) {
     return w && w->acl ? w->acl->nrules : 0;
+}
+
+uint64_t gw_waf_memo_hits(const struct gw_waf *w) {
+    return w && w->acl && w->acl->memo ? w->acl->memo->hits : 0;
 }

@@ -44,6 +44,7 @@ struct gw_waf_opts {
     int64_t (*clock_ms)(void *data); /* [CLOCK_MONOTONIC]; rate-based windows run on it */
     void *clock_data;
     size_t rate_capacity; /* [16384] addresses tracked per rate-based rule */
+    bool memo_off;        /* [false] no memo of values seen before (tests compare with it) */
 };
 
 /*
@@ -75,6 +76,8 @@ const char *gw_waf_action_name(enum gw_waf_action a);
 /* The ACL's name and rule count (logs, sluicectl). */
 const char *gw_waf_name(const struct gw_waf *w);
 size_t gw_waf_rule_count(const struct gw_waf *w);
+/* Statement checks the ACL in force answered from its memo of values seen before (waf/waf.h). */
+uint64_t gw_waf_memo_hits(const struct gw_waf *w);
 
 /*
  * Offline evaluation (`sluicectl waf eval`, bench/waf): reads one request from raw HTTP/1.x

@@ -252,6 +252,7 @@ void gw_waf_acl_free(struct gw_waf_acl *a) {
     free(a->name);
     free_rules(a->rules, a->nrules);
     free_custom(&a->default_custom);
+    free(a->memo);
     free(a);
 }
 
@@ -730,6 +731,7 @@ static struct gw_waf_stmt *statement(struct loader *L, const cJSON *o, const cha
     struct gw_waf_stmt *s = calloc(1, sizeof *s);
     if (!s)
         return NULL;
+    s->memo = -1; /* gw_waf_memo_attach numbers the ones worth it */
     const char *k = m->string;
     sub(p, path, k);
     if (!cJSON_IsObject(m)) {
@@ -1235,6 +1237,11 @@ int gw_waf_acl_load(const char *json, size_t len, const struct gw_waf_load_opts 
     if (o && o->rule_metrics)
         a->m_default = sl_metric_child2(o->rule_metrics, "Default_Action",
                                         a->default_action == GW_ACT_BLOCK ? "BLOCK" : "ALLOW");
+    int rc = gw_waf_memo_attach(a, o);
+    if (rc < 0) {
+        gw_waf_acl_free(a);
+        return rc;
+    }
     *out = a;
     return 0;
 }

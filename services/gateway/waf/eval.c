@@ -284,6 +284,7 @@ static bool run_rules(struct gw_waf_ctx *c, const struct gw_waf_rule *rules, siz
 
 void gw_waf_acl_eval(const struct gw_waf_acl *a, struct gw_waf_ctx *c, struct gw_waf_result *out) {
     *out = (struct gw_waf_result){0};
+    c->memo = a->memo;
     if (run_rules(c, a->rules, a->nrules, NULL, false, out))
         return;
     out->action = a->default_action;

@@ -121,23 +121,55 @@ static uint8_t features_of(const char *p, size_t n) {
     return m;
 }
 
-/* features_of for a value of the request itself, remembered for the statements that follow. */
-static uint8_t request_features(struct gw_waf_ctx *c, const char *p, size_t n) {
+enum { VALUE_MASK = 1, VALUE_MEMO = 2 };
+
+/* What this request has learnt about one of its values (by address and length). */
+static struct gw_waf_value_facts *value_facts(struct gw_waf_ctx *c, const char *p, size_t n) {
     /* Fibonacci hashing of the address: neighbouring slices of one buffer spread apart. */
     size_t slot = (size_t)((((uint64_t)(uintptr_t)p + n) * 0x9e3779b97f4a7c15u) >> 58);
     _Static_assert(sizeof c->feat / sizeof c->feat[0] == 64, "the hash keeps 6 bits");
-    if (c->feat[slot].p == p && c->feat[slot].n == n)
-        return c->feat[slot].mask;
-    uint8_t m = features_of(p, n);
-    c->feat[slot].p = p;
-    c->feat[slot].n = n;
-    c->feat[slot].mask = m;
-    return m;
+    struct gw_waf_value_facts *f = &c->feat[slot];
+    if (f->p != p || f->n != n) {
+        f->p = p;
+        f->n = n;
+        f->have = 0;
+    }
+    return f;
 }
 
-/* Runs the transformations (ping-ponging between the two scratch buffers) and the match. */
-static bool check_value(struct gw_waf_ctx *c, const struct gw_waf_stmt *s, gw_waf_value_fn fn,
-                        const char *p, size_t n, bool stable) {
+/* features_of for a value of the request itself, remembered for the statements that follow. */
+static uint8_t request_features(struct gw_waf_ctx *c, const char *p, size_t n) {
+    struct gw_waf_value_facts *f = value_facts(c, p, n);
+    if (!(f->have & VALUE_MASK)) {
+        f->mask = features_of(p, n);
+        f->have |= VALUE_MASK;
+    }
+    return f->mask;
+}
+
+/* The memo's entry for a value of the request (1 <= n <= GW_WAF_MEMO_MAX), looked up once. */
+static struct gw_waf_memo_entry *request_memo(struct gw_waf_ctx *c, const char *p, size_t n) {
+    struct gw_waf_value_facts *f = value_facts(c, p, n);
+    if (f->have & VALUE_MEMO) {
+        struct gw_waf_memo_entry *e = &c->memo->slot[f->slot - 1];
+        if (e->gen == f->gen)
+            return e;
+        /* another of the request's values took the slot over: look again */
+    }
+    struct gw_waf_memo_entry *e = gw_waf_memo_find(c->memo, p, n);
+    f->have |= VALUE_MEMO;
+    f->slot = (uint16_t)(e - c->memo->slot + 1);
+    f->gen = e->gen;
+    return e;
+}
+
+/*
+ * Runs the transformations (ping-ponging between the two scratch buffers) and the match.
+ * *exact is cleared when the value could not be transformed (out of memory) and the raw value
+ * was inspected instead: that verdict must not be remembered.
+ */
+static bool transform_match(struct gw_waf_ctx *c, const struct gw_waf_stmt *s, gw_waf_value_fn fn,
+                            const char *p, size_t n, bool stable, bool *exact) {
     const struct gw_waf_tx_list *tx = &s->tx;
     if (tx->n == 0 || (tx->n == 1 && tx->t[0] == GW_TX_NONE))
         return fn(s, p, n);
@@ -146,8 +178,10 @@ static bool check_value(struct gw_waf_ctx *c, const struct gw_waf_stmt *s, gw_wa
     /* The common case, a value none of the list's transformations would touch: as it is. */
     if ((tx->acts_on & F_SEALED) && !(tx->acts_on & (have | F_ALWAYS)))
         return fn(s, p, n);
-    if (!grow(c->scr, n + 1))
+    if (!grow(c->scr, n + 1)) {
+        *exact = false;
         return fn(s, p, n); /* out of memory: inspect the raw value rather than nothing */
+    }
     const char *in = p;
     char *bufs[2] = {c->scr->a, c->scr->b};
     int which = 0;
@@ -161,6 +195,24 @@ static bool check_value(struct gw_waf_ctx *c, const struct gw_waf_stmt *s, gw_wa
         have = features_of(in, n);
     }
     return fn(s, in, n);
+}
+
+/* One value through one statement, answered from the memo when the value was seen before. */
+static bool check_value(struct gw_waf_ctx *c, const struct gw_waf_stmt *s, gw_waf_value_fn fn,
+                        const char *p, size_t n, bool stable) {
+    struct gw_waf_memo_entry *e = NULL;
+    if (stable && s->memo >= 0 && c->memo && n && n <= GW_WAF_MEMO_MAX) {
+        e = request_memo(c, p, n);
+        if (gw_waf_memo_known(e, s->memo)) {
+            c->memo->hits++;
+            return false;
+        }
+    }
+    bool exact = true;
+    bool hit = transform_match(c, s, fn, p, n, stable, &exact);
+    if (e && !hit && exact)
+        gw_waf_memo_learn(e, s->memo);
+    return hit;
 }
 
 /* A value that stays where it is for the whole request (the request's bytes, the parsed JSON). */

@@ -123,27 +123,6 @@ struct misses {
     } slot[MISS_SLOTS];
 };
 
-/* Picks a slot: eight bytes a step (FNV-1a's byte a step was a third of a lookup). Only the
- * slot depends on it; whether a value is the remembered one, the bytes decide. */
-static uint64_t miss_hash(const char *p, size_t n) {
-    const uint64_t mul = 0xff51afd7ed558ccdu;
-    uint64_t h = (uint64_t)n * 0x9e3779b97f4a7c15u;
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        uint64_t w;
-        memcpy(&w, p + i, 8);
-        h = (h ^ w) * mul;
-        h ^= h >> 32;
-    }
-    if (i < n) {
-        uint64_t w = 0;
-        memcpy(&w, p + i, n - i);
-        h = (h ^ w) * mul;
-        h ^= h >> 32;
-    }
-    return h;
-}
-
 void gw_waf_prefilter_build(const char *re, uint32_t minlen, struct gw_waf_stmt *s) {
     s->u.regex.hs_db = NULL;
     s->u.regex.hs_scratch = NULL;
@@ -196,7 +175,7 @@ bool gw_waf_prefilter_may_match(const struct gw_waf_stmt *s, const char *p, size
     uint64_t hash = 0;
     size_t k = 0;
     if (m && n && n <= MISS_MAX) {
-        hash = miss_hash(p, n);
+        hash = gw_waf_hash_bytes(p, n);
         k = hash % MISS_SLOTS;
         if (m->slot[k].len == n && m->slot[k].hash == hash && memcmp(m->slot[k].bytes, p, n) == 0)
             return false;

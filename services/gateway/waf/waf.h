@@ -5,6 +5,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "sluice/buf.h"
 #include "sluice/http.h"
@@ -140,6 +141,8 @@ struct gw_waf_stmt {
     enum gw_waf_stmt_kind kind;
     struct gw_waf_field field;
     struct gw_waf_tx_list tx;
+    /* memo.c: this statement's bit in a remembered value's `known` set; -1: always evaluated. */
+    int16_t memo;
     union {
         struct {
             char *s;
@@ -244,6 +247,7 @@ struct gw_waf_acl {
     size_t nrules;
     size_t rate_capacity;
     struct sl_metric *m_default;
+    struct gw_waf_memo *memo; /* memo.c; NULL: every statement evaluates every value */
 };
 
 /* Options of a load: the per-rule counter family (labels rule, action; may be NULL) and the
@@ -251,6 +255,7 @@ struct gw_waf_acl {
 struct gw_waf_load_opts {
     struct sl_metric_family *rule_metrics;
     size_t rate_capacity; /* keys per rate-based rule; 0: GW_WAF_RATE_CAPACITY */
+    bool memo_off;        /* no gw_waf_memo (tests compare verdicts with and without it) */
 };
 
 #define GW_WAF_RATE_CAPACITY 16384
@@ -282,6 +287,68 @@ int64_t gw_waf_rate_peek(struct gw_waf_rate *r, const uint8_t key[16], int64_t n
 int64_t gw_waf_rate_limit(const struct gw_waf_rate *r);
 uint32_t gw_waf_rate_window(const struct gw_waf_rate *r);
 
+/*
+ * memo.c: what past requests showed about their short values. The same bytes come again and
+ * again (Host, User-Agent, Accept, a client's API key, the paths of an API), and a statement's
+ * verdict on a value depends on nothing but the value's bytes (its transformations are part of
+ * the statement). So each remembered value keeps the set of statements known NOT to match it,
+ * and a statement asked about it again answers from the set. Only "no match" is remembered,
+ * only for the exact bytes (the hash picks the slot, a full compare decides), and only a
+ * verdict reached the normal way: an entry can save an evaluation but never hide a match.
+ * Owned by one compiled ACL (a reload starts empty); evaluation is single-threaded.
+ */
+#define GW_WAF_MEMO_STMTS 256 /* statements with a bit; the ones after them always evaluate */
+#define GW_WAF_MEMO_MAX   192 /* longest value remembered */
+#define GW_WAF_MEMO_SLOTS 256 /* values remembered; a new value takes its slot's place */
+
+struct gw_waf_memo_entry {
+    uint64_t hash;
+    uint32_t len; /* 0: free */
+    uint32_t gen; /* changes whenever the slot takes another value */
+    uint64_t known[GW_WAF_MEMO_STMTS / 64];
+    char bytes[GW_WAF_MEMO_MAX];
+};
+
+struct gw_waf_memo {
+    uint64_t hits; /* statements answered from the memo (tests) */
+    struct gw_waf_memo_entry slot[GW_WAF_MEMO_SLOTS];
+};
+
+/* Numbers the statements worth remembering and gives `a` its memo (unless o->memo_off, or none
+ * is worth it). Returns 0 or -ENOMEM. */
+int gw_waf_memo_attach(struct gw_waf_acl *a, const struct gw_waf_load_opts *o);
+/* The entry holding p[0..n) (1 <= n <= GW_WAF_MEMO_MAX), its slot taken over if it held
+ * another value. */
+struct gw_waf_memo_entry *gw_waf_memo_find(struct gw_waf_memo *m, const char *p, size_t n);
+
+static inline bool gw_waf_memo_known(const struct gw_waf_memo_entry *e, int bit) {
+    return (e->known[bit >> 6] >> (bit & 63)) & 1u;
+}
+
+static inline void gw_waf_memo_learn(struct gw_waf_memo_entry *e, int bit) {
+    e->known[bit >> 6] |= UINT64_C(1) << (bit & 63);
+}
+
+/* A hash of a value's bytes, eight a step; it only ever picks a slot, the bytes decide. */
+static inline uint64_t gw_waf_hash_bytes(const char *p, size_t n) {
+    const uint64_t mul = 0xff51afd7ed558ccdu;
+    uint64_t h = (uint64_t)n * 0x9e3779b97f4a7c15u;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w;
+        memcpy(&w, p + i, 8);
+        h = (h ^ w) * mul;
+        h ^= h >> 32;
+    }
+    if (i < n) {
+        uint64_t w = 0;
+        memcpy(&w, p + i, n - i);
+        h = (h ^ w) * mul;
+        h ^= h >> 32;
+    }
+    return h;
+}
+
 /* Growable scratch owned by the WAF object: grown, never shrunk, so steady state allocates nothing.
  */
 struct gw_waf_scratch {
@@ -306,12 +373,17 @@ struct gw_waf_ctx {
     uint8_t ip[16];
     int json_state; /* 0 not parsed, 1 parsed, -1 invalid */
     struct cJSON *json;
-    /* fields.c: which bytes that some transformation acts on a request's value holds, kept for
-     * the values many statements look at (headers, body, path); zeroed with the context. */
-    struct {
+    struct gw_waf_memo *memo; /* the ACL's (gw_waf_acl_eval sets it); NULL: none */
+    /* fields.c: what is known about the request's values many statements look at (headers,
+     * body, path): which bytes that some transformation acts on they hold, and their memo
+     * entry; keyed by address and length, zeroed with the context. */
+    struct gw_waf_value_facts {
         const char *p;
         size_t n;
         uint8_t mask;
+        uint8_t have;  /* VALUE_MASK, VALUE_MEMO: which of the two is filled in */
+        uint16_t slot; /* memo slot + 1 */
+        uint32_t gen;  /* the slot's gen when it was looked up */
     } feat[64];
 };
 

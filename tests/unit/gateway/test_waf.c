@@ -1274,6 +1274,127 @@ static void test_regex_prefilter_never_skips_a_match(void **state) {
     assert_true(prefiltered >= 4);
 }
 
+/* ---- the memo of values seen before ------------------------------------------------------- */
+
+static struct gw_waf *open_default(bool memo_off) {
+    struct sl_buf err;
+    sl_buf_init(&err, 1 << 16);
+    struct gw_waf_opts o = {.clock_ms = fake_clock, .memo_off = memo_off};
+    struct gw_waf *w = NULL;
+    assert_int_equal(gw_waf_open(&o, &w, &err), 0);
+    sl_buf_free(&err);
+    return w;
+}
+
+/* The same verdict, rule for rule and label for label. */
+static void assert_same_verdict(const struct gw_waf_verdict *a, const struct gw_waf_verdict *b,
+                                const char *what) {
+    if (a->action != b->action || strcmp(a->rule, b->rule) ||
+        strcmp(a->group_rule ? a->group_rule : "", b->group_rule ? b->group_rule : "") ||
+        a->nlabels != b->nlabels)
+        fail_msg("%s: %s %s/%s with the memo, %s %s/%s without", what,
+                 gw_waf_action_name(a->action), a->rule, a->group_rule ? a->group_rule : "",
+                 gw_waf_action_name(b->action), b->rule, b->group_rule ? b->group_rule : "");
+    for (size_t i = 0; i < a->nlabels; i++)
+        assert_string_equal(a->labels[i], b->labels[i]);
+}
+
+static void test_value_memo_never_hides_a_match(void **state) {
+    (void)state;
+    /* Benign values, attacks in the same places, values one byte from each other, an attack
+     * after 192 bytes (too long to be remembered) and one at exactly 192. */
+    char long_ua[300], edge_ua[193];
+    memset(long_ua, 'a', sizeof long_ua);
+    memcpy(long_ua + 200, "sqlmap/1.0", 11);
+    memset(edge_ua, 'b', sizeof edge_ua);
+    memcpy(edge_ua + 186, "nikto", 6); /* 191 bytes + NUL */
+    char long_hdr[320], edge_hdr[220];
+    snprintf(long_hdr, sizeof long_hdr, "User-Agent: %s", long_ua);
+    snprintf(edge_hdr, sizeof edge_hdr, "User-Agent: %sx", edge_ua); /* 192 bytes */
+    static const char *const paths[] = {
+        "/items/42", "/items/43",        "/items/../../etc/passwd",         "/items/42.bak",
+        "/items/42", "/WEB-INF/web.xml", "/items/%2e%2e/%2e%2e/etc/passwd", "/items/42"};
+    const char *const hdrs[] = {UA,
+                                "User-Agent: sqlmap/1.0",
+                                "User-Agent: sqlmap/1.1",
+                                "User-Agent: sqlmaq/1.0",
+                                "Host: api.example.com",
+                                "Host: localhost",
+                                "Host: localhosu",
+                                "X-Api-Key: sk_live_0123456789abcdef",
+                                "X-Api-Key: ${jndi:ldap://x/a}",
+                                "X-Api-Key: ${jndi:ldap://x/b}",
+                                "Referer: java.lang.Runtime.getRuntime().exec",
+                                "Referer: java.lang.Runtimx",
+                                "Cookie: s=<script>alert(1)</script>",
+                                "Cookie: s=abc",
+                                long_hdr,
+                                edge_hdr};
+    struct gw_waf *w = open_default(false), *w0 = open_default(true);
+    size_t blocked = 0, total = 0;
+    for (int round = 0; round < 3; round++) {
+        for (size_t p = 0; p < sizeof paths / sizeof paths[0]; p++)
+            for (size_t h = 0; h < sizeof hdrs / sizeof hdrs[0]; h++) {
+                struct req q;
+                mk(&q, "GET", paths[p], NULL, UA, "Accept: application/json", hdrs[h], NULL);
+                struct gw_waf_verdict a = judge(w, &q, NULL), b = judge(w0, &q, NULL);
+                char what[400];
+                snprintf(what, sizeof what, "round %d, %s + %.60s", round, paths[p], hdrs[h]);
+                assert_same_verdict(&a, &b, what);
+                blocked += a.action == GW_WAF_BLOCK;
+                total++;
+            }
+        /* Between rounds two and three, 3,000 other values take the slots over. */
+        for (int v = 0; round == 1 && v < 3000; v++) {
+            char ua[64];
+            snprintf(ua, sizeof ua, "User-Agent: client-%d/%x", v, (unsigned)v * 7919u);
+            struct req q;
+            mk(&q, "GET", "/items/42", NULL, ua, NULL);
+            struct gw_waf_verdict a = judge(w, &q, NULL), b = judge(w0, &q, NULL);
+            assert_same_verdict(&a, &b, ua);
+        }
+    }
+    assert_true(blocked > total / 3 && blocked < total); /* both kinds were there */
+    assert_true(gw_waf_memo_hits(w) > total);            /* and the memo answered */
+    assert_int_equal(gw_waf_memo_hits(w0), 0);
+    gw_waf_free(w);
+    gw_waf_free(w0);
+}
+
+/*
+ * Two values of one request that share a memo slot: the second takes it over, and the first,
+ * asked about again by a later statement, must be looked up again, not read (and written) as
+ * the other's entry. The known-bad-inputs group's Java deserialisation rule reads both values
+ * first (the benign one, then the attack, which it does not catch); its Log4j rule then reads
+ * the benign one (learning "no match") and the attack, which it must still catch.
+ */
+static void test_value_memo_slot_taken_over_mid_request(void **state) {
+    (void)state;
+    const char *benign = "benign-client-value";
+    uint64_t slot = gw_waf_hash_bytes(benign, strlen(benign)) >> 56;
+    char attack[64];
+    int found = 0;
+    for (int i = 0; i < 100000 && !found; i++) {
+        snprintf(attack, sizeof attack, "${jndi:ldap://x/%d}", i);
+        found = gw_waf_hash_bytes(attack, strlen(attack)) >> 56 == slot;
+    }
+    assert_true(found);
+    char h1[96], h2[96];
+    snprintf(h1, sizeof h1, "X-A: %s", benign);
+    snprintf(h2, sizeof h2, "X-B: %s", attack);
+    struct gw_waf *w = open_default(false), *w0 = open_default(true);
+    for (int round = 0; round < 3; round++) {
+        struct req q;
+        mk(&q, "GET", "/items/42", NULL, UA, h1, h2, NULL);
+        struct gw_waf_verdict a = judge(w, &q, NULL), b = judge(w0, &q, NULL);
+        assert_same_verdict(&a, &b, attack);
+        assert_int_equal(a.action, GW_WAF_BLOCK);
+        assert_string_equal(a.group_rule, "Log4JRCE_HEADER");
+    }
+    gw_waf_free(w);
+    gw_waf_free(w0);
+}
+
 /* The lenient reader of `sluicectl waf eval` and bench/waf: streams of requests, hand-pasted
  * or malformed ones. */
 static void assert_slice(struct sl_str got, const char *want) {
@@ -1332,6 +1453,8 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_an_acl_with_no_rules_allows_by_default_action),
         cmocka_unit_test(test_regex_prefilter_never_skips_a_match),
+        cmocka_unit_test(test_value_memo_never_hides_a_match),
+        cmocka_unit_test(test_value_memo_slot_taken_over_mid_request),
         cmocka_unit_test(test_default_action_block_blocks_unmatched_requests),
         cmocka_unit_test(test_invalid_documents_name_the_json_path_and_reason),
         cmocka_unit_test(test_bare_rules_list_webacl_wrapper_and_camel_case_all_load),
