@@ -1262,8 +1262,18 @@ static int header_is_safe(struct sl_str n, struct sl_str v) {
     return field_value_ok(v.p, v.len);
 }
 
+static char *put_header(char *w, const struct sl_http_header *h) {
+    w = PUT_LIT(w, "\r\n");
+    w = put(w, h->name.p, h->name.len);
+    w = PUT_LIT(w, ": ");
+    return put(w, h->value.p, h->value.len);
+}
+
+/* `hs` are checked (framing names ignored, unsafe headers dropped); `own` are written as given
+ * (sl_http_respond_own: the caller vouches for them, and debug builds check that it may). */
 static int serialize(struct http_req *r, struct sl_http_server *s, int status,
-                     const struct sl_http_header *hs, size_t nh, const void *body, size_t blen) {
+                     const struct sl_http_header *hs, size_t nh, const struct sl_http_header *own,
+                     size_t nown, const void *body, size_t blen) {
     const char *reason = sl_http_reason(status);
     size_t reason_len = strlen(reason);
     struct sl_str date = server_date(s);
@@ -1273,6 +1283,12 @@ static int serialize(struct http_req *r, struct sl_http_server *s, int status,
     size_t need = 128 + reason_len + date.len + (send_body ? blen : 0);
     for (size_t i = 0; i < nh; i++)
         need += hs[i].name.len + hs[i].value.len + 4;
+    for (size_t i = 0; i < nown; i++) {
+#ifndef NDEBUG
+        SL_ASSERT(!header_is_reserved(own[i].name) && header_is_safe(own[i].name, own[i].value));
+#endif
+        need += own[i].name.len + own[i].value.len + 4;
+    }
     struct sl_buf *b = &r->out;
     int rc = sl_buf_reserve(b, need);
     if (rc < 0)
@@ -1292,14 +1308,11 @@ static int serialize(struct http_req *r, struct sl_http_server *s, int status,
         w = PUT_LIT(w, "\r\nConnection: close");
     else if (r->pub.http_minor == 0)
         w = PUT_LIT(w, "\r\nConnection: keep-alive");
-    for (size_t i = 0; i < nh; i++) {
-        if (header_is_reserved(hs[i].name) || !header_is_safe(hs[i].name, hs[i].value))
-            continue;
-        w = PUT_LIT(w, "\r\n");
-        w = put(w, hs[i].name.p, hs[i].name.len);
-        w = PUT_LIT(w, ": ");
-        w = put(w, hs[i].value.p, hs[i].value.len);
-    }
+    for (size_t i = 0; i < nh; i++)
+        if (!header_is_reserved(hs[i].name) && header_is_safe(hs[i].name, hs[i].value))
+            w = put_header(w, &hs[i]);
+    for (size_t i = 0; i < nown; i++)
+        w = put_header(w, &own[i]);
     w = PUT_LIT(w, "\r\n\r\n");
     if (send_body)
         w = put(w, body, blen);
@@ -1310,6 +1323,13 @@ static int serialize(struct http_req *r, struct sl_http_server *s, int status,
 
 int sl_http_respond(struct sl_http_request *req, int status, const struct sl_http_header *headers,
                     size_t nheaders, const void *body, size_t body_len) {
+    return sl_http_respond_own(req, status, headers, nheaders, NULL, 0, body, body_len);
+}
+
+int sl_http_respond_own(struct sl_http_request *req, int status,
+                        const struct sl_http_header *headers, size_t nheaders,
+                        const struct sl_http_header *own, size_t nown, const void *body,
+                        size_t body_len) {
     struct http_req *r = (struct http_req *)req;
     struct sl_http_server *s = req->server;
     if (r->state != REQ_DISPATCHED)
@@ -1326,7 +1346,7 @@ int sl_http_respond(struct sl_http_request *req, int status, const struct sl_htt
         r->close_after = 1;
         c->no_more = 1;
     }
-    if (serialize(r, s, status, headers, nheaders, body, body_len) < 0) {
+    if (serialize(r, s, status, headers, nheaders, own, nown, body, body_len) < 0) {
         /* The connection's framing is lost without this response: close it. */
         conn_close(c);
         return -ENOMEM;
@@ -1439,7 +1459,7 @@ static void conn_fail(struct http_conn *c, int status, enum err_kind kind) {
     r->head = 0;
     r->pub.http_minor = 1;
     sl_buf_reset(&r->out);
-    if (serialize(r, s, e.status, e.headers, e.nheaders, e.body.p, e.body.len) < 0) {
+    if (serialize(r, s, e.status, e.headers, e.nheaders, NULL, 0, e.body.p, e.body.len) < 0) {
         conn_close(c);
         return;
     }

@@ -70,6 +70,18 @@ int gw_cors_init(struct gw_cors *c, const char *origins, const char *methods, co
             break;
         p = comma + 1;
     }
+    /* The lists are answer header values, written without another check: no control bytes. */
+    for (int k = 0; k < 2; k++) {
+        const char *v = k ? headers : methods;
+        for (size_t i = 0; v[i]; i++) {
+            unsigned char ch = (unsigned char)v[i];
+            if ((ch < 0x20 && ch != '\t') || ch == 0x7f) {
+                sl_buf_printf(err, "%s: control character 0x%02x at byte %zu\n",
+                              k ? "SLUICE_CORS_ALLOW_HEADERS" : "SLUICE_CORS_ALLOW_METHODS", ch, i);
+                goto err;
+            }
+        }
+    }
     c->allow_methods = strdup(methods);
     c->allow_headers = strdup(headers);
     if (!c->allow_methods || !c->allow_headers)

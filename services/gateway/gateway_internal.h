@@ -165,7 +165,8 @@ struct gw_req {
 void gw_pipeline_on_request(struct sl_http_request *http, void *data);
 void gw_pipeline_on_cancel(struct sl_http_request *http, void *data);
 void gw_pipeline_on_error_response(struct sl_http_error_response *resp, void *data);
-/* Answers with the error table's row for e (plus extra headers), audits and finishes. */
+/* Answers with the error table's row for e (plus extra headers: the gateway's own, written as
+ * they are, see sl_http_respond_own), audits and finishes. */
 void gw_respond_error(struct gw_req *r, enum gw_error e, const struct sl_http_header *extra,
                       size_t nextra);
 /* Answers with a reply envelope's status, headers and body. */

@@ -123,6 +123,9 @@ static void count_answer(struct gw_gateway *g, const struct sl_route *route, int
 /*
  * Sends an answer, records it (metrics, audit) and ends the request's HTTP life. Everything the
  * request still needs afterwards (the audit record) is taken before sl_http_respond frees it.
+ * `extra` are the gateway's own headers (constants, generated values, the validated CORS
+ * settings, a request's own header values): written as they are. `more` come from elsewhere (a
+ * handler's reply, a web ACL's custom response) and are checked by the HTTP server.
  */
 static void respond(struct gw_req *r, int status, const struct sl_http_header *extra, size_t nextra,
                     const struct sl_http_header *more, size_t nmore, const void *body, size_t len,
@@ -149,27 +152,14 @@ static void respond(struct gw_req *r, int status, const struct sl_http_header *e
     for (size_t i = 0; i < nextra && n < GW_MAX_OWN_HEADERS; i++)
         own[n++] = extra[i];
 
-    const struct sl_http_header *all = own;
-    struct sl_http_header *joined = NULL;
-    if (nmore) {
-        joined = malloc((n + nmore) * sizeof *joined);
-        if (joined) {
-            memcpy(joined, more, nmore * sizeof *more);
-            memcpy(joined + nmore, own, n * sizeof *own);
-            all = joined;
-            n += nmore;
-        }
-    }
-
     uint64_t elapsed_ns = sl_time_mono_ns() - r->start_ns;
     count_answer(g, r->route, r->status, elapsed_ns);
     if (r->cancelled)
         sl_counter_inc(g->m.cancelled);
 
     gw_audit_request(g, r, r->http, r->http->body_len, elapsed_ns);
-    sl_http_respond(r->http, status, all, n, body, len);
+    sl_http_respond_own(r->http, status, more, nmore, own, n, body, len);
     r->http = NULL;
-    free(joined);
     gw_req_unref(r); /* the reference the answer held */
 }
 
@@ -245,7 +235,7 @@ static enum gw_step step_waf(struct gw_req *r) {
     if (r->waf.action != GW_WAF_BLOCK)
         return GW_NEXT;
     if (r->waf.custom_status) {
-        respond(r, r->waf.custom_status, r->waf.custom_headers, r->waf.ncustom_headers, NULL, 0,
+        respond(r, r->waf.custom_status, NULL, 0, r->waf.custom_headers, r->waf.ncustom_headers,
                 r->waf.custom_body.p, r->waf.custom_body.len, gw_error_info(GW_ERR_WAF)->audit);
         return GW_DONE;
     }

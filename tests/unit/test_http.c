@@ -112,6 +112,15 @@ static void handler(struct sl_http_request *req, void *data) {
         sl_http_respond(req, 200, h, 2, "ok", 2);
         return;
     }
+    if (slice_is(req->path, "/own")) {
+        /* Checked headers (one unsafe, dropped), then the handler's own, written as given. */
+        struct sl_http_header h[] = {{SL_STR("X-Checked"), SL_STR("a\nb")},
+                                     {SL_STR("X-After"), SL_STR("kept")}};
+        struct sl_http_header own[] = {{SL_STR("X-Own-1"), SL_STR("one")},
+                                       {SL_STR("X-Own-2"), SL_STR("two\tand more")}};
+        sl_http_respond_own(req, 200, h, 2, own, 2, "ok", 2);
+        return;
+    }
     char body[300];
     int len = snprintf(body, sizeof(body), "ok:%.*s", (int)req->path.len, req->path.p);
     sl_http_respond(req, 200, NULL, 0, body, (size_t)len);
@@ -960,6 +969,24 @@ static void test_answer_header_names_must_be_tokens(void **state) {
     }
 }
 
+/* sl_http_respond_own: the checked list first (its unsafe header dropped), then the own list in
+ * its order, before the body. */
+static void test_own_headers_follow_the_checked_ones(void **state) {
+    struct fx *f = *state;
+    struct client c;
+    client_open(&c, f->port);
+    client_send(&c, "GET /own HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_int_equal(client_read(&c, 1, 3000), 1);
+    assert_int_equal(c.r[0].status, 200);
+    c.r[0].headers[c.r[0].hlen] = '\0';
+    const char *h = c.r[0].headers;
+    const char *after = strstr(h, "x-after: kept"), *one = strstr(h, "x-own-1: one"),
+               *two = strstr(h, "x-own-2: two\tand more");
+    assert_null(strstr(h, "x-checked"));
+    assert_true(after && one && two && after < one && one < two);
+    client_close(&c);
+}
+
 static void test_smuggled_request_after_conflicting_framing_is_never_handled(void **state) {
     struct fx *f = *state;
     expect_error_and_close(f,
@@ -1079,6 +1106,7 @@ int main(void) {
         T(test_control_bytes_in_header_values_are_refused_at_every_offset),
         T(test_answer_header_values_with_line_breaks_are_left_out),
         T(test_answer_header_names_must_be_tokens),
+        T(test_own_headers_follow_the_checked_ones),
         T(test_smuggled_request_after_conflicting_framing_is_never_handled),
         T(test_client_disconnecting_before_async_response_cancels_safely),
         T(test_graceful_stop_completes_in_flight_request_then_closes),

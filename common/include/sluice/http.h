@@ -148,6 +148,17 @@ void sl_http_server_close(struct sl_http_server *s, void (*cb)(void *data), void
  */
 int sl_http_respond(struct sl_http_request *req, int status, const struct sl_http_header *headers,
                     size_t nheaders, const void *body, size_t body_len);
+/*
+ * The same with a second list, written after `headers` as it is: the caller's own headers, made
+ * of constants and of values it has checked itself (a request's header value qualifies: the
+ * parser refused its control bytes), never Date, Content-Length, Connection or
+ * Transfer-Encoding. Debug builds (no NDEBUG) assert that each would pass sl_http_respond's
+ * checks; release builds skip them.
+ */
+int sl_http_respond_own(struct sl_http_request *req, int status,
+                        const struct sl_http_header *headers, size_t nheaders,
+                        const struct sl_http_header *own, size_t nown, const void *body,
+                        size_t body_len);
 /* First header with that name (ASCII case-insensitive), or NULL. */
 const struct sl_http_header *sl_http_request_header(const struct sl_http_request *req,
                                                     const char *name);

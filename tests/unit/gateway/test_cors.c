@@ -98,6 +98,23 @@ static void test_wildcard_and_malformed_origins_are_refused(void **state) {
     sl_buf_free(&err);
 }
 
+/* The method and header lists go out as answer header values without another check. */
+static void test_control_bytes_in_the_allow_lists_are_refused(void **state) {
+    (void)state;
+    struct gw_cors c;
+    struct sl_buf err;
+    sl_buf_init(&err, 1024);
+    assert_int_equal(gw_cors_init(&c, SEED_ORIGINS, "GET,\nPOST", "X", 0, &err), SL_ERR_CONFIG);
+    assert_string_equal(err.data, "SLUICE_CORS_ALLOW_METHODS: control character 0x0a at byte 4\n");
+    sl_buf_reset(&err);
+    assert_int_equal(gw_cors_init(&c, SEED_ORIGINS, "GET", "X-A,\x7fX-B", 0, &err), SL_ERR_CONFIG);
+    assert_string_equal(err.data, "SLUICE_CORS_ALLOW_HEADERS: control character 0x7f at byte 4\n");
+    sl_buf_reset(&err);
+    assert_int_equal(gw_cors_init(&c, SEED_ORIGINS, "GET,\tPOST", "X-A, X-B", 0, &err), 0);
+    gw_cors_free(&c);
+    sl_buf_free(&err);
+}
+
 static void test_empty_origin_list_turns_cors_off(void **state) {
     (void)state;
     struct gw_cors c;
@@ -117,6 +134,7 @@ int main(void) {
         cmocka_unit_test(test_disallowed_origin_gets_no_allow_origin),
         cmocka_unit_test(test_actual_response_from_allowed_origin_gets_origin_and_credentials),
         cmocka_unit_test(test_wildcard_and_malformed_origins_are_refused),
+        cmocka_unit_test(test_control_bytes_in_the_allow_lists_are_refused),
         cmocka_unit_test(test_empty_origin_list_turns_cors_off),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
