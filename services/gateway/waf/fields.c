@@ -147,8 +147,10 @@ static uint8_t request_features(struct gw_waf_ctx *c, const char *p, size_t n) {
     return f->mask;
 }
 
-/* The memo's entry for a value of the request (1 <= n <= GW_WAF_MEMO_MAX), looked up once. */
+/* The memo's entry for a value of the request (n <= GW_WAF_MEMO_MAX), looked up once. */
 static struct gw_waf_memo_entry *request_memo(struct gw_waf_ctx *c, const char *p, size_t n) {
+    if (n == 0)
+        return &c->memo->empty;
     struct gw_waf_value_facts *f = value_facts(c, p, n);
     if (f->have & VALUE_MEMO) {
         struct gw_waf_memo_entry *e = &c->memo->slot[f->slot - 1];
@@ -201,7 +203,7 @@ static bool transform_match(struct gw_waf_ctx *c, const struct gw_waf_stmt *s, g
 static bool check_value(struct gw_waf_ctx *c, const struct gw_waf_stmt *s, gw_waf_value_fn fn,
                         const char *p, size_t n, bool stable) {
     struct gw_waf_memo_entry *e = NULL;
-    if (stable && s->memo >= 0 && c->memo && n && n <= GW_WAF_MEMO_MAX) {
+    if (stable && s->memo >= 0 && c->memo && n <= GW_WAF_MEMO_MAX) {
         e = request_memo(c, p, n);
         if (gw_waf_memo_known(e, s->memo)) {
             c->memo->hits++;
@@ -213,6 +215,41 @@ static bool check_value(struct gw_waf_ctx *c, const struct gw_waf_stmt *s, gw_wa
     if (e && !hit && exact)
         gw_waf_memo_learn(e, s->memo);
     return hit;
+}
+
+bool gw_waf_known_clear(struct gw_waf_ctx *c, const struct gw_waf_stmt *s) {
+    if (s->memo < 0 || !c->memo)
+        return false;
+    /* The fields gw_waf_field_any reads as one value of the request, exactly as it reads them. */
+    const struct sl_http_request *r = c->req;
+    const char *p;
+    size_t n;
+    switch (s->field.kind) {
+    case GW_FIELD_URI_PATH:
+        p = r->path.p ? r->path.p : "";
+        n = r->path.len;
+        break;
+    case GW_FIELD_QUERY_STRING:
+        p = r->query.p ? r->query.p : "";
+        n = r->query.len;
+        break;
+    case GW_FIELD_METHOD:
+        p = r->method.p ? r->method.p : "";
+        n = r->method.len;
+        break;
+    case GW_FIELD_BODY:
+        if (r->body_len > GW_WAF_BODY_LIMIT)
+            return false; /* oversize handling decides */
+        p = r->body ? r->body : "";
+        n = r->body_len;
+        break;
+    default:
+        return false;
+    }
+    if (n > GW_WAF_MEMO_MAX || !gw_waf_memo_known(request_memo(c, p, n), s->memo))
+        return false;
+    c->memo->hits++;
+    return true;
 }
 
 /* A value that stays where it is for the whole request (the request's bytes, the parsed JSON). */

