@@ -106,7 +106,7 @@ static const unsigned char needs_escape[256] = {
 };
 
 /* Writes the escaped form of s[0..n) at d (room for 6 * n bytes); returns the bytes written. */
-static size_t json_escape_into(char *d, const char *s, size_t n) {
+size_t sl_json_escape_into(char *d, const char *s, size_t n) {
     static const char hex[] = "0123456789abcdef";
     char *start = d;
     size_t i = 0;
@@ -141,7 +141,7 @@ static size_t json_escape_into(char *d, const char *s, size_t n) {
 int sl_buf_append_json_escaped(struct sl_buf *b, const char *s, size_t n) {
     /* Room for the worst case taken once, and the escaped bytes written straight in. */
     if (n <= b->max / 6 && sl_buf_reserve(b, 6 * n) == 0) {
-        b->len += json_escape_into(b->data + b->len, s, n);
+        b->len += sl_json_escape_into(b->data + b->len, s, n);
         b->data[b->len] = '\0';
         return 0;
     }
@@ -150,7 +150,7 @@ int sl_buf_append_json_escaped(struct sl_buf *b, const char *s, size_t n) {
     char piece[6 * 256];
     for (size_t i = 0; i < n; i += 256) {
         size_t k = n - i < 256 ? n - i : 256;
-        int rc = sl_buf_append(b, piece, json_escape_into(piece, s + i, k));
+        int rc = sl_buf_append(b, piece, sl_json_escape_into(piece, s + i, k));
         if (rc < 0) {
             b->len = start_len;
             if (b->data)

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "gateway_internal.h"
+#include "sluice/error.h"
 #include "sluice/log.h"
 #include "sluice/time.h"
 
@@ -103,41 +104,147 @@ static void put_head(struct gw_gateway *g, struct sl_buf *b, int64_t ts_ms, cons
     put_plain(b, KEY("request_id"), id);
 }
 
+/*
+ * The request's record is written straight into memory reserved once: every part's size is
+ * bounded (a string escapes to at most 6 bytes a byte, and is cut at AUDIT_STR_CAP), so one
+ * reservation replaces the capacity check and terminator of some fifty appends.
+ */
+#define AUDIT_STR_CAP 2048 /* bytes of a request's string kept: a path can be long */
+
+static size_t str_cap(size_t n) {
+    return n > AUDIT_STR_CAP ? AUDIT_STR_CAP : n;
+}
+
+/* The most a string member's value can take: quoted and escaped, or null. */
+static size_t str_room(const char *s, size_t n) {
+    return s ? 6 * str_cap(n) + 2 : 4;
+}
+
+static char *w_mem(char *w, const void *p, size_t n) {
+    memcpy(w, p, n);
+    return w + n;
+}
+
+#define W_LIT(w, lit) w_mem((w), (lit), sizeof(lit) - 1)
+
+static char *w_str(char *w, const char *s, size_t n) {
+    if (!s)
+        return W_LIT(w, "null");
+    *w++ = '"';
+    w += sl_json_escape_into(w, s, str_cap(n));
+    *w++ = '"';
+    return w;
+}
+
+/* A string the gateway made itself, of bytes that need no escape (ids, hex, an address). */
+static char *w_plain(char *w, const char *s, size_t n) {
+    if (!s)
+        return W_LIT(w, "null");
+    *w++ = '"';
+    w = w_mem(w, s, n);
+    *w++ = '"';
+    return w;
+}
+
+static char *w_u64(char *w, uint64_t v) {
+    return w + sl_u64_dec(w, v);
+}
+
 void gw_audit_request(struct gw_gateway *g, const struct gw_req *r,
                       const struct sl_http_request *http, size_t bytes_in, uint64_t elapsed_ns) {
     struct sl_buf *b = &g->audit_buf; /* reused: the loop builds one record at a time */
-    sl_buf_reset(b);
-    put_head(g, b, r->received_ms, r->id);
-    put_plain(b, KEY("trace_id"), r->trace_id[0] ? r->trace_id : NULL);
-    put_str(b, KEY("method"), http->method.p, http->method.len);
-    put_str(b, KEY("path"), http->path.p, http->path.len);
-    put_cstr(b, KEY("route"), r->route ? r->route->path : NULL);
-    put_uint(b, KEY("status"), (uint64_t)r->status);
-    uint64_t us = elapsed_ns / 1000;
-    put_uint(b, KEY("latency_ms"), us / 1000);
-    char frac[4] = {'.', (char)('0' + us % 1000 / 100), (char)('0' + us % 100 / 10),
-                    (char)('0' + us % 10)};
-    sl_buf_append(b, frac, sizeof frac);
-    put_plain(b, KEY("source_ip"), r->client_ip[0] ? r->client_ip : NULL);
     const struct sl_http_header *ua = sl_http_request_header(http, "user-agent");
-    put_str(b, KEY("user_agent"), ua ? ua->value.p : NULL, ua ? ua->value.len : 0);
-    put_cstr(b, KEY("api_key_id"), r->has_key ? r->key_id : NULL);
-    put_cstr(b, KEY("plan"), r->has_key && r->plan.name[0] ? r->plan.name : NULL);
-    put_lit(b, ",\"waf\":{\"action\":\"");
-    put_lit(b, gw_waf_action_name(r->waf.action));
-    sl_buf_append(b, "\"", 1);
-    put_cstr(b, KEY("rule"), r->waf.rule);
-    sl_buf_append_str(b, ",\"labels\":[");
-    for (size_t i = 0; i < r->waf.nlabels; i++) {
-        sl_buf_append_str(b, i ? ",\"" : "\"");
-        sl_buf_append_json_escaped(b, r->waf.labels[i], strlen(r->waf.labels[i]));
-        sl_buf_append_str(b, "\"");
+    struct sl_str uav = ua ? ua->value : (struct sl_str){NULL, 0};
+    const char *route = r->route ? r->route->path : NULL;
+    const char *key_id = r->has_key ? r->key_id : NULL;
+    const char *plan = r->has_key && r->plan.name[0] ? r->plan.name : NULL;
+    const char *trace = r->trace_id[0] ? r->trace_id : NULL;
+    const char *ip = r->client_ip[0] ? r->client_ip : NULL;
+    size_t id_n = strlen(r->id), trace_n = trace ? strlen(trace) : 0, ip_n = ip ? strlen(ip) : 0;
+    size_t route_n = route ? strlen(route) : 0, key_n = key_id ? strlen(key_id) : 0;
+    size_t plan_n = plan ? strlen(plan) : 0, rule_n = r->waf.rule ? strlen(r->waf.rule) : 0;
+    size_t err_n = r->error_class ? strlen(r->error_class) : 0;
+
+    /* Member names, punctuation, the timestamp and numbers: under 512 bytes. */
+    size_t need = 512 + id_n + trace_n + ip_n + g->audit_tail.len;
+    need += str_room(http->method.p, http->method.len) + str_room(http->path.p, http->path.len);
+    need += str_room(route, route_n) + str_room(uav.p, uav.len) + str_room(key_id, key_n);
+    need += str_room(plan, plan_n) + str_room(r->waf.rule, rule_n);
+    need += str_room(r->error_class, err_n);
+    for (size_t i = 0; i < r->waf.nlabels; i++)
+        need += str_room(r->waf.labels[i], strlen(r->waf.labels[i])) + 1;
+    sl_buf_reset(b);
+    int rc = sl_buf_reserve(b, need);
+    if (rc < 0) {
+        sl_counter_inc(g->m.audit_errors);
+        SL_ERROR("audit record not built: %s", sl_strerror(rc));
+        return;
     }
-    sl_buf_append_str(b, "]}");
-    put_uint(b, KEY("bytes_in"), bytes_in);
-    put_uint(b, KEY("bytes_out"), r->bytes_out);
-    put_cstr(b, KEY("error"), r->error_class);
-    sl_buf_append(b, g->audit_tail.data, g->audit_tail.len);
+
+    int64_t sec = r->received_ms / 1000;
+    if (sec != g->audit_ts_sec) {
+        /* "YYYY-MM-DDTHH:MM:SS" is formatted once per second; the milliseconds are appended. */
+        char ts[32];
+        if (sl_time_format_iso8601(sec * 1000, ts, sizeof ts) == 24) {
+            memcpy(g->audit_ts, ts, 19);
+            g->audit_ts_sec = sec;
+        }
+    }
+    int ms = (int)(r->received_ms % 1000);
+    uint64_t us = elapsed_ns / 1000;
+    char *w = b->data;
+    w = W_LIT(w, "{\"timestamp\":\"");
+    w = w_mem(w, g->audit_ts, 19);
+    *w++ = '.';
+    *w++ = (char)('0' + ms / 100);
+    *w++ = (char)('0' + ms / 10 % 10);
+    *w++ = (char)('0' + ms % 10);
+    w = W_LIT(w, "Z\",\"request_id\":");
+    w = w_plain(w, r->id, id_n);
+    w = W_LIT(w, ",\"trace_id\":");
+    w = w_plain(w, trace, trace_n);
+    w = W_LIT(w, ",\"method\":");
+    w = w_str(w, http->method.p, http->method.len);
+    w = W_LIT(w, ",\"path\":");
+    w = w_str(w, http->path.p, http->path.len);
+    w = W_LIT(w, ",\"route\":");
+    w = w_str(w, route, route_n);
+    w = W_LIT(w, ",\"status\":");
+    w = w_u64(w, (uint64_t)r->status);
+    w = W_LIT(w, ",\"latency_ms\":");
+    w = w_u64(w, us / 1000);
+    *w++ = '.';
+    *w++ = (char)('0' + us % 1000 / 100);
+    *w++ = (char)('0' + us % 100 / 10);
+    *w++ = (char)('0' + us % 10);
+    w = W_LIT(w, ",\"source_ip\":");
+    w = w_plain(w, ip, ip_n);
+    w = W_LIT(w, ",\"user_agent\":");
+    w = w_str(w, uav.p, uav.len);
+    w = W_LIT(w, ",\"api_key_id\":");
+    w = w_str(w, key_id, key_n);
+    w = W_LIT(w, ",\"plan\":");
+    w = w_str(w, plan, plan_n);
+    w = W_LIT(w, ",\"waf\":{\"action\":\"");
+    const char *action = gw_waf_action_name(r->waf.action);
+    w = w_mem(w, action, strlen(action));
+    w = W_LIT(w, "\",\"rule\":");
+    w = w_str(w, r->waf.rule, rule_n);
+    w = W_LIT(w, ",\"labels\":[");
+    for (size_t i = 0; i < r->waf.nlabels; i++) {
+        if (i)
+            *w++ = ',';
+        w = w_str(w, r->waf.labels[i], strlen(r->waf.labels[i]));
+    }
+    w = W_LIT(w, "]},\"bytes_in\":");
+    w = w_u64(w, bytes_in);
+    w = W_LIT(w, ",\"bytes_out\":");
+    w = w_u64(w, r->bytes_out);
+    w = W_LIT(w, ",\"error\":");
+    w = w_str(w, r->error_class, err_n);
+    w = w_mem(w, g->audit_tail.data, g->audit_tail.len);
+    b->len = (size_t)(w - b->data);
+    b->data[b->len] = '\0';
     produce(g, r->id, b);
 }
 

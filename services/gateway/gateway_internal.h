@@ -32,7 +32,9 @@
  * next: one large batch per produce request compresses well and costs the broker less. */
 #define GW_AUDIT_STICKY_MS 100
 #define GW_TOPIC_MAX       256
-#define GW_AUDIT_MAX       (64u * 1024u)
+/* An audit record's limit: its worst case (eight strings and sixteen labels of 2,048 bytes, each
+ * escaped to 6 bytes a byte) is about 300 KiB; the buffer grows only as far as records need. */
+#define GW_AUDIT_MAX (512u * 1024u)
 
 /* Metric children the request path updates; owned by the registry. */
 struct gw_metrics {

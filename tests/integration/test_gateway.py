@@ -371,6 +371,28 @@ def test_audit_records_one_line_per_request_with_the_design_fields(env, kafka_bo
     assert (no["status"], no["error"], no["api_key_id"]) == (403, "forbidden", None)
 
 
+def test_audit_record_escapes_request_strings_and_cuts_them_at_2048_bytes(env, kafka_bootstrap):
+    gw = env["gw"]
+    long_path = "/" + "p" * 3000
+    ua = b'say "hi" \\ back\tslash \xc3\xa9'
+    r = call(gw, long_path, None, headers={"User-Agent": ua})
+    assert r.status_code == 403
+    rid = r.headers["x-amzn-RequestId"]
+    deadline, rec = time.monotonic() + 10, None
+    while time.monotonic() < deadline and rec is None:
+        for m in consume_all(kafka_bootstrap, env["prefix"] + "audit"):
+            got = json.loads(m.value())  # valid JSON whatever the request held
+            if got["request_id"] == rid:
+                rec = got
+    assert rec is not None
+    assert rec["path"] == long_path[:2048]
+    assert rec["user_agent"] == 'say "hi" \\ back\tslash \u00e9'
+    # The seed's web ACL blocks a path over 1,024 bytes: a record with a label.
+    assert (rec["status"], rec["error"], rec["api_key_id"], rec["plan"]) == (403, "waf_blocked", None, None)
+    assert rec["waf"] == {"action": "BLOCK", "rule": "AWSManagedRulesCommonRuleSet",
+                          "labels": ["awswaf:managed:aws:core-rule-set:SizeRestrictions_URIPath"]}
+
+
 def _batch_codecs(log_file):
     """The compression codec of every record batch in a Kafka log segment (v2 batch header:
     base offset 8, length 4, leader epoch 4, magic 1, crc 4, attributes 2; codec = attributes & 7)."""

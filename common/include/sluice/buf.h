@@ -57,6 +57,8 @@ int sl_buf_vprintf(struct sl_buf *b, const char *fmt, va_list ap)
     __attribute__((format(printf, 2, 0)));
 /* Appends `s` as the contents of a JSON string literal (quotes not included). */
 int sl_buf_append_json_escaped(struct sl_buf *b, const char *s, size_t n);
+/* The same into memory with room for 6 * n bytes (the worst case); returns the bytes written. */
+size_t sl_json_escape_into(char *out, const char *s, size_t n);
 /* Removes the first n bytes (n <= len). */
 void sl_buf_consume(struct sl_buf *b, size_t n);
 
