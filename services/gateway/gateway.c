@@ -66,6 +66,12 @@ static int ready(struct sl_buf *reason, void *data) {
     return 1;
 }
 
+/* The WAF's clock (milliseconds, CLOCK_MONOTONIC): when the request it judges arrived. */
+static int64_t request_clock_ms(void *data) {
+    const struct gw_gateway *g = data;
+    return (int64_t)(g->req_mono_ns / 1000000u);
+}
+
 int gw_gateway_new(uv_loop_t *loop, const struct gw_settings *s, const char *const *kafka_props,
                    const char *hostname, struct gw_gateway **out, struct sl_buf *err) {
     struct gw_gateway *g = calloc(1, sizeof *g);
@@ -121,7 +127,12 @@ int gw_gateway_new(uv_loop_t *loop, const struct gw_settings *s, const char *con
         0)
         return rc;
     /* ---- WAF engine: the web ACL file (or the shipped default), watched like the keys file */
-    struct gw_waf_opts wo = {.loop = loop, .acl_file = s->waf_acl_file, .metrics = g->metrics};
+    /* Rate-based rules count on the request's arrival time, read once for the whole pipeline. */
+    struct gw_waf_opts wo = {.loop = loop,
+                             .acl_file = s->waf_acl_file,
+                             .metrics = g->metrics,
+                             .clock_ms = request_clock_ms,
+                             .clock_data = g};
     if ((rc = gw_waf_open(&wo, &g->waf, err)) < 0) {
         sl_buf_printf(err, "SLUICE_WAF_ACL_FILE: cannot load %s: %s\n",
                       s->waf_acl_file ? s->waf_acl_file : "the shipped default web ACL",

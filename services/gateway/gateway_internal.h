@@ -105,6 +105,7 @@ struct gw_gateway {
     struct sl_buf audit_buf;  /* reused for every audit record */
     struct sl_buf audit_tail; /* ,"stage":…,"gateway":…} — the same in every record */
     int64_t audit_ts_sec;     /* the second audit_ts holds, formatted */
+    uint64_t req_mono_ns;     /* arrival of the request in the pipeline: the WAF's clock */
     char audit_ts[20];
     struct sl_envelope_limits reply_limits;
     bool replies_ready;

@@ -357,7 +357,7 @@ void gw_pipeline_on_request(struct sl_http_request *http, void *data) {
     r->g = g;
     r->http = http;
     r->refs = 1;
-    r->start_ns = sl_time_mono_ns();
+    r->start_ns = g->req_mono_ns = sl_time_mono_ns();
     r->received_ms = sl_time_now_ms();
     http->user = r;
     r->origin = header_value(http, "origin");
