@@ -467,6 +467,15 @@ int sl_kafka_produce(struct sl_kafka_producer *p, const char *topic, int32_t par
                      const void *key, size_t keylen, const void *value, size_t vlen,
                      const struct sl_kafka_header *headers, size_t nheaders,
                      sl_kafka_delivery_cb cb, void *opaque, rd_kafka_resp_err_t *kerr_out) {
+    return sl_kafka_produce_ts(p, topic, partition, key, keylen, value, vlen, 0, headers, nheaders,
+                               cb, opaque, kerr_out);
+}
+
+int sl_kafka_produce_ts(struct sl_kafka_producer *p, const char *topic, int32_t partition,
+                        const void *key, size_t keylen, const void *value, size_t vlen,
+                        int64_t timestamp_ms, const struct sl_kafka_header *headers,
+                        size_t nheaders, sl_kafka_delivery_cb cb, void *opaque,
+                        rd_kafka_resp_err_t *kerr_out) {
     if (kerr_out)
         *kerr_out = RD_KAFKA_RESP_ERR_NO_ERROR;
     if (!p || !topic || (nheaders && !headers))
@@ -490,7 +499,7 @@ int sl_kafka_produce(struct sl_kafka_producer *p, const char *topic, int32_t par
             rd_kafka_header_add(hdrs, headers[i].name, -1, headers[i].value,
                                 (ssize_t)headers[i].len);
     }
-    rd_kafka_vu_t vus[7];
+    rd_kafka_vu_t vus[8];
     size_t n = 0;
     if (!p->rkt_name || strcmp(p->rkt_name, topic)) {
         char *name = strdup(topic);
@@ -526,6 +535,10 @@ int sl_kafka_produce(struct sl_kafka_producer *p, const char *topic, int32_t par
     if (hdrs) {
         vus[n].vtype = RD_KAFKA_VTYPE_HEADERS;
         vus[n++].u.headers = hdrs;
+    }
+    if (timestamp_ms > 0) {
+        vus[n].vtype = RD_KAFKA_VTYPE_TIMESTAMP;
+        vus[n++].u.i64 = timestamp_ms;
     }
     rd_kafka_error_t *error = rd_kafka_produceva(p->rk, vus, n);
     if (error) {

@@ -74,12 +74,14 @@ void gw_audit_on_lost(int err, rd_kafka_resp_err_t kerr, int32_t partition, int6
     SL_ERROR("audit record lost: %s", rd_kafka_err2str(kerr));
 }
 
-static void produce(struct gw_gateway *g, const char *id, struct sl_buf *rec) {
+/* ts_ms: the record's Kafka timestamp (its request's arrival; 0: now). */
+static void produce(struct gw_gateway *g, const char *id, struct sl_buf *rec, int64_t ts_ms) {
     rd_kafka_resp_err_t kerr;
     if (!g->audit_producer)
         return;
-    if (sl_kafka_produce(g->audit_producer, g->topic_audit, RD_KAFKA_PARTITION_UA, id, strlen(id),
-                         rec->data, rec->len, NULL, 0, NULL, NULL, &kerr) < 0) {
+    if (sl_kafka_produce_ts(g->audit_producer, g->topic_audit, RD_KAFKA_PARTITION_UA, id,
+                            strlen(id), rec->data, rec->len, ts_ms, NULL, 0, NULL, NULL,
+                            &kerr) < 0) {
         sl_counter_inc(g->m.audit_errors);
         SL_ERROR("audit record not queued: %s", rd_kafka_err2str(kerr));
     }
@@ -245,7 +247,7 @@ void gw_audit_request(struct gw_gateway *g, const struct gw_req *r,
     w = w_mem(w, g->audit_tail.data, g->audit_tail.len);
     b->len = (size_t)(w - b->data);
     b->data[b->len] = '\0';
-    produce(g, r->id, b);
+    produce(g, r->id, b, r->received_ms);
 }
 
 void gw_audit_server_error(struct gw_gateway *g, const struct sl_http_error_response *resp,
@@ -261,5 +263,5 @@ void gw_audit_server_error(struct gw_gateway *g, const struct sl_http_error_resp
     put_uint(b, KEY("bytes_out"), resp->body.len);
     put_cstr(b, KEY("error"), resp->kind);
     sl_buf_append(b, g->audit_tail.data, g->audit_tail.len);
-    produce(g, request_id, b);
+    produce(g, request_id, b, 0);
 }

@@ -13,7 +13,7 @@ import msgpack
 import pytest
 import requests
 
-from confluent_kafka import Producer
+from confluent_kafka import TIMESTAMP_CREATE_TIME, Producer
 
 from harness import (FakeWorker, Gateway, consume_all, create_topics, new_key, new_prefix,
                      reply_envelope, write_keys_file)
@@ -350,13 +350,18 @@ def test_audit_records_one_line_per_request_with_the_design_fields(env, kafka_bo
     denied = call(gw, "/audited", None)
     rid, did = r.headers["x-amzn-RequestId"], denied.headers["x-amzn-RequestId"]
     deadline = time.monotonic() + 10
-    records = {}
+    records, stamps = {}, {}
     while time.monotonic() < deadline and not (rid in records and did in records):
         for m in consume_all(kafka_bootstrap, env["prefix"] + "audit"):
             rec = json.loads(m.value())
             records[rec["request_id"]] = rec
+            stamps[rec["request_id"]] = m.timestamp()
             assert m.key().decode() == rec["request_id"]
     ok, no = records[rid], records[did]
+    # The Kafka timestamp is the record's own (the request's arrival), to the millisecond.
+    when = datetime.datetime.strptime(ok["timestamp"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(
+        tzinfo=datetime.timezone.utc)
+    assert stamps[rid] == (TIMESTAMP_CREATE_TIME, round(when.timestamp() * 1000))
     assert set(ok) == {"timestamp", "request_id", "trace_id", "method", "path", "route", "status",
                        "latency_ms", "source_ip", "user_agent", "api_key_id", "plan", "waf",
                        "bytes_in", "bytes_out", "error", "stage", "gateway"}

@@ -100,6 +100,13 @@ int sl_kafka_produce(struct sl_kafka_producer *p, const char *topic, int32_t par
                      const void *key, size_t keylen, const void *value, size_t vlen,
                      const struct sl_kafka_header *headers, size_t nheaders,
                      sl_kafka_delivery_cb cb, void *opaque, rd_kafka_resp_err_t *kerr_out);
+/* The same with the message's timestamp (milliseconds since the epoch; 0: now, as
+ * sl_kafka_produce): a caller that already read the clock saves librdkafka reading it again. */
+int sl_kafka_produce_ts(struct sl_kafka_producer *p, const char *topic, int32_t partition,
+                        const void *key, size_t keylen, const void *value, size_t vlen,
+                        int64_t timestamp_ms, const struct sl_kafka_header *headers,
+                        size_t nheaders, sl_kafka_delivery_cb cb, void *opaque,
+                        rd_kafka_resp_err_t *kerr_out);
 
 /*
  * Messages produced with RD_KAFKA_PARTITION_UA go to one partition per window of window_ms
