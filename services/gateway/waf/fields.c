@@ -217,36 +217,57 @@ static bool check_value(struct gw_waf_ctx *c, const struct gw_waf_stmt *s, gw_wa
     return hit;
 }
 
-bool gw_waf_known_clear(struct gw_waf_ctx *c, const struct gw_waf_stmt *s) {
-    if (s->memo < 0 || !c->memo)
-        return false;
-    /* The fields gw_waf_field_any reads as one value of the request, exactly as it reads them. */
-    const struct sl_http_request *r = c->req;
-    const char *p;
-    size_t n;
-    switch (s->field.kind) {
-    case GW_FIELD_URI_PATH:
-        p = r->path.p ? r->path.p : "";
-        n = r->path.len;
-        break;
-    case GW_FIELD_QUERY_STRING:
-        p = r->query.p ? r->query.p : "";
-        n = r->query.len;
-        break;
-    case GW_FIELD_METHOD:
-        p = r->method.p ? r->method.p : "";
-        n = r->method.len;
-        break;
-    case GW_FIELD_BODY:
-        if (r->body_len > GW_WAF_BODY_LIMIT)
-            return false; /* oversize handling decides */
-        p = r->body ? r->body : "";
-        n = r->body_len;
-        break;
-    default:
-        return false;
+/* ANDs into `known` the statements the memo knows value p[0..n) does not match. */
+static void and_known(struct gw_waf_ctx *c, uint64_t *known, const char *p, size_t n) {
+    if (n > GW_WAF_MEMO_MAX) {
+        memset(known, 0, sizeof c->whole_known[0]); /* not remembered: nothing is known */
+        return;
     }
-    if (n > GW_WAF_MEMO_MAX || !gw_waf_memo_known(request_memo(c, p, n), s->memo))
+    const struct gw_waf_memo_entry *e = request_memo(c, p, n);
+    for (size_t i = 0; i < GW_WAF_MEMO_STMTS / 64; i++)
+        known[i] &= e->known[i];
+}
+
+/* What the memo knows about a whole field, as gw_waf_field_any reads it, taken once a request:
+ * knowledge about a value stays true, so a snapshot can only miss bits learnt later. */
+static const uint64_t *whole_known(struct gw_waf_ctx *c, int whole) {
+    uint64_t *known = c->whole_known[whole - 1];
+    if (c->whole_have & (1u << whole))
+        return known;
+    c->whole_have |= (uint8_t)(1u << whole);
+    memset(known, 0xff, sizeof c->whole_known[0]);
+    const struct sl_http_request *r = c->req;
+    switch (whole) {
+    case GW_WAF_WHOLE_PATH:
+        and_known(c, known, r->path.p ? r->path.p : "", r->path.len);
+        break;
+    case GW_WAF_WHOLE_QUERY:
+        and_known(c, known, r->query.p ? r->query.p : "", r->query.len);
+        break;
+    case GW_WAF_WHOLE_METHOD:
+        and_known(c, known, r->method.p ? r->method.p : "", r->method.len);
+        break;
+    case GW_WAF_WHOLE_BODY:
+        if (r->body_len > GW_WAF_BODY_LIMIT)
+            memset(known, 0, sizeof c->whole_known[0]); /* oversize handling decides */
+        else
+            and_known(c, known, r->body ? r->body : "", r->body_len);
+        break;
+    default: /* GW_WAF_WHOLE_HEADERS */
+        for (size_t i = 0; i < r->nheaders; i++) {
+            and_known(c, known, r->headers[i].name.p, r->headers[i].name.len);
+            and_known(c, known, r->headers[i].value.p, r->headers[i].value.len);
+        }
+        break;
+    }
+    return known;
+}
+
+bool gw_waf_known_clear(struct gw_waf_ctx *c, const struct gw_waf_stmt *s) {
+    if (!s->whole || !c->memo)
+        return false;
+    const uint64_t *known = whole_known(c, s->whole);
+    if (!((known[s->memo >> 6] >> (s->memo & 63)) & 1u))
         return false;
     c->memo->hits++;
     return true;

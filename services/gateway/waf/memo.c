@@ -27,12 +27,32 @@ static bool worth(const struct gw_waf_stmt *s) {
     }
 }
 
+/* The whole field a statement reads, when gw_waf_known_clear can judge it; 0 otherwise. */
+static uint8_t whole_field(const struct gw_waf_field *f) {
+    switch (f->kind) {
+    case GW_FIELD_URI_PATH:
+        return GW_WAF_WHOLE_PATH;
+    case GW_FIELD_QUERY_STRING:
+        return GW_WAF_WHOLE_QUERY;
+    case GW_FIELD_METHOD:
+        return GW_WAF_WHOLE_METHOD;
+    case GW_FIELD_BODY:
+        return GW_WAF_WHOLE_BODY;
+    case GW_FIELD_HEADERS:
+        /* every header, names and values: no include or exclude list, scope ALL */
+        return !f->ninclude && !f->nexclude && f->scope == GW_SCOPE_ALL ? GW_WAF_WHOLE_HEADERS : 0;
+    default:
+        return 0;
+    }
+}
+
 static void number_rules(struct gw_waf_rule *r, size_t n, int *next);
 
 static void number(struct gw_waf_stmt *s, int *next) {
     if (!s)
         return;
     s->memo = -1;
+    s->whole = 0;
     switch (s->kind) {
     case GW_STMT_AND:
     case GW_STMT_OR:
@@ -48,8 +68,10 @@ static void number(struct gw_waf_stmt *s, int *next) {
         number_rules(s->u.group.group->rules, s->u.group.group->nrules, next);
         return;
     default:
-        if (worth(s) && *next < GW_WAF_MEMO_STMTS)
+        if (worth(s) && *next < GW_WAF_MEMO_STMTS) {
             s->memo = (int16_t)(*next)++;
+            s->whole = whole_field(&s->field);
+        }
         return;
     }
 }

@@ -143,6 +143,9 @@ struct gw_waf_stmt {
     struct gw_waf_tx_list tx;
     /* memo.c: this statement's bit in a remembered value's `known` set; -1: always evaluated. */
     int16_t memo;
+    /* memo.c: which of the request's whole fields (GW_WAF_WHOLE_*) the statement reads, so the
+     * memo can clear it before dispatch; 0: none of them. */
+    uint8_t whole;
     union {
         struct {
             char *s;
@@ -301,6 +304,17 @@ uint32_t gw_waf_rate_window(const struct gw_waf_rate *r);
 #define GW_WAF_MEMO_MAX   192 /* longest value remembered */
 #define GW_WAF_MEMO_SLOTS 256 /* values remembered; a new value takes its slot's place */
 
+/* The fields a statement can be cleared on as a whole (gw_waf_known_clear): one value of the
+ * request, or every header name and value. */
+enum {
+    GW_WAF_WHOLE_PATH = 1,
+    GW_WAF_WHOLE_QUERY,
+    GW_WAF_WHOLE_METHOD,
+    GW_WAF_WHOLE_BODY,
+    GW_WAF_WHOLE_HEADERS,
+    GW_WAF_WHOLE_COUNT
+};
+
 struct gw_waf_memo_entry {
     uint64_t hash;
     uint32_t len; /* 0: free */
@@ -375,6 +389,10 @@ struct gw_waf_ctx {
     int json_state; /* 0 not parsed, 1 parsed, -1 invalid */
     struct cJSON *json;
     struct gw_waf_memo *memo; /* the ACL's (gw_waf_acl_eval sets it); NULL: none */
+    /* fields.c: per whole field (GW_WAF_WHOLE_* - 1), the statements the memo knew not to
+     * match all of its values when first asked in this request (bit w of whole_have). */
+    uint8_t whole_have;
+    uint64_t whole_known[GW_WAF_WHOLE_COUNT - 1][GW_WAF_MEMO_STMTS / 64];
     /* fields.c: what is known about the request's values many statements look at (headers,
      * body, path): which bytes that some transformation acts on they hold, and their memo
      * entry; keyed by address and length, zeroed with the context. */
@@ -389,7 +407,8 @@ struct gw_waf_ctx {
 };
 
 /* fields.c: true when `s` certainly does not match: its field is one value of the request (path,
- * query string, method, body) that the memo knows it does not match. false: evaluate it. */
+ * query string, method, body), or every header name and value, and the memo knows it matches
+ * none of them. false: evaluate it. */
 bool gw_waf_known_clear(struct gw_waf_ctx *c, const struct gw_waf_stmt *s);
 /* fields.c: fills tx->acts_on, once the list is complete. */
 void gw_waf_tx_seal(struct gw_waf_tx_list *tx);

@@ -1336,6 +1336,7 @@ static void test_value_memo_never_hides_a_match(void **state) {
                                 "X-Api-Key: ${jndi:ldap://x/a}",
                                 "X-Api-Key: ${jndi:ldap://x/b}",
                                 "Referer: java.lang.Runtime.getRuntime().exec",
+                                "X-java.lang.Runtime.getRuntime: 1",
                                 "Referer: java.lang.Runtimx",
                                 "Cookie: s=<script>alert(1)</script>",
                                 "Cookie: s=abc",
@@ -1412,6 +1413,25 @@ static void test_value_memo_clears_a_statement_by_its_own_verdicts_only(void **s
         assert_true(gw_waf_memo_hits(w) > 0);
         gw_waf_free(w);
     }
+}
+
+/* A header's name is one of the values a Headers statement reads: values the memo knows clear
+ * do not clear a request whose header name matches. */
+static void test_value_memo_reads_header_names_too(void **state) {
+    (void)state;
+    struct gw_waf *w = open_acl(
+        ONE_RULE("{'RegexMatchStatement':{'RegexString':'EVIL','FieldToMatch':{'Headers':{"
+                 "'MatchPattern':{'All':{}},'MatchScope':'ALL','OversizeHandling':'CONTINUE'}},"
+                 "'TextTransformations':[{'Priority':0,'Type':'NONE'}]}}"));
+    for (int i = 0; i < 3; i++) {
+        struct req q;
+        mk(&q, "GET", "/", NULL, "X-A: fine", NULL);
+        assert_int_equal(judge(w, &q, NULL).action, GW_WAF_ALLOW);
+        mk(&q, "GET", "/", NULL, "EVIL: fine", NULL);
+        assert_int_equal(judge(w, &q, NULL).action, GW_WAF_BLOCK);
+    }
+    assert_true(gw_waf_memo_hits(w) > 0);
+    gw_waf_free(w);
 }
 
 /*
@@ -1509,6 +1529,7 @@ int main(void) {
         cmocka_unit_test(test_value_memo_never_hides_a_match),
         cmocka_unit_test(test_value_memo_slot_taken_over_mid_request),
         cmocka_unit_test(test_value_memo_clears_a_statement_by_its_own_verdicts_only),
+        cmocka_unit_test(test_value_memo_reads_header_names_too),
         cmocka_unit_test(test_default_action_block_blocks_unmatched_requests),
         cmocka_unit_test(test_invalid_documents_name_the_json_path_and_reason),
         cmocka_unit_test(test_bare_rules_list_webacl_wrapper_and_camel_case_all_load),
