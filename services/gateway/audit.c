@@ -155,8 +155,7 @@ static char *w_u64(char *w, uint64_t v) {
 void gw_audit_request(struct gw_gateway *g, const struct gw_req *r,
                       const struct sl_http_request *http, size_t bytes_in, uint64_t elapsed_ns) {
     struct sl_buf *b = &g->audit_buf; /* reused: the loop builds one record at a time */
-    const struct sl_http_header *ua = sl_http_request_header(http, "user-agent");
-    struct sl_str uav = ua ? ua->value : (struct sl_str){NULL, 0};
+    struct sl_str uav = r->has_user_agent ? r->user_agent : (struct sl_str){NULL, 0};
     const char *route = r->route ? r->route->path : NULL;
     const char *key_id = r->has_key ? r->key_id : NULL;
     const char *plan = r->has_key && r->plan.name[0] ? r->plan.name : NULL;

@@ -66,7 +66,8 @@ static int ready(struct sl_buf *reason, void *data) {
     return 1;
 }
 
-/* The WAF's clock (milliseconds, CLOCK_MONOTONIC): when the request it judges arrived. */
+/* The WAF's clock (milliseconds, CLOCK_MONOTONIC): when the request it judges arrived. The WAF
+ * step runs within gw_pipeline_on_request, right after it sets req_mono_ns, never later. */
 static int64_t request_clock_ms(void *data) {
     const struct gw_gateway *g = data;
     return (int64_t)(g->req_mono_ns / 1000000u);

@@ -148,7 +148,10 @@ struct gw_req {
     uint64_t start_ns;
     int64_t received_ms;
     int64_t deadline_ms;
-    struct sl_str origin; /* Origin header, valid while http is */
+    /* The request headers the pipeline reads, found in one pass (the first of each name);
+     * valid while http is. has_user_agent: whether one came at all (its value may be empty). */
+    struct sl_str origin, forwarded_for, traceparent_in, api_key, user_agent;
+    bool has_user_agent;
 
     const struct sl_route *route; /* NULL when unrouted */
     struct sl_route_match match;

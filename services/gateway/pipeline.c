@@ -85,9 +85,64 @@ static struct sl_str str_of(const char *s) {
     return (struct sl_str){.p = s, .len = strlen(s)};
 }
 
-static struct sl_str header_value(const struct sl_http_request *http, const char *name) {
-    const struct sl_http_header *h = sl_http_request_header(http, name);
-    return h ? h->value : (struct sl_str){0};
+/* ASCII case-insensitive equality of a header name and a lowercase name of the same length. */
+static bool name_is(struct sl_str name, const char *lower) {
+    for (size_t i = 0; i < name.len; i++) {
+        unsigned char c = (unsigned char)name.p[i];
+        if (c >= 'A' && c <= 'Z')
+            c = (unsigned char)(c + 32);
+        if (c != (unsigned char)lower[i])
+            return false;
+    }
+    return true;
+}
+
+/* The headers the pipeline reads, in one pass over the request's (the first of each name). */
+static void find_headers(struct gw_req *r, const struct sl_http_request *http) {
+    bool has_origin = false, has_xff = false, has_tp = false, has_key = false;
+    for (size_t i = 0; i < http->nheaders; i++) {
+        const struct sl_http_header *h = &http->headers[i];
+        struct sl_str *slot = NULL;
+        bool *has = NULL;
+        switch (h->name.len) {
+        case 6:
+            if (name_is(h->name, "origin")) {
+                slot = &r->origin;
+                has = &has_origin;
+            }
+            break;
+        case 9:
+            if (name_is(h->name, "x-api-key")) {
+                slot = &r->api_key;
+                has = &has_key;
+            }
+            break;
+        case 10:
+            if (name_is(h->name, "user-agent")) {
+                slot = &r->user_agent;
+                has = &r->has_user_agent;
+            }
+            break;
+        case 11:
+            if (name_is(h->name, "traceparent")) {
+                slot = &r->traceparent_in;
+                has = &has_tp;
+            }
+            break;
+        case 15:
+            if (name_is(h->name, "x-forwarded-for")) {
+                slot = &r->forwarded_for;
+                has = &has_xff;
+            }
+            break;
+        default:
+            break;
+        }
+        if (slot && !*has) {
+            *slot = h->value;
+            *has = true;
+        }
+    }
 }
 
 /* Counts an answer by route and status; the children are looked up once and cached. */
@@ -212,7 +267,7 @@ void gw_respond_reply(struct gw_req *r, const struct sl_envelope_reply *rep) {
 
 static enum gw_step step_request_id(struct gw_req *r) {
     struct sl_trace_ctx parent, ctx;
-    struct sl_str tp = header_value(r->http, "traceparent");
+    struct sl_str tp = r->traceparent_in;
     struct sl_trace_rand *rnd = &r->g->rand;
     int rc = sl_trace_request_id_r(rnd, r->id);
     if (rc == 0)
@@ -271,7 +326,7 @@ static enum gw_step step_route(struct gw_req *r) {
 static enum gw_step step_api_key(struct gw_req *r) {
     if (!r->route->api_key_required)
         return GW_NEXT;
-    struct sl_str key = header_value(r->http, "x-api-key");
+    struct sl_str key = r->api_key;
     struct gw_auth_result res;
     if (gw_auth_check(r->g->auth, key.p, key.len, r->received_ms, &res) != GW_AUTH_OK) {
         if (res.key_id[0]) {
@@ -360,9 +415,8 @@ void gw_pipeline_on_request(struct sl_http_request *http, void *data) {
     r->start_ns = g->req_mono_ns = sl_time_mono_ns();
     r->received_ms = sl_time_now_ms();
     http->user = r;
-    r->origin = header_value(http, "origin");
-    struct sl_str xff = header_value(http, "x-forwarded-for");
-    gw_client_ip(&g->proxies, http->peer, xff.p, xff.len, r->client_ip);
+    find_headers(r, http);
+    gw_client_ip(&g->proxies, http->peer, r->forwarded_for.p, r->forwarded_for.len, r->client_ip);
     run_pipeline(r, 0);
 }
 

@@ -196,10 +196,7 @@ void gw_publish(struct gw_req *r) {
         unavailable(r);
         return;
     }
-    struct sl_str ua = {0};
-    const struct sl_http_header *uah = sl_http_request_header(h, "user-agent");
-    if (uah)
-        ua = uah->value;
+    struct sl_str ua = r->has_user_agent ? r->user_agent : (struct sl_str){0};
     struct sl_envelope_request env = {
         .id = {.p = r->id, .len = strlen(r->id)},
         .method = h->method,

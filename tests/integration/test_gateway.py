@@ -344,6 +344,47 @@ def test_revoked_key_stops_working_within_two_seconds_and_a_corrupt_file_keeps_o
 
 # ---- audit and secrecy -----------------------------------------------------------------------
 
+def test_header_names_match_in_any_case_and_the_first_of_a_name_counts(env):
+    gw, key = env["gw"], env["keys"]["ok"]
+
+    def ask(*headers):
+        head = b"GET /first-wins HTTP/1.1\r\nHost: a\r\n" + b"".join(h + b"\r\n" for h in headers)
+        out = raw(gw, head + b"Connection: close\r\n\r\n")
+        status = int(out.split(b" ", 2)[1])
+        rid = re.search(rb"(?m)^x-amzn-RequestId: (\S+)", out).group(1).decode()
+        return status, rid
+
+    good, bad = b"x-API-kEY: " + key["value"].encode(), b"X-Api-Key: sk_not-a-key"
+    status, rid = ask(good, bad, b"USER-agent: first/1", b"User-Agent: second/2",
+                      b"TRACEPARENT: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+    assert status == 200
+    [e] = [e for e, _ in env["worker"].received if e["id"] == rid]
+    assert e["user_agent"] == "first/1"
+    assert e["trace"].startswith("00-4bf92f3577b34da6a3ce929d0e0e4736-")
+    assert ask(bad, good, b"User-Agent: t")[0] == 403
+
+
+def test_a_trusted_proxy_forwarded_for_header_gives_the_client_address(build_dir, kafka_bootstrap,
+                                                                         tmp_path):
+    prefix = new_prefix()
+    create_topics(kafka_bootstrap, prefix)
+    keys_file = tmp_path / "keys.json"
+    write_keys_file(keys_file, [], PLANS)
+    gw = Gateway(build_dir, tmp_path, kafka_bootstrap, prefix, keys_file,
+                 SLUICE_TRUSTED_PROXIES="127.0.0.1/32").start()
+    try:
+        out = raw(gw, b"GET /x HTTP/1.1\r\nHost: a\r\nUser-Agent: t\r\n"
+                      b"x-FORWARDED-for: 203.0.113.9\r\nX-Forwarded-For: 198.51.100.1\r\n"
+                      b"Connection: close\r\n\r\n")
+        assert out.startswith(b"HTTP/1.1 403 ")
+        rid = re.search(rb"(?m)^x-amzn-RequestId: (\S+)", out).group(1).decode()
+        recs = [json.loads(m.value()) for m in consume_all(kafka_bootstrap, prefix + "audit")]
+        [rec] = [r for r in recs if r["request_id"] == rid]
+        assert rec["source_ip"] == "203.0.113.9"  # the first header of the name, any case
+    finally:
+        assert gw.stop() == 0
+
+
 def test_audit_records_one_line_per_request_with_the_design_fields(env, kafka_bootstrap):
     gw, key = env["gw"], env["keys"]["ok"]
     r = call(gw, "/audited?x=1", key["value"], headers={"User-Agent": "audit-it"})
