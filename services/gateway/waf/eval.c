@@ -265,7 +265,7 @@ static bool run_rules(struct gw_waf_ctx *c, const struct gw_waf_rule *rules, siz
             continue;
         }
         /* A statement the memo already clears costs a lookup, not an evaluation. */
-        if ((r->stmt->whole && gw_waf_known_clear(c, r->stmt)) || !gw_waf_stmt_match(c, r->stmt))
+        if (gw_waf_known_clear(c, r->stmt) || !gw_waf_stmt_match(c, r->stmt))
             continue;
         add_labels(c, r);
         enum gw_waf_rule_action act = force_count ? GW_ACT_COUNT : r->action;

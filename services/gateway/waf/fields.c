@@ -230,7 +230,7 @@ static void and_known(struct gw_waf_ctx *c, uint64_t *known, const char *p, size
 
 /* What the memo knows about a whole field, as gw_waf_field_any reads it, taken once a request:
  * knowledge about a value stays true, so a snapshot can only miss bits learnt later. */
-static const uint64_t *whole_known(struct gw_waf_ctx *c, int whole) {
+const uint64_t *gw_waf_whole_known(struct gw_waf_ctx *c, int whole) {
     uint64_t *known = c->whole_known[whole - 1];
     if (c->whole_have & (1u << whole))
         return known;
@@ -261,16 +261,6 @@ static const uint64_t *whole_known(struct gw_waf_ctx *c, int whole) {
         break;
     }
     return known;
-}
-
-bool gw_waf_known_clear(struct gw_waf_ctx *c, const struct gw_waf_stmt *s) {
-    if (!s->whole || !c->memo)
-        return false;
-    const uint64_t *known = whole_known(c, s->whole);
-    if (!((known[s->memo >> 6] >> (s->memo & 63)) & 1u))
-        return false;
-    c->memo->hits++;
-    return true;
 }
 
 /* A value that stays where it is for the whole request (the request's bytes, the parsed JSON). */

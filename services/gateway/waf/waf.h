@@ -406,10 +406,23 @@ struct gw_waf_ctx {
     } feat[64];
 };
 
-/* fields.c: true when `s` certainly does not match: its field is one value of the request (path,
- * query string, method, body), or every header name and value, and the memo knows it matches
- * none of them. false: evaluate it. */
-bool gw_waf_known_clear(struct gw_waf_ctx *c, const struct gw_waf_stmt *s);
+/* fields.c: what the memo knows about a whole field of the request (GW_WAF_WHOLE_*), taken the
+ * first time it is asked in a request (c->whole_known[whole - 1]). */
+const uint64_t *gw_waf_whole_known(struct gw_waf_ctx *c, int whole);
+
+/* True when `s` certainly does not match: its field is one value of the request (path, query
+ * string, method, body), or every header name and value, and the memo knows it matches none of
+ * them. false: evaluate it. Inline: the rule loop asks for most statements of an ACL. */
+static inline bool gw_waf_known_clear(struct gw_waf_ctx *c, const struct gw_waf_stmt *s) {
+    if (!s->whole || !c->memo)
+        return false;
+    const uint64_t *known = (c->whole_have & (1u << s->whole)) ? c->whole_known[s->whole - 1]
+                                                               : gw_waf_whole_known(c, s->whole);
+    if (!((known[s->memo >> 6] >> (s->memo & 63)) & 1u))
+        return false;
+    c->memo->hits++;
+    return true;
+}
 /* fields.c: fills tx->acts_on, once the list is complete. */
 void gw_waf_tx_seal(struct gw_waf_tx_list *tx);
 /* fields.c: calls `fn` on every (transformed) value the field yields until it returns true.
