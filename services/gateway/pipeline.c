@@ -1,4 +1,5 @@
 /* The request pipeline of DESIGN.md §4 as named steps, and the one place answers are sent. */
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -99,50 +100,31 @@ static bool name_is(struct sl_str name, const char *lower) {
 
 /* The headers the pipeline reads, in one pass over the request's (the first of each name). */
 static void find_headers(struct gw_req *r, const struct sl_http_request *http) {
-    bool has_origin = false, has_xff = false, has_tp = false, has_key = false;
+    enum { H_ORIGIN, H_FORWARDED_FOR, H_TRACEPARENT, H_API_KEY, H_USER_AGENT };
+    static const struct {
+        const char *name; /* lowercase */
+        size_t len;
+        size_t slot; /* offset of its struct sl_str in struct gw_req */
+    } wanted[] = {
+        [H_ORIGIN] = {"origin", 6, offsetof(struct gw_req, origin)},
+        [H_FORWARDED_FOR] = {"x-forwarded-for", 15, offsetof(struct gw_req, forwarded_for)},
+        [H_TRACEPARENT] = {"traceparent", 11, offsetof(struct gw_req, traceparent_in)},
+        [H_API_KEY] = {"x-api-key", 9, offsetof(struct gw_req, api_key)},
+        [H_USER_AGENT] = {"user-agent", 10, offsetof(struct gw_req, user_agent)},
+    };
+    unsigned found = 0;
     for (size_t i = 0; i < http->nheaders; i++) {
         const struct sl_http_header *h = &http->headers[i];
-        struct sl_str *slot = NULL;
-        bool *has = NULL;
-        switch (h->name.len) {
-        case 6:
-            if (name_is(h->name, "origin")) {
-                slot = &r->origin;
-                has = &has_origin;
-            }
+        for (unsigned k = 0; k < sizeof wanted / sizeof wanted[0]; k++) {
+            if (h->name.len != wanted[k].len || (found & (1u << k)) ||
+                !name_is(h->name, wanted[k].name))
+                continue;
+            *(struct sl_str *)((char *)r + wanted[k].slot) = h->value;
+            found |= 1u << k;
             break;
-        case 9:
-            if (name_is(h->name, "x-api-key")) {
-                slot = &r->api_key;
-                has = &has_key;
-            }
-            break;
-        case 10:
-            if (name_is(h->name, "user-agent")) {
-                slot = &r->user_agent;
-                has = &r->has_user_agent;
-            }
-            break;
-        case 11:
-            if (name_is(h->name, "traceparent")) {
-                slot = &r->traceparent_in;
-                has = &has_tp;
-            }
-            break;
-        case 15:
-            if (name_is(h->name, "x-forwarded-for")) {
-                slot = &r->forwarded_for;
-                has = &has_xff;
-            }
-            break;
-        default:
-            break;
-        }
-        if (slot && !*has) {
-            *slot = h->value;
-            *has = true;
         }
     }
+    r->has_user_agent = found & (1u << H_USER_AGENT);
 }
 
 /* Counts an answer by route and status; the children are looked up once and cached. */
