@@ -43,6 +43,18 @@ static void mock_start(struct mock *m, int partitions) {
     assert_int_equal(rd_kafka_mock_topic_create(m->mc, TOPIC, partitions, 1), 0);
 }
 
+/* What most tests open with: the mock cluster, a loop, room for an error. */
+struct kit {
+    struct mock m;
+    uv_loop_t loop;
+    char err[SL_KAFKA_ERRSTR_LEN];
+};
+
+static void kit_start(struct kit *k, int partitions) {
+    mock_start(&k->m, partitions);
+    uv_loop_init(&k->loop);
+}
+
 static void mock_stop(struct mock *m) {
     rd_kafka_mock_cluster_destroy(m->mc);
     rd_kafka_destroy(m->rk);
@@ -167,23 +179,21 @@ static void test_unknown_property_is_rejected_with_its_name(void **state) {
 
 static void test_roundtrip_keeps_order_keys_and_headers(void **state) {
     (void)state;
-    struct mock m;
-    mock_start(&m, 1);
-    uv_loop_t loop;
-    uv_loop_init(&loop);
-    char err[SL_KAFKA_ERRSTR_LEN];
-    const char *const props[] = {"bootstrap.servers", m.bootstrap, NULL};
+    struct kit k;
+    kit_start(&k, 1);
+    const char *const props[] = {"bootstrap.servers", k.m.bootstrap, NULL};
 
     struct sl_kafka_consumer *c;
     struct received r = {.on_loop_thread = 1, .loop_thread = pthread_self()};
-    assert_int_equal(sl_kafka_consumer_new(&loop, props, on_message, &r, &c, err, sizeof err), 0);
+    assert_int_equal(sl_kafka_consumer_new(&k.loop, props, on_message, &r, &c, k.err, sizeof k.err),
+                     0);
     int64_t pos = -1;
     assert_int_equal(sl_kafka_consumer_assign(c, TOPIC, 0, RD_KAFKA_OFFSET_END, 5000, &pos), 0);
     assert_int_equal(pos, 0); /* empty partition: positioned at its end, offset 0 */
     assert_int_equal(sl_kafka_consumer_assignment_size(c), 1);
 
     struct sl_kafka_producer *p;
-    assert_int_equal(sl_kafka_producer_new(&loop, props, &p, err, sizeof err), 0);
+    assert_int_equal(sl_kafka_producer_new(&k.loop, props, &p, k.err, sizeof k.err), 0);
     struct delivery d[NMSG];
     memset(d, 0, sizeof d);
     static const unsigned char bin[4] = {0x00, 0xff, 0x0a, 0x80};
@@ -201,7 +211,7 @@ static void test_roundtrip_keeps_order_keys_and_headers(void **state) {
                          0);
     }
     assert_int_equal(sl_kafka_producer_outstanding(p), NMSG);
-    assert_true(run_until(&loop, &r.done, WAIT_MS));
+    assert_true(run_until(&k.loop, &r.done, WAIT_MS));
 
     for (int i = 0; i < NMSG; i++) {
         char want[32];
@@ -227,28 +237,25 @@ static void test_roundtrip_keeps_order_keys_and_headers(void **state) {
     int closed = 0;
     sl_kafka_producer_close(p, 1000, on_closed, &closed);
     sl_kafka_consumer_close(c, on_closed, &closed);
-    loop_finish(&loop);
+    loop_finish(&k.loop);
     assert_int_equal(closed, 2);
-    mock_stop(&m);
+    mock_stop(&k.m);
 }
 
 static void test_injected_produce_error_reaches_callback_on_loop_thread(void **state) {
     (void)state;
-    struct mock m;
-    mock_start(&m, 1);
-    uv_loop_t loop;
-    uv_loop_init(&loop);
-    char err[SL_KAFKA_ERRSTR_LEN];
+    struct kit k;
+    kit_start(&k, 1);
     /* A non-retriable broker answer: the message fails at once instead of being retried. */
-    rd_kafka_mock_push_request_errors(m.mc, APIKEY_PRODUCE, 1,
+    rd_kafka_mock_push_request_errors(k.m.mc, APIKEY_PRODUCE, 1,
                                       RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED);
-    const char *const props[] = {"bootstrap.servers", m.bootstrap, NULL};
+    const char *const props[] = {"bootstrap.servers", k.m.bootstrap, NULL};
     struct sl_kafka_producer *p;
-    assert_int_equal(sl_kafka_producer_new(&loop, props, &p, err, sizeof err), 0);
+    assert_int_equal(sl_kafka_producer_new(&k.loop, props, &p, k.err, sizeof k.err), 0);
     struct delivery d = {0};
     assert_int_equal(sl_kafka_produce(p, TOPIC, 0, "k", 1, "v", 1, NULL, 0, on_delivery, &d, NULL),
                      0);
-    assert_true(run_until(&loop, &d.done, WAIT_MS));
+    assert_true(run_until(&k.loop, &d.done, WAIT_MS));
     assert_int_equal(d.done, 1);
     assert_int_equal(d.err, SL_ERR_KAFKA);
     assert_int_equal(d.kerr, RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED);
@@ -257,24 +264,21 @@ static void test_injected_produce_error_reaches_callback_on_loop_thread(void **s
 
     int closed = 0;
     sl_kafka_producer_close(p, 1000, on_closed, &closed);
-    loop_finish(&loop);
+    loop_finish(&k.loop);
     assert_int_equal(closed, 1);
-    mock_stop(&m);
+    mock_stop(&k.m);
 }
 
 /* delivery.report.only.error: a delivered message wakes nobody, a lost one reaches the failure
  * callback on the loop thread; per-message callbacks are refused, nothing is counted. */
 static void test_errors_only_producer_reports_losses_alone(void **state) {
     (void)state;
-    struct mock m;
-    mock_start(&m, 1);
-    uv_loop_t loop;
-    uv_loop_init(&loop);
-    char err[SL_KAFKA_ERRSTR_LEN];
-    const char *const props[] = {"bootstrap.servers", m.bootstrap, "delivery.report.only.error",
+    struct kit k;
+    kit_start(&k, 1);
+    const char *const props[] = {"bootstrap.servers", k.m.bootstrap, "delivery.report.only.error",
                                  "true", NULL};
     struct sl_kafka_producer *p;
-    assert_int_equal(sl_kafka_producer_new(&loop, props, &p, err, sizeof err), 0);
+    assert_int_equal(sl_kafka_producer_new(&k.loop, props, &p, k.err, sizeof k.err), 0);
     struct delivery lost = {0};
     sl_kafka_producer_set_failure_cb(p, on_delivery, &lost);
     struct delivery d = {0};
@@ -286,14 +290,14 @@ static void test_errors_only_producer_reports_losses_alone(void **state) {
     rd_kafka_t *rk = sl_kafka_producer_handle(p);
     uint64_t end = uv_hrtime() + (uint64_t)WAIT_MS * 1000000u;
     while (rd_kafka_outq_len(rk) > 0 && uv_hrtime() < end)
-        uv_run(&loop, UV_RUN_NOWAIT);
+        uv_run(&k.loop, UV_RUN_NOWAIT);
     assert_int_equal(rd_kafka_outq_len(rk), 0); /* delivered, and no report came */
     assert_int_equal(lost.done, 0);
 
-    rd_kafka_mock_push_request_errors(m.mc, APIKEY_PRODUCE, 1,
+    rd_kafka_mock_push_request_errors(k.m.mc, APIKEY_PRODUCE, 1,
                                       RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED);
     assert_int_equal(sl_kafka_produce(p, TOPIC, 0, "k", 1, "bad", 3, NULL, 0, NULL, NULL, NULL), 0);
-    assert_true(run_until(&loop, &lost.done, WAIT_MS));
+    assert_true(run_until(&k.loop, &lost.done, WAIT_MS));
     assert_int_equal(lost.done, 1);
     assert_int_equal(lost.err, SL_ERR_KAFKA);
     assert_int_equal(lost.kerr, RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED);
@@ -304,11 +308,11 @@ static void test_errors_only_producer_reports_losses_alone(void **state) {
 
     int closed = 0;
     sl_kafka_producer_close(p, 1000, on_closed, &closed);
-    loop_finish(&loop);
+    loop_finish(&k.loop);
     assert_int_equal(closed, 1);
     assert_int_equal(lost.done, 1);
     assert_int_equal(d.done, 0);
-    mock_stop(&m);
+    mock_stop(&k.m);
 }
 
 static void test_full_queue_fails_synchronously_without_callback(void **state) {
@@ -346,28 +350,25 @@ static void test_full_queue_fails_synchronously_without_callback(void **state) {
 
 static void test_close_flushes_messages_still_lingering(void **state) {
     (void)state;
-    struct mock m;
-    mock_start(&m, 1);
-    uv_loop_t loop;
-    uv_loop_init(&loop);
-    char err[SL_KAFKA_ERRSTR_LEN];
+    struct kit k;
+    kit_start(&k, 1);
     /* A long linger keeps the message in the queue until close forces it out. */
-    const char *const props[] = {"bootstrap.servers", m.bootstrap, "linger.ms", "5000", NULL};
+    const char *const props[] = {"bootstrap.servers", k.m.bootstrap, "linger.ms", "5000", NULL};
     struct sl_kafka_producer *p;
-    assert_int_equal(sl_kafka_producer_new(&loop, props, &p, err, sizeof err), 0);
+    assert_int_equal(sl_kafka_producer_new(&k.loop, props, &p, k.err, sizeof k.err), 0);
     struct delivery d = {0};
     assert_int_equal(sl_kafka_produce(p, TOPIC, 0, "k", 1, "v", 1, NULL, 0, on_delivery, &d, NULL),
                      0);
     int closed = 0;
     sl_kafka_producer_close(p, 4000, on_closed, &closed);
     uint64_t start = uv_hrtime();
-    loop_finish(&loop);
+    loop_finish(&k.loop);
     assert_true(uv_hrtime() - start < 4000000000u);
     assert_int_equal(closed, 1);
     assert_int_equal(d.done, 1);
     assert_int_equal(d.err, 0);
     assert_int_equal(d.offset, 0);
-    mock_stop(&m);
+    mock_stop(&k.m);
 }
 
 static int down_seen;
@@ -381,41 +382,38 @@ static void on_error(rd_kafka_resp_err_t kerr, const char *reason, int fatal, vo
 
 static void test_broker_down_is_reported_as_state_and_error(void **state) {
     (void)state;
-    struct mock m;
-    mock_start(&m, 1);
-    uv_loop_t loop;
-    uv_loop_init(&loop);
-    char err[SL_KAFKA_ERRSTR_LEN];
-    const char *const props[] = {"bootstrap.servers", m.bootstrap, "statistics.interval.ms", "100",
-                                 NULL};
+    struct kit k;
+    kit_start(&k, 1);
+    const char *const props[] = {"bootstrap.servers", k.m.bootstrap, "statistics.interval.ms",
+                                 "100", NULL};
     struct sl_kafka_producer *p;
-    assert_int_equal(sl_kafka_producer_new(&loop, props, &p, err, sizeof err), 0);
+    assert_int_equal(sl_kafka_producer_new(&k.loop, props, &p, k.err, sizeof k.err), 0);
     sl_kafka_producer_set_error_cb(p, on_error, NULL);
     struct delivery d = {0};
     assert_int_equal(sl_kafka_produce(p, TOPIC, 0, "k", 1, "v", 1, NULL, 0, on_delivery, &d, NULL),
                      0);
-    assert_true(run_until(&loop, &d.done, WAIT_MS));
+    assert_true(run_until(&k.loop, &d.done, WAIT_MS));
     assert_int_equal(sl_kafka_producer_state(p), SL_KAFKA_UP);
 
     down_seen = 0;
-    assert_int_equal(rd_kafka_mock_broker_set_down(m.mc, -1), 0);
-    assert_true(run_until(&loop, &down_seen, WAIT_MS));
+    assert_int_equal(rd_kafka_mock_broker_set_down(k.m.mc, -1), 0);
+    assert_true(run_until(&k.loop, &down_seen, WAIT_MS));
     assert_int_equal(sl_kafka_producer_state(p), SL_KAFKA_DOWN);
 
     /* Back up: the statistics see a connected broker again. */
-    assert_int_equal(rd_kafka_mock_broker_set_up(m.mc, -1), 0);
+    assert_int_equal(rd_kafka_mock_broker_set_up(k.m.mc, -1), 0);
     struct delivery d2 = {0};
     assert_int_equal(
         sl_kafka_produce(p, TOPIC, 0, "k", 1, "v2", 2, NULL, 0, on_delivery, &d2, NULL), 0);
-    assert_true(run_until(&loop, &d2.done, WAIT_MS));
+    assert_true(run_until(&k.loop, &d2.done, WAIT_MS));
     assert_int_equal(d2.err, 0);
     assert_int_equal(sl_kafka_producer_state(p), SL_KAFKA_UP);
 
     int closed = 0;
     sl_kafka_producer_close(p, 1000, on_closed, &closed);
-    loop_finish(&loop);
+    loop_finish(&k.loop);
     assert_int_equal(closed, 1);
-    mock_stop(&m);
+    mock_stop(&k.m);
 }
 
 struct group_state {
@@ -441,24 +439,21 @@ static void on_group_message(const struct sl_kafka_message *msg, void *opaque) {
 
 static void test_group_subscription_calls_rebalance_hook_and_consumes(void **state) {
     (void)state;
-    struct mock m;
-    mock_start(&m, 2);
-    uv_loop_t loop;
-    uv_loop_init(&loop);
-    char err[SL_KAFKA_ERRSTR_LEN];
-    const char *const cprops[] = {"bootstrap.servers", m.bootstrap, "group.id", "g1",
-                                  "auto.offset.reset", "earliest",  NULL};
-    const char *const pprops[] = {"bootstrap.servers", m.bootstrap, NULL};
+    struct kit k;
+    kit_start(&k, 2);
+    const char *const cprops[] = {"bootstrap.servers", k.m.bootstrap, "group.id", "g1",
+                                  "auto.offset.reset", "earliest",    NULL};
+    const char *const pprops[] = {"bootstrap.servers", k.m.bootstrap, NULL};
     struct group_state g = {.r = {.on_loop_thread = 1, .loop_thread = pthread_self()}};
     struct sl_kafka_consumer *c;
     assert_int_equal(
-        sl_kafka_consumer_new(&loop, cprops, on_group_message, &g, &c, err, sizeof err), 0);
+        sl_kafka_consumer_new(&k.loop, cprops, on_group_message, &g, &c, k.err, sizeof k.err), 0);
     sl_kafka_consumer_set_rebalance_cb(c, on_rebalance, &g);
     const char *const topics[] = {TOPIC};
     assert_int_equal(sl_kafka_consumer_subscribe(c, topics, 1), 0);
 
     struct sl_kafka_producer *p;
-    assert_int_equal(sl_kafka_producer_new(&loop, pprops, &p, err, sizeof err), 0);
+    assert_int_equal(sl_kafka_producer_new(&k.loop, pprops, &p, k.err, sizeof k.err), 0);
     for (int i = 0; i < NMSG; i++) {
         char val[32];
         snprintf(val, sizeof val, "value-%d", i);
@@ -466,7 +461,7 @@ static void test_group_subscription_calls_rebalance_hook_and_consumes(void **sta
         assert_int_equal(
             sl_kafka_produce(p, TOPIC, 1, "k", 1, val, strlen(val), NULL, 0, NULL, NULL, NULL), 0);
     }
-    assert_true(run_until(&loop, &g.r.done, WAIT_MS));
+    assert_true(run_until(&k.loop, &g.r.done, WAIT_MS));
     assert_int_equal(g.assigned, 2);
     assert_int_equal(sl_kafka_consumer_assignment_size(c), 2);
     for (int i = 0; i < NMSG; i++) {
@@ -481,9 +476,9 @@ static void test_group_subscription_calls_rebalance_hook_and_consumes(void **sta
     sl_kafka_producer_close(p, 1000, on_closed, &closed);
     sl_kafka_consumer_close(c, on_closed, &closed);
     assert_int_equal(g.revoked, 2); /* close left the group through the hook */
-    loop_finish(&loop);
+    loop_finish(&k.loop);
     assert_int_equal(closed, 2);
-    mock_stop(&m);
+    mock_stop(&k.m);
 }
 
 struct closer {
@@ -513,34 +508,31 @@ static void close_on_delivery(int err, rd_kafka_resp_err_t kerr, int32_t partiti
 
 static void test_close_from_inside_callbacks_stops_delivery(void **state) {
     (void)state;
-    struct mock m;
-    mock_start(&m, 1);
-    uv_loop_t loop;
-    uv_loop_init(&loop);
-    char err[SL_KAFKA_ERRSTR_LEN];
-    const char *const props[] = {"bootstrap.servers", m.bootstrap, NULL};
+    struct kit k;
+    kit_start(&k, 1);
+    const char *const props[] = {"bootstrap.servers", k.m.bootstrap, NULL};
 
     /* The producer closes itself from its first delivery report; the others still report. */
     struct closer pcl = {0};
-    assert_int_equal(sl_kafka_producer_new(&loop, props, &pcl.p, err, sizeof err), 0);
+    assert_int_equal(sl_kafka_producer_new(&k.loop, props, &pcl.p, k.err, sizeof k.err), 0);
     for (int i = 0; i < 10; i++)
         assert_int_equal(sl_kafka_produce(pcl.p, TOPIC, 0, NULL, 0, "v", 1, NULL, 0,
                                           close_on_delivery, &pcl, NULL),
                          0);
-    assert_true(run_until(&loop, &pcl.closed, WAIT_MS));
+    assert_true(run_until(&k.loop, &pcl.closed, WAIT_MS));
     assert_int_equal(pcl.seen, 10);
 
     /* The consumer closes from its third message: no fourth one is delivered. */
     struct closer ccl = {0};
-    assert_int_equal(
-        sl_kafka_consumer_new(&loop, props, close_on_third_message, &ccl, &ccl.c, err, sizeof err),
-        0);
+    assert_int_equal(sl_kafka_consumer_new(&k.loop, props, close_on_third_message, &ccl, &ccl.c,
+                                           k.err, sizeof k.err),
+                     0);
     assert_int_equal(
         sl_kafka_consumer_assign(ccl.c, TOPIC, 0, RD_KAFKA_OFFSET_BEGINNING, 5000, NULL), 0);
-    assert_true(run_until(&loop, &ccl.closed, WAIT_MS));
+    assert_true(run_until(&k.loop, &ccl.closed, WAIT_MS));
     assert_int_equal(ccl.seen, 3);
-    loop_finish(&loop);
-    mock_stop(&m);
+    loop_finish(&k.loop);
+    mock_stop(&k.m);
 }
 
 int main(void) {
