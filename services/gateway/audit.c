@@ -8,62 +8,6 @@
 #include "sluice/log.h"
 #include "sluice/time.h"
 
-/*
- * The record is built with plain appends and a small integer formatter: printf-style
- * formatting was a third of the cost of a record, and a record is written for every request.
- */
-static void put_lit(struct sl_buf *b, const char *s) {
-    sl_buf_append(b, s, strlen(s));
-}
-
-static void put_u64(struct sl_buf *b, uint64_t v) {
-    char digits[SL_U64_DEC_MAX];
-    sl_buf_append(b, digits, sl_u64_dec(digits, v));
-}
-
-/* A member's `,"key":` is one literal, its length known at compile time. */
-#define KEY(k) ",\"" k "\":", sizeof(",\"" k "\":") - 1
-
-static void put_uint(struct sl_buf *b, const char *key, size_t keylen, uint64_t v) {
-    sl_buf_append(b, key, keylen);
-    put_u64(b, v);
-}
-
-static void put_str(struct sl_buf *b, const char *key, size_t keylen, const char *s, size_t len) {
-    sl_buf_append(b, key, keylen);
-    if (!s) {
-        sl_buf_append(b, "null", 4);
-        return;
-    }
-    sl_buf_append(b, "\"", 1);
-    sl_buf_append_json_escaped(b, s, len > 2048 ? 2048 : len); /* bounded: a path can be long */
-    sl_buf_append(b, "\"", 1);
-}
-
-static void put_cstr(struct sl_buf *b, const char *key, size_t keylen, const char *s) {
-    put_str(b, key, keylen, s, s ? strlen(s) : 0);
-}
-
-/* A string the gateway made itself, of bytes that need no escape (ids, hex, an address). */
-static void put_plain(struct sl_buf *b, const char *key, size_t keylen, const char *s) {
-    if (!s) {
-        put_str(b, key, keylen, NULL, 0);
-        return;
-    }
-    sl_buf_append(b, key, keylen);
-    sl_buf_append(b, "\"", 1);
-    sl_buf_append(b, s, strlen(s));
-    sl_buf_append(b, "\"", 1);
-}
-
-int gw_audit_tail(struct gw_gateway *g) {
-    struct sl_buf *b = &g->audit_tail;
-    sl_buf_reset(b);
-    put_cstr(b, KEY("stage"), g->s->stage);
-    put_cstr(b, KEY("gateway"), g->replica);
-    return sl_buf_append_str(b, "}");
-}
-
 void gw_audit_on_lost(int err, rd_kafka_resp_err_t kerr, int32_t partition, int64_t offset,
                       void *opaque) {
     (void)err;
@@ -85,25 +29,6 @@ static void produce(struct gw_gateway *g, const char *id, struct sl_buf *rec, in
         sl_counter_inc(g->m.audit_errors);
         SL_ERROR("audit record not queued: %s", rd_kafka_err2str(kerr));
     }
-}
-
-/* "YYYY-MM-DDTHH:MM:SS" is formatted once per second; the milliseconds are appended. */
-static void put_head(struct gw_gateway *g, struct sl_buf *b, int64_t ts_ms, const char *id) {
-    int64_t sec = ts_ms / 1000;
-    if (sec != g->audit_ts_sec) {
-        char ts[32];
-        if (sl_time_format_iso8601(sec * 1000, ts, sizeof ts) == 24) {
-            memcpy(g->audit_ts, ts, 19);
-            g->audit_ts_sec = sec;
-        }
-    }
-    int ms = (int)(ts_ms % 1000);
-    char frac[6] = {
-        '.', (char)('0' + ms / 100), (char)('0' + ms / 10 % 10), (char)('0' + ms % 10), 'Z', '"'};
-    put_lit(b, "{\"timestamp\":\"");
-    sl_buf_append(b, g->audit_ts, 19);
-    sl_buf_append(b, frac, sizeof frac);
-    put_plain(b, KEY("request_id"), id);
 }
 
 /*
@@ -152,9 +77,70 @@ static char *w_u64(char *w, uint64_t v) {
     return w + sl_u64_dec(w, v);
 }
 
+/* Empties the record buffer and reserves `need` bytes in it; NULL (counted, logged) if it cannot.
+ */
+static char *record_start(struct gw_gateway *g, size_t need) {
+    struct sl_buf *b = &g->audit_buf; /* reused: the loop builds one record at a time */
+    sl_buf_reset(b);
+    int rc = sl_buf_reserve(b, need);
+    if (rc < 0) {
+        sl_counter_inc(g->m.audit_errors);
+        SL_ERROR("audit record not built: %s", sl_strerror(rc));
+        return NULL;
+    }
+    return b->data;
+}
+
+/* `{"timestamp":"…","request_id":"…"`: the date and time formatted once per second. */
+static char *w_head(struct gw_gateway *g, char *w, int64_t ts_ms, const char *id, size_t id_n) {
+    int64_t sec = ts_ms / 1000;
+    if (sec != g->audit_ts_sec) {
+        char ts[32];
+        if (sl_time_format_iso8601(sec * 1000, ts, sizeof ts) == 24) {
+            memcpy(g->audit_ts, ts, 19);
+            g->audit_ts_sec = sec;
+        }
+    }
+    int ms = (int)(ts_ms % 1000);
+    w = W_LIT(w, "{\"timestamp\":\"");
+    w = w_mem(w, g->audit_ts, 19);
+    *w++ = '.';
+    *w++ = (char)('0' + ms / 100);
+    *w++ = (char)('0' + ms / 10 % 10);
+    *w++ = (char)('0' + ms % 10);
+    w = W_LIT(w, "Z\",\"request_id\":");
+    return w_plain(w, id, id_n);
+}
+
+/* Appends the constant tail, ends the buffer at w and produces the record, stamped ts_ms. */
+static void record_finish(struct gw_gateway *g, char *w, const char *id, int64_t ts_ms) {
+    struct sl_buf *b = &g->audit_buf;
+    w = w_mem(w, g->audit_tail.data, g->audit_tail.len);
+    b->len = (size_t)(w - b->data);
+    b->data[b->len] = '\0';
+    produce(g, id, b, ts_ms);
+}
+
+int gw_audit_tail(struct gw_gateway *g) {
+    struct sl_buf *b = &g->audit_tail;
+    const char *stage = g->s->stage, *replica = g->replica;
+    size_t stage_n = stage ? strlen(stage) : 0, replica_n = strlen(replica);
+    sl_buf_reset(b);
+    int rc = sl_buf_reserve(b, 32 + str_room(stage, stage_n) + str_room(replica, replica_n));
+    if (rc < 0)
+        return rc;
+    char *w = W_LIT(b->data, ",\"stage\":");
+    w = w_str(w, stage, stage_n);
+    w = W_LIT(w, ",\"gateway\":");
+    w = w_str(w, replica, replica_n);
+    *w++ = '}';
+    b->len = (size_t)(w - b->data);
+    b->data[b->len] = '\0';
+    return 0;
+}
+
 void gw_audit_request(struct gw_gateway *g, const struct gw_req *r,
                       const struct sl_http_request *http, size_t bytes_in, uint64_t elapsed_ns) {
-    struct sl_buf *b = &g->audit_buf; /* reused: the loop builds one record at a time */
     struct sl_str uav = r->has_user_agent ? r->user_agent : (struct sl_str){NULL, 0};
     const char *route = r->route ? r->route->path : NULL;
     const char *key_id = r->has_key ? r->key_id : NULL;
@@ -174,34 +160,11 @@ void gw_audit_request(struct gw_gateway *g, const struct gw_req *r,
     need += str_room(r->error_class, err_n);
     for (size_t i = 0; i < r->waf.nlabels; i++)
         need += str_room(r->waf.labels[i], strlen(r->waf.labels[i])) + 1;
-    sl_buf_reset(b);
-    int rc = sl_buf_reserve(b, need);
-    if (rc < 0) {
-        sl_counter_inc(g->m.audit_errors);
-        SL_ERROR("audit record not built: %s", sl_strerror(rc));
+    char *w = record_start(g, need);
+    if (!w)
         return;
-    }
-
-    int64_t sec = r->received_ms / 1000;
-    if (sec != g->audit_ts_sec) {
-        /* "YYYY-MM-DDTHH:MM:SS" is formatted once per second; the milliseconds are appended. */
-        char ts[32];
-        if (sl_time_format_iso8601(sec * 1000, ts, sizeof ts) == 24) {
-            memcpy(g->audit_ts, ts, 19);
-            g->audit_ts_sec = sec;
-        }
-    }
-    int ms = (int)(r->received_ms % 1000);
     uint64_t us = elapsed_ns / 1000;
-    char *w = b->data;
-    w = W_LIT(w, "{\"timestamp\":\"");
-    w = w_mem(w, g->audit_ts, 19);
-    *w++ = '.';
-    *w++ = (char)('0' + ms / 100);
-    *w++ = (char)('0' + ms / 10 % 10);
-    *w++ = (char)('0' + ms % 10);
-    w = W_LIT(w, "Z\",\"request_id\":");
-    w = w_plain(w, r->id, id_n);
+    w = w_head(g, w, r->received_ms, r->id, id_n);
     w = W_LIT(w, ",\"trace_id\":");
     w = w_plain(w, trace, trace_n);
     w = W_LIT(w, ",\"method\":");
@@ -243,24 +206,23 @@ void gw_audit_request(struct gw_gateway *g, const struct gw_req *r,
     w = w_u64(w, r->bytes_out);
     w = W_LIT(w, ",\"error\":");
     w = w_str(w, r->error_class, err_n);
-    w = w_mem(w, g->audit_tail.data, g->audit_tail.len);
-    b->len = (size_t)(w - b->data);
-    b->data[b->len] = '\0';
-    produce(g, r->id, b, r->received_ms);
+    record_finish(g, w, r->id, r->received_ms);
 }
 
 void gw_audit_server_error(struct gw_gateway *g, const struct sl_http_error_response *resp,
                            const char *request_id) {
-    struct sl_buf *b = &g->audit_buf; /* reused: the loop builds one record at a time */
-    sl_buf_reset(b);
-    put_head(g, b, sl_time_now_ms(), request_id);
-    sl_buf_append_str(b, ",\"trace_id\":null,\"method\":null,\"path\":null,\"route\":null");
-    put_uint(b, KEY("status"), (uint64_t)resp->status);
-    put_lit(b, ",\"latency_ms\":null");
-    sl_buf_append_str(b, ",\"source_ip\":null,\"user_agent\":null,\"api_key_id\":null,"
-                         "\"plan\":null,\"waf\":null,\"bytes_in\":null");
-    put_uint(b, KEY("bytes_out"), resp->body.len);
-    put_cstr(b, KEY("error"), resp->kind);
-    sl_buf_append(b, g->audit_tail.data, g->audit_tail.len);
-    produce(g, request_id, b, 0);
+    size_t id_n = strlen(request_id), kind_n = resp->kind ? strlen(resp->kind) : 0;
+    char *w = record_start(g, 512 + id_n + str_room(resp->kind, kind_n) + g->audit_tail.len);
+    if (!w)
+        return;
+    int64_t now_ms = sl_time_now_ms();
+    w = w_head(g, w, now_ms, request_id, id_n);
+    w = W_LIT(w, ",\"trace_id\":null,\"method\":null,\"path\":null,\"route\":null,\"status\":");
+    w = w_u64(w, (uint64_t)resp->status);
+    w = W_LIT(w, ",\"latency_ms\":null,\"source_ip\":null,\"user_agent\":null,\"api_key_id\":null,"
+                 "\"plan\":null,\"waf\":null,\"bytes_in\":null,\"bytes_out\":");
+    w = w_u64(w, resp->body.len);
+    w = W_LIT(w, ",\"error\":");
+    w = w_str(w, resp->kind, kind_n);
+    record_finish(g, w, request_id, now_ms);
 }

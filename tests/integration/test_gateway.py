@@ -172,6 +172,26 @@ def test_headers_over_the_limit_are_431(env):
     assert_error(r, 431, "Request Header Fields Too Large", None)
 
 
+def test_an_answer_the_http_server_gives_itself_is_audited(env, kafka_bootstrap):
+    r = call(env["gw"], "/h", None, headers={f"X-Filler-{i}": "v" * 100 for i in range(110)})
+    assert r.status_code == 431
+    rid = r.headers["x-amzn-RequestId"]
+    deadline, rec, stamp = time.monotonic() + 10, None, None
+    while time.monotonic() < deadline and rec is None:
+        for m in consume_all(kafka_bootstrap, env["prefix"] + "audit"):
+            got = json.loads(m.value())
+            if got["request_id"] == rid:
+                rec, stamp = got, m.timestamp()
+    assert rec is not None
+    assert {k: rec[k] for k in ("method", "path", "route", "status", "waf", "bytes_in", "bytes_out",
+                                "error", "stage")} == {
+        "method": None, "path": None, "route": None, "status": 431, "waf": None, "bytes_in": None,
+        "bytes_out": len(r.content), "error": "header_too_large", "stage": "production"}
+    when = datetime.datetime.strptime(rec["timestamp"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(
+        tzinfo=datetime.timezone.utc)
+    assert stamp == (TIMESTAMP_CREATE_TIME, round(when.timestamp() * 1000))
+
+
 def test_request_target_over_the_limit_is_414(env):
     r = call(env["gw"], "/long?" + "q" * 9000, env["keys"]["ok"]["value"])
     assert_error(r, 414, "Request-URI Too Long", None)
