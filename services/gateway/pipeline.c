@@ -86,18 +86,6 @@ static struct sl_str str_of(const char *s) {
     return (struct sl_str){.p = s, .len = strlen(s)};
 }
 
-/* ASCII case-insensitive equality of a header name and a lowercase name of the same length. */
-static bool name_is(struct sl_str name, const char *lower) {
-    for (size_t i = 0; i < name.len; i++) {
-        unsigned char c = (unsigned char)name.p[i];
-        if (c >= 'A' && c <= 'Z')
-            c = (unsigned char)(c + 32);
-        if (c != (unsigned char)lower[i])
-            return false;
-    }
-    return true;
-}
-
 /* The headers the pipeline reads, in one pass over the request's (the first of each name). */
 static void find_headers(struct gw_req *r, const struct sl_http_request *http) {
     enum { H_ORIGIN, H_FORWARDED_FOR, H_TRACEPARENT, H_API_KEY, H_USER_AGENT };
@@ -117,7 +105,7 @@ static void find_headers(struct gw_req *r, const struct sl_http_request *http) {
         const struct sl_http_header *h = &http->headers[i];
         for (unsigned k = 0; k < sizeof wanted / sizeof wanted[0]; k++) {
             if (h->name.len != wanted[k].len || (found & (1u << k)) ||
-                !name_is(h->name, wanted[k].name))
+                !sl_str_eq_nocase(h->name, wanted[k].name))
                 continue;
             *(struct sl_str *)((char *)r + wanted[k].slot) = h->value;
             found |= 1u << k;
