@@ -82,12 +82,11 @@ static void number_rules(struct gw_waf_rule *r, size_t n, int *next) {
 }
 
 int gw_waf_memo_attach(struct gw_waf_acl *a, const struct gw_waf_load_opts *o) {
-    int next = 0;
+    bool off = o && o->memo_off;
+    int next = off ? GW_WAF_MEMO_STMTS : 0; /* off: the bits are all taken, every memo is -1 */
     number_rules(a->rules, a->nrules, &next);
-    if (next == 0 || (o && o->memo_off)) {
-        number_rules(a->rules, a->nrules, &(int){GW_WAF_MEMO_STMTS}); /* all -1 */
+    if (off || next == 0)
         return 0;
-    }
     /* About 64 KiB, touched only where values land. */
     if (!(a->memo = calloc(1, sizeof *a->memo)))
         return -ENOMEM;
