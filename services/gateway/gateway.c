@@ -10,6 +10,9 @@
 #include "sluice/log.h"
 
 #define GW_STARTUP_TIMEOUT_MS 10000
+/* A number macro as a string literal (librdkafka properties are strings). */
+#define STRINGIFY_(x) #x
+#define STRINGIFY(x)  STRINGIFY_(x)
 
 static int register_metrics(struct gw_gateway *g) {
     struct sl_metrics *m = g->metrics;
@@ -254,7 +257,7 @@ int gw_gateway_start(struct gw_gateway *g, struct sl_buf *err) {
      * wake-up and a callback for each request, about a tenth of its throughput on 403s.
      */
     const char *const audit_extra[] = {"linger.ms",
-                                       GW_AUDIT_LINGER_MS,
+                                       STRINGIFY(GW_AUDIT_STICKY_MS),
                                        "compression.codec",
                                        "lz4",
                                        "message.timeout.ms",

@@ -28,11 +28,10 @@
 
 /* Requests go to one partition of `requests` for this long, then the next (gw_gateway_start). */
 #define GW_PUBLISH_STICKY_MS 10
-/* Audit records go to one partition of `audit` for this long (a few linger windows), then the
- * next: one large batch per produce request compresses well and costs the broker less. */
+/* Audit records go to one partition of `audit` for this long, then the next; the audit
+ * producer lingers as long (gw_gateway_start): one large batch per produce request compresses
+ * well and costs the broker less. */
 #define GW_AUDIT_STICKY_MS 100
-/* The audit producer's linger.ms: one batch per partition window. */
-#define GW_AUDIT_LINGER_MS "100"
 #define GW_TOPIC_MAX       256
 /* An audit record's limit: its worst case (eight strings and sixteen labels of 2,048 bytes, each
  * escaped to 6 bytes a byte) is about 300 KiB; the buffer grows only as far as records need. */
