@@ -82,6 +82,11 @@ class Upstream(http.server.BaseHTTPRequestHandler):
         self.send_response(201)
         self.send_header("Content-Type", "application/json")
         self.send_header("X-Upstream", "yes")
+        if self.path.startswith("/base/up/cookies"):
+            for cookie in ("a=1; Path=/", "b=2; HttpOnly", "c=3"):
+                self.send_header("Set-Cookie", cookie)
+            self.send_header("Vary", "Accept")
+            self.send_header("Vary", "Accept-Encoding")
         self.send_header("Content-Length", str(len(out)))
         self.end_headers()
         self.wfile.write(out)
@@ -333,6 +338,14 @@ def test_http_handler_forwards_to_the_upstream_and_maps_its_answer(stack):
     assert seen["headers"]["X-Custom"] == "v1"
     assert seen["headers"]["X-Amzn-RequestId"] == r.headers["x-amzn-RequestId"]
     assert "traceparent" in {k.lower() for k in seen["headers"]}
+
+
+def test_http_handler_passes_repeated_header_names_with_every_value(stack):
+    r = call(stack, "GET", "/up/cookies")
+    assert r.status_code == 201, r.text
+    assert r.raw.headers.getlist("Set-Cookie") == ["a=1; Path=/", "b=2; HttpOnly", "c=3"]
+    # The upstream's two Vary values, then the gateway's own (CORS is on in this stack).
+    assert r.raw.headers.getlist("Vary") == ["Accept", "Accept-Encoding", "Origin"]
 
 
 def test_http_handler_get_and_delete(stack):

@@ -68,14 +68,31 @@ int wk_response_encode(const struct wk_response *r, struct sl_str id, struct sl_
         rep.error_class = (struct sl_str){r->error_class, strlen(r->error_class)};
         rep.error_message = (struct sl_str){r->error_message, strlen(r->error_message)};
     } else {
+        /*
+         * A name may repeat (two Set-Cookie, Vary or Link headers): the envelope carries one
+         * field per name with every value in order, since the decoder refuses a repeated name.
+         * Names group by exact bytes, as the decoder compares them; at most
+         * WK_RESPONSE_MAX_HEADERS headers, so the quadratic scan stays small.
+         */
+        bool taken[WK_RESPONSE_MAX_HEADERS] = {false};
+        size_t nfields = 0, nvalues = 0;
         for (size_t i = 0; i < r->nheaders; i++) {
-            values[i] = (struct sl_str){r->strings.data + r->value_off[i], r->value_len[i]};
-            fields[i] = (struct sl_envelope_field){
-                .name = {r->strings.data + r->name_off[i], r->name_len[i]},
-                .values = &values[i],
-                .n_values = 1};
+            if (taken[i])
+                continue;
+            struct sl_str name = {r->strings.data + r->name_off[i], r->name_len[i]};
+            struct sl_envelope_field *f = &fields[nfields++];
+            *f = (struct sl_envelope_field){.name = name, .values = &values[nvalues]};
+            for (size_t j = i; j < r->nheaders; j++) {
+                if (j > i && (taken[j] || r->name_len[j] != name.len ||
+                              memcmp(r->strings.data + r->name_off[j], name.p, name.len) != 0))
+                    continue;
+                taken[j] = true;
+                values[nvalues++] =
+                    (struct sl_str){r->strings.data + r->value_off[j], r->value_len[j]};
+                f->n_values++;
+            }
         }
-        rep.headers = (struct sl_envelope_multimap){fields, r->nheaders};
+        rep.headers = (struct sl_envelope_multimap){fields, nfields};
         rep.body = (struct sl_str){r->body.data ? r->body.data : "", r->body.len};
     }
     return sl_envelope_encode_reply(&rep, out);
