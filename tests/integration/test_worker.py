@@ -124,7 +124,7 @@ def stack(build_dir, kafka_bootstrap, tmp_path_factory):
                            SLUICE_CHILD_MEMORY_MB=128, SLUICE_RETRY_BACKOFF_MS=50).start()
     gw = Gateway(build_dir, tmp, kafka_bootstrap, prefix, keys_file,
                  SLUICE_ROUTES_FILE=routes_file, SLUICE_REQUEST_TIMEOUT_MS=TIMEOUT_MS).start()
-    yield {"gw": gw, "worker": worker, "key": value, "prefix": prefix,
+    yield {"gw": gw, "worker": worker, "key": value, "key_id": kid, "prefix": prefix,
            "bootstrap": kafka_bootstrap}
     gcode = gw.stop()
     wcode = worker.stop()
@@ -338,6 +338,20 @@ def test_http_handler_forwards_to_the_upstream_and_maps_its_answer(stack):
     assert seen["headers"]["X-Custom"] == "v1"
     assert seen["headers"]["X-Amzn-RequestId"] == r.headers["x-amzn-RequestId"]
     assert "traceparent" in {k.lower() for k in seen["headers"]}
+
+
+def test_http_handler_sets_forwarding_headers_from_the_envelope_not_the_client(stack):
+    Upstream.seen.clear()
+    r = call(stack, "GET", "/up/who", headers={
+        "X-Forwarded-For": "6.6.6.6", "Forwarded": "for=6.6.6.6;proto=https",
+        "X-Forwarded-Proto": "https", "X-Real-IP": "6.6.6.6", "X-Sluice-Key-Id": "key_forged"})
+    assert r.status_code == 201, r.text
+    seen = {k.lower(): v for k, v in Upstream.seen[-1]["headers"].items()}
+    # The gateway trusts no proxy here, so the client is the socket peer.
+    assert seen["x-forwarded-for"] == "127.0.0.1"
+    assert seen["x-forwarded-proto"] == "http"
+    assert seen["x-sluice-key-id"] == stack["key_id"]
+    assert "forwarded" not in seen and "x-real-ip" not in seen
 
 
 def test_http_handler_passes_repeated_header_names_with_every_value(stack):

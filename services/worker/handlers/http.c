@@ -14,11 +14,44 @@ static const char *const skipped[] = {"connection",          "keep-alive", "prox
                                       "transfer-encoding",   "upgrade",    "host",
                                       "content-length",      "expect",     NULL};
 
-static int is_skipped(const char *name, size_t len) {
-    for (size_t i = 0; skipped[i]; i++)
-        if (strlen(skipped[i]) == len && !strncasecmp(skipped[i], name, len))
+/*
+ * Forwarding headers the handler sets itself from the envelope (the gateway has already decided
+ * the client's address and key): a client's own values would let it forge its address or key
+ * id towards the upstream.
+ */
+static const char *const replaced[] = {
+    "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "x-forwarded-port",
+    "forwarded",       "x-real-ip",         "x-sluice-key-id",  NULL};
+
+static int in_list(const char *const *list, const char *name, size_t len) {
+    for (size_t i = 0; list[i]; i++)
+        if (strlen(list[i]) == len && !strncasecmp(list[i], name, len))
             return 1;
     return 0;
+}
+
+static int is_skipped(const char *name, size_t len) {
+    return in_list(skipped, name, len);
+}
+
+/* A header line must not carry CR, LF or NUL: curl would send a second header (or cut it). */
+static int is_clean(struct sl_str s) {
+    for (size_t i = 0; i < s.len; i++)
+        if (s.p[i] == '\r' || s.p[i] == '\n' || s.p[i] == '\0')
+            return 0;
+    return 1;
+}
+
+static int append_line(struct curl_slist **hdrs, struct sl_buf *line, const char *name,
+                       struct sl_str value) {
+    sl_buf_reset(line);
+    int rc = sl_buf_printf(line, "%s: %.*s", name, (int)value.len, value.p);
+    struct curl_slist *n = rc == 0 ? curl_slist_append(*hdrs, line->data) : NULL;
+    if (rc == 0 && !n)
+        rc = -ENOMEM;
+    if (n)
+        *hdrs = n;
+    return rc;
 }
 
 struct sink {
@@ -93,9 +126,15 @@ int wk_http_handle(const struct sl_envelope_request *req, const struct sl_route 
     int rc = build_url(c, route->upstream, req, &url);
     for (size_t i = 0; rc == 0 && i < req->headers.n; i++) {
         const struct sl_envelope_field *f = &req->headers.fields[i];
-        if (is_skipped(f->name.p, f->name.len))
+        if (is_skipped(f->name.p, f->name.len) || in_list(replaced, f->name.p, f->name.len))
             continue;
         for (size_t j = 0; rc == 0 && j < f->n_values; j++) {
+            if (!is_clean(f->name) || !is_clean(f->values[j])) {
+                wk_response_fail(out, "handler_error",
+                                 "request header %.*s holds CR, LF or NUL; not forwarded",
+                                 (int)(f->name.len > 64 ? 64 : f->name.len), f->name.p);
+                goto done;
+            }
             sl_buf_reset(&line);
             rc = sl_buf_printf(&line, "%.*s: %.*s", (int)f->name.len, f->name.p,
                                (int)f->values[j].len, f->values[j].p);
@@ -118,6 +157,14 @@ int wk_http_handle(const struct sl_envelope_request *req, const struct sl_route 
         else
             hdrs = n;
     }
+    /* The client as the gateway saw it (trusted proxies applied) and the key it used. The
+     * gateway listens on plain HTTP; TLS, where there is any, ends in front of it. */
+    if (rc == 0 && req->source_ip.len && is_clean(req->source_ip))
+        rc = append_line(&hdrs, &line, "X-Forwarded-For", req->source_ip);
+    if (rc == 0)
+        rc = append_line(&hdrs, &line, "X-Forwarded-Proto", SL_STR("http"));
+    if (rc == 0 && req->api_key_id.len && is_clean(req->api_key_id))
+        rc = append_line(&hdrs, &line, "X-Sluice-Key-Id", req->api_key_id);
     size_t pos = 0;
     if (rc == 0 && req->trace.len && !sl_envelope_find(&req->headers, "traceparent", &pos)) {
         snprintf(tph, sizeof tph, "traceparent: %.*s", (int)req->trace.len, req->trace.p);
@@ -132,6 +179,9 @@ int wk_http_handle(const struct sl_envelope_request *req, const struct sl_route 
              req->method.p);
     struct sink sink = {.out = out};
     curl_easy_setopt(c, CURLOPT_URL, url.data);
+    /* The path goes as the gateway matched it: curl would squash "/../", sending a request the
+     * gateway routed as /public/... to /admin/... upstream. */
+    curl_easy_setopt(c, CURLOPT_PATH_AS_IS, 1L);
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)(timeout_ms > 1 ? timeout_ms : 1));
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
