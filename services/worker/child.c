@@ -14,33 +14,11 @@
 #include "frame.h"
 #include "handlers/handlers.h"
 #include "plugin.h"
+#include "sandbox.h"
 #include "sluice/envelope.h"
 #include "sluice/error.h"
 #include "sluice/log.h"
 #include "sluice/routes.h"
-
-#if defined(__SANITIZE_ADDRESS__)
-#define WK_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define WK_ASAN 1
-#endif
-#endif
-
-/*
- * RLIMIT_AS makes an allocation beyond the limit fail in the child itself. AddressSanitizer
- * reserves terabytes of shadow address space at start, so under it only the supervisor's
- * resident-set watchdog enforces the limit.
- */
-static void apply_memory_limit(uint64_t mb) {
-#ifndef WK_ASAN
-    struct rlimit rl = {.rlim_cur = (rlim_t)mb << 20, .rlim_max = (rlim_t)mb << 20};
-    if (setrlimit(RLIMIT_AS, &rl) < 0)
-        SL_WARN("cannot set the memory limit of a handler child");
-#else
-    (void)mb;
-#endif
-}
 
 struct child {
     const struct wk_settings *s;
@@ -130,8 +108,13 @@ int wk_child_main(const struct wk_settings *s, int fd) {
     int fl = fcntl(fd, F_GETFL);
     if (fl >= 0)
         fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
-    apply_memory_limit((uint64_t)s->child_memory_mb);
     curl_global_init(CURL_GLOBAL_DEFAULT);
+    int sb = wk_sandbox_apply((uint64_t)s->child_memory_mb);
+    if (sb < 0) {
+        SL_ERROR("handler child: cannot confine itself: %s", sl_strerror(sb));
+        curl_global_cleanup();
+        return 3;
+    }
     struct child c = {.s = s, .limits = sl_envelope_limits_default((size_t)s->max_body_bytes)};
     wk_response_init(&c.resp, (size_t)s->max_body_bytes);
     sl_buf_init(&c.in, WK_FRAME_MAX);

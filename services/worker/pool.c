@@ -7,16 +7,20 @@
 #include <string.h>
 
 #include "frame.h"
+#include "sandbox.h"
 #include "sluice/error.h"
 #include "sluice/log.h"
 #include "sluice/time.h"
 #include "worker_internal.h"
 
+extern char **environ;
+
 static void spawn(struct wk_child *c);
 
+/* A child leads its own process group: killing the group takes what the handler started. */
 static void kill_child(struct wk_child *c) {
     if (!c->exited && c->state != WK_CHILD_DOWN)
-        uv_process_kill(&c->proc, SIGKILL);
+        wk_sandbox_kill_group(c->proc.pid);
 }
 
 static void on_handle_closed(uv_handle_t *h) {
@@ -59,6 +63,7 @@ static void lose_job(struct wk_child *c, enum wk_reason reason, const char *why)
 static void on_child_exit(uv_process_t *p, int64_t status, int signum) {
     struct wk_child *c = p->data;
     c->exited = true;
+    wk_sandbox_kill_group(p->pid); /* whatever the handler left running goes with it */
     if (c->state == WK_CHILD_STARTING)
         c->crashes_in_start++;
     if (!c->w->closing || c->job)
@@ -151,9 +156,25 @@ static void spawn(struct wk_child *c) {
         {.flags = UV_CREATE_PIPE | UV_READABLE_PIPE | UV_WRITABLE_PIPE,
          .data.stream = (uv_stream_t *)&c->pipe},
     };
-    uv_process_options_t opts = {
-        .exit_cb = on_child_exit, .file = w->exe, .args = args, .stdio = stdio, .stdio_count = 4};
+    /* Its own session and process group (setsid), and only the environment a handler needs. */
+    char **env = wk_sandbox_env(environ);
+    uv_process_options_t opts = {.exit_cb = on_child_exit,
+                                 .file = w->exe,
+                                 .args = args,
+                                 .env = env,
+                                 .flags = UV_PROCESS_DETACHED,
+                                 .stdio = stdio,
+                                 .stdio_count = 4};
+    if (!env) {
+        SL_ERROR("cannot start a handler process: out of memory");
+        c->open_handles = 1; /* the pipe; the process handle was never initialised */
+        c->exited = true;
+        c->crashes_in_start++;
+        uv_close((uv_handle_t *)&c->pipe, on_handle_closed);
+        return;
+    }
     int rc = uv_spawn(w->loop, &c->proc, &opts);
+    free(env);
     if (rc < 0) {
         SL_ERROR("cannot start a handler process: %s", uv_strerror(rc));
         c->open_handles = 1; /* the pipe; uv_spawn failures leave the process handle closing */

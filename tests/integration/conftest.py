@@ -43,6 +43,17 @@ def build_dir():
 
 
 @pytest.fixture(scope="session")
+def plain_build_dir():
+    """A build without sanitizers (scripts/test makes it), for what AddressSanitizer hides: the
+    handler's RLIMIT_AS and the seccomp filter's ptrace rule (LeakSanitizer needs ptrace)."""
+    d = pathlib.Path(os.environ.get("SLUICE_PLAIN_BUILD_DIR", ROOT / "build-plain"))
+    if not (d / "services" / "worker" / "sluice-worker").is_file():
+        pytest.fail(f"no sluice-worker in {d}: build it without sanitizers (scripts/test does) "
+                    "or set SLUICE_PLAIN_BUILD_DIR")
+    return d
+
+
+@pytest.fixture(scope="session")
 def stack_dir():
     """Where scripts/stack keeps the components' files (Kafka's log segments: kafka/data)."""
     return pathlib.Path(STACK["SLUICE_STACK_DIR"])
