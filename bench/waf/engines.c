@@ -12,7 +12,7 @@
 
 #include "sluice/buf.h"
 #include "sluice/http.h"
-#include "waf_hook.h"
+#include "sluice/waf.h"
 
 #define MAX_HEADERS 128
 
@@ -28,7 +28,7 @@ struct rec {
 static void parse(struct rec *x) {
     const char *p = x->raw;
     struct sl_http_request *r = &x->r;
-    if (!gw_waf_read_raw_request(&p, x->raw + x->len, true, r, x->hs, MAX_HEADERS)) {
+    if (!sl_waf_read_raw_request(&p, x->raw + x->len, true, r, x->hs, MAX_HEADERS)) {
         memset(r, 0, sizeof *r); /* an empty record: an empty request */
         r->method = r->query = (struct sl_str){"", 0};
         r->url = r->path = (struct sl_str){"/", 1};
@@ -134,10 +134,10 @@ int main(int argc, char **argv) {
     }
     struct sl_buf err;
     sl_buf_init(&err, 1 << 20);
-    struct gw_waf_opts o = {.acl_file = strcmp(argv[2], "@default") ? argv[2] : NULL,
+    struct sl_waf_opts o = {.acl_file = strcmp(argv[2], "@default") ? argv[2] : NULL,
                             .clock_ms = clock_ms};
-    struct gw_waf *w;
-    if (gw_waf_open(&o, &w, &err) < 0) {
+    struct sl_waf *w;
+    if (sl_waf_open(&o, &w, &err) < 0) {
         fputs(err.data, stderr);
         return 1;
     }
@@ -151,11 +151,11 @@ int main(int argc, char **argv) {
     }
     if (!strcmp(argv[1], "verdicts")) {
         for (size_t i = 0; i < n; i++) {
-            struct gw_waf_verdict v;
-            gw_waf_evaluate(w, &recs[i].r, "198.51.100.7", &v);
+            struct sl_waf_verdict v;
+            sl_waf_evaluate(w, &recs[i].r, "198.51.100.7", &v);
             ids[0] = '\0';
             int status = modsec_eval(ms, rules, &recs[i]);
-            printf("%zu\t%s\t%s%s%s\t%d\t%s\n", i, gw_waf_action_name(v.action), v.rule,
+            printf("%zu\t%s\t%s%s%s\t%d\t%s\n", i, sl_waf_action_name(v.action), v.rule,
                    v.group_rule ? "/" : "", v.group_rule ? v.group_rule : "", status, ids);
         }
     } else {
@@ -164,12 +164,12 @@ int main(int argc, char **argv) {
         size_t iters = argc > 5 ? strtoul(argv[5], NULL, 10) : 2000;
         double *s = calloc(iters, sizeof *s), *m = calloc(iters, sizeof *m);
         for (size_t i = 0; i < n; i++) {
-            struct gw_waf_verdict v;
+            struct sl_waf_verdict v;
             int status = 0;
             /* Each engine in its own loop: warm caches, as when it runs alone in a server. */
             for (size_t k = 0; k < iters; k++) {
                 double t0 = now_us();
-                gw_waf_evaluate(w, &recs[i].r, "198.51.100.7", &v);
+                sl_waf_evaluate(w, &recs[i].r, "198.51.100.7", &v);
                 s[k] = now_us() - t0;
             }
             for (size_t k = 0; k < iters && !sluice_only; k++) {
@@ -180,7 +180,7 @@ int main(int argc, char **argv) {
             }
             qsort(s, iters, sizeof *s, cmp);
             qsort(m, iters, sizeof *m, cmp);
-            printf("%zu\t%s\t%s\t%.2f\t%.2f\t%d\t%.1f\t%.1f\n", i, gw_waf_action_name(v.action),
+            printf("%zu\t%s\t%s\t%.2f\t%.2f\t%d\t%.1f\t%.1f\n", i, sl_waf_action_name(v.action),
                    v.group_rule ? v.group_rule : v.rule, s[iters / 2], s[iters * 99 / 100], status,
                    m[iters / 2], m[iters * 99 / 100]);
         }
@@ -189,7 +189,7 @@ int main(int argc, char **argv) {
     }
     msc_rules_cleanup(rules);
     msc_cleanup(ms);
-    gw_waf_free(w);
+    sl_waf_free(w);
     sl_buf_free(&err);
     for (size_t i = 0; i < n; i++)
         free(recs[i].raw);

@@ -190,7 +190,7 @@ void gw_audit_request(struct gw_gateway *g, const struct gw_req *r,
     w = W_LIT(w, ",\"plan\":");
     w = w_str(w, plan, plan_n);
     w = W_LIT(w, ",\"waf\":{\"action\":\"");
-    const char *action = gw_waf_action_name(r->waf.action);
+    const char *action = sl_waf_action_name(r->waf.action);
     w = w_mem(w, action, strlen(action));
     w = W_LIT(w, "\",\"rule\":");
     w = w_str(w, r->waf.rule, rule_n);

@@ -132,12 +132,12 @@ int gw_gateway_new(uv_loop_t *loop, const struct gw_settings *s, const char *con
         return rc;
     /* ---- WAF engine: the web ACL file (or the shipped default), watched like the keys file */
     /* Rate-based rules count on the request's arrival time, read once for the whole pipeline. */
-    struct gw_waf_opts wo = {.loop = loop,
+    struct sl_waf_opts wo = {.loop = loop,
                              .acl_file = s->waf_acl_file,
                              .metrics = g->metrics,
                              .clock_ms = request_clock_ms,
                              .clock_data = g};
-    if ((rc = gw_waf_open(&wo, &g->waf, err)) < 0) {
+    if ((rc = sl_waf_open(&wo, &g->waf, err)) < 0) {
         sl_buf_printf(err, "SLUICE_WAF_ACL_FILE: cannot load %s: %s\n",
                       s->waf_acl_file ? s->waf_acl_file : "the shipped default web ACL",
                       sl_strerror(rc));
@@ -343,7 +343,7 @@ void gw_gateway_reload(struct gw_gateway *g) {
     if (g->auth)
         gw_auth_reload(g->auth);
     if (g->waf)
-        gw_waf_reload(g->waf); /* WAF engine: a bad document is logged and the old ACL stays */
+        sl_waf_reload(g->waf); /* WAF engine: a bad document is logged and the old ACL stays */
 }
 
 int gw_gateway_http_port(const struct gw_gateway *g) {
@@ -363,7 +363,7 @@ void gw_gateway_free(struct gw_gateway *g) {
     sl_routes_free(g->routes);
     free(g->route_stats);
     gw_cors_free(&g->cors);
-    gw_waf_free(g->waf);
+    sl_waf_free(g->waf);
     gw_inflight_free(&g->inflight);
     sl_buf_free(&g->encode_buf);
     sl_buf_free(&g->audit_buf);
@@ -417,9 +417,9 @@ static void close_rest(struct gw_gateway *g) {
     }
     if (g->waf) { /* WAF engine: its watch handles close like the keys file's */
         g->pending_closes++;
-        struct gw_waf *w = g->waf;
+        struct sl_waf *w = g->waf;
         g->waf = NULL;
-        gw_waf_close(w, closed_one, g);
+        sl_waf_close(w, closed_one, g);
     }
     closed_one(g);
 }

@@ -23,8 +23,8 @@
 #include "sluice/plan.h"
 #include "sluice/routes.h"
 #include "sluice/trace.h"
+#include "sluice/waf.h"
 #include "usage_plan.h"
-#include "waf_hook.h"
 
 /* Requests go to one partition of `requests` for this long, then the next (gw_gateway_start). */
 #define GW_PUBLISH_STICKY_MS 10
@@ -93,7 +93,7 @@ struct gw_gateway {
     struct sl_routes *routes;
     struct gw_cors cors;
     struct gw_proxies proxies;
-    struct gw_waf *waf;
+    struct sl_waf *waf;
     struct gw_auth *auth;
     struct gw_usage *usage;
     struct sl_kafka_producer *producer;       /* requests: small linger, short timeout */
@@ -161,7 +161,7 @@ struct gw_req {
     struct sl_plan plan;
     bool has_ratelimit;
     struct gw_usage_headers ratelimit;
-    struct gw_waf_verdict waf;
+    struct sl_waf_verdict waf;
 
     int status;
     size_t bytes_out;

@@ -256,8 +256,8 @@ static enum gw_step step_request_id(struct gw_req *r) {
 }
 
 static enum gw_step step_waf(struct gw_req *r) {
-    gw_waf_evaluate(r->g->waf, r->http, r->client_ip, &r->waf);
-    if (r->waf.action != GW_WAF_BLOCK)
+    sl_waf_evaluate(r->g->waf, r->http, r->client_ip, &r->waf);
+    if (r->waf.action != SL_WAF_BLOCK)
         return GW_NEXT;
     if (r->waf.custom_status) {
         respond(r, r->waf.custom_status, NULL, 0, r->waf.custom_headers, r->waf.ncustom_headers,

@@ -7,15 +7,15 @@
 
 #include "sluice/buf.h"
 #include "sluice/http.h"
-#include "waf_hook.h"
+#include "sluice/waf.h"
 
 /*
  * Input: an ACL document, a NUL byte, then a raw request ("METHOD target\n" + "Name: value\n"
  * lines + an empty line + body). Without a NUL the whole input is the request, judged by the
  * shipped default ACL, which is where most of the matching code lives. A document that loads
  * evaluates the request too; one that does not must say why. Each request is judged three times
- * by the ACL and by the same ACL without its memo of values seen before (waf/waf.h): the
- * verdicts, rule names and labels must be the same.
+ * by the ACL and by the same ACL without its memo of values seen before (waf/src/waf_internal.h):
+ * the verdicts, rule names and labels must be the same.
  */
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -67,39 +67,39 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     memcpy(buf, data, size);
     buf[size] = '\0';
     const char *nul = memchr(buf, '\0', size);
-    struct gw_waf_opts o = {
+    struct sl_waf_opts o = {
         .clock_ms = clock_ms, .clock_data = (void *)(uintptr_t)size, .rate_capacity = 64};
-    struct gw_waf *w = NULL;
+    struct sl_waf *w = NULL;
     struct sl_buf err;
     sl_buf_init(&err, 1 << 20);
     /* The same ACL without its memo of values seen before: every verdict must agree. */
-    struct gw_waf_opts o0 = o;
+    struct sl_waf_opts o0 = o;
     o0.memo_off = true;
-    struct gw_waf *w0 = NULL;
+    struct sl_waf *w0 = NULL;
     const char *req = buf;
     int rc;
     if (nul) {
-        rc = gw_waf_open_json(&o, buf, (size_t)(nul - buf), &w, &err);
+        rc = sl_waf_open_json(&o, buf, (size_t)(nul - buf), &w, &err);
         if (rc < 0 && (!err.data || !err.len))
             abort(); /* every refusal names a path and a reason */
-        if (rc == 0 && gw_waf_open_json(&o0, buf, (size_t)(nul - buf), &w0, &err) != 0)
+        if (rc == 0 && sl_waf_open_json(&o0, buf, (size_t)(nul - buf), &w0, &err) != 0)
             abort();
         req = nul + 1;
     } else {
-        rc = gw_waf_open(&o, &w, &err);
-        if (rc == 0 && gw_waf_open(&o0, &w0, &err) != 0)
+        rc = sl_waf_open(&o, &w, &err);
+        if (rc == 0 && sl_waf_open(&o0, &w0, &err) != 0)
             abort();
     }
     if (rc == 0) {
         struct sl_http_request r;
         struct sl_http_header hs[MAX_HEADERS];
         parse(req, buf + size, &r, hs);
-        struct gw_waf_verdict v, v0;
+        struct sl_waf_verdict v, v0;
         for (int i = 0; i < 3; i++) { /* rate-based rules see repeats; the memo answers */
             const char *ip = i ? "2001:db8::1" : "192.0.2.1";
-            gw_waf_evaluate(w, &r, ip, &v);
-            gw_waf_evaluate(w0, &r, ip, &v0);
-            if (!v.rule || v.nlabels > GW_WAF_MAX_LABELS)
+            sl_waf_evaluate(w, &r, ip, &v);
+            sl_waf_evaluate(w0, &r, ip, &v0);
+            if (!v.rule || v.nlabels > SL_WAF_MAX_LABELS)
                 abort();
             if (v.action != v0.action || strcmp(v.rule, v0.rule) || v.nlabels != v0.nlabels ||
                 (v.group_rule ? !v0.group_rule || strcmp(v.group_rule, v0.group_rule)
@@ -109,8 +109,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 if (strcmp(v.labels[k], v0.labels[k]))
                     abort();
         }
-        gw_waf_free(w);
-        gw_waf_free(w0);
+        sl_waf_free(w);
+        sl_waf_free(w0);
     }
     sl_buf_free(&err);
     free(buf);

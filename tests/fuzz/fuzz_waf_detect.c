@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "waf/detect.h"
+#include "sluice/waf_detect.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -16,9 +16,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         return 0;
     if (size > 0)
         memcpy(s, data, size);
-    bool low = gw_waf_sqli(s, size, false);
-    bool high = gw_waf_sqli(s, size, true);
-    (void)gw_waf_xss(s, size);
+    bool low = sl_waf_sqli(s, size, false);
+    bool high = sl_waf_sqli(s, size, true);
+    (void)sl_waf_xss(s, size);
     /* HIGH sensitivity only ever adds detections. */
     if (low && !high)
         abort();

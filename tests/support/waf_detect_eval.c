@@ -3,7 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "waf/detect.h"
+#include "sluice/waf_detect.h"
 
 /*
  * Input: records "<length>\n<length bytes>" back to back. Output: one line per record,
@@ -29,8 +29,8 @@ int main(void) {
             fputs("waf_detect_eval: short record\n", stderr);
             return 2;
         }
-        printf("%d %d %d\n", gw_waf_sqli(buf, len, false), gw_waf_sqli(buf, len, true),
-               gw_waf_xss(buf, len));
+        printf("%d %d %d\n", sl_waf_sqli(buf, len, false), sl_waf_sqli(buf, len, true),
+               sl_waf_xss(buf, len));
         fflush(stdout);
     }
 }

@@ -10,7 +10,7 @@
 #include "sluice/buf.h"
 #include "sluice/error.h"
 #include "sluice/http.h"
-#include "waf_hook.h"
+#include "sluice/waf.h"
 
 #define CTL_WAF_MAX_INPUT (64u << 20)
 #define MAX_HEADERS       256
@@ -40,9 +40,9 @@ static int usage(const char *what, const char *arg) {
     return CTL_EXIT_USAGE;
 }
 
-static int open_waf(const char *path, struct gw_waf **w, struct sl_buf *err) {
-    struct gw_waf_opts o = {.acl_file = strcmp(path, "@default") ? path : NULL};
-    return gw_waf_open(&o, w, err);
+static int open_waf(const char *path, struct sl_waf **w, struct sl_buf *err) {
+    struct sl_waf_opts o = {.acl_file = strcmp(path, "@default") ? path : NULL};
+    return sl_waf_open(&o, w, err);
 }
 
 static int cmd_check(int argc, char **argv) {
@@ -52,16 +52,16 @@ static int cmd_check(int argc, char **argv) {
     for (int i = 0; i < argc; i++) {
         struct sl_buf err;
         sl_buf_init(&err, 1 << 20);
-        struct gw_waf *w = NULL;
+        struct sl_waf *w = NULL;
         int r = open_waf(argv[i], &w, &err);
         if (r < 0) {
             fputs(err.data ? err.data : sl_strerror(r), stderr);
             fprintf(stderr, "%s: invalid\n", argv[i]);
             rc = CTL_EXIT_ERROR;
         } else {
-            printf("%s: ok: web ACL %s, %zu rules\n", argv[i], gw_waf_name(w),
-                   gw_waf_rule_count(w));
-            gw_waf_free(w);
+            printf("%s: ok: web ACL %s, %zu rules\n", argv[i], sl_waf_name(w),
+                   sl_waf_rule_count(w));
+            sl_waf_free(w);
         }
         sl_buf_free(&err);
     }
@@ -78,18 +78,18 @@ static int read_all(FILE *f, struct sl_buf *out) {
 }
 
 static void print_verdict(size_t n, const struct sl_http_request *r,
-                          const struct gw_waf_verdict *v) {
+                          const struct sl_waf_verdict *v) {
     printf("%zu\t%.*s %.*s\t%s\t%s%s%s\t", n, (int)r->method.len, r->method.p, (int)r->url.len,
-           r->url.p, gw_waf_action_name(v->action), v->rule, v->group_rule ? "/" : "",
+           r->url.p, sl_waf_action_name(v->action), v->rule, v->group_rule ? "/" : "",
            v->group_rule ? v->group_rule : "");
     for (size_t i = 0; i < v->nlabels; i++)
         printf("%s%s", i ? "," : "", v->labels[i]);
-    if (v->action == GW_WAF_BLOCK)
+    if (v->action == SL_WAF_BLOCK)
         printf("\t%d", v->custom_status ? v->custom_status : 403);
     putchar('\n');
 }
 
-static int eval_stream(struct gw_waf *w, FILE *f, const char *ip, size_t *count) {
+static int eval_stream(struct sl_waf *w, FILE *f, const char *ip, size_t *count) {
     struct sl_buf in;
     sl_buf_init(&in, CTL_WAF_MAX_INPUT);
     if (read_all(f, &in) < 0) {
@@ -99,9 +99,9 @@ static int eval_stream(struct gw_waf *w, FILE *f, const char *ip, size_t *count)
     const char *p = in.data ? in.data : "", *end = p + in.len;
     static struct sl_http_header hs[MAX_HEADERS];
     struct sl_http_request r;
-    while (gw_waf_read_raw_request(&p, end, false, &r, hs, MAX_HEADERS)) {
-        struct gw_waf_verdict v;
-        gw_waf_evaluate(w, &r, ip, &v);
+    while (sl_waf_read_raw_request(&p, end, false, &r, hs, MAX_HEADERS)) {
+        struct sl_waf_verdict v;
+        sl_waf_evaluate(w, &r, ip, &v);
         print_verdict(++*count, &r, &v);
     }
     sl_buf_free(&in);
@@ -121,7 +121,7 @@ static int cmd_eval(int argc, char **argv) {
         return usage("eval needs an ACL file", NULL);
     struct sl_buf err;
     sl_buf_init(&err, 1 << 20);
-    struct gw_waf *w = NULL;
+    struct sl_waf *w = NULL;
     int r = open_waf(argv[i], &w, &err);
     if (r < 0) {
         fputs(err.data ? err.data : sl_strerror(r), stderr);
@@ -144,7 +144,7 @@ static int cmd_eval(int argc, char **argv) {
         if (f && f != stdin)
             fclose(f);
     }
-    gw_waf_free(w);
+    sl_waf_free(w);
     return rc;
 }
 

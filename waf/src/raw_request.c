@@ -1,9 +1,9 @@
-/* Raw HTTP text to a request for offline WAF evaluation (gw_waf_read_raw_request, waf_hook.h). */
+/* Raw HTTP text to a request for offline WAF evaluation (sl_waf_read_raw_request, sluice/waf.h). */
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
-#include "waf_hook.h"
+#include "sluice/waf.h"
 
 /* The next line of [p, end): its length without the CR LF / LF; *next is past the terminator. */
 static size_t line(const char *p, const char *end, const char **next) {
@@ -15,7 +15,7 @@ static size_t line(const char *p, const char *end, const char **next) {
     return n;
 }
 
-bool gw_waf_read_raw_request(const char **pp, const char *end, bool body_to_end,
+bool sl_waf_read_raw_request(const char **pp, const char *end, bool body_to_end,
                              struct sl_http_request *r, struct sl_http_header *hs, size_t max) {
     const char *p = *pp, *next;
     while (p < end && (*p == '\r' || *p == '\n'))

@@ -9,18 +9,18 @@
 
 #include <cmocka.h>
 
-#include "waf/detect.h"
+#include "sluice/waf_detect.h"
 
 static bool sqli_low(const char *z) {
-    return gw_waf_sqli(z, strlen(z), false);
+    return sl_waf_sqli(z, strlen(z), false);
 }
 
 static bool sqli_high(const char *z) {
-    return gw_waf_sqli(z, strlen(z), true);
+    return sl_waf_sqli(z, strlen(z), true);
 }
 
 static bool xss(const char *z) {
-    return gw_waf_xss(z, strlen(z));
+    return sl_waf_xss(z, strlen(z));
 }
 
 /* Asserts every input of a list gives `want`, naming the one that does not. */
@@ -172,14 +172,14 @@ static void test_sqli_high_sensitivity_adds_weaker_shapes(void **state) {
 
 static void test_sqli_handles_empty_and_embedded_nul(void **state) {
     (void)state;
-    assert_false(gw_waf_sqli("", 0, false));
-    assert_false(gw_waf_sqli(NULL, 0, true));
+    assert_false(sl_waf_sqli("", 0, false));
+    assert_false(sl_waf_sqli(NULL, 0, true));
     /* A NUL is a separator, not the end: the length decides. */
     static const char nul[] = "'\0or\0001=1--";
-    assert_true(gw_waf_sqli(nul, sizeof nul - 1, false));
+    assert_true(sl_waf_sqli(nul, sizeof nul - 1, false));
     /* Reading stops at n: the attack after the limit is not seen. */
     static const char cut[] = "hello' or 1=1--";
-    assert_false(gw_waf_sqli(cut, 5, false));
+    assert_false(sl_waf_sqli(cut, 5, false));
 }
 
 static void test_xss_detects_dangerous_tags(void **state) {
@@ -318,17 +318,17 @@ static void test_xss_leaves_text_urls_markup_and_json_alone(void **state) {
 
 static void test_xss_handles_empty_and_truncation(void **state) {
     (void)state;
-    assert_false(gw_waf_xss("", 0));
-    assert_false(gw_waf_xss(NULL, 0));
+    assert_false(sl_waf_xss("", 0));
+    assert_false(sl_waf_xss(NULL, 0));
     static const char cut[] = "<scr"
                               "ipt>";
-    assert_false(gw_waf_xss(cut, 4)); /* "<scr" */
-    assert_true(gw_waf_xss(cut, 8));
+    assert_false(sl_waf_xss(cut, 4)); /* "<scr" */
+    assert_true(sl_waf_xss(cut, 8));
     /* Entities cut at the end of input are read as far as they go, never past it. */
-    assert_false(gw_waf_xss("&#x", 3));
-    assert_false(gw_waf_xss("&#", 2));
-    assert_false(gw_waf_xss("%3", 2));
-    assert_false(gw_waf_xss("\\u00", 4));
+    assert_false(sl_waf_xss("&#x", 3));
+    assert_false(sl_waf_xss("&#", 2));
+    assert_false(sl_waf_xss("%3", 2));
+    assert_false(sl_waf_xss("\\u00", 4));
 }
 
 /* Long inputs of repeating openers must stay fast: a quadratic scan would take minutes here. */
@@ -343,9 +343,9 @@ static void test_detectors_are_linear_on_adversarial_repetition(void **state) {
             memcpy(big + n, units[u], len);
             n += len;
         }
-        (void)gw_waf_sqli(big, n, true);
-        (void)gw_waf_sqli(big, n, false);
-        (void)gw_waf_xss(big, n);
+        (void)sl_waf_sqli(big, n, true);
+        (void)sl_waf_sqli(big, n, false);
+        (void)sl_waf_xss(big, n);
     }
 }
 

@@ -1,7 +1,7 @@
 /* SQL injection and cross-site scripting detection for the WAF's SqliMatch / XssMatch statements.
  */
-#ifndef SLUICE_GATEWAY_WAF_DETECT_H
-#define SLUICE_GATEWAY_WAF_DETECT_H
+#ifndef SLUICE_WAF_DETECT_H
+#define SLUICE_WAF_DETECT_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -19,9 +19,9 @@
  * True when `s` looks like SQL injection. `high_sensitivity` matches AWS WAF's
  * SensitivityLevel HIGH (more detections, more false positives); false is LOW, the default.
  */
-bool gw_waf_sqli(const char *s, size_t n, bool high_sensitivity);
+bool sl_waf_sqli(const char *s, size_t n, bool high_sensitivity);
 
 /* True when `s` looks like cross-site scripting (HTML/JS injection). */
-bool gw_waf_xss(const char *s, size_t n);
+bool sl_waf_xss(const char *s, size_t n);
 
 #endif

@@ -3,7 +3,7 @@
 #include <stddef.h>
 #include <string.h>
 
-#include "detect.h"
+#include "sluice/waf_detect.h"
 
 /*
  * How it works. The value is lexed three times: as bare SQL (a numeric parameter), and as if it
@@ -677,7 +677,7 @@ static bool run(const unsigned char *s, size_t n, unsigned char quote, bool high
     return j.hit;
 }
 
-bool gw_waf_sqli(const char *s, size_t n, bool high_sensitivity) {
+bool sl_waf_sqli(const char *s, size_t n, bool high_sensitivity) {
     const unsigned char *u = (const unsigned char *)s;
     if (s == NULL || n == 0)
         return false;

@@ -4,7 +4,7 @@
 #include <string.h>
 
 #include "sluice/buf.h"
-#include "waf.h"
+#include "waf_internal.h"
 
 /*
  * The window is cut into RATE_SLOTS slots; a key's count is the sum of the slots inside the

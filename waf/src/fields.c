@@ -8,7 +8,7 @@
 
 #include <cjson/cJSON.h>
 
-#include "waf.h"
+#include "waf_internal.h"
 
 static bool eq_nocase_n(const char *a, size_t an, const char *b, size_t bn) {
     if (an != bn)

@@ -15,8 +15,8 @@
 #include <pcre2.h>
 
 #include "sluice/error.h"
-#include "waf/waf.h"
-#include "waf_hook.h"
+#include "sluice/waf.h"
+#include "waf_internal.h"
 
 /* ---- helpers ------------------------------------------------------------------------------ */
 
@@ -35,13 +35,13 @@ static int64_t fake_clock(void *data) {
     return fake_now;
 }
 
-static struct gw_waf *open_acl(const char *sq) {
+static struct sl_waf *open_acl(const char *sq) {
     char *j = json_of(sq);
     struct sl_buf err;
     sl_buf_init(&err, 1 << 16);
-    struct gw_waf_opts o = {.clock_ms = fake_clock};
-    struct gw_waf *w = NULL;
-    int rc = gw_waf_open_json(&o, j, strlen(j), &w, &err);
+    struct sl_waf_opts o = {.clock_ms = fake_clock};
+    struct sl_waf *w = NULL;
+    int rc = sl_waf_open_json(&o, j, strlen(j), &w, &err);
     if (rc)
         fprintf(stderr, "load failed: %s", err.data ? err.data : "");
     assert_int_equal(rc, 0);
@@ -56,11 +56,11 @@ static const char *load_error(const char *sq) {
     char *j = json_of(sq);
     struct sl_buf err;
     sl_buf_init(&err, 1 << 16);
-    struct gw_waf *w = NULL;
-    int rc = gw_waf_open_json(NULL, j, strlen(j), &w, &err);
+    struct sl_waf *w = NULL;
+    int rc = sl_waf_open_json(NULL, j, strlen(j), &w, &err);
     snprintf(errbuf, sizeof errbuf, "%s", err.data ? err.data : "");
     if (rc == 0)
-        gw_waf_free(w);
+        sl_waf_free(w);
     else
         assert_int_equal(rc, SL_ERR_PARSE);
     sl_buf_free(&err);
@@ -99,9 +99,9 @@ static void mk(struct req *q, const char *method, const char *target, const char
     q->r.headers = q->h;
 }
 
-static struct gw_waf_verdict judge(struct gw_waf *w, struct req *q, const char *ip) {
-    struct gw_waf_verdict v;
-    gw_waf_evaluate(w, &q->r, ip ? ip : "198.51.100.1", &v);
+static struct sl_waf_verdict judge(struct sl_waf *w, struct req *q, const char *ip) {
+    struct sl_waf_verdict v;
+    sl_waf_evaluate(w, &q->r, ip ? ip : "198.51.100.1", &v);
     return v;
 }
 
@@ -112,38 +112,38 @@ static struct gw_waf_verdict judge(struct gw_waf *w, struct req *q, const char *
     "{'Name':'t','DefaultAction':{'Allow':{}},'Rules':[{'Name':'R','Priority':0,'Action':{"        \
     "'Block':{}},'VisibilityConfig':{'MetricName':'R'},'Statement':" stmt "}]}"
 
-static bool blocks(struct gw_waf *w, const char *method, const char *target, const char *body,
+static bool blocks(struct sl_waf *w, const char *method, const char *target, const char *body,
                    const char *h1) {
     struct req q;
     mk(&q, method, target, body, UA, h1, NULL);
-    return judge(w, &q, NULL).action == GW_WAF_BLOCK;
+    return judge(w, &q, NULL).action == SL_WAF_BLOCK;
 }
 
 /* ---- loading ------------------------------------------------------------------------------ */
 
 static void test_an_acl_with_no_rules_allows_by_default_action(void **state) {
     (void)state;
-    struct gw_waf *w = open_acl("{'Name':'e','DefaultAction':{'Allow':{}},'Rules':[]}");
+    struct sl_waf *w = open_acl("{'Name':'e','DefaultAction':{'Allow':{}},'Rules':[]}");
     struct req q;
     mk(&q, "GET", "/x", NULL, NULL);
-    struct gw_waf_verdict v = judge(w, &q, NULL);
-    assert_int_equal(v.action, GW_WAF_ALLOW);
+    struct sl_waf_verdict v = judge(w, &q, NULL);
+    assert_int_equal(v.action, SL_WAF_ALLOW);
     assert_string_equal(v.rule, "Default_Action");
     assert_int_equal(v.nlabels, 0);
     assert_null(v.group_rule);
-    gw_waf_free(w);
+    sl_waf_free(w);
 }
 
 static void test_default_action_block_blocks_unmatched_requests(void **state) {
     (void)state;
-    struct gw_waf *w = open_acl("{'Name':'e','DefaultAction':{'Block':{}},'Rules':[]}");
+    struct sl_waf *w = open_acl("{'Name':'e','DefaultAction':{'Block':{}},'Rules':[]}");
     struct req q;
     mk(&q, "GET", "/x", NULL, NULL);
-    struct gw_waf_verdict v = judge(w, &q, NULL);
-    assert_int_equal(v.action, GW_WAF_BLOCK);
+    struct sl_waf_verdict v = judge(w, &q, NULL);
+    assert_int_equal(v.action, SL_WAF_BLOCK);
     assert_string_equal(v.rule, "Default_Action");
     assert_int_equal(v.custom_status, 0);
-    gw_waf_free(w);
+    sl_waf_free(w);
 }
 
 static void test_invalid_documents_name_the_json_path_and_reason(void **state) {
@@ -223,16 +223,16 @@ static void test_invalid_documents_name_the_json_path_and_reason(void **state) {
 
 static void test_bare_rules_list_webacl_wrapper_and_camel_case_all_load(void **state) {
     (void)state;
-    struct gw_waf *w = open_acl("[{'Name':'r','Priority':0,'Action':{'Block':{}},'Statement':{"
+    struct sl_waf *w = open_acl("[{'Name':'r','Priority':0,'Action':{'Block':{}},'Statement':{"
                                 "'ByteMatchStatement':{'SearchString':'/admin','FieldToMatch':{"
                                 "'UriPath':{}},'PositionalConstraint':'STARTS_WITH',"
                                 "'TextTransformations':[{'Priority':0,'Type':'NONE'}]}}}]");
     assert_true(blocks(w, "GET", "/admin/x", NULL, NULL));
     assert_false(blocks(w, "GET", "/x/admin", NULL, NULL));
-    gw_waf_free(w);
+    sl_waf_free(w);
     w = open_acl("{'WebACL':{'Name':'n','DefaultAction':{'Block':{}},'Rules':[]}}");
     assert_true(blocks(w, "GET", "/", NULL, NULL));
-    gw_waf_free(w);
+    sl_waf_free(w);
     /* CDK spells the same document in camelCase (the seed's stack does). */
     w = open_acl("{'name':'cdk','defaultAction':{'allow':{}},'rules':[{'name':'m','priority':1,"
                  "'statement':{'byteMatchStatement':{'searchString':'PUT','fieldToMatch':{"
@@ -240,7 +240,7 @@ static void test_bare_rules_list_webacl_wrapper_and_camel_case_all_load(void **s
                  "'priority':0,'type':'NONE'}]}},'action':{'block':{}}}]}");
     assert_true(blocks(w, "PUT", "/", NULL, NULL));
     assert_false(blocks(w, "GET", "/", NULL, NULL));
-    gw_waf_free(w);
+    sl_waf_free(w);
 }
 
 /* ---- statements --------------------------------------------------------------------------- */
@@ -252,57 +252,57 @@ static void test_bare_rules_list_webacl_wrapper_and_camel_case_all_load(void **s
 
 static void test_byte_match_honours_every_positional_constraint(void **state) {
     (void)state;
-    struct gw_waf *w = open_acl(BYTE("abc", "EXACTLY"));
+    struct sl_waf *w = open_acl(BYTE("abc", "EXACTLY"));
     assert_true(blocks(w, "GET", "/?abc", NULL, NULL));
     assert_false(blocks(w, "GET", "/?abcd", NULL, NULL));
     assert_false(blocks(w, "GET", "/?ABC", NULL, NULL)); /* case-sensitive without LOWERCASE */
-    gw_waf_free(w);
+    sl_waf_free(w);
     w = open_acl(BYTE("abc", "STARTS_WITH"));
     assert_true(blocks(w, "GET", "/?abcd", NULL, NULL));
     assert_false(blocks(w, "GET", "/?xabc", NULL, NULL));
-    gw_waf_free(w);
+    sl_waf_free(w);
     w = open_acl(BYTE("abc", "ENDS_WITH"));
     assert_true(blocks(w, "GET", "/?xabc", NULL, NULL));
     assert_false(blocks(w, "GET", "/?abcx", NULL, NULL));
-    gw_waf_free(w);
+    sl_waf_free(w);
     w = open_acl(BYTE("abc", "CONTAINS"));
     assert_true(blocks(w, "GET", "/?xxabcxx", NULL, NULL));
     assert_false(blocks(w, "GET", "/?ab-c", NULL, NULL));
-    gw_waf_free(w);
+    sl_waf_free(w);
     w = open_acl(BYTE("abc", "CONTAINS_WORD"));
     assert_true(blocks(w, "GET", "/?x=abc;", NULL, NULL));
     assert_true(blocks(w, "GET", "/?abc", NULL, NULL));
     assert_false(blocks(w, "GET", "/?x=abcd", NULL, NULL));
     assert_false(blocks(w, "GET", "/?x=_abc", NULL, NULL));
-    gw_waf_free(w);
+    sl_waf_free(w);
 }
 
 static void test_byte_match_accepts_a_base64_search_string(void **state) {
     (void)state;
-    struct gw_waf *w =
+    struct sl_waf *w =
         open_acl(ONE_RULE("{'ByteMatchStatement':{'SearchStringBase64':'ZXZpbA==','FieldToMatch':{"
                           "'UriPath':{}},'PositionalConstraint':'CONTAINS','TextTransformations':[{"
                           "'Priority':0,'Type':'NONE'}]}}"));
     assert_true(blocks(w, "GET", "/evil", NULL, NULL));
     assert_false(blocks(w, "GET", "/good", NULL, NULL));
-    gw_waf_free(w);
+    sl_waf_free(w);
 }
 
 static void test_regex_match_uses_pcre_syntax(void **state) {
     (void)state;
-    struct gw_waf *w = open_acl(
+    struct sl_waf *w = open_acl(
         ONE_RULE("{'RegexMatchStatement':{'RegexString':'^/v[0-9]+/(?:admin|root)\\\\b',"
                  "'FieldToMatch':{'UriPath':{}},'TextTransformations':[{'Priority':0,'Type':"
                  "'LOWERCASE'}]}}"));
     assert_true(blocks(w, "GET", "/V2/Admin/x", NULL, NULL));
     assert_false(blocks(w, "GET", "/v2/administrator", NULL, NULL));
     assert_false(blocks(w, "GET", "/x/v2/admin", NULL, NULL));
-    gw_waf_free(w);
+    sl_waf_free(w);
 }
 
 static void test_regex_pattern_set_reference_resolves_by_arn(void **state) {
     (void)state;
-    struct gw_waf *w = open_acl(
+    struct sl_waf *w = open_acl(
         "{'DefaultAction':{'Allow':{}},'RegexPatternSets':[{'Name':'bad','ARN':'arn:aws:wafv2:"
         "us-east-1:111122223333:regional/regexpatternset/bad/1','RegularExpressionList':[{"
         "'RegexString':'^foo'},{'RegexString':'bar$'}]}],'Rules':[{'Name':'r','Priority':0,"
@@ -311,7 +311,7 @@ static void test_regex_pattern_set_reference_resolves_by_arn(void **state) {
         "}},'TextTransformations':[{'Priority':0,'Type':'NONE'}]}}}]}");
     assert_true(blocks(w, "GET", "/bar", NULL, NULL));
     assert_false(blocks(w, "GET", "/foo", NULL, NULL)); /* the path starts with '/' */
-    gw_waf_free(w);
+    sl_waf_free(w);
 }
 
 #define SIZE(op, n)                                                                                \
@@ -330,17 +330,17 @@ static void test_size_constraint_compares_with_every_operator(void **state) {
         {SIZE("GE", "4"), false, true, true},  {SIZE("GT", "4"), false, false, true},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        struct gw_waf *w = open_acl(cases[i].acl);
+        struct sl_waf *w = open_acl(cases[i].acl);
         assert_int_equal(blocks(w, "GET", "/?abc", NULL, NULL), cases[i].at3);
         assert_int_equal(blocks(w, "GET", "/?abcd", NULL, NULL), cases[i].at4);
         assert_int_equal(blocks(w, "GET", "/?abcde", NULL, NULL), cases[i].at5);
-        gw_waf_free(w);
+        sl_waf_free(w);
     }
 }
 
 static void test_sqli_and_xss_statements_call_the_detectors(void **state) {
     (void)state;
-    struct gw_waf *w =
+    struct sl_waf *w =
         open_acl(ONE_RULE("{'SqliMatchStatement':{'FieldToMatch':{'AllQueryArguments':{}},"
                           "'SensitivityLevel':'LOW','TextTransformations':[{'Priority':0,'Type':"
                           "'URL_DECODE'}]}}"));
@@ -348,35 +348,35 @@ static void test_sqli_and_xss_statements_call_the_detectors(void **state) {
     assert_true(
         blocks(w, "GET", "/?id=1%20UNION%20SELECT%20password%20FROM%20users--", NULL, NULL));
     assert_false(blocks(w, "GET", "/?id=42&name=O%27Brien", NULL, NULL));
-    gw_waf_free(w);
+    sl_waf_free(w);
     w = open_acl(ONE_RULE("{'XssMatchStatement':{'FieldToMatch':{'Body':{}},"
                           "'TextTransformations':[{'Priority':0,'Type':'NONE'}]}}"));
     assert_true(blocks(w, "POST", "/", "<script>alert(1)</script>", NULL));
     assert_true(blocks(w, "POST", "/", "<img src=x onerror=alert(1)>", NULL));
     assert_false(blocks(w, "POST", "/", "{\"comment\":\"3 < 4 and 5 > 2\"}", NULL));
-    gw_waf_free(w);
+    sl_waf_free(w);
 }
 
 static void test_ip_set_matches_ipv4_and_ipv6_cidrs(void **state) {
     (void)state;
-    struct gw_waf *w = open_acl(ONE_RULE(
+    struct sl_waf *w = open_acl(ONE_RULE(
         "{'IPSetReferenceStatement':{'Addresses':['192.0.2.0/24','2001:db8::/32','203.0.113.7']}"
         "}"));
     struct req q;
     mk(&q, "GET", "/", NULL, UA, NULL);
-    assert_int_equal(judge(w, &q, "192.0.2.200").action, GW_WAF_BLOCK);
-    assert_int_equal(judge(w, &q, "192.0.3.1").action, GW_WAF_ALLOW);
-    assert_int_equal(judge(w, &q, "2001:db8:1::5").action, GW_WAF_BLOCK);
-    assert_int_equal(judge(w, &q, "2001:db9::5").action, GW_WAF_ALLOW);
-    assert_int_equal(judge(w, &q, "203.0.113.7").action, GW_WAF_BLOCK);
-    assert_int_equal(judge(w, &q, "203.0.113.8").action, GW_WAF_ALLOW);
-    assert_int_equal(judge(w, &q, "::ffff:192.0.2.9").action, GW_WAF_BLOCK);
-    gw_waf_free(w);
+    assert_int_equal(judge(w, &q, "192.0.2.200").action, SL_WAF_BLOCK);
+    assert_int_equal(judge(w, &q, "192.0.3.1").action, SL_WAF_ALLOW);
+    assert_int_equal(judge(w, &q, "2001:db8:1::5").action, SL_WAF_BLOCK);
+    assert_int_equal(judge(w, &q, "2001:db9::5").action, SL_WAF_ALLOW);
+    assert_int_equal(judge(w, &q, "203.0.113.7").action, SL_WAF_BLOCK);
+    assert_int_equal(judge(w, &q, "203.0.113.8").action, SL_WAF_ALLOW);
+    assert_int_equal(judge(w, &q, "::ffff:192.0.2.9").action, SL_WAF_BLOCK);
+    sl_waf_free(w);
 }
 
 static void test_ip_set_reference_by_arn_and_forwarded_ip_config(void **state) {
     (void)state;
-    struct gw_waf *w = open_acl(
+    struct sl_waf *w = open_acl(
         "{'DefaultAction':{'Allow':{}},'IPSets':[{'ARN':'arn:aws:wafv2:us-east-1:1:regional/"
         "ipset/blocked/x','Addresses':['10.0.0.0/8']}],'Rules':[{'Name':'r','Priority':0,"
         "'Action':{'Block':{}},'Statement':{'IPSetReferenceStatement':{'ARN':'arn:aws:wafv2:us-"
@@ -384,47 +384,47 @@ static void test_ip_set_reference_by_arn_and_forwarded_ip_config(void **state) {
         "'FallbackBehavior':'MATCH','Position':'ANY'}}}}]}");
     struct req q;
     mk(&q, "GET", "/", NULL, UA, "X-Client-IP: 198.51.100.1, 10.2.3.4", NULL);
-    assert_int_equal(judge(w, &q, "1.1.1.1").action, GW_WAF_BLOCK);
+    assert_int_equal(judge(w, &q, "1.1.1.1").action, SL_WAF_BLOCK);
     mk(&q, "GET", "/", NULL, UA, "X-Client-IP: 198.51.100.1", NULL);
-    assert_int_equal(judge(w, &q, "10.0.0.1").action, GW_WAF_ALLOW); /* the header decides */
+    assert_int_equal(judge(w, &q, "10.0.0.1").action, SL_WAF_ALLOW); /* the header decides */
     mk(&q, "GET", "/", NULL, UA, "X-Client-IP: garbage", NULL);
-    assert_int_equal(judge(w, &q, "1.1.1.1").action, GW_WAF_BLOCK); /* FallbackBehavior MATCH */
+    assert_int_equal(judge(w, &q, "1.1.1.1").action, SL_WAF_BLOCK); /* FallbackBehavior MATCH */
     mk(&q, "GET", "/", NULL, UA, NULL);
-    assert_int_equal(judge(w, &q, "1.1.1.1").action, GW_WAF_BLOCK); /* absent: fallback too */
-    gw_waf_free(w);
+    assert_int_equal(judge(w, &q, "1.1.1.1").action, SL_WAF_BLOCK); /* absent: fallback too */
+    sl_waf_free(w);
 }
 
 static void test_rate_based_rule_blocks_over_the_limit_until_the_window_passes(void **state) {
     (void)state;
     fake_now = 1000000;
-    struct gw_waf *w = open_acl(ONE_RULE(
+    struct sl_waf *w = open_acl(ONE_RULE(
         "{'RateBasedStatement':{'Limit':10,'EvaluationWindowSec':60,'AggregateKeyType':'IP'}}"));
     struct req q;
     mk(&q, "GET", "/", NULL, UA, NULL);
     for (int i = 1; i <= 10; i++) {
-        struct gw_waf_verdict v = judge(w, &q, "192.0.2.1");
-        assert_int_equal(v.action, GW_WAF_ALLOW);
+        struct sl_waf_verdict v = judge(w, &q, "192.0.2.1");
+        assert_int_equal(v.action, SL_WAF_ALLOW);
         fake_now += 100;
     }
-    struct gw_waf_verdict v = judge(w, &q, "192.0.2.1");
-    assert_int_equal(v.action, GW_WAF_BLOCK);
+    struct sl_waf_verdict v = judge(w, &q, "192.0.2.1");
+    assert_int_equal(v.action, SL_WAF_BLOCK);
     assert_string_equal(v.rule, "R");
-    assert_int_equal(judge(w, &q, "192.0.2.1").action, GW_WAF_BLOCK);
+    assert_int_equal(judge(w, &q, "192.0.2.1").action, SL_WAF_BLOCK);
     /* Another address has its own count. */
-    assert_int_equal(judge(w, &q, "192.0.2.2").action, GW_WAF_ALLOW);
+    assert_int_equal(judge(w, &q, "192.0.2.2").action, SL_WAF_ALLOW);
     /* 30 s later the requests are still inside the 60 s window. */
     fake_now += 30000;
-    assert_int_equal(judge(w, &q, "192.0.2.1").action, GW_WAF_BLOCK);
+    assert_int_equal(judge(w, &q, "192.0.2.1").action, SL_WAF_BLOCK);
     /* Once the window (plus one 6 s slot of granularity) has passed, the address is let through. */
     fake_now += 66000;
-    assert_int_equal(judge(w, &q, "192.0.2.1").action, GW_WAF_ALLOW);
-    gw_waf_free(w);
+    assert_int_equal(judge(w, &q, "192.0.2.1").action, SL_WAF_ALLOW);
+    sl_waf_free(w);
 }
 
 static void test_rate_based_scope_down_and_forwarded_ip_and_constant_keys(void **state) {
     (void)state;
     fake_now = 0;
-    struct gw_waf *w = open_acl(ONE_RULE(
+    struct sl_waf *w = open_acl(ONE_RULE(
         "{'RateBasedStatement':{'Limit':10,'EvaluationWindowSec':120,'AggregateKeyType':"
         "'FORWARDED_IP','ForwardedIPConfig':{'HeaderName':'X-Forwarded-For','FallbackBehavior':"
         "'NO_MATCH'},'ScopeDownStatement':{'ByteMatchStatement':{'SearchString':'/login',"
@@ -434,12 +434,12 @@ static void test_rate_based_scope_down_and_forwarded_ip_and_constant_keys(void *
     mk(&login, "POST", "/login", NULL, UA, "X-Forwarded-For: 203.0.113.5, 10.0.0.1", NULL);
     mk(&other, "GET", "/other", NULL, UA, "X-Forwarded-For: 203.0.113.5", NULL);
     for (int i = 0; i < 20; i++)
-        assert_int_equal(judge(w, &other, NULL).action, GW_WAF_ALLOW); /* not in scope */
+        assert_int_equal(judge(w, &other, NULL).action, SL_WAF_ALLOW); /* not in scope */
     for (int i = 0; i < 10; i++)
-        assert_int_equal(judge(w, &login, "1.1.1.1").action, GW_WAF_ALLOW);
+        assert_int_equal(judge(w, &login, "1.1.1.1").action, SL_WAF_ALLOW);
     /* Counted by the first forwarded address, not the peer. */
-    assert_int_equal(judge(w, &login, "9.9.9.9").action, GW_WAF_BLOCK);
-    gw_waf_free(w);
+    assert_int_equal(judge(w, &login, "9.9.9.9").action, SL_WAF_BLOCK);
+    sl_waf_free(w);
     w = open_acl(ONE_RULE("{'RateBasedStatement':{'Limit':10,'AggregateKeyType':'CONSTANT',"
                           "'ScopeDownStatement':{'ByteMatchStatement':{'SearchString':'POST',"
                           "'FieldToMatch':{'Method':{}},'PositionalConstraint':'EXACTLY',"
@@ -449,10 +449,10 @@ static void test_rate_based_scope_down_and_forwarded_ip_and_constant_keys(void *
     char ip[32];
     for (int i = 0; i < 10; i++) {
         snprintf(ip, sizeof ip, "192.0.2.%d", i + 1);
-        assert_int_equal(judge(w, &post, ip).action, GW_WAF_ALLOW);
+        assert_int_equal(judge(w, &post, ip).action, SL_WAF_ALLOW);
     }
-    assert_int_equal(judge(w, &post, "198.51.100.99").action, GW_WAF_BLOCK); /* one shared key */
-    gw_waf_free(w);
+    assert_int_equal(judge(w, &post, "198.51.100.99").action, SL_WAF_BLOCK); /* one shared key */
+    sl_waf_free(w);
 }
 
 static void test_rate_table_memory_is_bounded_and_evicts_the_stalest(void **state) {
@@ -469,7 +469,7 @@ static void test_rate_table_memory_is_bounded_and_evicts_the_stalest(void **stat
 
 static void test_count_adds_labels_that_a_later_label_match_sees(void **state) {
     (void)state;
-    struct gw_waf *w = open_acl(
+    struct sl_waf *w = open_acl(
         "{'Name':'acl1','DefaultAction':{'Allow':{}},'Rules':["
         "{'Name':'tag','Priority':0,'Action':{'Count':{}},'RuleLabels':[{'Name':'suspect:ua'}],"
         "'Statement':{'ByteMatchStatement':{'SearchString':'curl','FieldToMatch':{'SingleHeader':"
@@ -487,22 +487,22 @@ static void test_count_adds_labels_that_a_later_label_match_sees(void **state) {
         "}]}}}]}");
     struct req q;
     mk(&q, "GET", "/public", NULL, "User-Agent: Curl/8", NULL);
-    struct gw_waf_verdict v = judge(w, &q, NULL);
-    assert_int_equal(v.action, GW_WAF_ALLOW);
+    struct sl_waf_verdict v = judge(w, &q, NULL);
+    assert_int_equal(v.action, SL_WAF_ALLOW);
     assert_string_equal(v.rule, "Default_Action");
     assert_int_equal(v.nlabels, 1);
     assert_string_equal(v.labels[0], "awswaf:000000000000:webacl:acl1:suspect:ua");
     mk(&q, "GET", "/admin", NULL, "User-Agent: curl/8", NULL);
     v = judge(w, &q, NULL);
-    assert_int_equal(v.action, GW_WAF_BLOCK);
+    assert_int_equal(v.action, SL_WAF_BLOCK);
     assert_string_equal(v.rule, "deny");
     mk(&q, "GET", "/admin", NULL, "User-Agent: firefox", NULL);
-    assert_int_equal(judge(w, &q, NULL).action, GW_WAF_ALLOW);
+    assert_int_equal(judge(w, &q, NULL).action, SL_WAF_ALLOW);
     mk(&q, "GET", "/ns", NULL, "User-Agent: curl", NULL);
     v = judge(w, &q, NULL);
-    assert_int_equal(v.action, GW_WAF_BLOCK);
+    assert_int_equal(v.action, SL_WAF_BLOCK);
     assert_string_equal(v.rule, "ns");
-    gw_waf_free(w);
+    sl_waf_free(w);
 }
 
 #define BM(s, field)                                                                               \
@@ -511,7 +511,7 @@ static void test_count_adds_labels_that_a_later_label_match_sees(void **state) {
 
 static void test_and_or_not_combine_statements(void **state) {
     (void)state;
-    struct gw_waf *w =
+    struct sl_waf *w =
         open_acl(ONE_RULE("{'OrStatement':{'Statements':[{'AndStatement':{"
                           "'Statements':[" BM("a", "{'UriPath':{}}") "," BM(
                               "b", "{'UriPath':{}}") "]}},{'NotStatement':{"
@@ -522,52 +522,52 @@ static void test_and_or_not_combine_statements(void **state) {
     assert_false(blocks(w, "GET", "/a", NULL, NULL));
     assert_false(blocks(w, "GET", "/b", NULL, NULL));
     assert_true(blocks(w, "GET", "*", NULL, NULL)); /* no '/' at all: the Not matches */
-    gw_waf_free(w);
+    sl_waf_free(w);
 }
 
 /* ---- fields ------------------------------------------------------------------------------- */
 
 static void test_fields_inspect_the_parts_aws_names(void **state) {
     (void)state;
-    struct gw_waf *w = open_acl(ONE_RULE(BM("evil", "{'SingleHeader':{'Name':'X-Thing'}}")));
+    struct sl_waf *w = open_acl(ONE_RULE(BM("evil", "{'SingleHeader':{'Name':'X-Thing'}}")));
     assert_true(blocks(w, "GET", "/", NULL, "x-thing: very evil"));
     assert_false(blocks(w, "GET", "/", NULL, "X-Other: evil"));
-    gw_waf_free(w);
+    sl_waf_free(w);
     w = open_acl(ONE_RULE(BM("evil", "{'Headers':{'MatchPattern':{'All':{}},'MatchScope':'KEY',"
                                      "'OversizeHandling':'CONTINUE'}}")));
     assert_true(blocks(w, "GET", "/", NULL, "X-evil: 1"));
     assert_false(blocks(w, "GET", "/", NULL, "X-Fine: evil"));
-    gw_waf_free(w);
+    sl_waf_free(w);
     w = open_acl(ONE_RULE(BM("evil", "{'Headers':{'MatchPattern':{'ExcludedHeaders':['Referer']}"
                                      ",'MatchScope':'VALUE','OversizeHandling':'CONTINUE'}}")));
     assert_true(blocks(w, "GET", "/", NULL, "X-Fine: evil"));
     assert_false(blocks(w, "GET", "/", NULL, "Referer: evil"));
-    gw_waf_free(w);
+    sl_waf_free(w);
     w = open_acl(ONE_RULE(BM("evil", "{'SingleQueryArgument':{'Name':'Q'}}")));
     assert_true(blocks(w, "GET", "/?a=1&q=evil", NULL, NULL));
     assert_false(blocks(w, "GET", "/?a=evil&qq=evil", NULL, NULL));
-    gw_waf_free(w);
+    sl_waf_free(w);
     w = open_acl(ONE_RULE(BM("evil", "{'AllQueryArguments':{}}")));
     assert_true(blocks(w, "GET", "/?a=1&b=evil", NULL, NULL));
     assert_false(blocks(w, "GET", "/?evil=1", NULL, NULL)); /* values only */
-    gw_waf_free(w);
+    sl_waf_free(w);
     w = open_acl(ONE_RULE(BM("evil", "{'QueryString':{}}")));
     assert_true(blocks(w, "GET", "/?evil=1", NULL, NULL));
     assert_false(blocks(w, "GET", "/evil", NULL, NULL));
-    gw_waf_free(w);
+    sl_waf_free(w);
     w = open_acl(ONE_RULE(BM("evil", "{'UriPath':{}}")));
     assert_true(blocks(w, "GET", "/evil", NULL, NULL));
     assert_false(blocks(w, "GET", "/?evil", NULL, NULL));
-    gw_waf_free(w);
+    sl_waf_free(w);
     w = open_acl(ONE_RULE(BM("DELETE", "{'Method':{}}")));
     assert_true(blocks(w, "DELETE", "/", NULL, NULL));
     assert_false(blocks(w, "GET", "/", NULL, NULL));
-    gw_waf_free(w);
+    sl_waf_free(w);
     w = open_acl(ONE_RULE(BM("evil", "{'Cookies':{'MatchPattern':{'IncludedCookies':['session']}"
                                      ",'MatchScope':'VALUE','OversizeHandling':'CONTINUE'}}")));
     assert_true(blocks(w, "GET", "/", NULL, "Cookie: a=1; session=evil"));
     assert_false(blocks(w, "GET", "/", NULL, "Cookie: a=evil; session=ok"));
-    gw_waf_free(w);
+    sl_waf_free(w);
 }
 
 static void test_body_inspection_stops_at_16_kib_and_applies_oversize_handling(void **state) {
@@ -576,32 +576,32 @@ static void test_body_inspection_stops_at_16_kib_and_applies_oversize_handling(v
     memset(big, 'a', 20000);
     memcpy(big + 18000, "evil", 4);
     big[20000] = '\0';
-    struct gw_waf *w = open_acl(ONE_RULE(BM("evil", "{'Body':{'OversizeHandling':'CONTINUE'}}")));
+    struct sl_waf *w = open_acl(ONE_RULE(BM("evil", "{'Body':{'OversizeHandling':'CONTINUE'}}")));
     assert_true(blocks(w, "POST", "/", "x evil", NULL));
     assert_false(blocks(w, "POST", "/", big, NULL)); /* past the first 16 KiB */
-    gw_waf_free(w);
+    sl_waf_free(w);
     w = open_acl(ONE_RULE(BM("zzz", "{'Body':{'OversizeHandling':'MATCH'}}")));
     assert_true(blocks(w, "POST", "/", big, NULL));
     assert_false(blocks(w, "POST", "/", "small", NULL));
-    gw_waf_free(w);
+    sl_waf_free(w);
     memcpy(big + 10, "zzz", 3);
     w = open_acl(ONE_RULE(BM("zzz", "{'Body':{'OversizeHandling':'NO_MATCH'}}")));
     assert_false(blocks(w, "POST", "/", big, NULL));
-    gw_waf_free(w);
+    sl_waf_free(w);
     free(big);
 }
 
 static void test_json_body_inspects_keys_or_values(void **state) {
     (void)state;
     const char *body = "{\"user\":{\"name\":\"evil\",\"tags\":[\"a\",\"b\"]},\"evilkey\":1}";
-    struct gw_waf *w = open_acl(ONE_RULE(
+    struct sl_waf *w = open_acl(ONE_RULE(
         "{'ByteMatchStatement':{'SearchString':'evil','FieldToMatch':{'JsonBody':{'MatchPattern':"
         "{'All':{}},'MatchScope':'VALUE','InvalidFallbackBehavior':'NO_MATCH'}},"
         "'PositionalConstraint':'EXACTLY','TextTransformations':[{'Priority':0,'Type':'NONE'}]}}"));
     assert_true(blocks(w, "POST", "/", body, NULL));
     assert_false(blocks(w, "POST", "/", "{\"evil\":\"good\"}", NULL));
     assert_false(blocks(w, "POST", "/", "not json evil", NULL)); /* NO_MATCH fallback */
-    gw_waf_free(w);
+    sl_waf_free(w);
     w = open_acl(ONE_RULE(
         "{'ByteMatchStatement':{'SearchString':'evilkey','FieldToMatch':{'JsonBody':{"
         "'MatchPattern':{'All':{}},'MatchScope':'KEY','InvalidFallbackBehavior':'MATCH'}},"
@@ -609,14 +609,14 @@ static void test_json_body_inspects_keys_or_values(void **state) {
     assert_true(blocks(w, "POST", "/", body, NULL));
     assert_false(blocks(w, "POST", "/", "{\"k\":\"evilkey\"}", NULL));
     assert_true(blocks(w, "POST", "/", "{broken", NULL)); /* MATCH fallback */
-    gw_waf_free(w);
+    sl_waf_free(w);
     w = open_acl(ONE_RULE(
         "{'ByteMatchStatement':{'SearchString':'b','FieldToMatch':{'JsonBody':{'MatchPattern':{"
         "'IncludedPaths':['/user/tags']},'MatchScope':'VALUE'}},'PositionalConstraint':"
         "'EXACTLY','TextTransformations':[{'Priority':0,'Type':'NONE'}]}}"));
     assert_true(blocks(w, "POST", "/", body, NULL));
     assert_false(blocks(w, "POST", "/", "{\"other\":\"b\"}", NULL));
-    gw_waf_free(w);
+    sl_waf_free(w);
     /* Numbers are formatted one after another in the same buffer: the second (1e+20, whose '+'
      * URL_DECODE turns into a space) is transformed as itself, not as the first (12345). */
     w = open_acl(ONE_RULE(
@@ -625,7 +625,7 @@ static void test_json_body_inspects_keys_or_values(void **state) {
         "'TextTransformations':[{'Priority':0,'Type':'URL_DECODE'}]}}"));
     assert_true(blocks(w, "POST", "/", "{\"a\":12345,\"b\":1e20}", NULL));
     assert_false(blocks(w, "POST", "/", "{\"a\":12345,\"b\":12346}", NULL));
-    gw_waf_free(w);
+    sl_waf_free(w);
 }
 
 /* ---- transformations ---------------------------------------------------------------------- */
@@ -709,47 +709,47 @@ static void test_transformations_run_on_every_value_they_change(void **state) {
                           "'Priority':0,'Type':'%s'}]}}"),
                  got, gw_waf_tx_names[cases[i].t]);
         snprintf(header, sizeof header, "X-T: %s", cases[i].in);
-        struct gw_waf *w = open_acl(acl);
+        struct sl_waf *w = open_acl(acl);
         if (!blocks(w, "GET", "/", NULL, header)) {
             fprintf(stderr, "%s did not run on \"%s\"\n", gw_waf_tx_names[cases[i].t], cases[i].in);
             fail();
         }
-        gw_waf_free(w);
+        sl_waf_free(w);
     }
     /* The same length: byte matches. LOWERCASE runs on upper case letters. */
-    struct gw_waf *w = open_acl(ONE_RULE(
+    struct sl_waf *w = open_acl(ONE_RULE(
         "{'ByteMatchStatement':{'SearchString':'select','FieldToMatch':{'SingleHeader':{'Name':"
         "'x-t'}},'PositionalConstraint':'EXACTLY','TextTransformations':[{'Priority':0,'Type':"
         "'LOWERCASE'}]}}"));
     assert_true(blocks(w, "GET", "/", NULL, "X-T: SeLeCT"));
     assert_false(blocks(w, "GET", "/", NULL, "X-T: delete"));
-    gw_waf_free(w);
+    sl_waf_free(w);
     /* And URL_DECODE on a '+' alone. */
     w = open_acl(ONE_RULE(
         "{'ByteMatchStatement':{'SearchString':'a b','FieldToMatch':{'SingleHeader':{'Name':"
         "'x-t'}},'PositionalConstraint':'EXACTLY','TextTransformations':[{'Priority':0,'Type':"
         "'URL_DECODE'}]}}"));
     assert_true(blocks(w, "GET", "/", NULL, "X-T: a+b"));
-    gw_waf_free(w);
+    sl_waf_free(w);
 }
 
 static void test_transformations_apply_in_priority_order(void **state) {
     (void)state;
     /* LOWERCASE (priority 0) then URL_DECODE (priority 1): %4A decodes to 'J' after lowering. */
-    struct gw_waf *w = open_acl(
+    struct sl_waf *w = open_acl(
         ONE_RULE("{'ByteMatchStatement':{'SearchString':'J','FieldToMatch':{'QueryString':{}},"
                  "'PositionalConstraint':'EXACTLY','TextTransformations':[{'Priority':1,'Type':"
                  "'URL_DECODE'},{'Priority':0,'Type':'LOWERCASE'}]}}"));
     assert_true(blocks(w, "GET", "/?%4A", NULL, NULL));
     assert_false(blocks(w, "GET", "/?J", NULL, NULL));
-    gw_waf_free(w);
+    sl_waf_free(w);
 }
 
 /* ---- actions ------------------------------------------------------------------------------ */
 
 static void test_block_with_custom_response_carries_status_body_and_headers(void **state) {
     (void)state;
-    struct gw_waf *w = open_acl(
+    struct sl_waf *w = open_acl(
         "{'DefaultAction':{'Allow':{}},'CustomResponseBodies':{'slow':{'ContentType':"
         "'APPLICATION_JSON','Content':'{\\'message\\':\\'slow down\\'}'}},'Rules':[{'Name':"
         "'custom','Priority':0,'Action':{'Block':{'CustomResponse':{'ResponseCode':429,"
@@ -757,8 +757,8 @@ static void test_block_with_custom_response_carries_status_body_and_headers(void
         "'Statement':" BM("/slow", "{'UriPath':{}}") "}]}");
     struct req q;
     mk(&q, "GET", "/slow", NULL, UA, NULL);
-    struct gw_waf_verdict v = judge(w, &q, NULL);
-    assert_int_equal(v.action, GW_WAF_BLOCK);
+    struct sl_waf_verdict v = judge(w, &q, NULL);
+    assert_int_equal(v.action, SL_WAF_BLOCK);
     assert_int_equal(v.custom_status, 429);
     assert_int_equal(v.custom_body.len, strlen("{\"message\":\"slow down\"}"));
     assert_memory_equal(v.custom_body.p, "{\"message\":\"slow down\"}", v.custom_body.len);
@@ -767,12 +767,12 @@ static void test_block_with_custom_response_carries_status_body_and_headers(void
     assert_memory_equal(v.custom_headers[0].value.p, "application/json", 16);
     assert_memory_equal(v.custom_headers[1].name.p, "x-amzn-waf-reason", 17);
     assert_memory_equal(v.custom_headers[1].value.p, "test", 4);
-    gw_waf_free(w);
+    sl_waf_free(w);
 }
 
 static void test_allow_terminates_before_later_blocks(void **state) {
     (void)state;
-    struct gw_waf *w =
+    struct sl_waf *w =
         open_acl("{'DefaultAction':{'Block':{}},'Rules':[{'Name':'ok','Priority':"
                  "5,'Action':{'Allow':{}},'Statement':" BM(
                      "/health", "{'UriPath':{}}") "},{'Name':'no','Priority':9,"
@@ -780,24 +780,24 @@ static void test_allow_terminates_before_later_blocks(void **state) {
                                                   "'Statement':" BM("/", "{'UriPath':{}}") "}]}");
     struct req q;
     mk(&q, "GET", "/health", NULL, UA, NULL);
-    struct gw_waf_verdict v = judge(w, &q, NULL);
-    assert_int_equal(v.action, GW_WAF_ALLOW);
+    struct sl_waf_verdict v = judge(w, &q, NULL);
+    assert_int_equal(v.action, SL_WAF_ALLOW);
     assert_string_equal(v.rule, "ok");
     mk(&q, "GET", "/x", NULL, UA, NULL);
     v = judge(w, &q, NULL);
-    assert_int_equal(v.action, GW_WAF_BLOCK);
+    assert_int_equal(v.action, SL_WAF_BLOCK);
     assert_string_equal(v.rule, "no");
-    gw_waf_free(w);
+    sl_waf_free(w);
 }
 
 /* ---- the shipped default ACL and managed groups ------------------------------------------- */
 
-static struct gw_waf *default_acl(void) {
+static struct sl_waf *default_acl(void) {
     struct sl_buf err;
     sl_buf_init(&err, 1 << 16);
-    struct gw_waf_opts o = {.clock_ms = fake_clock};
-    struct gw_waf *w = NULL;
-    int rc = gw_waf_open(&o, &w, &err);
+    struct sl_waf_opts o = {.clock_ms = fake_clock};
+    struct sl_waf *w = NULL;
+    int rc = sl_waf_open(&o, &w, &err);
     if (rc)
         fprintf(stderr, "%s", err.data);
     assert_int_equal(rc, 0);
@@ -805,20 +805,20 @@ static struct gw_waf *default_acl(void) {
     return w;
 }
 
-static void expect(struct gw_waf *w, struct req *q, const char *group, const char *rule,
+static void expect(struct sl_waf *w, struct req *q, const char *group, const char *rule,
                    const char *label) {
-    struct gw_waf_verdict v = judge(w, q, NULL);
-    if ((v.action == GW_WAF_BLOCK) != (group != NULL))
+    struct sl_waf_verdict v = judge(w, q, NULL);
+    if ((v.action == SL_WAF_BLOCK) != (group != NULL))
         fprintf(stderr, "%.*s %.*s: %s %s/%s\n", (int)q->r.method.len, q->r.method.p,
                 (int)(q->r.url.len > 80 ? 80 : q->r.url.len), q->r.url.p,
-                gw_waf_action_name(v.action), v.rule, v.group_rule ? v.group_rule : "-");
+                sl_waf_action_name(v.action), v.rule, v.group_rule ? v.group_rule : "-");
     if (!group) {
-        assert_int_equal(v.action, GW_WAF_ALLOW);
+        assert_int_equal(v.action, SL_WAF_ALLOW);
         assert_string_equal(v.rule, "Default_Action");
         assert_int_equal(v.nlabels, 0);
         return;
     }
-    assert_int_equal(v.action, GW_WAF_BLOCK);
+    assert_int_equal(v.action, SL_WAF_BLOCK);
     assert_string_equal(v.rule, group);
     assert_non_null(v.group_rule);
     assert_string_equal(v.group_rule, rule);
@@ -833,9 +833,9 @@ static void expect(struct gw_waf *w, struct req *q, const char *group, const cha
 
 static void test_default_acl_lets_a_normal_api_request_through(void **state) {
     (void)state;
-    struct gw_waf *w = default_acl();
-    assert_string_equal(gw_waf_name(w), "SluiceDefaultWebACL");
-    assert_int_equal(gw_waf_rule_count(w), 3);
+    struct sl_waf *w = default_acl();
+    assert_string_equal(sl_waf_name(w), "SluiceDefaultWebACL");
+    assert_int_equal(sl_waf_rule_count(w), 3);
     struct req q;
     mk(&q, "POST", "/items/42?expand=true&limit=10",
        "{\"name\":\"Widget\",\"price\":9.99,\"tags\":[\"blue\",\"small\"],\"note\":\"O'Brien "
@@ -845,12 +845,12 @@ static void test_default_acl_lets_a_normal_api_request_through(void **state) {
        "application/json",
        "X-API-Key: abcdef0123456789", "Cookie: session=abc123", NULL);
     expect(w, &q, NULL, NULL, NULL);
-    gw_waf_free(w);
+    sl_waf_free(w);
 }
 
 static void test_default_acl_core_rule_set_blocks_with_aws_rule_names_and_labels(void **state) {
     (void)state;
-    struct gw_waf *w = default_acl();
+    struct sl_waf *w = default_acl();
     struct req q;
     mk(&q, "GET", "/", NULL, "Host: api", NULL);
     expect(w, &q, CRS, "NoUserAgent_HEADER", CRS_NS "NoUserAgent_Header");
@@ -891,12 +891,12 @@ static void test_default_acl_core_rule_set_blocks_with_aws_rule_names_and_labels
            CRS_NS "CrossSiteScripting_QueryArguments");
     mk(&q, "POST", "/comments", "<img src=x onerror=alert(document.cookie)>", UA, NULL);
     expect(w, &q, CRS, "CrossSiteScripting_BODY", CRS_NS "CrossSiteScripting_Body");
-    gw_waf_free(w);
+    sl_waf_free(w);
 }
 
 static void test_default_acl_known_bad_inputs_block_with_aws_rule_names(void **state) {
     (void)state;
-    struct gw_waf *w = default_acl();
+    struct sl_waf *w = default_acl();
     struct req q;
     mk(&q, "GET", "/", NULL, UA, "Host: localhost:8080", NULL);
     expect(w, &q, KBI, "Host_localhost_HEADER", KBI_NS "Host_Localhost_Header");
@@ -910,7 +910,7 @@ static void test_default_acl_known_bad_inputs_block_with_aws_rule_names(void **s
     expect(w, &q, KBI, "Log4JRCE_QUERYSTRING", KBI_NS "Log4JRCE_QueryString");
     mk(&q, "POST", "/", "x=(java.lang.Runtime).getRuntime().exec(\"id\")", UA, NULL);
     expect(w, &q, KBI, "JavaDeserializationRCE_BODY", KBI_NS "JavaDeserializationRCE_Body");
-    gw_waf_free(w);
+    sl_waf_free(w);
 }
 
 #define GROUP_ACL(extra)                                                                           \
@@ -920,41 +920,41 @@ static void test_default_acl_known_bad_inputs_block_with_aws_rule_names(void **s
 
 static void test_excluded_rules_and_overrides_turn_group_rules_into_count(void **state) {
     (void)state;
-    struct gw_waf *w = open_acl(GROUP_ACL(",'ExcludedRules':[{'Name':'NoUserAgent_HEADER'}]"));
+    struct sl_waf *w = open_acl(GROUP_ACL(",'ExcludedRules':[{'Name':'NoUserAgent_HEADER'}]"));
     struct req q;
     mk(&q, "GET", "/", NULL, NULL);
-    struct gw_waf_verdict v = judge(w, &q, NULL);
-    assert_int_equal(v.action, GW_WAF_ALLOW);
+    struct sl_waf_verdict v = judge(w, &q, NULL);
+    assert_int_equal(v.action, SL_WAF_ALLOW);
     assert_string_equal(v.rule, "Default_Action");
     assert_int_equal(v.nlabels, 1); /* counted rules still label */
     assert_string_equal(v.labels[0], CRS_NS "NoUserAgent_Header");
-    gw_waf_free(w);
+    sl_waf_free(w);
     w = open_acl(GROUP_ACL(",'RuleActionOverrides':[{'Name':'NoUserAgent_HEADER','ActionToUse':{"
                            "'Count':{}}},{'Name':'SizeRestrictions_URIPATH','ActionToUse':{"
                            "'Block':{'CustomResponse':{'ResponseCode':414}}}}]"));
-    assert_int_equal(judge(w, &q, NULL).action, GW_WAF_ALLOW);
-    gw_waf_free(w);
+    assert_int_equal(judge(w, &q, NULL).action, SL_WAF_ALLOW);
+    sl_waf_free(w);
     w = open_acl(GROUP_ACL(",'ScopeDownStatement':" BM("/api", "{'UriPath':{}}")));
     mk(&q, "GET", "/web", NULL, NULL);
-    assert_int_equal(judge(w, &q, NULL).action, GW_WAF_ALLOW); /* out of the scope-down */
+    assert_int_equal(judge(w, &q, NULL).action, SL_WAF_ALLOW); /* out of the scope-down */
     mk(&q, "GET", "/api", NULL, NULL);
-    assert_int_equal(judge(w, &q, NULL).action, GW_WAF_BLOCK);
-    gw_waf_free(w);
+    assert_int_equal(judge(w, &q, NULL).action, SL_WAF_BLOCK);
+    sl_waf_free(w);
 }
 
 static void test_override_action_count_makes_the_whole_group_count(void **state) {
     (void)state;
-    struct gw_waf *w = open_acl(
+    struct sl_waf *w = open_acl(
         "{'Name':'g','DefaultAction':{'Allow':{}},'Rules':[{'Name':'kbi','Priority':0,"
         "'OverrideAction':{'Count':{}},'Statement':{'ManagedRuleGroupStatement':{'VendorName':"
         "'AWS','Name':'AWSManagedRulesKnownBadInputsRuleSet'}}}]}");
     struct req q;
     mk(&q, "PROPFIND", "/", NULL, UA, NULL);
-    struct gw_waf_verdict v = judge(w, &q, NULL);
-    assert_int_equal(v.action, GW_WAF_ALLOW);
+    struct sl_waf_verdict v = judge(w, &q, NULL);
+    assert_int_equal(v.action, SL_WAF_ALLOW);
     assert_int_equal(v.nlabels, 1);
     assert_string_equal(v.labels[0], KBI_NS "Propfind_Method");
-    gw_waf_free(w);
+    sl_waf_free(w);
 }
 
 /* ---- an ACL as AWS exports it, with every statement kind ---------------------------------- */
@@ -1017,13 +1017,13 @@ static const char aws_export[] =
 
 static void test_an_acl_exported_from_aws_with_every_statement_kind_evaluates(void **state) {
     (void)state;
-    struct gw_waf *w = open_acl(aws_export);
-    assert_int_equal(gw_waf_rule_count(w), 9);
+    struct sl_waf *w = open_acl(aws_export);
+    assert_int_equal(sl_waf_rule_count(w), 9);
     struct req q;
-    struct gw_waf_verdict v;
+    struct sl_waf_verdict v;
     mk(&q, "GET", "/admin/users", NULL, UA, NULL);
     v = judge(w, &q, "198.51.100.1");
-    assert_int_equal(v.action, GW_WAF_BLOCK);
+    assert_int_equal(v.action, SL_WAF_BLOCK);
     assert_string_equal(v.rule, "admin-needs-token");
     assert_int_equal(v.custom_status, 401);
     assert_memory_equal(v.custom_body.p, "denied", 6);
@@ -1032,7 +1032,7 @@ static void test_an_acl_exported_from_aws_with_every_statement_kind_evaluates(vo
     assert_string_equal(judge(w, &q, "198.51.100.1").rule, "Default_Action");
     mk(&q, "GET", "/admin/users", NULL, NULL);
     v = judge(w, &q, "192.0.2.10"); /* the office IP set allows before anything else */
-    assert_int_equal(v.action, GW_WAF_ALLOW);
+    assert_int_equal(v.action, SL_WAF_ALLOW);
     assert_string_equal(v.rule, "office-allow");
     mk(&q, "GET", "/?id=1%27%20or%201%3D1--", NULL, UA, NULL);
     assert_string_equal(judge(w, &q, NULL).rule, "sqli");
@@ -1046,7 +1046,7 @@ static void test_an_acl_exported_from_aws_with_every_statement_kind_evaluates(vo
     v = judge(w, &q, NULL);
     assert_string_equal(v.rule, "AWS-AWSManagedRulesCommonRuleSet");
     assert_string_equal(v.group_rule, "NoUserAgent_HEADER");
-    gw_waf_free(w);
+    sl_waf_free(w);
 }
 
 /* ---- reload ------------------------------------------------------------------------------- */
@@ -1069,22 +1069,22 @@ static void test_reload_keeps_the_acl_in_force_when_the_new_file_is_bad(void **s
     write_file(path, ONE_RULE(BM("/one", "{'UriPath':{}}")));
     struct sl_buf err;
     sl_buf_init(&err, 1 << 16);
-    struct gw_waf_opts o = {.acl_file = path};
-    struct gw_waf *w = NULL;
-    assert_int_equal(gw_waf_open(&o, &w, &err), 0);
+    struct sl_waf_opts o = {.acl_file = path};
+    struct sl_waf *w = NULL;
+    assert_int_equal(sl_waf_open(&o, &w, &err), 0);
     assert_true(blocks(w, "GET", "/one", NULL, NULL));
     write_file(path, "{'DefaultAction':{'Allow':{}},'Rules':[{'Name':1}]}");
-    assert_int_equal(gw_waf_reload(w), SL_ERR_PARSE);
+    assert_int_equal(sl_waf_reload(w), SL_ERR_PARSE);
     assert_true(blocks(w, "GET", "/one", NULL, NULL)); /* still the old ACL */
     write_file(path, ONE_RULE(BM("/two", "{'UriPath':{}}")));
-    assert_int_equal(gw_waf_reload(w), 0);
+    assert_int_equal(sl_waf_reload(w), 0);
     assert_false(blocks(w, "GET", "/one", NULL, NULL));
     assert_true(blocks(w, "GET", "/two", NULL, NULL));
-    gw_waf_free(w);
+    sl_waf_free(w);
     /* A bad file at start is an error naming the file and the JSON path. */
     write_file(path, "{'DefaultAction':{'Allow':{}},'Rules':[{'Name':1}]}");
     sl_buf_reset(&err);
-    assert_int_equal(gw_waf_open(&o, &w, &err), SL_ERR_PARSE);
+    assert_int_equal(sl_waf_open(&o, &w, &err), SL_ERR_PARSE);
     char want[256];
     snprintf(want, sizeof want, "%s: Rules[0].Name: must be a string\n", path);
     assert_true(strncmp(err.data, want, strlen(want)) == 0);
@@ -1276,25 +1276,25 @@ static void test_regex_prefilter_never_skips_a_match(void **state) {
 
 /* ---- the memo of values seen before ------------------------------------------------------- */
 
-static struct gw_waf *open_default(bool memo_off) {
+static struct sl_waf *open_default(bool memo_off) {
     struct sl_buf err;
     sl_buf_init(&err, 1 << 16);
-    struct gw_waf_opts o = {.clock_ms = fake_clock, .memo_off = memo_off};
-    struct gw_waf *w = NULL;
-    assert_int_equal(gw_waf_open(&o, &w, &err), 0);
+    struct sl_waf_opts o = {.clock_ms = fake_clock, .memo_off = memo_off};
+    struct sl_waf *w = NULL;
+    assert_int_equal(sl_waf_open(&o, &w, &err), 0);
     sl_buf_free(&err);
     return w;
 }
 
 /* The same verdict, rule for rule and label for label. */
-static void assert_same_verdict(const struct gw_waf_verdict *a, const struct gw_waf_verdict *b,
+static void assert_same_verdict(const struct sl_waf_verdict *a, const struct sl_waf_verdict *b,
                                 const char *what) {
     if (a->action != b->action || strcmp(a->rule, b->rule) ||
         strcmp(a->group_rule ? a->group_rule : "", b->group_rule ? b->group_rule : "") ||
         a->nlabels != b->nlabels)
         fail_msg("%s: %s %s/%s with the memo, %s %s/%s without", what,
-                 gw_waf_action_name(a->action), a->rule, a->group_rule ? a->group_rule : "",
-                 gw_waf_action_name(b->action), b->rule, b->group_rule ? b->group_rule : "");
+                 sl_waf_action_name(a->action), a->rule, a->group_rule ? a->group_rule : "",
+                 sl_waf_action_name(b->action), b->rule, b->group_rule ? b->group_rule : "");
     for (size_t i = 0; i < a->nlabels; i++)
         assert_string_equal(a->labels[i], b->labels[i]);
 }
@@ -1342,7 +1342,7 @@ static void test_value_memo_never_hides_a_match(void **state) {
                                 "Cookie: s=abc",
                                 long_hdr,
                                 edge_hdr};
-    struct gw_waf *w = open_default(false), *w0 = open_default(true);
+    struct sl_waf *w = open_default(false), *w0 = open_default(true);
     size_t blocked = 0, total = 0;
     for (int round = 0; round < 3; round++) {
         for (size_t k = 0; k < sizeof paths / sizeof paths[0] * (sizeof bodies / sizeof bodies[0]);
@@ -1353,12 +1353,12 @@ static void test_value_memo_never_hides_a_match(void **state) {
                 struct req q;
                 mk(&q, body ? "POST" : "GET", paths[p], body, UA, "Accept: application/json",
                    hdrs[h], NULL);
-                struct gw_waf_verdict a = judge(w, &q, NULL), b = judge(w0, &q, NULL);
+                struct sl_waf_verdict a = judge(w, &q, NULL), b = judge(w0, &q, NULL);
                 char what[400];
                 snprintf(what, sizeof what, "round %d, %s + %.60s + %s", round, paths[p], hdrs[h],
                          body ? body : "no body");
                 assert_same_verdict(&a, &b, what);
-                blocked += a.action == GW_WAF_BLOCK;
+                blocked += a.action == SL_WAF_BLOCK;
                 total++;
             }
         /* Between rounds two and three, 3,000 other values take the slots over. */
@@ -1367,15 +1367,15 @@ static void test_value_memo_never_hides_a_match(void **state) {
             snprintf(ua, sizeof ua, "User-Agent: client-%d/%x", v, (unsigned)v * 7919u);
             struct req q;
             mk(&q, "GET", "/items/42", NULL, ua, NULL);
-            struct gw_waf_verdict a = judge(w, &q, NULL), b = judge(w0, &q, NULL);
+            struct sl_waf_verdict a = judge(w, &q, NULL), b = judge(w0, &q, NULL);
             assert_same_verdict(&a, &b, ua);
         }
     }
     assert_true(blocked > total / 3 && blocked < total); /* both kinds were there */
-    assert_true(gw_waf_memo_hits(w) > total);            /* and the memo answered */
-    assert_int_equal(gw_waf_memo_hits(w0), 0);
-    gw_waf_free(w);
-    gw_waf_free(w0);
+    assert_true(sl_waf_memo_hits(w) > total);            /* and the memo answered */
+    assert_int_equal(sl_waf_memo_hits(w0), 0);
+    sl_waf_free(w);
+    sl_waf_free(w0);
 }
 
 /* A statement is cleared by its own verdicts only: the Count rule before it (its neighbour in
@@ -1401,17 +1401,17 @@ static void test_value_memo_clears_a_statement_by_its_own_verdicts_only(void **s
                  "'MetricName':'B'},'Statement':{'RegexMatchStatement':{'RegexString':'EVIL',"
                  "'FieldToMatch':%s,'TextTransformations':[{'Priority':0,'Type':'NONE'}]}}}]}",
                  fields[f], fields[f]);
-        struct gw_waf *w = open_acl(doc);
+        struct sl_waf *w = open_acl(doc);
         for (int i = 0; i < 3; i++) {
             struct req q;
             mk(&q, "EVIL", "/EVIL?EVIL", "EVIL", "X-A: EVIL", NULL);
-            struct gw_waf_verdict v = judge(w, &q, NULL);
-            if (v.action != GW_WAF_BLOCK || strcmp(v.rule, "B"))
-                fail_msg("%s, request %d: %s by %s", fields[f], i, gw_waf_action_name(v.action),
+            struct sl_waf_verdict v = judge(w, &q, NULL);
+            if (v.action != SL_WAF_BLOCK || strcmp(v.rule, "B"))
+                fail_msg("%s, request %d: %s by %s", fields[f], i, sl_waf_action_name(v.action),
                          v.rule);
         }
-        assert_true(gw_waf_memo_hits(w) > 0);
-        gw_waf_free(w);
+        assert_true(sl_waf_memo_hits(w) > 0);
+        sl_waf_free(w);
     }
 }
 
@@ -1419,19 +1419,19 @@ static void test_value_memo_clears_a_statement_by_its_own_verdicts_only(void **s
  * do not clear a request whose header name matches. */
 static void test_value_memo_reads_header_names_too(void **state) {
     (void)state;
-    struct gw_waf *w = open_acl(
+    struct sl_waf *w = open_acl(
         ONE_RULE("{'RegexMatchStatement':{'RegexString':'EVIL','FieldToMatch':{'Headers':{"
                  "'MatchPattern':{'All':{}},'MatchScope':'ALL','OversizeHandling':'CONTINUE'}},"
                  "'TextTransformations':[{'Priority':0,'Type':'NONE'}]}}"));
     for (int i = 0; i < 3; i++) {
         struct req q;
         mk(&q, "GET", "/", NULL, "X-A: fine", NULL);
-        assert_int_equal(judge(w, &q, NULL).action, GW_WAF_ALLOW);
+        assert_int_equal(judge(w, &q, NULL).action, SL_WAF_ALLOW);
         mk(&q, "GET", "/", NULL, "EVIL: fine", NULL);
-        assert_int_equal(judge(w, &q, NULL).action, GW_WAF_BLOCK);
+        assert_int_equal(judge(w, &q, NULL).action, SL_WAF_BLOCK);
     }
-    assert_true(gw_waf_memo_hits(w) > 0);
-    gw_waf_free(w);
+    assert_true(sl_waf_memo_hits(w) > 0);
+    sl_waf_free(w);
 }
 
 /*
@@ -1455,17 +1455,17 @@ static void test_value_memo_slot_taken_over_mid_request(void **state) {
     char h1[96], h2[96];
     snprintf(h1, sizeof h1, "X-A: %s", benign);
     snprintf(h2, sizeof h2, "X-B: %s", attack);
-    struct gw_waf *w = open_default(false), *w0 = open_default(true);
+    struct sl_waf *w = open_default(false), *w0 = open_default(true);
     for (int round = 0; round < 3; round++) {
         struct req q;
         mk(&q, "GET", "/items/42", NULL, UA, h1, h2, NULL);
-        struct gw_waf_verdict a = judge(w, &q, NULL), b = judge(w0, &q, NULL);
+        struct sl_waf_verdict a = judge(w, &q, NULL), b = judge(w0, &q, NULL);
         assert_same_verdict(&a, &b, attack);
-        assert_int_equal(a.action, GW_WAF_BLOCK);
+        assert_int_equal(a.action, SL_WAF_BLOCK);
         assert_string_equal(a.group_rule, "Log4JRCE_HEADER");
     }
-    gw_waf_free(w);
-    gw_waf_free(w0);
+    sl_waf_free(w);
+    sl_waf_free(w0);
 }
 
 /* The lenient reader of `sluicectl waf eval` and bench/waf: streams of requests, hand-pasted
@@ -1483,7 +1483,7 @@ static void test_raw_requests_are_read_leniently_one_after_another(void **state)
     const char *p = in, *end = in + sizeof in - 1;
     struct sl_http_request r;
     struct sl_http_header hs[2];
-    assert_true(gw_waf_read_raw_request(&p, end, false, &r, hs, 2));
+    assert_true(sl_waf_read_raw_request(&p, end, false, &r, hs, 2));
     assert_slice(r.method, "POST");
     assert_slice(r.url, "/a/b?x=1&y");
     assert_slice(r.path, "/a/b");
@@ -1494,30 +1494,30 @@ static void test_raw_requests_are_read_leniently_one_after_another(void **state)
     assert_int_equal(r.body_len, 3);
     assert_memory_equal(r.body, "abc", 3);
     /* Content-Length of the second is absent: no body, the next request follows. */
-    assert_true(gw_waf_read_raw_request(&p, end, false, &r, hs, 2));
+    assert_true(sl_waf_read_raw_request(&p, end, false, &r, hs, 2));
     assert_slice(r.method, "GET");
     assert_slice(r.url, "/c");
     assert_int_equal(r.query.len, 0);
     assert_int_equal(r.nheaders, 2);
     assert_int_equal(r.body_len, 0);
-    assert_true(gw_waf_read_raw_request(&p, end, false, &r, hs, 2));
+    assert_true(sl_waf_read_raw_request(&p, end, false, &r, hs, 2));
     assert_slice(r.method, "rest"); /* "rest is a body" read as a request line */
     assert_slice(r.url, "is");
-    assert_true(gw_waf_read_raw_request(&p, end, false, &r, hs, 2));
+    assert_true(sl_waf_read_raw_request(&p, end, false, &r, hs, 2));
     assert_slice(r.method, "JUNK"); /* no space: all method, URL "/" */
     assert_slice(r.url, "/");
     assert_slice(r.path, "/");
-    assert_false(gw_waf_read_raw_request(&p, end, false, &r, hs, 2));
+    assert_false(sl_waf_read_raw_request(&p, end, false, &r, hs, 2));
 
     /* One record per request (bench/waf): the body is everything after the blank line, and a
      * Content-Length larger than what is left is cut to it. */
     static const char rec[] = "PUT /x HTTP/1.1\r\nContent-Length: 99\r\n\r\nbody\r\n\r\nmore";
     p = rec;
-    assert_true(gw_waf_read_raw_request(&p, rec + sizeof rec - 1, true, &r, hs, 2));
+    assert_true(sl_waf_read_raw_request(&p, rec + sizeof rec - 1, true, &r, hs, 2));
     assert_int_equal(r.body_len, sizeof rec - 1 - (size_t)(r.body - rec));
     assert_memory_equal(r.body, "body\r\n\r\nmore", r.body_len);
     p = rec;
-    assert_true(gw_waf_read_raw_request(&p, rec + sizeof rec - 1, false, &r, hs, 2));
+    assert_true(sl_waf_read_raw_request(&p, rec + sizeof rec - 1, false, &r, hs, 2));
     assert_memory_equal(r.body, "body\r\n\r\nmore", r.body_len);
     assert_ptr_equal(p, rec + sizeof rec - 1);
 }

@@ -3,7 +3,7 @@
 #include <string.h>
 
 #include "sluice/buf.h"
-#include "waf.h"
+#include "waf_internal.h"
 
 const char *const gw_waf_tx_names[GW_TX_COUNT] = {
     [GW_TX_NONE] = "NONE",

@@ -3,9 +3,9 @@
 #include <pcre2.h>
 #include <string.h>
 
-#include "detect.h"
+#include "sluice/waf_detect.h"
 #include "sluice/metrics.h"
-#include "waf.h"
+#include "waf_internal.h"
 
 static bool is_word(unsigned char c) {
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
@@ -90,12 +90,12 @@ static bool size_match(const struct gw_waf_stmt *s, const char *p, size_t n) {
 }
 
 static bool sqli_match(const struct gw_waf_stmt *s, const char *p, size_t n) {
-    return gw_waf_sqli(p, n, s->u.sqli.high);
+    return sl_waf_sqli(p, n, s->u.sqli.high);
 }
 
 static bool xss_match(const struct gw_waf_stmt *s, const char *p, size_t n) {
     (void)s;
-    return gw_waf_xss(p, n);
+    return sl_waf_xss(p, n);
 }
 
 static bool client_ip(struct gw_waf_ctx *c) {

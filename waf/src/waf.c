@@ -1,5 +1,5 @@
 /* The WAF object: the web ACL in force, its reload machinery, and the per-request verdict. */
-#include "waf_hook.h"
+#include "sluice/waf.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -13,7 +13,7 @@
 #include "sluice/filewatch.h"
 #include "sluice/log.h"
 #include "sluice/metrics.h"
-#include "waf/waf.h"
+#include "waf_internal.h"
 
 #define POLL_INTERVAL_MS 1000
 #define RETIRE_MS        (3600 * 1000) /* longer than any request can hold a verdict */
@@ -26,7 +26,7 @@ struct retired {
     struct retired *next;
 };
 
-struct gw_waf {
+struct sl_waf {
     struct gw_waf_acl *acl;
     struct retired *retired;
     struct gw_waf_scratch scr;
@@ -75,7 +75,7 @@ static int read_file(const char *path, struct sl_buf *out) {
     return rc;
 }
 
-static int compile(struct gw_waf *w, const char *json, size_t len, const char *what,
+static int compile(struct sl_waf *w, const char *json, size_t len, const char *what,
                    struct gw_waf_acl **out, struct sl_buf *err) {
     struct gw_waf_load_opts lo = {.rule_metrics = w->rule_metrics,
                                   .rate_capacity = w->rate_capacity,
@@ -98,7 +98,7 @@ static int compile(struct gw_waf *w, const char *json, size_t len, const char *w
 }
 
 /* Loads the document the object names into *out. */
-static int load_doc(struct gw_waf *w, struct gw_waf_acl **out, uint64_t *digest,
+static int load_doc(struct sl_waf *w, struct gw_waf_acl **out, uint64_t *digest,
                     struct sl_buf *err) {
     if (!w->path) {
         size_t len = 0;
@@ -119,7 +119,7 @@ static int load_doc(struct gw_waf *w, struct gw_waf_acl **out, uint64_t *digest,
     return rc;
 }
 
-static void retire_old(struct gw_waf *w, bool all) {
+static void retire_old(struct sl_waf *w, bool all) {
     int64_t now = mono_ms(NULL);
     struct retired **pp = &w->retired;
     while (*pp) {
@@ -134,7 +134,7 @@ static void retire_old(struct gw_waf *w, bool all) {
     }
 }
 
-static void install(struct gw_waf *w, struct gw_waf_acl *acl) {
+static void install(struct sl_waf *w, struct gw_waf_acl *acl) {
     if (w->acl) {
         gw_waf_acl_adopt_rates(acl, w->acl);
         struct retired *r = malloc(sizeof *r);
@@ -149,7 +149,7 @@ static void install(struct gw_waf *w, struct gw_waf_acl *acl) {
     retire_old(w, false);
 }
 
-static int reload(struct gw_waf *w, bool force) {
+static int reload(struct sl_waf *w, bool force) {
     struct sl_buf err;
     sl_buf_init(&err, 64 * 1024);
     struct gw_waf_acl *acl = NULL;
@@ -186,8 +186,8 @@ static void on_change(void *data) {
     reload(data, false);
 }
 
-static int make(const struct gw_waf_opts *o, struct gw_waf **out) {
-    struct gw_waf *w = calloc(1, sizeof *w);
+static int make(const struct sl_waf_opts *o, struct sl_waf **out) {
+    struct sl_waf *w = calloc(1, sizeof *w);
     if (!w)
         return -ENOMEM;
     w->clock_ms = o && o->clock_ms ? o->clock_ms : mono_ms;
@@ -211,20 +211,20 @@ static int make(const struct gw_waf_opts *o, struct gw_waf **out) {
     return 0;
 }
 
-int gw_waf_open(const struct gw_waf_opts *o, struct gw_waf **out, struct sl_buf *err) {
-    struct gw_waf *w;
+int sl_waf_open(const struct sl_waf_opts *o, struct sl_waf **out, struct sl_buf *err) {
+    struct sl_waf *w;
     int rc = make(o, &w);
     if (rc < 0)
         return rc;
     if (o && o->acl_file && *o->acl_file) {
         if (!(w->path = strdup(o->acl_file))) {
-            gw_waf_free(w);
+            sl_waf_free(w);
             return -ENOMEM;
         }
     }
     struct gw_waf_acl *acl = NULL;
     if ((rc = load_doc(w, &acl, &w->digest, err)) < 0) {
-        gw_waf_free(w);
+        sl_waf_free(w);
         return rc;
     }
     w->acl = acl;
@@ -232,28 +232,28 @@ int gw_waf_open(const struct gw_waf_opts *o, struct gw_waf **out, struct sl_buf 
         (rc = sl_filewatch_start(o->loop, w->path, POLL_INTERVAL_MS, on_change, w, &w->watch)) <
             0) {
         sl_buf_printf(err, "SLUICE_WAF_ACL_FILE: cannot watch %s: %s\n", w->path, sl_strerror(rc));
-        gw_waf_free(w);
+        sl_waf_free(w);
         return rc;
     }
     *out = w;
     return 0;
 }
 
-int gw_waf_open_json(const struct gw_waf_opts *o, const char *json, size_t len, struct gw_waf **out,
+int sl_waf_open_json(const struct sl_waf_opts *o, const char *json, size_t len, struct sl_waf **out,
                      struct sl_buf *err) {
-    struct gw_waf *w;
+    struct sl_waf *w;
     int rc = make(o, &w);
     if (rc < 0)
         return rc;
     if ((rc = compile(w, json, len, "web ACL", &w->acl, err)) < 0) {
-        gw_waf_free(w);
+        sl_waf_free(w);
         return rc;
     }
     *out = w;
     return 0;
 }
 
-int gw_waf_reload(struct gw_waf *w) {
+int sl_waf_reload(struct sl_waf *w) {
     if (!w->path)
         return 0;
     if (w->watch)
@@ -261,7 +261,7 @@ int gw_waf_reload(struct gw_waf *w) {
     return reload(w, true);
 }
 
-void gw_waf_free(struct gw_waf *w) {
+void sl_waf_free(struct sl_waf *w) {
     if (!w)
         return;
     gw_waf_acl_free(w->acl);
@@ -273,17 +273,17 @@ void gw_waf_free(struct gw_waf *w) {
 }
 
 static void on_watch_closed(void *data) {
-    struct gw_waf *w = data;
+    struct sl_waf *w = data;
     void (*cb)(void *) = w->close_cb;
     void *cb_data = w->close_data;
-    gw_waf_free(w);
+    sl_waf_free(w);
     if (cb)
         cb(cb_data);
 }
 
-void gw_waf_close(struct gw_waf *w, void (*cb)(void *data), void *data) {
+void sl_waf_close(struct sl_waf *w, void (*cb)(void *data), void *data) {
     if (!w->watch) {
-        gw_waf_free(w);
+        sl_waf_free(w);
         if (cb)
             cb(data);
         return;
@@ -293,9 +293,9 @@ void gw_waf_close(struct gw_waf *w, void (*cb)(void *data), void *data) {
     sl_filewatch_close(w->watch, on_watch_closed, w);
 }
 
-void gw_waf_evaluate(struct gw_waf *w, const struct sl_http_request *req, const char *client_ip,
-                     struct gw_waf_verdict *out) {
-    *out = (struct gw_waf_verdict){.action = GW_WAF_ALLOW, .rule = "Default_Action"};
+void sl_waf_evaluate(struct sl_waf *w, const struct sl_http_request *req, const char *client_ip,
+                     struct sl_waf_verdict *out) {
+    *out = (struct sl_waf_verdict){.action = SL_WAF_ALLOW, .rule = "Default_Action"};
     if (!w || !w->acl)
         return;
     struct gw_waf_ctx c = {
@@ -303,7 +303,7 @@ void gw_waf_evaluate(struct gw_waf *w, const struct sl_http_request *req, const 
     struct gw_waf_result res;
     gw_waf_acl_eval(w->acl, &c, &res);
     gw_waf_ctx_release(&c);
-    out->action = res.action == GW_ACT_BLOCK ? GW_WAF_BLOCK : GW_WAF_ALLOW;
+    out->action = res.action == GW_ACT_BLOCK ? SL_WAF_BLOCK : SL_WAF_ALLOW;
     if (res.rule) {
         out->rule = res.rule->name;
         out->group_rule = res.group_rule ? res.group_rule->name : NULL;
@@ -315,23 +315,23 @@ void gw_waf_evaluate(struct gw_waf *w, const struct sl_http_request *req, const 
         out->custom_headers = res.custom->hh;
         out->ncustom_headers = res.custom->nhh;
     }
-    for (size_t i = 0; i < c.nlabels && out->nlabels < GW_WAF_MAX_LABELS; i++)
+    for (size_t i = 0; i < c.nlabels && out->nlabels < SL_WAF_MAX_LABELS; i++)
         out->labels[out->nlabels++] = c.labels[i];
 }
 
-const char *gw_waf_action_name(enum gw_waf_action a) {
+const char *sl_waf_action_name(enum sl_waf_action a) {
     static const char *const names[] = {"ALLOW", "BLOCK", "COUNT"};
-    return a <= GW_WAF_COUNT ? names[a] : "ALLOW";
+    return a <= SL_WAF_COUNT ? names[a] : "ALLOW";
 }
 
-const char *gw_waf_name(const struct gw_waf *w) {
+const char *sl_waf_name(const struct sl_waf *w) {
     return w && w->acl ? w->acl->name : "";
 }
 
-size_t gw_waf_rule_count(const struct gw_waf *w) {
+size_t sl_waf_rule_count(const struct sl_waf *w) {
     return w && w->acl ? w->acl->nrules : 0;
 }
 
-uint64_t gw_waf_memo_hits(const struct gw_waf *w) {
+uint64_t sl_waf_memo_hits(const struct sl_waf *w) {
     return w && w->acl && w->acl->memo ? w->acl->memo->hits : 0;
 }

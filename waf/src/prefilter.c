@@ -23,7 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "waf.h"
+#include "waf_internal.h"
 
 /* Small expressions gain nothing: PCRE2's own start-byte optimisations already reject most
  * values, and a Vectorscan scan has a fixed cost of its own (measured with bench/waf). */

@@ -2,7 +2,7 @@
 # the shipped web ACL and rule groups travel inside the binary, so no install path can be wrong.
 file(GLOB files ${DIR}/*.json)
 list(SORT files)
-set(body "/* Generated from data/waf by services/gateway/waf/embed.cmake; do not edit. */\n")
+set(body "/* Generated from data/waf by waf/embed.cmake; do not edit. */\n")
 string(APPEND body "#include <stddef.h>\n#include <string.h>\n\n")
 set(table "")
 set(i 0)

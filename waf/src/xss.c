@@ -4,7 +4,7 @@
 #include <string.h>
 
 #include "sluice/buf.h"
-#include "detect.h"
+#include "sluice/waf_detect.h"
 
 /*
  * How it works. The value is read through a decoder that undoes one more layer of the encodings a
@@ -724,7 +724,7 @@ static bool scan(const struct rd *r, size_t i, int depth) {
     return false;
 }
 
-bool gw_waf_xss(const char *s, size_t n) {
+bool sl_waf_xss(const char *s, size_t n) {
     if (s == NULL || n == 0)
         return false;
     struct rd r = {.s = (const unsigned char *)s, .n = n};

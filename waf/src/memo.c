@@ -1,9 +1,9 @@
-/* The memo of values past requests brought and the statements known not to match them (waf.h). */
+/* The memo of values past requests brought and the statements known not to match them. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "waf.h"
+#include "waf_internal.h"
 
 /*
  * Whether remembering a statement's verdicts pays: it must depend on the value's bytes alone

@@ -1,6 +1,6 @@
 /* The WAF engine's internal model: a compiled web ACL and the per-request evaluation context. */
-#ifndef SLUICE_GATEWAY_WAF_WAF_H
-#define SLUICE_GATEWAY_WAF_WAF_H
+#ifndef SLUICE_WAF_INTERNAL_H
+#define SLUICE_WAF_INTERNAL_H
 
 #include <stdbool.h>
 #include <stddef.h>

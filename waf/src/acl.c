@@ -11,7 +11,7 @@
 
 #include "sluice/error.h"
 #include "sluice/metrics.h"
-#include "waf.h"
+#include "waf_internal.h"
 
 #define PATH_MAX_LEN 512
 #define MAX_DEPTH    20 /* nested statements; AWS's capacity units make deeper ones useless */
