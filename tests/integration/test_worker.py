@@ -354,6 +354,22 @@ def test_http_handler_sets_forwarding_headers_from_the_envelope_not_the_client(s
     assert "forwarded" not in seen and "x-real-ip" not in seen
 
 
+def test_http_handler_sends_its_own_span_as_the_trace_parent(stack):
+    client = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    parents = set()
+    for _ in range(2):
+        Upstream.seen.clear()
+        r = call(stack, "GET", "/up/traced", headers={"traceparent": client})
+        assert r.status_code == 201, r.text
+        sent = [v for k, v in Upstream.seen[-1]["headers"].items() if k.lower() == "traceparent"]
+        assert len(sent) == 1
+        version, trace_id, parent_id, flags = sent[0].split("-")
+        assert (version, trace_id, flags) == ("00", "4bf92f3577b34da6a3ce929d0e0e4736", "01")
+        assert parent_id != "00f067aa0ba902b7" and parent_id != "0" * 16
+        parents.add(parent_id)
+    assert len(parents) == 2  # a new span for every attempt
+
+
 def test_http_handler_passes_repeated_header_names_with_every_value(stack):
     r = call(stack, "GET", "/up/cookies")
     assert r.status_code == 201, r.text

@@ -7,6 +7,7 @@
 
 #include "handlers.h"
 #include "sluice/error.h"
+#include "sluice/trace.h"
 
 /* Hop-by-hop headers (RFC 9110 §7.6.1) plus those libcurl computes itself. */
 static const char *const skipped[] = {"connection",          "keep-alive", "proxy-authenticate",
@@ -17,11 +18,11 @@ static const char *const skipped[] = {"connection",          "keep-alive", "prox
 /*
  * Forwarding headers the handler sets itself from the envelope (the gateway has already decided
  * the client's address and key): a client's own values would let it forge its address or key
- * id towards the upstream.
+ * id towards the upstream. The trace parent is this attempt's own span (below).
  */
-static const char *const replaced[] = {
-    "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "x-forwarded-port",
-    "forwarded",       "x-real-ip",         "x-sluice-key-id",  NULL};
+static const char *const replaced[] = {"x-forwarded-for",  "x-forwarded-proto", "x-forwarded-host",
+                                       "x-forwarded-port", "forwarded",         "x-real-ip",
+                                       "x-sluice-key-id",  "traceparent",       NULL};
 
 static int in_list(const char *const *list, const char *name, size_t len) {
     for (size_t i = 0; list[i]; i++)
@@ -147,7 +148,7 @@ int wk_http_handle(const struct sl_envelope_request *req, const struct sl_route 
     }
     /* No 100-continue round trip; the request id and trace travel like API Gateway's. */
     const char *extra[] = {"Expect:", NULL, NULL};
-    char idh[128], tph[128];
+    char idh[128], tph[SL_TRACEPARENT_LEN + 1];
     snprintf(idh, sizeof idh, "X-Amzn-RequestId: %.*s", (int)req->id.len, req->id.p);
     extra[1] = idh;
     for (size_t i = 0; rc == 0 && i < 2; i++) {
@@ -165,12 +166,17 @@ int wk_http_handle(const struct sl_envelope_request *req, const struct sl_route 
         rc = append_line(&hdrs, &line, "X-Forwarded-Proto", SL_STR("http"));
     if (rc == 0 && req->api_key_id.len && is_clean(req->api_key_id))
         rc = append_line(&hdrs, &line, "X-Sluice-Key-Id", req->api_key_id);
-    size_t pos = 0;
-    if (rc == 0 && req->trace.len && !sl_envelope_find(&req->headers, "traceparent", &pos)) {
-        snprintf(tph, sizeof tph, "traceparent: %.*s", (int)req->trace.len, req->trace.p);
-        struct curl_slist *n = curl_slist_append(hdrs, tph);
-        if (n)
-            hdrs = n;
+    /* This attempt is a span of its own, a child of the gateway's: the upstream's spans hang
+     * under it, not under whatever the client sent (the client's header is not forwarded). */
+    struct sl_trace_ctx parent, span;
+    if (rc == 0) {
+        int trc = sl_trace_parse(req->trace.p, req->trace.len, &parent) == 0
+                      ? sl_trace_child(&parent, &span)
+                      : sl_trace_generate(&span);
+        if (trc == 0) {
+            sl_trace_format(&span, tph);
+            rc = append_line(&hdrs, &line, "traceparent", (struct sl_str){tph, strlen(tph)});
+        }
     }
     if (rc < 0)
         goto done;
