@@ -11,6 +11,7 @@
 
 #include "sluice/error.h"
 #include "sluice/metrics.h"
+#include "sluice/time.h"
 
 #define DEF_MAX_HEADER_BYTES 10240
 #define DEF_MAX_BODY_BYTES   (10u * 1024u * 1024u)
@@ -324,53 +325,10 @@ const char *sl_http_reason(int status) {
     }
 }
 
-/* IMF-fixdate computed by hand with the civil-from-days algorithm (no libc time breakdown). */
+/* The Date header is an IMF-fixdate; `out` has room for one (s->date). */
 static void format_http_date(time_t t, char *out, size_t *len) {
-    static const char days[] = "ThuFriSatSunMonTueWed";
-    static const char months[] = "JanFebMarAprMayJunJulAugSepOctNovDec";
-    int64_t secs = (int64_t)t;
-    int64_t z = secs >= 0 ? secs / 86400 : (secs - 86399) / 86400;
-    int64_t sod = secs - z * 86400;
-    int wd = (int)(((z % 7) + 7) % 7);
-    z += 719468;
-    int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-    int64_t doe = z - era * 146097;
-    int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    int64_t y = yoe + era * 400;
-    int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    int64_t mp = (5 * doy + 2) / 153;
-    int64_t d = doy - (153 * mp + 2) / 5 + 1;
-    int64_t m = mp < 10 ? mp + 3 : mp - 9;
-    if (m <= 2)
-        y++;
-    char *p = out;
-    memcpy(p, days + wd * 3, 3);
-    p += 3;
-    *p++ = ',';
-    *p++ = ' ';
-    *p++ = (char)('0' + d / 10);
-    *p++ = (char)('0' + d % 10);
-    *p++ = ' ';
-    memcpy(p, months + (m - 1) * 3, 3);
-    p += 3;
-    *p++ = ' ';
-    *p++ = (char)('0' + (y / 1000) % 10);
-    *p++ = (char)('0' + (y / 100) % 10);
-    *p++ = (char)('0' + (y / 10) % 10);
-    *p++ = (char)('0' + y % 10);
-    *p++ = ' ';
-    int hh = (int)(sod / 3600), mm = (int)(sod / 60 % 60), ss = (int)(sod % 60);
-    *p++ = (char)('0' + hh / 10);
-    *p++ = (char)('0' + hh % 10);
-    *p++ = ':';
-    *p++ = (char)('0' + mm / 10);
-    *p++ = (char)('0' + mm % 10);
-    *p++ = ':';
-    *p++ = (char)('0' + ss / 10);
-    *p++ = (char)('0' + ss % 10);
-    memcpy(p, " GMT", 4);
-    p += 4;
-    *len = (size_t)(p - out);
+    int n = sl_time_format_imf((int64_t)t, out, SL_TIME_IMF_SIZE);
+    *len = n < 0 ? 0 : (size_t)n;
 }
 
 /* The Date header value, recomputed at most once per second. */

@@ -21,6 +21,7 @@
 
 #include "sluice/buf.h"
 #include "sluice/error.h"
+#include "sluice/time.h"
 
 #define HASH_PREFIX     "sha256:"
 #define HASH_PREFIX_LEN 7
@@ -151,100 +152,6 @@ static void format_hash(const uint8_t digest[SL_KEYS_DIGEST_LEN], char out[80]) 
         out[HASH_PREFIX_LEN + 2 * i + 1] = hex[digest[i] & 15];
     }
     out[HASH_PREFIX_LEN + 2 * SL_KEYS_DIGEST_LEN] = '\0';
-}
-
-/* ---- time: civil-date arithmetic (H. Hinnant's algorithms), no libc time zone state ---- */
-
-static int64_t days_from_civil(int64_t y, unsigned m, unsigned d) {
-    y -= m <= 2;
-    int64_t era = (y >= 0 ? y : y - 399) / 400;
-    unsigned yoe = (unsigned)(y - era * 400);
-    unsigned doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
-    unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + (int64_t)doe - 719468;
-}
-
-static void civil_from_days(int64_t z, int64_t *y, unsigned *m, unsigned *d) {
-    z += 719468;
-    int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-    unsigned doe = (unsigned)(z - era * 146097);
-    unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    unsigned mp = (5 * doy + 2) / 153;
-    *d = doy - (153 * mp + 2) / 5 + 1;
-    *m = mp < 10 ? mp + 3 : mp - 9;
-    *y = (int64_t)yoe + era * 400 + (*m <= 2);
-}
-
-static bool digits(const char *s, size_t n, unsigned *out) {
-    unsigned v = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (s[i] < '0' || s[i] > '9')
-            return false;
-        v = v * 10 + (unsigned)(s[i] - '0');
-    }
-    *out = v;
-    return true;
-}
-
-int sl_keys_parse_time(const char *s, int64_t *out_ms) {
-    static const unsigned mdays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-    unsigned y, mo, d, h, mi, sec, ms = 0;
-    size_t n = strlen(s);
-    if (n < 20 || !digits(s, 4, &y) || s[4] != '-' || !digits(s + 5, 2, &mo) || s[7] != '-' ||
-        !digits(s + 8, 2, &d) || s[10] != 'T' || !digits(s + 11, 2, &h) || s[13] != ':' ||
-        !digits(s + 14, 2, &mi) || s[16] != ':' || !digits(s + 17, 2, &sec))
-        return SL_ERR_PARSE;
-    size_t i = 19;
-    if (s[i] == '.') {
-        size_t start = ++i;
-        while (i < n && s[i] >= '0' && s[i] <= '9') {
-            if (i - start < 3)
-                ms = ms * 10 + (unsigned)(s[i] - '0');
-            i++;
-        }
-        if (i == start || i - start > 9)
-            return SL_ERR_PARSE;
-        for (size_t k = i - start; k < 3; k++)
-            ms *= 10;
-    }
-    if (i != n - 1 || s[i] != 'Z')
-        return SL_ERR_PARSE;
-    bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-    if (mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1] + (mo == 2 && leap) || h > 23 || mi > 59 ||
-        sec > 59)
-        return SL_ERR_PARSE;
-    int64_t days = days_from_civil((int64_t)y, mo, d);
-    *out_ms = ((days * 24 + h) * 60 + mi) * 60000 + (int64_t)sec * 1000 + ms;
-    return 0;
-}
-
-int sl_keys_format_time(int64_t ms, char *out, size_t outlen) {
-    int64_t secs = ms / 1000, frac = ms % 1000;
-    if (frac < 0) {
-        frac += 1000;
-        secs -= 1;
-    }
-    int64_t days = secs / 86400, rem = secs % 86400;
-    if (rem < 0) {
-        rem += 86400;
-        days -= 1;
-    }
-    int64_t y;
-    unsigned m, d;
-    civil_from_days(days, &y, &m, &d);
-    if (y < 0 || y > 9999)
-        return -ERANGE;
-    int n;
-    if (frac)
-        n = snprintf(out, outlen, "%04d-%02u-%02uT%02d:%02d:%02d.%03dZ", (int)y, m, d,
-                     (int)(rem / 3600), (int)(rem / 60 % 60), (int)(rem % 60), (int)frac);
-    else
-        n = snprintf(out, outlen, "%04d-%02u-%02uT%02d:%02d:%02dZ", (int)y, m, d, (int)(rem / 3600),
-                     (int)(rem / 60 % 60), (int)(rem % 60));
-    if (n < 0 || (size_t)n >= outlen)
-        return -ENOSPC;
-    return n;
 }
 
 /* ---- table ---- */
@@ -583,7 +490,7 @@ static int get_time(struct parse_ctx *c, const cJSON *item, const char *path, in
     *out = SL_KEYS_TIME_NONE;
     if (!item || cJSON_IsNull(item))
         return 0;
-    if (!cJSON_IsString(item) || sl_keys_parse_time(item->valuestring, out) != 0)
+    if (!cJSON_IsString(item) || sl_time_parse_iso8601(item->valuestring, out) != 0)
         return fail(c->err, c->errlen, cJSON_IsString(item) ? SL_ERR_PARSE : SL_ERR_TYPE,
                     "%s: expected null or an RFC 3339 UTC timestamp like "
                     "\"2026-11-28T00:16:13Z\"",
@@ -969,8 +876,8 @@ int sl_keys_rotate(struct sl_keys *k, const char *id, char value[SL_KEYS_VALUE_S
 /* ---- serialization ---- */
 
 static cJSON *time_json(int64_t ms) {
-    char s[SL_KEYS_TIME_STR_MAX];
-    if (ms == SL_KEYS_TIME_NONE || sl_keys_format_time(ms, s, sizeof s) < 0)
+    char s[SL_TIME_STR_MAX];
+    if (ms == SL_KEYS_TIME_NONE || sl_time_format_iso8601_compact(ms, s, sizeof s) < 0)
         return cJSON_CreateNull();
     return cJSON_CreateString(s);
 }

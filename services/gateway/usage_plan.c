@@ -8,8 +8,7 @@
 #include "sluice/buf.h"
 #include "sluice/error.h"
 #include "sluice/metrics.h"
-
-#define MS_PER_DAY INT64_C(86400000)
+#include "sluice/time.h"
 
 /*
  * One key's state in the in-memory store. The key id is copied once, when the key is first
@@ -91,64 +90,29 @@ uint32_t gw_usage__ceil_s(int64_t ms) {
     return s > UINT32_MAX ? UINT32_MAX : (uint32_t)s;
 }
 
-/* ---- UTC calendar ---- */
+/* ---- UTC quota windows ---- */
 
-static int64_t floor_div(int64_t a, int64_t b) {
-    int64_t q = a / b;
-    return (a % b != 0 && ((a < 0) != (b < 0))) ? q - 1 : q;
-}
-
-static int is_leap(int64_t y) {
-    return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-}
-
-/*
- * Day of the month and month/year of a day count since 1970-01-01 (H. Hinnant's
- * civil_from_days); the Redis script carries the same arithmetic in Lua.
- */
-static void civil_from_days(int64_t days, int64_t *y, int *m, int *d) {
-    int64_t z = days + 719468;
-    int64_t era = floor_div(z, 146097);
-    int64_t doe = z - era * 146097;
-    int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    int64_t mp = (5 * doy + 2) / 153;
-    *d = (int)(doy - (153 * mp + 2) / 5 + 1);
-    *m = (int)(mp < 10 ? mp + 3 : mp - 9);
-    *y = yoe + era * 400 + (*m <= 2 ? 1 : 0);
-}
-
+/* The windows are sl_time_utc_window's; the Redis script computes the same ones in Lua (it has
+ * no timegm), so a window moved here must move there too. */
 int gw_quota_window(enum sl_quota_period period, int64_t now_ms, int64_t *start_ms,
                     int64_t *end_ms) {
-    static const int month_days[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    enum sl_time_unit unit;
     if (now_ms < 0)
         return -EINVAL;
-    int64_t day = now_ms / MS_PER_DAY;
-    int64_t first, ndays;
     switch (period) {
     case SL_QUOTA_DAY:
-        first = day;
-        ndays = 1;
+        unit = SL_TIME_DAY;
         break;
     case SL_QUOTA_WEEK:
-        /* 1970-01-01 was a Thursday: with Monday = 0 it has index 3. */
-        first = day - (day + 3) % 7;
-        ndays = 7;
+        unit = SL_TIME_WEEK;
         break;
-    case SL_QUOTA_MONTH: {
-        int64_t y;
-        int m, d;
-        civil_from_days(day, &y, &m, &d);
-        first = day - (d - 1);
-        ndays = month_days[m - 1] + (m == 2 && is_leap(y) ? 1 : 0);
+    case SL_QUOTA_MONTH:
+        unit = SL_TIME_MONTH;
         break;
-    }
     default:
         return -EINVAL;
     }
-    *start_ms = first * MS_PER_DAY;
-    *end_ms = (first + ndays) * MS_PER_DAY;
-    return 0;
+    return sl_time_utc_window(unit, now_ms, start_ms, end_ms);
 }
 
 /* ---- delivery and metrics ---- */

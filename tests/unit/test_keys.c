@@ -416,26 +416,6 @@ static void test_serialization_has_a_stable_field_order_and_round_trips(void **s
     sl_keys_unref(k);
 }
 
-static void test_time_parse_and_format_agree(void **state) {
-    (void)state;
-    int64_t ms;
-    char out[SL_KEYS_TIME_STR_MAX];
-    assert_int_equal(sl_keys_parse_time("2026-11-28T00:16:13Z", &ms), 0);
-    assert_int_equal(ms, T_CREATED);
-    assert_int_equal(sl_keys_parse_time("2024-02-29T23:59:59.5Z", &ms), 0);
-    assert_int_equal(sl_keys_format_time(ms, out, sizeof out), 24);
-    assert_string_equal(out, "2024-02-29T23:59:59.500Z");
-    assert_int_equal(sl_keys_parse_time("1970-01-01T00:00:00Z", &ms), 0);
-    assert_int_equal(ms, 0);
-    assert_int_equal(sl_keys_format_time(T_2027, out, sizeof out), 20);
-    assert_string_equal(out, "2027-01-01T00:00:00Z");
-    assert_int_equal(sl_keys_parse_time("2023-02-29T00:00:00Z", &ms), SL_ERR_PARSE);
-    assert_int_equal(sl_keys_parse_time("2026-11-28 00:16:13Z", &ms), SL_ERR_PARSE);
-    assert_int_equal(sl_keys_parse_time("2026-11-28T24:00:00Z", &ms), SL_ERR_PARSE);
-    assert_int_equal(sl_keys_parse_time("2026-11-28T00:16:13.Z", &ms), SL_ERR_PARSE);
-    assert_int_equal(sl_keys_parse_time("2026-11-28T00:16:13", &ms), SL_ERR_PARSE);
-}
-
 static size_t count_dir_entries(const char *dir) {
     DIR *d = opendir(dir);
     size_t n = 0;
@@ -499,7 +479,6 @@ int main(void) {
         cmocka_unit_test(test_add_refuses_duplicates_and_unknown_plans),
         cmocka_unit_test(test_revoke_and_rotate_change_only_what_they_should),
         cmocka_unit_test(test_serialization_has_a_stable_field_order_and_round_trips),
-        cmocka_unit_test(test_time_parse_and_format_agree),
         cmocka_unit_test(test_atomic_write_replaces_the_file_and_leaves_no_temp_file),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -317,7 +317,7 @@ static int cmd_create(const struct keys_opts *o, const char *path) {
         return usage_error("create", "--plan is longer than %zu bytes", sizeof rec.plan - 1);
     memcpy(rec.name, o->name, strlen(o->name) + 1);
     memcpy(rec.plan, plan, strlen(plan) + 1);
-    if (o->expires && sl_keys_parse_time(o->expires, &rec.expires_ms) != 0)
+    if (o->expires && sl_time_parse_iso8601(o->expires, &rec.expires_ms) != 0)
         return usage_error("create", "--expires: expected an RFC 3339 UTC time like "
                                      "2027-01-01T00:00:00Z");
     if (o->expires_in) {
@@ -357,7 +357,7 @@ out:
 }
 
 static const char *time_text(int64_t ms, char *buf, size_t len) {
-    if (ms == SL_KEYS_TIME_NONE || sl_keys_format_time(ms, buf, len) < 0)
+    if (ms == SL_KEYS_TIME_NONE || sl_time_format_iso8601_compact(ms, buf, len) < 0)
         return NULL;
     return buf;
 }
@@ -365,7 +365,7 @@ static const char *time_text(int64_t ms, char *buf, size_t len) {
 static int list_json(const struct sl_keys *k, int64_t now) {
     for (size_t i = 0; i < sl_keys_count(k); i++) {
         const struct sl_key *r = sl_keys_at(k, i);
-        char tc[SL_KEYS_TIME_STR_MAX], te[SL_KEYS_TIME_STR_MAX], tr[SL_KEYS_TIME_STR_MAX];
+        char tc[SL_TIME_STR_MAX], te[SL_TIME_STR_MAX], tr[SL_TIME_STR_MAX];
         const char *times[3] = {time_text(r->created_ms, tc, sizeof tc),
                                 time_text(r->expires_ms, te, sizeof te),
                                 time_text(r->revoked_ms, tr, sizeof tr)};
@@ -403,7 +403,7 @@ static int list_table(const struct sl_keys *k, int64_t now) {
            "STATUS", "CREATED", "EXPIRES", "REVOKED");
     for (size_t i = 0; i < sl_keys_count(k); i++) {
         const struct sl_key *r = sl_keys_at(k, i);
-        char tc[SL_KEYS_TIME_STR_MAX], te[SL_KEYS_TIME_STR_MAX], tr[SL_KEYS_TIME_STR_MAX];
+        char tc[SL_TIME_STR_MAX], te[SL_TIME_STR_MAX], tr[SL_TIME_STR_MAX];
         const char *c = time_text(r->created_ms, tc, sizeof tc);
         const char *e = time_text(r->expires_ms, te, sizeof te);
         const char *v = time_text(r->revoked_ms, tr, sizeof tr);

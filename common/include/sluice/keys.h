@@ -15,16 +15,15 @@
  * stored: this module hashes a presented value and forgets it.
  */
 
-#define SL_KEYS_FILE_MAX     (16u * 1024u * 1024u) /* larger files are refused */
-#define SL_KEYS_VERSION      1
-#define SL_KEYS_DIGEST_LEN   32  /* SHA-256 */
-#define SL_KEYS_ID_SIZE      65  /* ids: 1..64 of [A-Za-z0-9_.-], plus NUL */
-#define SL_KEYS_NAME_SIZE    257 /* names: up to 256 bytes, no control characters, plus NUL */
-#define SL_KEYS_VALUE_LEN    46  /* "sk_" + 43 base64url characters (32 random bytes) */
-#define SL_KEYS_VALUE_SIZE   (SL_KEYS_VALUE_LEN + 1)
-#define SL_KEYS_ERR_SIZE     256       /* a good size for the `err` buffers below */
-#define SL_KEYS_TIME_NONE    INT64_MIN /* "null" for created / expires / revoked */
-#define SL_KEYS_TIME_STR_MAX 32        /* room for a formatted timestamp */
+#define SL_KEYS_FILE_MAX   (16u * 1024u * 1024u) /* larger files are refused */
+#define SL_KEYS_VERSION    1
+#define SL_KEYS_DIGEST_LEN 32  /* SHA-256 */
+#define SL_KEYS_ID_SIZE    65  /* ids: 1..64 of [A-Za-z0-9_.-], plus NUL */
+#define SL_KEYS_NAME_SIZE  257 /* names: up to 256 bytes, no control characters, plus NUL */
+#define SL_KEYS_VALUE_LEN  46  /* "sk_" + 43 base64url characters (32 random bytes) */
+#define SL_KEYS_VALUE_SIZE (SL_KEYS_VALUE_LEN + 1)
+#define SL_KEYS_ERR_SIZE   256       /* a good size for the `err` buffers below */
+#define SL_KEYS_TIME_NONE  INT64_MIN /* "null" for created / expires / revoked */
 
 /*
  * Why a presented key is refused (or not). The gateway answers 403 {"message":"Forbidden"}
@@ -42,7 +41,8 @@ enum sl_key_status {
 
 /*
  * One key record: a plain value (no pointers), so callers may copy it freely. Times are epoch
- * milliseconds, SL_KEYS_TIME_NONE for null.
+ * milliseconds, SL_KEYS_TIME_NONE for null; the file spells them as sl_time_parse_iso8601 reads
+ * and sl_time_format_iso8601_compact writes (sluice/time.h).
  */
 struct sl_key {
     char id[SL_KEYS_ID_SIZE];
@@ -146,10 +146,5 @@ int sl_keys_serialize(const struct sl_keys *k, struct sl_buf *out);
  * `path` is unchanged; `err` names the step and the reason.
  */
 int sl_keys_write_file(const struct sl_keys *k, const char *path, char *err, size_t errlen);
-
-/* Parses "YYYY-MM-DDTHH:MM:SS[.fraction]Z" (RFC 3339, UTC only) into epoch ms. */
-int sl_keys_parse_time(const char *s, int64_t *out_ms);
-/* Formats epoch ms as RFC 3339 UTC: seconds precision, milliseconds when non-zero. */
-int sl_keys_format_time(int64_t ms, char *out, size_t outlen);
 
 #endif
