@@ -107,7 +107,6 @@ static const unsigned char needs_escape[256] = {
 
 /* Writes the escaped form of s[0..n) at d (room for 6 * n bytes); returns the bytes written. */
 size_t sl_json_escape_into(char *d, const char *s, size_t n) {
-    static const char hex[] = "0123456789abcdef";
     char *start = d;
     size_t i = 0;
     while (i < n) {
@@ -130,8 +129,7 @@ size_t sl_json_escape_into(char *d, const char *s, size_t n) {
             *d++ = (char)c;
         else {
             memcpy(d, "u00", 3);
-            d[3] = hex[c >> 4];
-            d[4] = hex[c & 15];
+            sl_hex_encode(d + 3, &c, 1);
             d += 5;
         }
     }
@@ -174,4 +172,25 @@ void sl_buf_consume(struct sl_buf *b, size_t n) {
 int sl_str_eq_nocase(struct sl_str a, const char *b) {
     size_t n = strlen(b);
     return a.len == n && strncasecmp(a.p, b, n) == 0;
+}
+
+static int lower_hex_digit(char c) {
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    return -1;
+}
+
+int sl_hex_decode_lower(uint8_t *out, const char *s, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        int hi = lower_hex_digit(s[2 * i]);
+        if (hi < 0) /* before reading on: a NUL here ends a string that is too short */
+            return SL_ERR_PARSE;
+        int lo = lower_hex_digit(s[2 * i + 1]);
+        if (lo < 0)
+            return SL_ERR_PARSE;
+        out[i] = (uint8_t)(hi << 4 | lo);
+    }
+    return 0;
 }

@@ -21,6 +21,7 @@
 
 #include "sluice/buf.h"
 #include "sluice/error.h"
+#include "sluice/fileio.h"
 #include "sluice/time.h"
 
 #define HASH_PREFIX     "sha256:"
@@ -122,35 +123,16 @@ static bool name_ok(const char *s) {
     return true;
 }
 
-static int hex_val(char c) {
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    return -1; /* uppercase is refused on purpose: one spelling per hash keeps duplicates visible */
-}
-
+/* Lowercase only: one spelling per hash keeps duplicates visible. */
 static bool parse_hash(const char *s, uint8_t digest[SL_KEYS_DIGEST_LEN]) {
-    if (strncmp(s, HASH_PREFIX, HASH_PREFIX_LEN) != 0 ||
-        strlen(s) != HASH_PREFIX_LEN + 2 * SL_KEYS_DIGEST_LEN)
-        return false;
-    const char *h = s + HASH_PREFIX_LEN;
-    for (size_t i = 0; i < SL_KEYS_DIGEST_LEN; i++) {
-        int hi = hex_val(h[2 * i]), lo = hex_val(h[2 * i + 1]);
-        if (hi < 0 || lo < 0)
-            return false;
-        digest[i] = (uint8_t)(hi << 4 | lo);
-    }
-    return true;
+    return strncmp(s, HASH_PREFIX, HASH_PREFIX_LEN) == 0 &&
+           strlen(s) == HASH_PREFIX_LEN + 2 * SL_KEYS_DIGEST_LEN &&
+           sl_hex_decode_lower(digest, s + HASH_PREFIX_LEN, SL_KEYS_DIGEST_LEN) == 0;
 }
 
 static void format_hash(const uint8_t digest[SL_KEYS_DIGEST_LEN], char out[80]) {
-    static const char hex[] = "0123456789abcdef";
     memcpy(out, HASH_PREFIX, HASH_PREFIX_LEN);
-    for (size_t i = 0; i < SL_KEYS_DIGEST_LEN; i++) {
-        out[HASH_PREFIX_LEN + 2 * i] = hex[digest[i] >> 4];
-        out[HASH_PREFIX_LEN + 2 * i + 1] = hex[digest[i] & 15];
-    }
+    sl_hex_encode(out + HASH_PREFIX_LEN, digest, SL_KEYS_DIGEST_LEN);
     out[HASH_PREFIX_LEN + 2 * SL_KEYS_DIGEST_LEN] = '\0';
 }
 
@@ -814,15 +796,11 @@ out:
 
 int sl_keys_generate(char value[SL_KEYS_VALUE_SIZE], char id[SL_KEYS_ID_SIZE],
                      uint8_t digest[SL_KEYS_DIGEST_LEN]) {
-    static const char hex[] = "0123456789abcdef";
     unsigned char raw[8];
     if (RAND_bytes(raw, sizeof raw) != 1)
         return -EIO;
     memcpy(id, "key_", 4);
-    for (size_t i = 0; i < sizeof raw; i++) {
-        id[4 + 2 * i] = hex[raw[i] >> 4];
-        id[4 + 2 * i + 1] = hex[raw[i] & 15];
-    }
+    sl_hex_encode(id + 4, raw, sizeof raw);
     id[4 + 2 * sizeof raw] = '\0';
     return random_value(value, digest);
 }
@@ -974,19 +952,6 @@ int sl_keys_serialize(const struct sl_keys *k, struct sl_buf *out) {
 
 /* ---- atomic write ---- */
 
-static int write_all(int fd, const char *p, size_t n) {
-    while (n) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w < 0)
-            return -errno;
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
 int sl_keys_write_file(const struct sl_keys *k, const char *path, char *err, size_t errlen) {
     struct sl_buf json;
     sl_buf_init(&json, SL_KEYS_FILE_MAX);
@@ -1030,7 +995,7 @@ int sl_keys_write_file(const struct sl_keys *k, const char *path, char *err, siz
         rc = fail(err, errlen, -errno, "cannot set the mode of %s: %s", tmp, strerror(errno));
         goto out;
     }
-    if ((rc = write_all(fd, json.data, json.len)) || (fsync(fd) != 0 && (rc = -errno))) {
+    if ((rc = sl_fileio_write_all(fd, json.data, json.len)) || (fsync(fd) != 0 && (rc = -errno))) {
         fail(err, errlen, rc, "cannot write %s: %s", tmp, strerror(-rc));
         goto out;
     }

@@ -7,6 +7,8 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "sluice/buf.h"
+#include "sluice/fileio.h"
 #include "sluice/time.h"
 
 /* Process-wide logger settings (see log.h): written once by sl_log_init, then only read. */
@@ -46,7 +48,6 @@ int sl_log_enabled(enum sl_log_level level) {
 
 /* Appends a JSON-escaped copy of s to out[*pos..cap), always leaving room to close the line. */
 static void put_escaped(char *out, size_t *pos, size_t cap, const char *s, size_t n) {
-    static const char hex[] = "0123456789abcdef";
     for (size_t i = 0; i < n && *pos + 8 < cap; i++) {
         unsigned char c = (unsigned char)s[i];
         if (c == '"' || c == '\\') {
@@ -57,8 +58,7 @@ static void put_escaped(char *out, size_t *pos, size_t cap, const char *s, size_
             out[(*pos)++] = 'n';
         } else if (c < 0x20 || c == 0x7f) {
             memcpy(out + *pos, "\\u00", 4);
-            out[*pos + 4] = hex[c >> 4];
-            out[*pos + 5] = hex[c & 15];
+            sl_hex_encode(out + *pos + 4, &c, 1);
             *pos += 6;
         } else {
             out[(*pos)++] = (char)c;
@@ -112,10 +112,9 @@ void sl_vlog(enum sl_log_level level, const struct sl_log_ctx *ctx, const char *
         put_field(line, &pos, cap, "trace_id", ctx->trace_id);
     line[pos++] = '}';
     line[pos++] = '\n';
-    ssize_t w;
-    do {
-        w = write(STDERR_FILENO, line, pos);
-    } while (w < 0 && errno == EINTR);
+    /* One write(2) carries the whole line in all but a short write, so lines from several
+     * threads do not interleave; a logger has nowhere to report its own failure. */
+    (void)sl_fileio_write_all(STDERR_FILENO, line, pos);
 }
 
 void sl_log(enum sl_log_level level, const struct sl_log_ctx *ctx, const char *fmt, ...) {

@@ -6,36 +6,8 @@
 
 #include <openssl/rand.h>
 
+#include "sluice/buf.h"
 #include "sluice/error.h"
-
-static const char hexdigits[] = "0123456789abcdef";
-
-/* Lowercase hex only: the spec forbids uppercase, so "AB" is a parse error, not a value. */
-static int hexval(char c) {
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    return -1;
-}
-
-static int parse_hex(const char *s, uint8_t *out, size_t nbytes) {
-    for (size_t i = 0; i < nbytes; i++) {
-        int hi = hexval(s[2 * i]);
-        int lo = hexval(s[2 * i + 1]);
-        if (hi < 0 || lo < 0)
-            return SL_ERR_PARSE;
-        out[i] = (uint8_t)((hi << 4) | lo);
-    }
-    return 0;
-}
-
-static void format_hex(const uint8_t *in, size_t nbytes, char *out) {
-    for (size_t i = 0; i < nbytes; i++) {
-        out[2 * i] = hexdigits[in[i] >> 4];
-        out[2 * i + 1] = hexdigits[in[i] & 15];
-    }
-}
 
 static int all_zero(const uint8_t *p, size_t n) {
     uint8_t acc = 0;
@@ -50,7 +22,8 @@ int sl_trace_parse(const char *s, size_t len, struct sl_trace_ctx *out) {
 
     if (len < SL_TRACEPARENT_LEN)
         return SL_ERR_PARSE;
-    if (parse_hex(s, &version, 1) < 0 || s[2] != '-')
+    /* Lowercase hex only: the spec forbids uppercase, so "AB" is a parse error, not a value. */
+    if (sl_hex_decode_lower(&version, s, 1) < 0 || s[2] != '-')
         return SL_ERR_PARSE;
     if (version == 0xff)
         return SL_ERR_VERSION;
@@ -59,11 +32,11 @@ int sl_trace_parse(const char *s, size_t len, struct sl_trace_ctx *out) {
         return SL_ERR_PARSE;
     if (version != 0 && len > SL_TRACEPARENT_LEN && s[SL_TRACEPARENT_LEN] != '-')
         return SL_ERR_PARSE;
-    if (parse_hex(s + 3, ctx.trace_id, 16) < 0 || s[35] != '-')
+    if (sl_hex_decode_lower(ctx.trace_id, s + 3, 16) < 0 || s[35] != '-')
         return SL_ERR_PARSE;
-    if (parse_hex(s + 36, ctx.span_id, 8) < 0 || s[52] != '-')
+    if (sl_hex_decode_lower(ctx.span_id, s + 36, 8) < 0 || s[52] != '-')
         return SL_ERR_PARSE;
-    if (parse_hex(s + 53, &ctx.flags, 1) < 0)
+    if (sl_hex_decode_lower(&ctx.flags, s + 53, 1) < 0)
         return SL_ERR_PARSE;
     if (all_zero(ctx.trace_id, 16) || all_zero(ctx.span_id, 8))
         return SL_ERR_PARSE;
@@ -136,16 +109,16 @@ int sl_trace_child_r(struct sl_trace_rand *r, const struct sl_trace_ctx *parent,
 
 void sl_trace_format(const struct sl_trace_ctx *ctx, char out[SL_TRACEPARENT_LEN + 1]) {
     memcpy(out, "00-", 3);
-    format_hex(ctx->trace_id, 16, out + 3);
+    sl_hex_encode(out + 3, ctx->trace_id, 16);
     out[35] = '-';
-    format_hex(ctx->span_id, 8, out + 36);
+    sl_hex_encode(out + 36, ctx->span_id, 8);
     out[52] = '-';
-    format_hex(&ctx->flags, 1, out + 53);
+    sl_hex_encode(out + 53, &ctx->flags, 1);
     out[SL_TRACEPARENT_LEN] = '\0';
 }
 
 void sl_trace_id_hex(const struct sl_trace_ctx *ctx, char out[33]) {
-    format_hex(ctx->trace_id, 16, out);
+    sl_hex_encode(out, ctx->trace_id, 16);
     out[32] = '\0';
 }
 
@@ -167,7 +140,7 @@ int sl_trace_request_id_r(struct sl_trace_rand *r, char out[SL_REQUEST_ID_LEN + 
     for (size_t i = 0; i < 16; i++) {
         if (i == 4 || i == 6 || i == 8 || i == 10)
             *p++ = '-';
-        format_hex(&u[i], 1, p);
+        sl_hex_encode(p, &u[i], 1);
         p += 2;
     }
     *p = '\0';

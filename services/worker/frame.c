@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include "sluice/error.h"
+#include "sluice/fileio.h"
 
 void wk_frame_header(uint8_t out[WK_FRAME_HEADER], uint32_t len) {
     out[0] = (uint8_t)(len >> 24);
@@ -25,21 +26,6 @@ int wk_frame_parse(const void *buf, size_t n, size_t max, const uint8_t **payloa
     *payload = b + WK_FRAME_HEADER;
     *len = l;
     return 1;
-}
-
-static int write_all(int fd, const void *p, size_t n) {
-    const char *c = p;
-    while (n > 0) {
-        ssize_t w = write(fd, c, n);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            return -errno;
-        }
-        c += w;
-        n -= (size_t)w;
-    }
-    return 0;
 }
 
 /* Reads exactly n bytes: 0, 1 on end of stream before the first byte, or a negative code. */
@@ -65,9 +51,9 @@ int wk_frame_write_fd(int fd, const void *payload, size_t len) {
         return SL_ERR_TOO_LARGE;
     uint8_t h[WK_FRAME_HEADER];
     wk_frame_header(h, (uint32_t)len);
-    int rc = write_all(fd, h, sizeof h);
+    int rc = sl_fileio_write_all(fd, h, sizeof h);
     if (rc == 0 && len)
-        rc = write_all(fd, payload, len);
+        rc = sl_fileio_write_all(fd, payload, len);
     return rc;
 }
 

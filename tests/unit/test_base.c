@@ -1,9 +1,12 @@
-/* Unit tests for the small base modules: buf, time, error and log. */
+/* Unit tests for the small base modules: buf, fileio, time, error and log. */
+#include <errno.h>
+#include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -11,6 +14,7 @@
 
 #include "sluice/buf.h"
 #include "sluice/error.h"
+#include "sluice/fileio.h"
 #include "sluice/log.h"
 #include "sluice/time.h"
 
@@ -111,6 +115,50 @@ static void test_buf_json_escape_finds_every_byte_at_every_offset(void **state) 
 /* The coarse monotonic clock is the precise one at the kernel's last tick: never ahead of it,
  * never going back, and behind by a tick (1-10 ms; 100 ms allowed for a tick delayed on a busy
  * virtual machine). */
+static void test_hex_encodes_lowercase_without_a_terminator(void **state) {
+    (void)state;
+    const uint8_t in[] = {0x00, 0x01, 0x7f, 0x80, 0xab, 0xff};
+    char out[16];
+    memset(out, '#', sizeof out);
+    sl_hex_encode(out, in, sizeof in);
+    assert_memory_equal(out, "00017f80abff####", 16);
+    sl_hex_encode(out, in, 0);
+    assert_int_equal(out[0], '0');
+}
+
+static void test_hex_decode_takes_lowercase_only(void **state) {
+    (void)state;
+    uint8_t out[4] = {0};
+    assert_int_equal(sl_hex_decode_lower(out, "00ff7fa0", 4), 0);
+    assert_memory_equal(out, "\x00\xff\x7f\xa0", 4);
+    assert_int_equal(sl_hex_decode_lower(out, "00FF", 2), SL_ERR_PARSE);
+    assert_int_equal(sl_hex_decode_lower(out, "0g", 1), SL_ERR_PARSE);
+    assert_int_equal(sl_hex_decode_lower(out, "ab", 2), SL_ERR_PARSE); /* stops at the NUL */
+    assert_int_equal(sl_hex_decode_lower(out, "", 0), 0);
+}
+
+static void test_write_all_writes_everything_or_says_why_not(void **state) {
+    (void)state;
+    char path[] = "/tmp/sluice-test-fileio-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    unlink(path);
+    static char big[1 << 20];
+    for (size_t i = 0; i < sizeof big; i++)
+        big[i] = (char)('a' + i % 26);
+    assert_int_equal(sl_fileio_write_all(fd, big, sizeof big), 0);
+    assert_int_equal(lseek(fd, 0, SEEK_END), (off_t)sizeof big);
+    close(fd);
+    assert_int_equal(sl_fileio_write_all(fd, "x", 1), -EBADF);
+    /* A full non-blocking pipe: what fitted was written, the rest is an error, not a hang. */
+    int p[2];
+    assert_int_equal(pipe(p), 0);
+    assert_int_equal(fcntl(p[1], F_SETFL, O_NONBLOCK), 0);
+    assert_int_equal(sl_fileio_write_all(p[1], big, sizeof big), -EAGAIN);
+    close(p[0]);
+    close(p[1]);
+}
+
 static void test_time_coarse_monotonic_follows_the_precise_clock(void **state) {
     (void)state;
     uint64_t last = 0;
@@ -190,6 +238,9 @@ int main(void) {
         cmocka_unit_test(test_buf_refuses_growth_past_its_cap_and_stays_unchanged),
         cmocka_unit_test(test_buf_json_escape_covers_quotes_controls_and_is_atomic),
         cmocka_unit_test(test_buf_json_escape_finds_every_byte_at_every_offset),
+        cmocka_unit_test(test_hex_encodes_lowercase_without_a_terminator),
+        cmocka_unit_test(test_hex_decode_takes_lowercase_only),
+        cmocka_unit_test(test_write_all_writes_everything_or_says_why_not),
         cmocka_unit_test(test_time_coarse_monotonic_follows_the_precise_clock),
         cmocka_unit_test(test_time_formats_utc_iso8601_with_milliseconds),
         cmocka_unit_test(test_strerror_names_sluice_and_errno_codes),

@@ -16,6 +16,7 @@
 #include <openssl/crypto.h>
 
 #include "sluice/error.h"
+#include "sluice/fileio.h"
 #include "sluice/keys.h"
 #include "sluice/time.h"
 
@@ -257,7 +258,7 @@ static int save_keys(const struct sl_keys *k, const char *path) {
 }
 
 /*
- * Prints text that contains a key value with one write(2) from a stack buffer that is wiped
+ * Prints text that contains a key value with write(2) from a stack buffer that is wiped
  * afterwards, so no stdio buffer keeps a copy of the secret.
  */
 static int print_secret(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -270,20 +271,10 @@ static int print_secret(const char *fmt, ...) {
     va_end(ap);
     int rc = 0;
     fflush(stdout);
-    if (n < 0 || (size_t)n >= sizeof buf) {
+    if (n < 0 || (size_t)n >= sizeof buf)
         rc = -ENOSPC;
-    } else {
-        for (size_t off = 0; off < (size_t)n;) {
-            ssize_t w = write(STDOUT_FILENO, buf + off, (size_t)n - off);
-            if (w < 0 && errno == EINTR)
-                continue;
-            if (w < 0) {
-                rc = -errno;
-                break;
-            }
-            off += (size_t)w;
-        }
-    }
+    else
+        rc = sl_fileio_write_all(STDOUT_FILENO, buf, (size_t)n);
     OPENSSL_cleanse(buf, sizeof buf);
     return rc;
 }

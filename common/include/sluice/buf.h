@@ -92,6 +92,23 @@ static inline size_t sl_u64_dec(char *out, uint64_t v) {
     return sizeof tmp - i;
 }
 
+/* Writes n bytes as 2 * n lowercase hex digits at out (no terminator). Inline: the trace and
+ * request ids of every request and the escapes of the JSON writers use it. */
+static inline void sl_hex_encode(char *out, const void *in, size_t n) {
+    static const char digits[] = "0123456789abcdef";
+    const unsigned char *b = in;
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = digits[b[i] >> 4];
+        out[2 * i + 1] = digits[b[i] & 15];
+    }
+}
+
+/* Reads 2 * n lowercase hex digits at s into n bytes: 0, or SL_ERR_PARSE (out partly written)
+ * at the first character that is not one, so a NUL ends a short string. Uppercase is refused: where
+ * one spelling is the rule (traceparent, the keys file's hashes), a second would hide duplicates.
+ */
+int sl_hex_decode_lower(uint8_t *out, const char *s, size_t n);
+
 /* The value of a hex digit in either case, or -1 when c is not one. Inline: decoders call it
  * per byte. */
 static inline int sl_hex_digit(int c) {
