@@ -12,7 +12,7 @@
 #define HASH_PREFIX     "sha256:"
 #define HASH_PREFIX_LEN 7
 
-/* A plan plus whether the file defined it (the implicit seed "default" is not written back). */
+/* A plan plus whether the file defined it (the built-in "default" is not written back). */
 struct plan_entry {
     struct sl_plan plan;
     bool from_file;

@@ -10,7 +10,7 @@
 #include "sluice/buf.h"
 #include "sluice/error.h"
 
-static const struct sl_plan seed_plan = SL_PLAN_DEFAULT_INIT;
+static const struct sl_plan default_plan = SL_PLAN_DEFAULT_INIT;
 
 static uint64_t digest_hash(const uint8_t *digest) {
     uint64_t h;
@@ -149,7 +149,7 @@ int sl_keys_new(struct sl_keys **out) {
     if (!k)
         return -ENOMEM;
     atomic_init(&k->refs, 1u);
-    if (sl_keys__push_plan(k, &seed_plan, false)) {
+    if (sl_keys__push_plan(k, &default_plan, false)) {
         free(k);
         return -ENOMEM;
     }

@@ -10,7 +10,7 @@
 #include "sluice/plan.h"
 
 /*
- * The keys file (DESIGN.md §4, docs/keys.md) lists keys by id with the SHA-256 of their value,
+ * The keys file (docs/keys.md) lists keys by id with the SHA-256 of their value,
  * and the usage plans they refer to. A key value ("sk_" + 43 base64url characters) is never
  * stored: this module hashes a presented value and forgets it.
  */
@@ -84,7 +84,7 @@ int sl_keys_parse(const char *json, size_t len, struct sl_keys **out, char *err,
 int sl_keys_load(const char *path, struct sl_keys **out, uint8_t digest_out[SL_KEYS_DIGEST_LEN],
                  char *err, size_t errlen);
 
-/* An empty table (version 1, the seed's "default" plan only). */
+/* An empty table (version 1, the built-in "default" plan only). */
 int sl_keys_new(struct sl_keys **out);
 
 struct sl_keys *sl_keys_ref(struct sl_keys *k);
@@ -94,7 +94,7 @@ size_t sl_keys_count(const struct sl_keys *k);
 const struct sl_key *sl_keys_at(const struct sl_keys *k, size_t i); /* NULL past the end */
 const struct sl_key *sl_keys_find_id(const struct sl_keys *k, const char *id);
 
-/* Plans by name; "default" always resolves (the seed's unless the file redefines it). */
+/* Plans by name; "default" always resolves (the built-in one unless the file redefines it). */
 const struct sl_plan *sl_keys_plan(const struct sl_keys *k, const char *name);
 size_t sl_keys_plan_count(const struct sl_keys *k);
 const struct sl_plan *sl_keys_plan_at(const struct sl_keys *k, size_t i);
