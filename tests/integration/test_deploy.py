@@ -3,6 +3,7 @@ unit tests, and every metric they name exported by a running service) and the Ku
 manifests (both overlays build, validate against the Kubernetes schemas, and every workload has
 the security context, probes, resources and network policies docs/deploy.md promises)."""
 import json
+import os
 import pathlib
 import re
 import shutil
@@ -178,3 +179,90 @@ def test_every_setting_the_manifests_set_is_declared_by_a_binary(manifests, buil
                 used |= {e["name"] for e in c.get("env", [])}
     used = {u for u in used if u.startswith("SLUICE_") and not u.startswith("SLUICE_KAFKA_")}
     assert used - declared_settings(build_dir) == set()
+
+
+# ---- the container image ------------------------------------------------------------------
+
+DOCKERFILE = ROOT / "deploy" / "docker" / "Dockerfile"
+
+
+def dockerfile_stages():
+    """[(base image, alias, [instructions joined across continuation lines])]"""
+    stages, lines, cur = [], [], ""
+    for raw in DOCKERFILE.read_text().splitlines():
+        if not cur and (not raw.strip() or raw.lstrip().startswith("#")):
+            continue
+        cur += raw.rstrip("\\").strip() + " "
+        if not raw.rstrip().endswith("\\"):
+            lines.append(cur.strip())
+            cur = ""
+    for line in lines:
+        word = line.split()[0].upper()
+        if word == "FROM":
+            parts = line.split()
+            stages.append((parts[1], parts[3] if len(parts) > 3 else None, []))
+        else:
+            stages[-1][2].append(line)
+    return stages
+
+
+def apt_installs(instructions):
+    pkgs = set()
+    for ins in instructions:
+        for m in re.finditer(r"apt-get install ([^&]*)", ins):
+            pkgs |= {w for w in m.group(1).split() if not w.startswith("-")}
+    return pkgs
+
+
+def test_dockerfile_builds_on_bookworm_and_runs_slim_as_a_fixed_non_root_user():
+    stages = dockerfile_stages()
+    assert [(base, alias) for base, alias, _ in stages] == [
+        ("debian:bookworm", "build"), ("debian:bookworm-slim", None)]
+    runtime = stages[-1][2]
+    users = [i.split()[1] for i in runtime if i.upper().startswith("USER ")]
+    assert users == ["10001:10001"]
+    assert any(i.upper().startswith("HEALTHCHECK ") and "/healthz" in i for i in runtime)
+    assert any("org.opencontainers.image.title" in i for i in runtime if i.startswith("LABEL"))
+    # No compiler in the final image.
+    assert not {"build-essential", "gcc", "cmake", "clang"} & apt_installs(runtime)
+    ignore = (ROOT / ".dockerignore").read_text().split()
+    assert {"build*/", ".deps/", "var/"} <= set(ignore)
+
+
+def test_dockerfile_build_stage_installs_the_libraries_install_deps_builds_with():
+    text = (ROOT / "scripts" / "install-deps").read_text()
+    debs = set(re.search(r"debs=\((.*?)\)", text, re.S).group(1).split())
+    build_libs = {d for d in debs if d.startswith("lib") and d.endswith("-dev")} - {
+        "libcmocka-dev", "libclang-rt-14-dev", "libmodsecurity-dev"}  # tests and benches only
+    assert build_libs <= apt_installs(dockerfile_stages()[0][2])
+
+
+def needed_libraries(binary):
+    out = run("readelf", "-d", str(binary))
+    return set(re.findall(r"\(NEEDED\)\s+Shared library: \[(.+?)\]", out))
+
+
+def owner(path):
+    """The Debian package that ships a library, by any of its names (/usr merged or not)."""
+    real = os.path.realpath(path)
+    for candidate in (path, real, real.replace("/usr/lib/", "/lib/", 1),
+                      path.replace("/usr/lib/", "/lib/", 1)):
+        p = subprocess.run(["dpkg", "-S", candidate], capture_output=True, text=True)
+        if p.returncode == 0:
+            return p.stdout.split(":")[0]
+    raise AssertionError(f"no Debian package ships {path}")
+
+
+def test_dockerfile_runtime_stage_provides_every_library_the_binaries_load(build_dir):
+    runtime = apt_installs(dockerfile_stages()[-1][2]) | {"libc6", "libgcc-s1"}  # in the base
+    binaries = [build_dir / "services/gateway/sluice-gateway",
+                build_dir / "services/worker/sluice-worker", build_dir / "tools/sluicectl/sluicectl"]
+    checked = 0
+    for lib in set().union(*(needed_libraries(b) for b in binaries)):
+        if lib.startswith(("libasan", "libubsan")):
+            continue  # the sanitizers of the test build; the image's release build has none
+        path = run("/sbin/ldconfig", "-p").split(f"{lib} (")[1].split("=> ")[1].split()[0]
+        package = owner(path)
+        assert package in runtime, f"{lib} comes from {package}, which the runtime stage lacks"
+        checked += 1
+    assert checked >= 10
