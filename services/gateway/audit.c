@@ -3,7 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "gateway_internal.h"
+#include "audit.h"
 #include "sluice/error.h"
 #include "sluice/log.h"
 #include "sluice/time.h"

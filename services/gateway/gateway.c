@@ -379,7 +379,7 @@ static void closed_one(void *data) {
     if (--g->pending_closes > 0)
         return;
     if (g->live_reqs > 0)
-        g->free_when_idle = true; /* a request's timer is still closing: it frees us */
+        g->on_idle = gw_gateway_free; /* a request's timer is still closing: it frees us */
     else
         gw_gateway_free(g);
 }

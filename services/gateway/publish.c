@@ -7,7 +7,10 @@
 #include <string.h>
 #include <strings.h>
 
-#include "gateway_internal.h"
+#include "inflight.h"
+#include "publish.h"
+#include "reply_router.h"
+#include "respond.h"
 #include "sluice/error.h"
 #include "sluice/envelope.h"
 #include "sluice/log.h"

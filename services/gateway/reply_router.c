@@ -1,70 +1,15 @@
-/* Replies back to the waiting HTTP request: the in-flight table, deadlines, the replies consumer.
- */
+/* Replies back to the waiting HTTP request: its deadline and the replies consumer. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "gateway_internal.h"
+#include "inflight.h"
+#include "reply_router.h"
+#include "respond.h"
 #include "sluice/error.h"
 #include "sluice/envelope.h"
 #include "sluice/log.h"
 #include "sluice/time.h"
-
-/* FNV-1a: request ids are random UUIDs, so a simple hash spreads them well. */
-static size_t hash_id(const char *id, size_t len) {
-    uint64_t h = 1469598103934665603u;
-    for (size_t i = 0; i < len; i++) {
-        h ^= (unsigned char)id[i];
-        h *= 1099511628211u;
-    }
-    return (size_t)h;
-}
-
-int gw_inflight_init(struct gw_inflight *t, size_t max) {
-    size_t n = 16;
-    while (n < max * 2)
-        n *= 2;
-    t->buckets = calloc(n, sizeof *t->buckets);
-    if (!t->buckets)
-        return -ENOMEM;
-    t->mask = n - 1;
-    t->count = 0;
-    t->max = max;
-    return 0;
-}
-
-void gw_inflight_free(struct gw_inflight *t) {
-    free(t->buckets);
-    t->buckets = NULL;
-}
-
-int gw_inflight_add(struct gw_inflight *t, struct gw_req *r) {
-    if (t->count >= t->max)
-        return SL_ERR_TOO_LARGE;
-    size_t b = hash_id(r->id, strlen(r->id)) & t->mask;
-    r->next = t->buckets[b];
-    t->buckets[b] = r;
-    t->count++;
-    return 0;
-}
-
-struct gw_req *gw_inflight_find(struct gw_inflight *t, const char *id, size_t len) {
-    for (struct gw_req *r = t->buckets[hash_id(id, len) & t->mask]; r; r = r->next)
-        if (strlen(r->id) == len && !memcmp(r->id, id, len))
-            return r;
-    return NULL;
-}
-
-void gw_inflight_remove(struct gw_inflight *t, struct gw_req *r) {
-    struct gw_req **pp = &t->buckets[hash_id(r->id, strlen(r->id)) & t->mask];
-    for (; *pp; pp = &(*pp)->next)
-        if (*pp == r) {
-            *pp = r->next;
-            r->next = NULL;
-            t->count--;
-            return;
-        }
-}
 
 static void on_deadline(uv_timer_t *t) {
     struct gw_req *r = t->data;
@@ -73,32 +18,7 @@ static void on_deadline(uv_timer_t *t) {
 }
 
 int gw_await_reply(struct gw_req *r) {
-    struct gw_gateway *g = r->g;
-    int64_t left = r->deadline_ms - sl_time_now_ms();
-    if (gw_inflight_add(&g->inflight, r) < 0)
-        return SL_ERR_TOO_LARGE;
-    uv_timer_init(g->loop, &r->timer);
-    r->timer.data = r;
-    r->timer_open = true;
-    r->refs++; /* released in the timer's close callback */
-    uv_timer_start(&r->timer, on_deadline, left > 0 ? (uint64_t)left : 0, 0);
-    r->state = GW_REQ_AWAIT;
-    sl_gauge_add(g->m.in_flight, 1);
-    return 0;
-}
-
-static void on_timer_closed(uv_handle_t *h) {
-    gw_req_unref(h->data);
-}
-
-void gw_await_end(struct gw_req *r) {
-    gw_inflight_remove(&r->g->inflight, r);
-    sl_gauge_add(r->g->m.in_flight, -1);
-    if (r->timer_open) {
-        r->timer_open = false;
-        uv_timer_stop(&r->timer);
-        uv_close((uv_handle_t *)&r->timer, on_timer_closed);
-    }
+    return gw_await_start(r, on_deadline);
 }
 
 void gw_replies_on_message(const struct sl_kafka_message *msg, void *opaque) {
