@@ -105,7 +105,7 @@ static int ready(struct sl_buf *reason, void *data) {
         sl_buf_append_str(reason, "no partition assignment yet");
         return 0;
     }
-    if (wk_pool_ready(w) < w->nchildren) {
+    if (wk_pool_ready(&w->pool) < w->nchildren) {
         sl_buf_append_str(reason, "handler processes starting");
         return 0;
     }
@@ -352,7 +352,11 @@ static void attempt_done(struct wk_job *j, int outcome) {
     sl_histogram_observe(st->latency, (double)(sl_time_mono_ns() - j->start_ns) / 1e9);
 }
 
-void wk_job_failed(struct wk_job *j, enum wk_reason reason, const char *fmt, ...) {
+/* An attempt failed; retried or given up by the rules of DESIGN.md §5. */
+static void job_failed(struct wk_job *j, enum wk_reason reason, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void job_failed(struct wk_job *j, enum wk_reason reason, const char *fmt, ...) {
     struct wk_worker *w = j->w;
     va_list ap;
     va_start(ap, fmt);
@@ -379,13 +383,14 @@ void wk_job_failed(struct wk_job *j, enum wk_reason reason, const char *fmt, ...
     give_up(j, reason);
 }
 
-void wk_job_replied(struct wk_job *j, const uint8_t *payload, size_t len) {
+/* A child finished an attempt with a reply frame (payload borrowed). */
+static void job_replied(struct wk_job *j, const uint8_t *payload, size_t len) {
     struct sl_envelope_reply rep;
     struct sl_envelope_error err;
     int rc = sl_envelope_decode_reply(payload, len, &j->w->limits, &rep, &err);
     if (rc < 0) {
-        wk_job_failed(j, WK_REASON_INVALID_REPLY, "reply does not decode: %s: %s", err.field,
-                      err.message);
+        job_failed(j, WK_REASON_INVALID_REPLY, "reply does not decode: %s: %s", err.field,
+                   err.message);
         return;
     }
     bool same = rep.id.len == j->req.id.len && !memcmp(rep.id.p, j->req.id.p, rep.id.len);
@@ -397,9 +402,9 @@ void wk_job_replied(struct wk_job *j, const uint8_t *payload, size_t len) {
                  rep.error_message.p ? rep.error_message.p : "");
         sl_envelope_reply_free(&rep);
         if (!same && !rep.has_error)
-            wk_job_failed(j, r, "reply for another request id");
+            job_failed(j, r, "reply for another request id");
         else
-            wk_job_failed(j, r, "%s", msg);
+            job_failed(j, r, "%s", msg);
         return;
     }
     uint32_t status = rep.status;
@@ -414,33 +419,41 @@ void wk_job_replied(struct wk_job *j, const uint8_t *payload, size_t len) {
     }
     sl_buf_reset(&j->reply);
     if (sl_buf_append(&j->reply, payload, len) < 0) {
-        wk_job_failed(j, WK_REASON_INVALID_REPLY, "reply too large");
+        job_failed(j, WK_REASON_INVALID_REPLY, "reply too large");
         return;
     }
     j->want_reply = true;
     emit(j);
 }
 
-void wk_dispatch(struct wk_worker *w) {
+/* How long an attempt may run: the route's timeout (or the worker's), within the deadline. */
+static int64_t attempt_timeout_ms(const struct wk_job *j) {
+    int64_t timeout =
+        j->route && j->route->timeout_ms ? j->route->timeout_ms : j->w->s->handler_timeout_ms;
+    int64_t left = j->req.deadline_ms - sl_time_now_ms();
+    if (left < timeout)
+        timeout = left > 1 ? left : 1;
+    return timeout;
+}
+
+/* Gives idle children queued work. */
+static void dispatch(struct wk_worker *w) {
     if (w->closing)
         return;
-    for (size_t i = 0; i < w->nchildren && w->queue.head; i++) {
-        struct wk_child *c = &w->children[i];
-        if (c->state != WK_CHILD_IDLE)
-            continue;
+    struct wk_child *c;
+    while (w->queue.head && (c = wk_pool_idle(&w->pool))) {
         struct wk_job *j = w->queue.head;
         wk_list_remove(&w->queue, j);
         if (sl_time_now_ms() >= j->req.deadline_ms) {
             snprintf(j->error, sizeof j->error, "deadline passed before execution");
             give_up(j, j->attempts ? j->reason : WK_REASON_EXPIRED);
-            i--;
             continue;
         }
         j->attempts++;
         j->req.attempt = j->attempts;
         j->state = WK_JOB_RUNNING;
         j->start_ns = sl_time_mono_ns();
-        if (wk_pool_run(c, j) < 0) {
+        if (wk_pool_run(c, j->value, j->vlen, attempt_timeout_ms(j), j) < 0) {
             j->attempts--;
             j->state = WK_JOB_QUEUED;
             wk_list_push(&w->queue, j);
@@ -549,7 +562,7 @@ static void on_message(const struct sl_kafka_message *msg, void *opaque) {
     }
     j->state = WK_JOB_QUEUED;
     wk_list_push(&w->queue, j);
-    wk_dispatch(w);
+    dispatch(w);
 }
 
 /* Drops waiting jobs of partitions no longer ours: their new owner reads them again. */
@@ -606,7 +619,7 @@ static void on_tick(uv_timer_t *t) {
         }
     }
     if (!w->closing)
-        wk_pool_tick(w);
+        wk_pool_tick(&w->pool);
     for (struct wk_job *j = w->reemit.head, *next; j; j = next) {
         next = j->next;
         if (now >= j->due_ms && w->producer && !w->producer_closed) {
@@ -615,13 +628,44 @@ static void on_tick(uv_timer_t *t) {
         }
     }
     if (!w->closing)
-        wk_dispatch(w);
+        dispatch(w);
     if (!w->stopping && sl_time_mono_ns() >= w->lag_due_ns) {
         w->lag_due_ns = sl_time_mono_ns() + (uint64_t)WK_LAG_MS * 1000000u;
         refresh_lag(w);
     }
     if (w->stopping && !w->closing && (w->jobs == 0 || sl_time_mono_ns() >= w->stop_deadline_ns))
         finish_stop(w);
+}
+
+/* ---- the pool's events: what a child's result means is decided here ---------------------- */
+
+static void pool_on_reply(void *job, const uint8_t *payload, size_t len, void *data) {
+    (void)data;
+    job_replied(job, payload, len);
+}
+
+static void pool_on_failed(void *job, enum wk_reason reason, const char *why, void *data) {
+    (void)data;
+    job_failed(job, reason, "%s", why);
+}
+
+static void pool_on_child_died(void *data) {
+    struct wk_worker *w = data;
+    sl_counter_inc(w->restarts);
+}
+
+static void pool_on_idle(void *data) {
+    dispatch(data);
+}
+
+static struct wk_pool_events pool_events(struct wk_worker *w) {
+    return (struct wk_pool_events){
+        .on_reply = pool_on_reply,
+        .on_failed = pool_on_failed,
+        .on_child_died = pool_on_child_died,
+        .on_idle = pool_on_idle,
+        .data = w,
+    };
 }
 
 /* ---- lifecycle -------------------------------------------------------------------------- */
@@ -644,8 +688,14 @@ int wk_worker_new(uv_loop_t *loop, const struct wk_settings *s, const char *cons
     int rc = s->routes_file ? sl_routes_load_file(s->routes_file, &w->routes, errors)
                             : sl_routes_default(&w->routes);
     w->nchildren = (size_t)wk_settings_concurrency(s);
-    if (rc == 0 && !(w->children = calloc(w->nchildren, sizeof *w->children)))
-        rc = -ENOMEM;
+    if (rc == 0)
+        rc = wk_pool_init(&w->pool, &(struct wk_pool_config){
+                                        .loop = loop,
+                                        .exe = w->exe,
+                                        .nchildren = w->nchildren,
+                                        .memory_limit = (uint64_t)s->child_memory_mb << 20,
+                                        .events = pool_events(w),
+                                    });
     if (rc == 0 && !(w->metrics = sl_metrics_new()))
         rc = -ENOMEM;
     if (rc == 0)
@@ -653,7 +703,7 @@ int wk_worker_new(uv_loop_t *loop, const struct wk_settings *s, const char *cons
     if (rc < 0) {
         sl_metrics_free(w->metrics);
         free(w->route_stats);
-        free(w->children);
+        wk_pool_free(&w->pool);
         sl_routes_free(w->routes);
         free(w);
         return rc;
@@ -760,7 +810,7 @@ int wk_worker_start(struct wk_worker *w, struct sl_buf *errors) {
     uv_timer_init(w->loop, &w->tick);
     w->tick.data = w;
     uv_timer_start(&w->tick, on_tick, WK_TICK_MS, WK_TICK_MS);
-    if ((rc = wk_pool_start(w)) < 0)
+    if ((rc = wk_pool_start(&w->pool)) < 0)
         return rc;
     const char *topics[] = {w->topic_requests};
     if ((rc = sl_kafka_consumer_subscribe(w->consumer, topics, 1)) < 0) {
@@ -778,14 +828,12 @@ static void step_done(void *data) {
     struct wk_worker *w = data;
     if (--w->pending_closes > 0)
         return;
-    for (size_t i = 0; i < w->nchildren; i++)
-        sl_buf_free(&w->children[i].in);
     for (size_t i = 0; i < w->nparts; i++)
         wk_offsets_free(&w->parts[i].offsets);
     free(w->parts);
     sl_metrics_free(w->metrics);
     free(w->route_stats);
-    free(w->children);
+    wk_pool_free(&w->pool);
     sl_routes_free(w->routes);
     void (*cb)(void *) = w->stop_cb;
     void *data2 = w->stop_data;
@@ -836,7 +884,8 @@ static void after_producer(void *data) {
 }
 
 /* The children are gone: flush what they produced, then commit and leave. */
-static void on_pool_closed(struct wk_worker *w) {
+static void on_pool_closed(void *data) {
+    struct wk_worker *w = data;
     free_list(&w->queue);
     free_list(&w->backoff);
     if (w->producer) {
@@ -851,7 +900,8 @@ static void on_pool_closed(struct wk_worker *w) {
 static void finish_stop(struct wk_worker *w) {
     if (w->jobs)
         SL_WARN("stopping with %zu request(s) unfinished; they are read again later", w->jobs);
-    wk_pool_close(w, on_pool_closed);
+    w->closing = 1;
+    wk_pool_close(&w->pool, on_pool_closed, w);
 }
 
 void wk_worker_stop(struct wk_worker *w, void (*cb)(void *data), void *data) {

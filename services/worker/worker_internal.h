@@ -8,6 +8,7 @@
 
 #include "dlq.h"
 #include "offsets.h"
+#include "pool.h"
 #include "settings.h"
 #include "sluice/admin.h"
 #include "sluice/buf.h"
@@ -70,27 +71,6 @@ struct wk_list {
     size_t n;
 };
 
-enum wk_child_state { WK_CHILD_DOWN = 0, WK_CHILD_STARTING, WK_CHILD_IDLE, WK_CHILD_BUSY };
-
-/* One handler process and the socket to it. Handles are reused after both closes finished. */
-struct wk_child {
-    struct wk_worker *w;
-    size_t index;
-    enum wk_child_state state;
-    uv_process_t proc;
-    uv_pipe_t pipe;
-    int open_handles;
-    bool exited;
-    struct wk_job *job;
-    uint64_t job_deadline_ns; /* monotonic; 0 when idle */
-    bool failed;              /* a failure is already recorded for the running job */
-    uint64_t restart_at_ns;
-    int crashes_in_start; /* consecutive deaths before readiness: backs off restarts */
-    struct sl_buf in;
-    uv_write_t wreq;
-    uint8_t hdr[4];
-};
-
 struct wk_partition {
     bool assigned;
     uint32_t generation;
@@ -138,14 +118,13 @@ struct wk_worker {
     struct wk_list reemit;  /* EMITTING with a refused produce, retried by the tick */
     size_t jobs;            /* all live jobs */
 
-    struct wk_child *children;
+    struct wk_pool pool; /* its events call back into worker.c */
     size_t nchildren;
 
     bool stopping;
     uint64_t stop_deadline_ns;
-    int closing;
+    int closing; /* the pool is closing: nothing more is dispatched */
     int pending_closes;
-    void (*pool_closed_cb)(struct wk_worker *w);
     void (*stop_cb)(void *data);
     void *stop_data;
 };
@@ -153,23 +132,5 @@ struct wk_worker {
 /* worker.c */
 void wk_list_push(struct wk_list *l, struct wk_job *j);
 void wk_list_remove(struct wk_list *l, struct wk_job *j);
-/* A child finished an attempt with a reply frame (payload borrowed). */
-void wk_job_replied(struct wk_job *j, const uint8_t *payload, size_t len);
-/* An attempt failed; retried or given up by the rules of DESIGN.md §5. */
-void wk_job_failed(struct wk_job *j, enum wk_reason reason, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-/* Gives idle children queued work. */
-void wk_dispatch(struct wk_worker *w);
-
-/* pool.c */
-int wk_pool_start(struct wk_worker *w);
-/* Sends a job to an idle child; 0, or a negative code (the job is untouched). */
-int wk_pool_run(struct wk_child *c, struct wk_job *j);
-/* Timeouts, memory watchdog, restarts; called from the worker's tick. */
-void wk_pool_tick(struct wk_worker *w);
-size_t wk_pool_ready(const struct wk_worker *w);
-size_t wk_pool_busy(const struct wk_worker *w);
-/* Closes every child's socket (a clean stop) and kills the busy ones; cb when all are gone. */
-void wk_pool_close(struct wk_worker *w, void (*cb)(struct wk_worker *w));
 
 #endif
