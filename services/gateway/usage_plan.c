@@ -1,5 +1,6 @@
 /* Usage plans: the shared decision rules, UTC quota windows, headers, and the in-memory store. */
 #include "usage_plan.h"
+#include "usage_plan_redis.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -39,12 +40,11 @@ struct gw_usage {
     struct gw_usage_opts opts;
     char *redis_url; /* owned copy behind opts.redis_url */
     struct gw_usage__metrics metrics;
-    struct mem_table mem;
-    struct gw_usage__redis *redis; /* NULL = in-memory backend */
+    struct gw_usage_backend *backend; /* in memory (below) or in Redis */
     /* An idle handle gives the close callback a loop turn of its own, as libuv promises. */
     uv_idle_t close_handle;
     int closing;
-    int close_pending; /* parts still closing: the handle, the Redis backend */
+    int close_pending; /* parts still closing: the handle, the backend */
     gw_usage_close_cb close_cb;
     void *close_opaque;
 };
@@ -83,13 +83,6 @@ const char *gw_usage_outcome_name(enum gw_usage_outcome o) {
     return "unknown";
 }
 
-uint32_t gw_usage__ceil_s(int64_t ms) {
-    if (ms <= 0)
-        return 0;
-    int64_t s = (ms + 999) / 1000;
-    return s > UINT32_MAX ? UINT32_MAX : (uint32_t)s;
-}
-
 /* ---- UTC quota windows ---- */
 
 /* The windows are sl_time_utc_window's; the Redis script computes the same ones in Lua (it has
@@ -115,30 +108,7 @@ int gw_quota_window(enum sl_quota_period period, int64_t now_ms, int64_t *start_
     return sl_time_utc_window(unit, now_ms, start_ms, end_ms);
 }
 
-/* ---- delivery and metrics ---- */
-
-void gw_usage__deliver(const struct gw_usage__metrics *m, gw_usage_cb cb, void *opaque,
-                       const struct gw_usage_decision *d) {
-    if (d->outcome == GW_USAGE_THROTTLED && m->throttled)
-        sl_counter_inc(m->throttled);
-    else if (d->outcome == GW_USAGE_QUOTA_EXCEEDED && m->quota_exceeded)
-        sl_counter_inc(m->quota_exceeded);
-    cb(d, opaque);
-}
-
-void gw_usage__deliver_error(const struct gw_usage__metrics *m, bool fail_open, int err, bool count,
-                             gw_usage_cb cb, void *opaque) {
-    struct gw_usage_decision d = {
-        .outcome = fail_open ? GW_USAGE_BACKEND_ERROR_OPEN : GW_USAGE_BACKEND_ERROR_DENY,
-        .error = err,
-        /* A denied client should come back soon: the backend usually returns within a second. */
-        .retry_after_s = fail_open ? 0 : 1,
-    };
-    struct sl_metric *c = fail_open ? m->err_open : m->err_closed;
-    if (count && c)
-        sl_counter_inc(c);
-    cb(&d, opaque);
-}
+/* ---- metrics ---- */
 
 static int register_metrics(struct sl_metrics *reg, struct gw_usage__metrics *m) {
     struct sl_metric_family *thr = sl_metrics_counter(
@@ -301,6 +271,63 @@ static void mem_decide(struct mem_entry *e, const struct sl_plan *p, int64_t now
     }
 }
 
+/* The in-memory store as a backend: this process's table, answered before check returns. */
+struct mem_backend {
+    struct gw_usage_backend base;
+    const struct gw_usage__metrics *m;
+    bool fail_open;
+    struct mem_table mem;
+};
+
+static int mem_check(struct gw_usage_backend *b, const char *key_id, size_t key_len,
+                     const struct sl_plan *plan, int64_t now_ms, gw_usage_cb cb, void *opaque) {
+    struct mem_backend *mb = (struct mem_backend *)b;
+    struct mem_entry *e = mem_get(&mb->mem, key_id, key_len, effective_burst(plan), now_ms);
+    if (!e) {
+        /* Out of memory for a new key is a backend failure like Redis being down. */
+        gw_usage__deliver_error(mb->m, mb->fail_open, -ENOMEM, true, cb, opaque);
+        return 0;
+    }
+    struct gw_usage_decision d;
+    mem_decide(e, plan, now_ms, &d);
+    gw_usage__deliver(mb->m, cb, opaque, &d);
+    return 0;
+}
+
+static int mem_ready(const struct gw_usage_backend *b) {
+    (void)b;
+    return 1;
+}
+
+static void mem_close(struct gw_usage_backend *b, void (*done)(void *arg), void *arg) {
+    struct mem_backend *mb = (struct mem_backend *)b;
+    mem_free(&mb->mem);
+    free(mb);
+    if (done)
+        done(arg);
+}
+
+static const struct gw_usage_backend_ops mem_ops = {
+    .check = mem_check,
+    .ready = mem_ready,
+    .close = mem_close,
+};
+
+static int mem_backend_new(const struct gw_usage_opts *opts, const struct gw_usage__metrics *m,
+                           struct gw_usage_backend **out) {
+    struct mem_backend *mb = calloc(1, sizeof *mb);
+    if (!mb)
+        return -ENOMEM;
+    *mb = (struct mem_backend){.base = {.ops = &mem_ops}, .m = m, .fail_open = opts->fail_open};
+    int rc = mem_init(&mb->mem, opts->memory_initial_keys);
+    if (rc != 0) {
+        free(mb);
+        return rc;
+    }
+    *out = &mb->base;
+    return 0;
+}
+
 /* ---- the object ---- */
 
 int gw_usage_new(uv_loop_t *loop, const struct gw_usage_opts *opts, struct sl_metrics *metrics,
@@ -327,32 +354,27 @@ int gw_usage_new(uv_loop_t *loop, const struct gw_usage_opts *opts, struct sl_me
     }
     if (metrics && (rc = register_metrics(metrics, &u->metrics)) != 0)
         goto err;
-    if (!u->opts.redis_url && (rc = mem_init(&u->mem, opts->memory_initial_keys)) != 0)
-        goto err;
-    if (u->opts.redis_url &&
-        (rc = gw_usage__redis_new(loop, &u->opts, &u->metrics, &u->redis)) != 0)
+    rc = u->opts.redis_url ? gw_usage_redis_new(loop, &u->opts, &u->metrics, &u->backend)
+                           : mem_backend_new(&u->opts, &u->metrics, &u->backend);
+    if (rc != 0)
         goto err;
     /* Last, so that nothing after it can fail: a handle cannot be un-initialised synchronously. */
     if ((rc = uv_idle_init(loop, &u->close_handle)) != 0) {
-        if (u->redis) {
-            /* Unreachable in practice (uv_idle_init cannot fail); keep the contract anyway. */
-            gw_usage__redis_close(u->redis, NULL, NULL);
-            u->redis = NULL;
-        }
+        /* Unreachable in practice (uv_idle_init cannot fail); keep the contract anyway. */
+        u->backend->ops->close(u->backend, NULL, NULL);
         goto err;
     }
     u->close_handle.data = u;
     *out = u;
     return 0;
 err:
-    mem_free(&u->mem);
     free(u->redis_url);
     free(u);
     return rc;
 }
 
 int gw_usage_backend_ready(const struct gw_usage *u) {
-    return u->redis ? gw_usage__redis_ready(u->redis) : 1;
+    return u->backend->ops->ready(u->backend);
 }
 
 int gw_usage_check(struct gw_usage *u, const char *key_id, const struct sl_plan *plan,
@@ -372,19 +394,7 @@ int gw_usage_check(struct gw_usage *u, const char *key_id, const struct sl_plan 
         cb(&d, opaque);
         return 0;
     }
-    if (u->redis)
-        return gw_usage__redis_check(u->redis, key_id, n, plan, now_ms, cb, opaque);
-
-    struct mem_entry *e = mem_get(&u->mem, key_id, n, effective_burst(plan), now_ms);
-    if (!e) {
-        /* Out of memory for a new key is a backend failure like Redis being down. */
-        gw_usage__deliver_error(&u->metrics, u->opts.fail_open, -ENOMEM, true, cb, opaque);
-        return 0;
-    }
-    struct gw_usage_decision d;
-    mem_decide(e, plan, now_ms, &d);
-    gw_usage__deliver(&u->metrics, cb, opaque, &d);
-    return 0;
+    return u->backend->ops->check(u->backend, key_id, n, plan, now_ms, cb, opaque);
 }
 
 static void finish_close(struct gw_usage *u) {
@@ -392,7 +402,6 @@ static void finish_close(struct gw_usage *u) {
         return;
     if (u->close_cb)
         u->close_cb(u, u->close_opaque);
-    mem_free(&u->mem);
     free(u->redis_url);
     free(u);
 }
@@ -401,7 +410,7 @@ static void on_close_handle(uv_handle_t *h) {
     finish_close(h->data);
 }
 
-static void on_redis_closed(void *arg) {
+static void on_backend_closed(void *arg) {
     finish_close(arg);
 }
 
@@ -410,10 +419,9 @@ void gw_usage_close(struct gw_usage *u, gw_usage_close_cb close_cb, void *opaque
     u->closing = 1;
     u->close_cb = close_cb;
     u->close_opaque = opaque;
-    u->close_pending = u->redis ? 2 : 1;
+    u->close_pending = 2;
     uv_close((uv_handle_t *)&u->close_handle, on_close_handle);
-    if (u->redis)
-        gw_usage__redis_close(u->redis, on_redis_closed, u);
+    u->backend->ops->close(u->backend, on_backend_closed, u);
 }
 
 /* ---- headers ---- */

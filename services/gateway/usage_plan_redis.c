@@ -1,5 +1,6 @@
 /* Usage plans in Redis: one atomic Lua script per check, hiredis async on the libuv loop. */
-#include "usage_plan.h"
+#include "usage_plan_redis.h"
+
 #include "sluice/routes.h"
 
 #include <stdio.h>
@@ -109,7 +110,7 @@ enum conn_state { CONN_DOWN, CONN_CONNECTING, CONN_UP };
  */
 struct req {
     struct req *next;
-    struct gw_usage__redis *r;
+    struct redis_backend *r;
     gw_usage_cb cb;
     void *opaque;
     uint64_t sent_ns;
@@ -128,7 +129,8 @@ struct req {
  * the oldest call: when the head outlives timeout_ms, the connection is treated as hung, every
  * call on it is failed, and it is dropped and reconnected with backoff.
  */
-struct gw_usage__redis {
+struct redis_backend {
+    struct gw_usage_backend base; /* first: the ops below receive it */
     uv_loop_t *loop;
     const struct gw_usage__metrics *m;
     bool fail_open;
@@ -187,7 +189,7 @@ static int parse_uint(const char *p, size_t n, long max, int *out) {
 }
 
 /* redis://[[user]:password@]host[:port][/db], host may be [IPv6]. */
-static int parse_url(struct gw_usage__redis *r, const char *url) {
+static int parse_url(struct redis_backend *r, const char *url) {
     static const char scheme[] = "redis://";
     if (strncmp(url, scheme, sizeof(scheme) - 1) != 0)
         return SL_ERR_CONFIG;
@@ -325,10 +327,10 @@ static int glue_attach(redisAsyncContext *ac, uv_loop_t *loop) {
 
 /* ---- connection ---- */
 
-static void r_connect(struct gw_usage__redis *r);
+static void r_connect(struct redis_backend *r);
 
 /* While Redis stays down, one warning is enough; the retries after it log at debug level. */
-static enum sl_log_level down_level(struct gw_usage__redis *r) {
+static enum sl_log_level down_level(struct redis_backend *r) {
     return r->quiet++ ? SL_LOG_DEBUG : SL_LOG_WARN;
 }
 static void on_reply(redisAsyncContext *ac, void *reply, void *privdata);
@@ -338,7 +340,7 @@ static void on_reconnect_timer(uv_timer_t *t) {
 }
 
 /* DOWN: try again after the backoff, which doubles up to the maximum. */
-static void schedule_reconnect(struct gw_usage__redis *r) {
+static void schedule_reconnect(struct redis_backend *r) {
     r->state = CONN_DOWN;
     if (r->closing)
         return;
@@ -348,7 +350,7 @@ static void schedule_reconnect(struct gw_usage__redis *r) {
 }
 
 /* Answers every in-flight call that has not been answered yet with a backend error. */
-static void fail_in_flight(struct gw_usage__redis *r, int err, bool count) {
+static void fail_in_flight(struct redis_backend *r, int err, bool count) {
     for (struct req *q = r->head; q; q = q->next) {
         gw_usage_cb cb = q->cb;
         if (!cb)
@@ -363,7 +365,7 @@ static void fail_in_flight(struct gw_usage__redis *r, int err, bool count) {
  * fast instead of using it), answers what is in flight, then frees the context; hiredis runs
  * the remaining reply callbacks with NULL, which recycle the requests.
  */
-static void r_drop(struct gw_usage__redis *r, int err, bool count) {
+static void r_drop(struct redis_backend *r, int err, bool count) {
     redisAsyncContext *ac = r->ac;
     r->ac = NULL;
     r->state = CONN_DOWN;
@@ -376,14 +378,14 @@ static void r_drop(struct gw_usage__redis *r, int err, bool count) {
 }
 
 static void on_connect_timeout(uv_timer_t *t) {
-    struct gw_usage__redis *r = t->data;
+    struct redis_backend *r = t->data;
     sl_log(down_level(r), NULL, "usage plans: Redis %s:%d did not connect within %u ms", r->host,
            r->port, r->connect_timeout_ms);
     r_drop(r, SL_ERR_TIMEOUT, true);
 }
 
 static void on_connect(const redisAsyncContext *ac, int status) {
-    struct gw_usage__redis *r = ac->data;
+    struct redis_backend *r = ac->data;
     if (ac != r->ac || status == REDIS_OK)
         return; /* connected: UP once the handshake's last reply (SCRIPT LOAD) is in */
     sl_log(down_level(r), NULL, "usage plans: cannot connect to Redis %s:%d: %s", r->host, r->port,
@@ -395,7 +397,7 @@ static void on_connect(const redisAsyncContext *ac, int status) {
 }
 
 static void on_disconnect(const redisAsyncContext *ac, int status) {
-    struct gw_usage__redis *r = ac->data;
+    struct redis_backend *r = ac->data;
     (void)status;
     if (ac != r->ac)
         return; /* we dropped it ourselves */
@@ -406,7 +408,7 @@ static void on_disconnect(const redisAsyncContext *ac, int status) {
 }
 
 static void on_handshake(redisAsyncContext *ac, void *reply, void *privdata) {
-    struct gw_usage__redis *r = ac->data;
+    struct redis_backend *r = ac->data;
     redisReply *rep = reply;
     if (ac != r->ac || !rep)
         return;
@@ -435,7 +437,7 @@ static void on_handshake(redisAsyncContext *ac, void *reply, void *privdata) {
  * Connects and pipelines the handshake (AUTH, SELECT, SCRIPT LOAD) behind the connect, so the
  * connection is usable after one round trip; the script's SHA comes back from SCRIPT LOAD.
  */
-static void r_connect(struct gw_usage__redis *r) {
+static void r_connect(struct redis_backend *r) {
     if (r->closing)
         return;
     redisAsyncContext *ac = redisAsyncConnect(r->host, r->port);
@@ -478,7 +480,7 @@ static void r_connect(struct gw_usage__redis *r) {
 /* ---- calls ---- */
 
 static void on_call_timer(uv_timer_t *t) {
-    struct gw_usage__redis *r = t->data;
+    struct redis_backend *r = t->data;
     if (!r->head)
         return;
     uint64_t now = uv_hrtime();
@@ -492,7 +494,7 @@ static void on_call_timer(uv_timer_t *t) {
     r_drop(r, SL_ERR_TIMEOUT, true);
 }
 
-static void push_tail(struct gw_usage__redis *r, struct req *q) {
+static void push_tail(struct redis_backend *r, struct req *q) {
     q->next = NULL;
     if (r->tail)
         r->tail->next = q;
@@ -504,7 +506,7 @@ static void push_tail(struct gw_usage__redis *r, struct req *q) {
         uv_timer_start(&r->call_timer, on_call_timer, r->timeout_ms, 0);
 }
 
-static struct req *pop_head(struct gw_usage__redis *r) {
+static struct req *pop_head(struct redis_backend *r) {
     struct req *q = r->head;
     r->head = q->next;
     if (!r->head)
@@ -513,7 +515,7 @@ static struct req *pop_head(struct gw_usage__redis *r) {
     return q;
 }
 
-static void recycle(struct gw_usage__redis *r, struct req *q) {
+static void recycle(struct redis_backend *r, struct req *q) {
     if (r->nfree >= FREE_LIST_KEEP) {
         free(q);
         return;
@@ -523,7 +525,7 @@ static void recycle(struct gw_usage__redis *r, struct req *q) {
     r->nfree++;
 }
 
-static int send_req(struct gw_usage__redis *r, struct req *q) {
+static int send_req(struct redis_backend *r, struct req *q) {
     q->sent_ns = uv_hrtime();
     if (redisAsyncCommandArgv(r->ac, on_reply, q, REQ_ARGC, q->argv, q->argvlen) != REDIS_OK)
         return -ENOTCONN;
@@ -562,7 +564,7 @@ static int reply_to_decision(const redisReply *rep, struct gw_usage_decision *d)
 
 static void on_reply(redisAsyncContext *ac, void *reply, void *privdata) {
     struct req *q = privdata;
-    struct gw_usage__redis *r = q->r;
+    struct redis_backend *r = q->r;
     redisReply *rep = reply;
     SL_ASSERT(r->head == q);
     pop_head(r);
@@ -605,9 +607,9 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *privdata) {
     gw_usage__deliver(r->m, cb, opaque, &d);
 }
 
-int gw_usage__redis_check(struct gw_usage__redis *r, const char *key_id, size_t key_len,
-                          const struct sl_plan *plan, int64_t now_ms, gw_usage_cb cb,
-                          void *opaque) {
+static int redis_check(struct gw_usage_backend *b, const char *key_id, size_t key_len,
+                       const struct sl_plan *plan, int64_t now_ms, gw_usage_cb cb, void *opaque) {
+    struct redis_backend *r = (struct redis_backend *)b;
     if (r->state != CONN_UP || r->in_flight >= r->max_in_flight) {
         gw_usage__deliver_error(r->m, r->fail_open, r->state != CONN_UP ? -ENOTCONN : -EBUSY, true,
                                 cb, opaque);
@@ -658,13 +660,13 @@ int gw_usage__redis_check(struct gw_usage__redis *r, const char *key_id, size_t 
     return 0;
 }
 
-int gw_usage__redis_ready(const struct gw_usage__redis *r) {
-    return r->state == CONN_UP;
+static int redis_ready(const struct gw_usage_backend *b) {
+    return ((const struct redis_backend *)b)->state == CONN_UP;
 }
 
 /* ---- lifecycle ---- */
 
-static void free_redis(struct gw_usage__redis *r) {
+static void free_redis(struct redis_backend *r) {
     while (r->free_list) {
         struct req *q = r->free_list;
         r->free_list = q->next;
@@ -676,9 +678,17 @@ static void free_redis(struct gw_usage__redis *r) {
     free(r);
 }
 
-int gw_usage__redis_new(uv_loop_t *loop, const struct gw_usage_opts *opts,
-                        const struct gw_usage__metrics *m, struct gw_usage__redis **out) {
-    struct gw_usage__redis *r = calloc(1, sizeof(*r));
+static void redis_close(struct gw_usage_backend *b, void (*done)(void *arg), void *arg);
+
+static const struct gw_usage_backend_ops redis_ops = {
+    .check = redis_check,
+    .ready = redis_ready,
+    .close = redis_close,
+};
+
+int gw_usage_redis_new(uv_loop_t *loop, const struct gw_usage_opts *opts,
+                       const struct gw_usage__metrics *m, struct gw_usage_backend **out) {
+    struct redis_backend *r = calloc(1, sizeof(*r));
     if (!r)
         return -ENOMEM;
     int rc = parse_url(r, opts->redis_url);
@@ -687,6 +697,7 @@ int gw_usage__redis_new(uv_loop_t *loop, const struct gw_usage_opts *opts,
         free_redis(r);
         return rc;
     }
+    r->base.ops = &redis_ops;
     r->loop = loop;
     r->m = m;
     r->fail_open = opts->fail_open;
@@ -703,12 +714,12 @@ int gw_usage__redis_new(uv_loop_t *loop, const struct gw_usage_opts *opts,
     r->call_timer.data = r;
     r->handles_open = 2;
     r_connect(r);
-    *out = r;
+    *out = &r->base;
     return 0;
 }
 
 static void on_timer_closed(uv_handle_t *h) {
-    struct gw_usage__redis *r = h->data;
+    struct redis_backend *r = h->data;
     if (--r->handles_open > 0)
         return;
     /* Every hiredis callback has run by now: the context was freed before the timers closed. */
@@ -718,7 +729,8 @@ static void on_timer_closed(uv_handle_t *h) {
     free_redis(r);
 }
 
-void gw_usage__redis_close(struct gw_usage__redis *r, void (*done)(void *arg), void *arg) {
+static void redis_close(struct gw_usage_backend *b, void (*done)(void *arg), void *arg) {
+    struct redis_backend *r = (struct redis_backend *)b;
     r->closing = 1;
     r->done = done;
     r->done_arg = arg;
