@@ -3,6 +3,7 @@
 #define SLUICE_GATEWAY_INTERNAL_H
 
 #include "audit.h"
+#include "gateway.h"
 #include "inflight.h"
 #include "pipeline.h"
 #include "reply_router.h"

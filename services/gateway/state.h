@@ -11,7 +11,6 @@
 #include "client_ip.h"
 #include "cors.h"
 #include "errors.h"
-#include "gateway.h"
 #include "settings.h"
 #include "sluice/admin.h"
 #include "sluice/buf.h"
