@@ -1,4 +1,4 @@
-/* The request pipeline of DESIGN.md §4 as named steps, run from the HTTP server's callbacks. */
+/* The request pipeline as named steps, run from the HTTP server's callbacks. */
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>

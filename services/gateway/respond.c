@@ -110,7 +110,7 @@ void gw_respond_reply(struct gw_req *r, const struct sl_envelope_reply *rep) {
     }
     /*
      * With CORS on, the gateway alone decides the CORS headers of an answer: a handler's own
-     * (the seed's Lambda sets them, with a fallback origin) would duplicate them or hand an
+     * (Lambda code often sets them, with a fallback origin) would duplicate them or hand an
      * Access-Control-Allow-Origin to an origin the allow-list refuses.
      */
     bool cors_on = r->g->cors.norigins > 0;

@@ -352,7 +352,7 @@ static void attempt_done(struct wk_job *j, int outcome) {
     sl_histogram_observe(st->latency, (double)(sl_time_mono_ns() - j->start_ns) / 1e9);
 }
 
-/* An attempt failed; retried or given up by the rules of DESIGN.md §5. */
+/* An attempt failed: retried after a backoff, or given up (docs/worker.md, failures). */
 static void job_failed(struct wk_job *j, enum wk_reason reason, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
