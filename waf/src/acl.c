@@ -253,6 +253,7 @@ void gw_waf_acl_free(struct gw_waf_acl *a) {
     free_rules(a->rules, a->nrules);
     free_custom(&a->default_custom);
     free(a->memo);
+    pcre2_match_context_free(a->mctx);
     free(a);
 }
 
@@ -521,6 +522,25 @@ static bool ipset(struct loader *L, const cJSON *o, const char *path, struct gw_
     return ok;
 }
 
+/*
+ * A code unit PCRE2 says every match starts with or holds, as a byte to look for (or -1: none
+ * that is safe), and in *other its other case. PCRE2 keeps to itself whether the unit is
+ * compared caselessly: its options never show an inline (?i), so (?i)<script reports 't' as
+ * required although <SCRIPT> matches. A letter is therefore looked for in both cases, which is
+ * right whatever the pattern's flags. In UTF or UCP mode a caseless letter can also match
+ * outside ASCII (k and the Kelvin sign, s and the long s), so letters and non-ASCII units get
+ * no byte check there.
+ */
+static int byte_check(uint32_t unit, bool unicode, int *other) {
+    *other = -1;
+    bool upper = unit >= 'A' && unit <= 'Z', lower = unit >= 'a' && unit <= 'z';
+    if (unit > 0xff || (unicode && (upper || lower || unit >= 0x80)))
+        return -1;
+    if (upper || lower)
+        *other = (int)(unit ^ 0x20);
+    return (int)unit;
+}
+
 static bool compile_regex(struct loader *L, const char *re, const char *path,
                           struct gw_waf_stmt *s) {
     int ec;
@@ -544,10 +564,14 @@ static bool compile_regex(struct loader *L, const char *re, const char *path,
     pcre2_pattern_info(code, PCRE2_INFO_LASTCODETYPE, &rset);
     pcre2_pattern_info(code, PCRE2_INFO_LASTCODEUNIT, &runit);
     pcre2_pattern_info(code, PCRE2_INFO_ALLOPTIONS, &opts);
-    bool caseless = (opts & PCRE2_CASELESS) != 0; /* a byte test would miss the other case */
+    bool unicode = (opts & (PCRE2_UTF | PCRE2_UCP)) != 0; /* (*UTF) or (*UCP) at its start */
     s->u.regex.minlen = minlen;
-    s->u.regex.first = ftype == 1 && !caseless ? (int)funit : -1;
-    s->u.regex.required = rset == 1 && !caseless ? (int)runit : -1;
+    s->u.regex.first = ftype == 1 ? byte_check(funit, unicode, &s->u.regex.first_other) : -1;
+    s->u.regex.required = rset == 1 ? byte_check(runit, unicode, &s->u.regex.required_other) : -1;
+    if (s->u.regex.first < 0)
+        s->u.regex.first_other = -1;
+    if (s->u.regex.required < 0)
+        s->u.regex.required_other = -1;
     s->u.regex.has_bitmap = bitmap != NULL && ftype != 2; /* type 2: anchored at line starts */
     if (s->u.regex.has_bitmap)
         memcpy(s->u.regex.bitmap, bitmap, 32);
@@ -1238,10 +1262,15 @@ int gw_waf_acl_load(const char *json, size_t len, const struct gw_waf_load_opts 
         a->m_default = sl_metric_child2(o->rule_metrics, "Default_Action",
                                         a->default_action == GW_ACT_BLOCK ? "BLOCK" : "ALLOW");
     int rc = gw_waf_memo_attach(a, o);
-    if (rc < 0) {
+    pcre2_match_context *mc = rc < 0 ? NULL : pcre2_match_context_create(NULL);
+    if (!mc) {
         gw_waf_acl_free(a);
-        return rc;
+        return rc < 0 ? rc : -ENOMEM;
     }
+    /* A custom regex must not become a way to spend the gateway's time (docs/waf.md). */
+    pcre2_set_match_limit(mc, GW_WAF_MATCH_LIMIT);
+    pcre2_set_depth_limit(mc, GW_WAF_DEPTH_LIMIT);
+    a->mctx = mc;
     *out = a;
     return 0;
 }

@@ -1,6 +1,7 @@
 /* Evaluating a compiled web ACL against one request: statements, rule actions, labels. */
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "sluice/waf_detect.h"
@@ -26,7 +27,8 @@ static bool contains_word(const char *p, size_t n, const char *w, size_t wn) {
     return false;
 }
 
-static bool byte_match(const struct gw_waf_stmt *s, const char *p, size_t n) {
+static bool byte_match(struct gw_waf_ctx *c, const struct gw_waf_stmt *s, const char *p, size_t n) {
+    (void)c;
     const char *w = s->u.byte.s;
     size_t wn = s->u.byte.n;
     switch (s->u.byte.pos) {
@@ -44,12 +46,18 @@ static bool byte_match(const struct gw_waf_stmt *s, const char *p, size_t n) {
     return false;
 }
 
-static bool regex_match(const struct gw_waf_stmt *s, const char *p, size_t n) {
+/* Whether p[0..n) holds byte b, or its other case when PCRE2 may compare it caselessly. */
+static bool holds(const char *p, size_t n, int b, int other) {
+    return memchr(p, b, n) || (other >= 0 && memchr(p, other, n));
+}
+
+static bool regex_match(struct gw_waf_ctx *c, const struct gw_waf_stmt *s, const char *p,
+                        size_t n) {
     if (n < s->u.regex.minlen)
         return false;
-    if (s->u.regex.first >= 0 && !memchr(p, s->u.regex.first, n))
+    if (s->u.regex.first >= 0 && !holds(p, n, s->u.regex.first, s->u.regex.first_other))
         return false;
-    if (s->u.regex.required >= 0 && !memchr(p, s->u.regex.required, n))
+    if (s->u.regex.required >= 0 && !holds(p, n, s->u.regex.required, s->u.regex.required_other))
         return false;
     if (s->u.regex.has_bitmap) {
         const uint8_t *bm = s->u.regex.bitmap;
@@ -61,15 +69,29 @@ static bool regex_match(const struct gw_waf_stmt *s, const char *p, size_t n) {
     }
     if (!gw_waf_prefilter_may_match(s, p, n))
         return false;
-    /* pcre2_jit_match skips the interpreter's checks when the pattern was JIT-compiled. */
+    /* pcre2_jit_match skips the interpreter's checks when the pattern was JIT-compiled. Both
+     * take the ACL's match context: its match and depth limits end a runaway backtrack. */
+    pcre2_match_context *mc = c->mctx;
     int rc = s->u.regex.jit ? pcre2_jit_match((const pcre2_code *)s->u.regex.code, (PCRE2_SPTR)p, n,
-                                              0, 0, (pcre2_match_data *)s->u.regex.mdata, NULL)
+                                              0, 0, (pcre2_match_data *)s->u.regex.mdata, mc)
                             : pcre2_match((const pcre2_code *)s->u.regex.code, (PCRE2_SPTR)p, n, 0,
-                                          0, (pcre2_match_data *)s->u.regex.mdata, NULL);
+                                          0, (pcre2_match_data *)s->u.regex.mdata, mc);
+    if (rc < 0 && rc != PCRE2_ERROR_NOMATCH) {
+        /* Not "no match": the statement's outcome is unknown (stmt_eval), never remembered. */
+        c->match_errors++;
+        c->match_error_rc = rc;
+        return false;
+    }
     return rc >= 0;
 }
 
-static bool size_match(const struct gw_waf_stmt *s, const char *p, size_t n) {
+void gw_waf_match_error_text(int rc, char *buf, size_t len) {
+    if (pcre2_get_error_message(rc, (PCRE2_UCHAR *)buf, len) < 0)
+        snprintf(buf, len, "PCRE2 error %d", rc);
+}
+
+static bool size_match(struct gw_waf_ctx *c, const struct gw_waf_stmt *s, const char *p, size_t n) {
+    (void)c;
     (void)p;
     uint64_t v = n, k = s->u.size.size;
     switch (s->u.size.op) {
@@ -89,11 +111,13 @@ static bool size_match(const struct gw_waf_stmt *s, const char *p, size_t n) {
     return false;
 }
 
-static bool sqli_match(const struct gw_waf_stmt *s, const char *p, size_t n) {
+static bool sqli_match(struct gw_waf_ctx *c, const struct gw_waf_stmt *s, const char *p, size_t n) {
+    (void)c;
     return sl_waf_sqli(p, n, s->u.sqli.high);
 }
 
-static bool xss_match(const struct gw_waf_stmt *s, const char *p, size_t n) {
+static bool xss_match(struct gw_waf_ctx *c, const struct gw_waf_stmt *s, const char *p, size_t n) {
+    (void)c;
     (void)s;
     return sl_waf_xss(p, n);
 }
@@ -214,40 +238,78 @@ static bool group_match(struct gw_waf_ctx *c, const struct gw_waf_stmt *s) {
     return false; /* a group is run by run_rules, never as a condition */
 }
 
-bool gw_waf_stmt_match(struct gw_waf_ctx *c, const struct gw_waf_stmt *s) {
+/*
+ * A statement's outcome in three values: a regex PCRE2 stopped with an error (a match or depth
+ * limit) neither matched nor failed to, and that stays unknown through And / Or / Not exactly as
+ * far as it can change the result (Kleene's logic: false And unknown is false, true Or unknown
+ * is true, Not unknown is unknown). The rule decides what an unknown means (run_rules).
+ */
+enum tri { NO = 0, YES = 1, UNKNOWN = 2 };
+
+/* A statement over a field: any value matching is a match, even when another value errs. */
+static enum tri field_eval(struct gw_waf_ctx *c, const struct gw_waf_stmt *s, gw_waf_value_fn fn) {
+    uint32_t errors = c->match_errors;
+    if (gw_waf_field_any(c, s, fn))
+        return YES;
+    return c->match_errors != errors ? UNKNOWN : NO;
+}
+
+static enum tri of(bool b) {
+    return b ? YES : NO;
+}
+
+static enum tri stmt_eval(struct gw_waf_ctx *c, const struct gw_waf_stmt *s) {
+    enum tri r;
     switch (s->kind) {
     case GW_STMT_BYTE:
-        return gw_waf_field_any(c, s, byte_match);
+        return field_eval(c, s, byte_match);
     case GW_STMT_REGEX:
-        return gw_waf_field_any(c, s, regex_match);
+        return field_eval(c, s, regex_match);
     case GW_STMT_SIZE:
-        return gw_waf_field_any(c, s, size_match);
+        return field_eval(c, s, size_match);
     case GW_STMT_SQLI:
-        return gw_waf_field_any(c, s, sqli_match);
+        return field_eval(c, s, sqli_match);
     case GW_STMT_XSS:
-        return gw_waf_field_any(c, s, xss_match);
+        return field_eval(c, s, xss_match);
     case GW_STMT_IPSET:
-        return ipset_match(c, s);
+        return of(ipset_match(c, s));
     case GW_STMT_RATE:
-        return rate_match(c, s);
+        return of(rate_match(c, s));
     case GW_STMT_LABEL:
-        return label_match(c, s);
+        return of(label_match(c, s));
     case GW_STMT_AND:
-        for (size_t i = 0; i < s->u.logic.n; i++)
-            if (!gw_waf_stmt_match(c, s->u.logic.kids[i]))
-                return false;
-        return true;
+        r = YES;
+        for (size_t i = 0; i < s->u.logic.n; i++) {
+            enum tri k = stmt_eval(c, s->u.logic.kids[i]);
+            if (k == NO)
+                return NO;
+            if (k == UNKNOWN)
+                r = UNKNOWN;
+        }
+        return r;
     case GW_STMT_OR:
-        for (size_t i = 0; i < s->u.logic.n; i++)
-            if (gw_waf_stmt_match(c, s->u.logic.kids[i]))
-                return true;
-        return false;
+        r = NO;
+        for (size_t i = 0; i < s->u.logic.n; i++) {
+            enum tri k = stmt_eval(c, s->u.logic.kids[i]);
+            if (k == YES)
+                return YES;
+            if (k == UNKNOWN)
+                r = UNKNOWN;
+        }
+        return r;
     case GW_STMT_NOT:
-        return !gw_waf_stmt_match(c, s->u.logic.kids[0]);
+        r = stmt_eval(c, s->u.logic.kids[0]);
+        return r == UNKNOWN ? UNKNOWN : of(r == NO);
     case GW_STMT_GROUP:
-        return group_match(c, s);
+        return of(group_match(c, s));
     }
-    return false;
+    return NO;
+}
+
+/* A scope-down statement whose outcome is unknown lets the request through to what it guards
+ * (the rate is counted, the group runs): inspecting more is the safe side. */
+bool gw_waf_stmt_match(struct gw_waf_ctx *c, const struct gw_waf_stmt *s) {
+    return stmt_eval(c, s) != NO;
 }
 
 static bool run_rules(struct gw_waf_ctx *c, const struct gw_waf_rule *rules, size_t n,
@@ -265,10 +327,20 @@ static bool run_rules(struct gw_waf_ctx *c, const struct gw_waf_rule *rules, siz
             continue;
         }
         /* A statement the memo already clears costs a lookup, not an evaluation. */
-        if (gw_waf_known_clear(c, r->stmt) || !gw_waf_stmt_match(c, r->stmt))
+        if (gw_waf_known_clear(c, r->stmt))
+            continue;
+        uint32_t errors = c->match_errors;
+        enum tri m = stmt_eval(c, r->stmt);
+        enum gw_waf_rule_action act = force_count ? GW_ACT_COUNT : r->action;
+        if (c->match_errors != errors)
+            c->match_error_rule = r->name;
+        /* Fail closed: an error never lets through what a Block rule exists to stop, and never
+         * admits what an Allow rule would have let past the rules after it. */
+        if (m == UNKNOWN)
+            m = act == GW_ACT_ALLOW ? NO : YES;
+        if (m == NO)
             continue;
         add_labels(c, r);
-        enum gw_waf_rule_action act = force_count ? GW_ACT_COUNT : r->action;
         if (act == GW_ACT_COUNT) {
             count(r->m_counted);
             continue;
@@ -286,6 +358,7 @@ static bool run_rules(struct gw_waf_ctx *c, const struct gw_waf_rule *rules, siz
 void gw_waf_acl_eval(const struct gw_waf_acl *a, struct gw_waf_ctx *c, struct gw_waf_result *out) {
     *out = (struct gw_waf_result){0};
     c->memo = a->memo;
+    c->mctx = a->mctx;
     if (run_rules(c, a->rules, a->nrules, NULL, false, out))
         return;
     out->action = a->default_action;

@@ -174,15 +174,15 @@ static bool transform_match(struct gw_waf_ctx *c, const struct gw_waf_stmt *s, g
                             const char *p, size_t n, bool stable, bool *exact) {
     const struct gw_waf_tx_list *tx = &s->tx;
     if (tx->n == 0 || (tx->n == 1 && tx->t[0] == GW_TX_NONE))
-        return fn(s, p, n);
+        return fn(c, s, p, n);
     /* Only bytes that stay put for the request are remembered (not a scratch buffer's). */
     uint8_t have = stable ? request_features(c, p, n) : features_of(p, n);
     /* The common case, a value none of the list's transformations would touch: as it is. */
     if ((tx->acts_on & F_SEALED) && !(tx->acts_on & (have | F_ALWAYS)))
-        return fn(s, p, n);
+        return fn(c, s, p, n);
     if (!grow(c->scr, n + 1)) {
         *exact = false;
-        return fn(s, p, n); /* out of memory: inspect the raw value rather than nothing */
+        return fn(c, s, p, n); /* out of memory: inspect the raw value rather than nothing */
     }
     const char *in = p;
     char *bufs[2] = {c->scr->a, c->scr->b};
@@ -196,7 +196,7 @@ static bool transform_match(struct gw_waf_ctx *c, const struct gw_waf_stmt *s, g
         which ^= 1;
         have = features_of(in, n);
     }
-    return fn(s, in, n);
+    return fn(c, s, in, n);
 }
 
 /* One value through one statement, answered from the memo when the value was seen before. */
@@ -211,8 +211,10 @@ static bool check_value(struct gw_waf_ctx *c, const struct gw_waf_stmt *s, gw_wa
         }
     }
     bool exact = true;
+    uint32_t errors = c->match_errors;
     bool hit = transform_match(c, s, fn, p, n, stable, &exact);
-    if (e && !hit && exact)
+    /* A regex PCRE2 stopped with an error did not say "no match": nothing to remember. */
+    if (e && !hit && exact && c->match_errors == errors)
         gw_waf_memo_learn(e, s->memo);
     return hit;
 }

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -36,6 +37,10 @@ struct sl_waf {
     bool memo_off;
     struct sl_metric_family *rule_metrics;
     struct sl_metric *m_reload_ok, *m_reload_err;
+    struct sl_metric *m_match_errors;
+    uint64_t match_errors;
+    int64_t match_error_logged_ms; /* the log line about them, at most one every 10 s */
+    uint64_t match_errors_unlogged;
 
     char *path;                  /* NULL: the shipped default */
     uint64_t digest, bad_digest; /* content hashes: skip reloading what is in force or refused */
@@ -206,6 +211,13 @@ static int make(const struct sl_waf_opts *o, struct sl_waf **out) {
             w->m_reload_ok = sl_metric_child1(rl, "ok");
             w->m_reload_err = sl_metric_child1(rl, "error");
         }
+        struct sl_metric_family *me = sl_metrics_counter(
+            o->metrics, "sluice_gateway_waf_match_errors_total",
+            "Regex evaluations PCRE2 ended with an error (match or depth limit) instead of a "
+            "verdict; the rule then decides as docs/waf.md says.",
+            NULL);
+        if (me)
+            w->m_match_errors = sl_metric_get(me);
     }
     *out = w;
     return 0;
@@ -293,6 +305,27 @@ void sl_waf_close(struct sl_waf *w, void (*cb)(void *data), void *data) {
     sl_filewatch_close(w->watch, on_watch_closed, w);
 }
 
+/* Counts the match errors of one evaluation and says so in the log, at most every 10 s: an
+ * attacker who found a pattern's limit should not also get to flood the log. */
+static void match_errors(struct sl_waf *w, const struct gw_waf_ctx *c) {
+    w->match_errors += c->match_errors;
+    if (w->m_match_errors)
+        sl_counter_add(w->m_match_errors, c->match_errors);
+    w->match_errors_unlogged += c->match_errors;
+    int64_t now = mono_ms(NULL);
+    if (w->match_error_logged_ms && now - w->match_error_logged_ms < 10000)
+        return;
+    char msg[128];
+    gw_waf_match_error_text(c->match_error_rc, msg, sizeof msg);
+    SL_WARN("waf: rule %s: a regex match stopped with \"%s\" (%" PRIu64
+            " such errors since the last line); a rule it leaves undecided blocks or counts as "
+            "if matched, an Allow rule does not allow",
+            c->match_error_rule ? c->match_error_rule : "(scope-down)", msg,
+            w->match_errors_unlogged);
+    w->match_error_logged_ms = now;
+    w->match_errors_unlogged = 0;
+}
+
 void sl_waf_evaluate(struct sl_waf *w, const struct sl_http_request *req, const char *client_ip,
                      struct sl_waf_verdict *out) {
     *out = (struct sl_waf_verdict){.action = SL_WAF_ALLOW, .rule = "Default_Action"};
@@ -303,6 +336,8 @@ void sl_waf_evaluate(struct sl_waf *w, const struct sl_http_request *req, const 
     struct gw_waf_result res;
     gw_waf_acl_eval(w->acl, &c, &res);
     gw_waf_ctx_release(&c);
+    if (c.match_errors)
+        match_errors(w, &c);
     out->action = res.action == GW_ACT_BLOCK ? SL_WAF_BLOCK : SL_WAF_ALLOW;
     if (res.rule) {
         out->rule = res.rule->name;
@@ -330,6 +365,10 @@ const char *sl_waf_name(const struct sl_waf *w) {
 
 size_t sl_waf_rule_count(const struct sl_waf *w) {
     return w && w->acl ? w->acl->nrules : 0;
+}
+
+uint64_t sl_waf_match_errors(const struct sl_waf *w) {
+    return w ? w->match_errors : 0;
 }
 
 uint64_t sl_waf_memo_hits(const struct sl_waf *w) {

@@ -161,6 +161,10 @@ struct gw_waf_stmt {
             uint32_t minlen;
             int first;    /* the byte every match starts with, or -1 */
             int required; /* a byte every match contains, or -1 */
+            /* Their other case (or -1): PCRE2 does not say whether a code unit is compared
+             * caselessly (an inline (?i) never shows in its options), so a letter's other case
+             * counts too. */
+            int first_other, required_other;
             bool has_bitmap;
             uint8_t bitmap[32]; /* the bytes a match can start with */
             /* prefilter.c: the expression in Vectorscan prefilter mode (NULL: none). */
@@ -251,7 +255,14 @@ struct gw_waf_acl {
     size_t rate_capacity;
     struct sl_metric *m_default;
     struct gw_waf_memo *memo; /* memo.c; NULL: every statement evaluates every value */
+    void *mctx;               /* pcre2_match_context_8: the match and depth limits */
 };
+
+/* PCRE2's limits on one match attempt (docs/waf.md, "Match errors"). The match limit counts
+ * backtracking steps per start position; the depth limit bounds the interpreter's backtracking
+ * memory (the JIT is bounded by its 32 KiB stack instead). */
+#define GW_WAF_MATCH_LIMIT 10000
+#define GW_WAF_DEPTH_LIMIT 1000
 
 /* Options of a load: the per-rule counter family (labels rule, action; may be NULL) and the
  * rate tables' size. */
@@ -389,6 +400,11 @@ struct gw_waf_ctx {
     int json_state; /* 0 not parsed, 1 parsed, -1 invalid */
     struct cJSON *json;
     struct gw_waf_memo *memo; /* the ACL's (gw_waf_acl_eval sets it); NULL: none */
+    void *mctx;               /* the ACL's pcre2 match context (gw_waf_acl_eval sets it) */
+    /* eval.c: regex evaluations PCRE2 ended with an error, the last error and the rule. */
+    uint32_t match_errors;
+    int match_error_rc;
+    const char *match_error_rule;
     /* fields.c: per whole field (GW_WAF_WHOLE_* - 1), the statements the memo knew not to
      * match all of its values when first asked in this request (bit w of whole_have). */
     uint8_t whole_have;
@@ -427,7 +443,8 @@ static inline bool gw_waf_known_clear(struct gw_waf_ctx *c, const struct gw_waf_
 void gw_waf_tx_seal(struct gw_waf_tx_list *tx);
 /* fields.c: calls `fn` on every (transformed) value the field yields until it returns true.
  * Returns true when some value matched (or the oversize handling says MATCH). */
-typedef bool (*gw_waf_value_fn)(const struct gw_waf_stmt *s, const char *p, size_t n);
+typedef bool (*gw_waf_value_fn)(struct gw_waf_ctx *c, const struct gw_waf_stmt *s, const char *p,
+                                size_t n);
 bool gw_waf_field_any(struct gw_waf_ctx *c, const struct gw_waf_stmt *s, gw_waf_value_fn fn);
 void gw_waf_ctx_release(struct gw_waf_ctx *c);
 /* Parses a textual address into the 16-byte form (IPv4 mapped). */
@@ -459,5 +476,7 @@ struct gw_waf_result {
 };
 void gw_waf_acl_eval(const struct gw_waf_acl *a, struct gw_waf_ctx *c, struct gw_waf_result *out);
 bool gw_waf_stmt_match(struct gw_waf_ctx *c, const struct gw_waf_stmt *s);
+/* The text of a PCRE2 error code (match_error_rc) into buf. */
+void gw_waf_match_error_text(int rc, char *buf, size_t len);
 
 #endif

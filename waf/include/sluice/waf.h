@@ -78,6 +78,8 @@ const char *sl_waf_name(const struct sl_waf *w);
 size_t sl_waf_rule_count(const struct sl_waf *w);
 /* Statement checks the ACL in force answered from its memo of values seen before (docs/waf.md). */
 uint64_t sl_waf_memo_hits(const struct sl_waf *w);
+/* Regex evaluations PCRE2 ended with an error since the WAF opened (docs/waf.md). */
+uint64_t sl_waf_match_errors(const struct sl_waf *w);
 
 /*
  * Offline evaluation (`sluicectl waf eval`, bench/waf): reads one request from raw HTTP/1.x
