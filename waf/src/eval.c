@@ -67,7 +67,8 @@ static bool regex_match(struct gw_waf_ctx *c, const struct gw_waf_stmt *s, const
         if (i == n)
             return false;
     }
-    if (!gw_waf_prefilter_may_match(s, p, n))
+    /* A secret (the API key) is scanned but never remembered among the prefilter's misses. */
+    if (!gw_waf_prefilter_may_match(s, p, n, !c->secret))
         return false;
     /* pcre2_jit_match skips the interpreter's checks when the pattern was JIT-compiled. Both
      * take the ACL's match context: its match and depth limits end a runaway backtrack. */

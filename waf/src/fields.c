@@ -219,6 +219,21 @@ static bool check_value(struct gw_waf_ctx *c, const struct gw_waf_stmt *s, gw_wa
     return hit;
 }
 
+/* The API key header: its value is a secret, and no cache keeps a secret (docs/waf.md). */
+static bool secret_header(struct sl_str name) {
+    return eq_nocase(name.p, name.len, "x-api-key");
+}
+
+/* A secret value: inspected like any other, but neither the memo nor a regex prefilter's
+ * misses keep its bytes, raw or transformed. */
+static bool check_secret(struct gw_waf_ctx *c, const struct gw_waf_stmt *s, gw_waf_value_fn fn,
+                         const char *p, size_t n) {
+    c->secret = true;
+    bool hit = check_value(c, s, fn, p, n, false);
+    c->secret = false;
+    return hit;
+}
+
 /* ANDs into `known` the statements the memo knows value p[0..n) does not match. */
 static void and_known(struct gw_waf_ctx *c, uint64_t *known, const char *p, size_t n) {
     if (n > GW_WAF_MEMO_MAX) {
@@ -258,7 +273,10 @@ const uint64_t *gw_waf_whole_known(struct gw_waf_ctx *c, int whole) {
     default: /* GW_WAF_WHOLE_HEADERS */
         for (size_t i = 0; i < r->nheaders; i++) {
             and_known(c, known, r->headers[i].name.p, r->headers[i].name.len);
-            and_known(c, known, r->headers[i].value.p, r->headers[i].value.len);
+            if (secret_header(r->headers[i].name)) /* never remembered: nothing is known */
+                memset(known, 0, sizeof c->whole_known[0]);
+            else
+                and_known(c, known, r->headers[i].value.p, r->headers[i].value.len);
         }
         break;
     }
@@ -291,6 +309,18 @@ static bool check_kv(struct gw_waf_ctx *c, const struct gw_waf_stmt *s, gw_waf_v
     if (sc != GW_SCOPE_VALUE && check(c, s, fn, k.p, k.len))
         return true;
     return sc != GW_SCOPE_KEY && check(c, s, fn, v.p, v.len);
+}
+
+/* One header of a Headers field: name and value as the scope says, the API key's value kept
+ * out of every cache. */
+static bool check_header(struct gw_waf_ctx *c, const struct gw_waf_stmt *s, gw_waf_value_fn fn,
+                         const struct sl_http_header *h) {
+    if (!secret_header(h->name))
+        return check_kv(c, s, fn, h->name, h->value);
+    enum gw_waf_scope sc = s->field.scope;
+    if (sc != GW_SCOPE_VALUE && check(c, s, fn, h->name.p, h->name.len))
+        return true;
+    return sc != GW_SCOPE_KEY && check_secret(c, s, fn, h->value.p, h->value.len);
 }
 
 /* Splits "a=1&b=2" (or cookies "a=1; b=2") into pairs and calls back for each. */
@@ -436,16 +466,23 @@ bool gw_waf_field_any(struct gw_waf_ctx *c, const struct gw_waf_stmt *s, gw_waf_
     const struct gw_waf_field *f = &s->field;
     switch (f->kind) {
     case GW_FIELD_SINGLE_HEADER:
-        for (size_t i = 0; i < r->nheaders; i++)
-            if (eq_nocase_n(r->headers[i].name.p, r->headers[i].name.len, f->name, f->name_len) &&
-                check(c, s, fn, r->headers[i].value.p, r->headers[i].value.len))
+        for (size_t i = 0; i < r->nheaders; i++) {
+            const struct sl_http_header *h = &r->headers[i];
+            if (!eq_nocase_n(h->name.p, h->name.len, f->name, f->name_len))
+                continue;
+            if (secret_header(h->name) ? check_secret(c, s, fn, h->value.p, h->value.len)
+                                       : check(c, s, fn, h->value.p, h->value.len))
                 return true;
+        }
         return false;
     case GW_FIELD_HEADERS:
-        for (size_t i = 0; i < r->nheaders; i++)
-            if (selected(f, r->headers[i].name.p, r->headers[i].name.len) &&
-                check_kv(c, s, fn, r->headers[i].name, r->headers[i].value))
+        for (size_t i = 0; i < r->nheaders; i++) {
+            const struct sl_http_header *h = &r->headers[i];
+            if (!selected(f, h->name.p, h->name.len))
+                continue;
+            if (check_header(c, s, fn, h))
                 return true;
+        }
         return false;
     case GW_FIELD_SINGLE_QUERY_ARG:
         return each_pair(c, s, fn, r->query.p, r->query.len, '&', on_single_arg);

@@ -168,7 +168,13 @@ static int on_match(unsigned int id, unsigned long long from, unsigned long long
     return 1; /* one is enough: stop scanning */
 }
 
-bool gw_waf_prefilter_may_match(const struct gw_waf_stmt *s, const char *p, size_t n) {
+const void *gw_waf_prefilter_misses(const struct gw_waf_stmt *s, size_t *len) {
+    *len = s->u.regex.hs_misses ? sizeof(struct misses) : 0;
+    return s->u.regex.hs_misses;
+}
+
+bool gw_waf_prefilter_may_match(const struct gw_waf_stmt *s, const char *p, size_t n,
+                                bool remember) {
     if (!s->u.regex.hs_db || n > 0xffffffffu)
         return true;
     struct misses *m = s->u.regex.hs_misses;
@@ -185,7 +191,7 @@ bool gw_waf_prefilter_may_match(const struct gw_waf_stmt *s, const char *p, size
                             (hs_scratch_t *)s->u.regex.hs_scratch, on_match, &hit);
     if (rc != HS_SUCCESS && rc != HS_SCAN_TERMINATED)
         return true; /* an error proves nothing: let PCRE2 decide */
-    if (!hit && m && n && n <= MISS_MAX) {
+    if (!hit && remember && m && n && n <= MISS_MAX) {
         m->slot[k].hash = hash;
         m->slot[k].len = (uint32_t)n;
         memcpy(m->slot[k].bytes, p, n);

@@ -303,10 +303,10 @@ uint32_t gw_waf_rate_window(const struct gw_waf_rate *r);
 
 /*
  * memo.c: what past requests showed about their short values. The same bytes come again and
- * again (Host, User-Agent, Accept, a client's API key, the paths of an API), and a statement's
- * verdict on a value depends on nothing but the value's bytes (its transformations are part of
- * the statement). So each remembered value keeps the set of statements known NOT to match it,
- * and a statement asked about it again answers from the set. Only "no match" is remembered,
+ * again (Host, User-Agent, Accept, the paths of an API; never the API key, see fields.c), and a
+ * statement's verdict on a value depends on nothing but the value's bytes (its transformations are
+ * part of the statement). So each remembered value keeps the set of statements known NOT to match
+ * it, and a statement asked about it again answers from the set. Only "no match" is remembered,
  * only for the exact bytes (the hash picks the slot, a full compare decides), and only a
  * verdict reached the normal way: an entry can save an evaluation but never hide a match.
  * Owned by one compiled ACL (a reload starts empty); evaluation is single-threaded.
@@ -401,6 +401,8 @@ struct gw_waf_ctx {
     struct cJSON *json;
     struct gw_waf_memo *memo; /* the ACL's (gw_waf_acl_eval sets it); NULL: none */
     void *mctx;               /* the ACL's pcre2 match context (gw_waf_acl_eval sets it) */
+    /* fields.c: the value being checked is a secret (the API key): no cache keeps it. */
+    bool secret;
     /* eval.c: regex evaluations PCRE2 ended with an error, the last error and the rule. */
     uint32_t match_errors;
     int match_error_rc;
@@ -465,7 +467,10 @@ int gw_waf_forwarded_ips(const struct sl_http_request *req, const struct gw_waf_
  */
 void gw_waf_prefilter_build(const char *re, uint32_t minlen, struct gw_waf_stmt *s);
 void gw_waf_prefilter_free(struct gw_waf_stmt *s);
-bool gw_waf_prefilter_may_match(const struct gw_waf_stmt *s, const char *p, size_t n);
+bool gw_waf_prefilter_may_match(const struct gw_waf_stmt *s, const char *p, size_t n,
+                                bool remember);
+/* The statement's remembered misses as raw memory, for tests that check what it keeps. */
+const void *gw_waf_prefilter_misses(const struct gw_waf_stmt *s, size_t *len);
 
 /* eval.c */
 struct gw_waf_result {

@@ -1238,7 +1238,7 @@ static void test_regex_prefilter_never_skips_a_match(void **state) {
                         size_t len_i = pass == 0 ? n : (n ? n - 1 : 0); /* also a truncation */
                         bool pcre =
                             pcre2_match(code, (PCRE2_SPTR)inputs[i], len_i, 0, 0, md, NULL) >= 0;
-                        if (pcre && !gw_waf_prefilter_may_match(&s, inputs[i], len_i))
+                        if (pcre && !gw_waf_prefilter_may_match(&s, inputs[i], len_i, true))
                             fail_msg("prefilter of %s skips %.*s", re, (int)len_i, inputs[i]);
                     }
                 }
@@ -1247,22 +1247,23 @@ static void test_regex_prefilter_never_skips_a_match(void **state) {
                     int vlen = snprintf(value, sizeof value, "value-%d-%x", v, (unsigned)v * 7919u);
                     bool pcre =
                         pcre2_match(code, (PCRE2_SPTR)value, (size_t)vlen, 0, 0, md, NULL) >= 0;
-                    if (pcre && !gw_waf_prefilter_may_match(&s, value, (size_t)vlen))
+                    if (pcre && !gw_waf_prefilter_may_match(&s, value, (size_t)vlen, true))
                         fail_msg("prefilter of %s skips %s", re, value);
                     if (!pcre)
-                        gw_waf_prefilter_may_match(&s, value, (size_t)vlen);
+                        gw_waf_prefilter_may_match(&s, value, (size_t)vlen, true);
                 }
             }
             if (strstr(re, "processbuilder") && s.u.regex.hs_db) {
                 java_seen = true;
                 for (int again = 0; again < 2; again++) /* the second time from memory */
                     for (size_t i = 0; i < sizeof benign / sizeof benign[0]; i++)
-                        assert_false(gw_waf_prefilter_may_match(&s, benign[i], strlen(benign[i])));
-                assert_true(gw_waf_prefilter_may_match(&s, "x java.lang.Runtime", 19));
-                assert_true(gw_waf_prefilter_may_match(&s, "x java.lang.Runtime", 19));
+                        assert_false(
+                            gw_waf_prefilter_may_match(&s, benign[i], strlen(benign[i]), true));
+                assert_true(gw_waf_prefilter_may_match(&s, "x java.lang.Runtime", 19, true));
+                assert_true(gw_waf_prefilter_may_match(&s, "x java.lang.Runtime", 19, true));
                 /* One byte away from a remembered benign value, and a match: scanned, found. */
-                assert_false(gw_waf_prefilter_may_match(&s, "x java.lang.Runtimf", 19));
-                assert_true(gw_waf_prefilter_may_match(&s, "x java.lang.Runtime", 19));
+                assert_false(gw_waf_prefilter_may_match(&s, "x java.lang.Runtimf", 19, true));
+                assert_true(gw_waf_prefilter_may_match(&s, "x java.lang.Runtime", 19, true));
             }
             gw_waf_prefilter_free(&s);
             pcre2_match_data_free(md);

@@ -1,4 +1,5 @@
-/* Unit tests for the WAF's defences against its own inputs: regex flags and limits. */
+/* Unit tests for the WAF's defences against its own inputs: regex flags and limits, and what
+ * the caches keep. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -178,12 +179,99 @@ static void test_a_match_error_decides_by_the_rule_action(void **state) {
     sl_waf_free(w);
 }
 
+/* ---- what the caches keep ------------------------------------------------------------------ */
+
+static bool holds(const void *mem, size_t len, const char *s) {
+    return mem && memmem(mem, len, s, strlen(s)) != NULL;
+}
+
+/* Whether any cache of the ACL (the memo, every regex prefilter's misses) holds s. */
+static bool cached_anywhere(const struct gw_waf_acl *a, const char *s) {
+    if (a->memo && holds(a->memo, sizeof *a->memo, s))
+        return true;
+    for (size_t i = 0; i < a->nrules; i++) {
+        const struct gw_waf_stmt *st = a->rules[i].stmt;
+        if (st->kind != GW_STMT_REGEX)
+            continue;
+        size_t len;
+        const void *m = gw_waf_prefilter_misses(st, &len);
+        if (holds(m, len, s))
+            return true;
+    }
+    return false;
+}
+
+/* A regex long enough to get a prefilter (64 bytes and more). */
+#define LONG_RE "(?:java\\\\.lang\\\\.runtime|processbuilder|clonetransformer|forclosure|invoker)"
+
+static void test_the_api_key_is_never_cached(void **state) {
+    (void)state;
+    struct sl_waf *w = open_acl(
+        ACL(RULE("H", 0, "Block",
+                 "{'RegexMatchStatement':{'RegexString':'" LONG_RE "','FieldToMatch':{'Headers':{"
+                 "'MatchPattern':{'All':{}},'MatchScope':'ALL','"
+                 "OversizeHandling':'CONTINUE'}},"
+                 "'TextTransformations':[{'Priority':0,'Type':'LOWERCASE'}]"
+                 "}}") "," RULE("S", 1, "Block",
+                                "{'"
+                                "RegexMatchStat"
+                                "ement':{'"
+                                "RegexString':"
+                                "'" LONG_RE "','"
+                                "FieldToMatch':"
+                                "{'"
+                                "SingleHeader':"
+                                "{"
+                                "'Name':'x-api-"
+                                "key'}},'"
+                                "TextTransforma"
+                                "tions':[{'"
+                                "Priority':0,'"
+                                "Type':'NONE'}]"
+                                "}}") "," RULE("X", 2, "Block",
+                                               "{'XssMatchStatement':{'"
+                                               "FieldToMatch':{'"
+                                               "SingleHeader':{'Name':'X-"
+                                               "Api-Key'}},"
+                                               "'TextTransformations':[{'"
+                                               "Priority':0,'Type':'NONE'}]"
+                                               "}}")));
+    struct sl_waf *d = NULL;
+    struct sl_buf err;
+    sl_buf_init(&err, 1 << 16);
+    assert_int_equal(sl_waf_open(NULL, &d, &err), 0); /* the shipped default ACL */
+    sl_buf_free(&err);
+    struct sl_waf *both[] = {w, d};
+    for (size_t k = 0; k < 2; k++) {
+        for (int round = 0; round < 3; round++) {
+            struct req q;
+            mk(&q, "/v1/items", NULL, 0, "User-Agent: test/1", "X-API-Key: SeCrEt-Key-0123",
+               "Accept: application/json", NULL);
+            assert_false(blocked(both[k], &q));
+            mk(&q, "/v1/items", NULL, 0, "user-agent: test/1", "x-api-key: SeCrEt-Key-0123", NULL);
+            assert_false(blocked(both[k], &q));
+        }
+        const struct gw_waf_acl *a = *(struct gw_waf_acl *const *)both[k]; /* its first field */
+        assert_false(cached_anywhere(a, "SeCrEt-Key-0123"));
+        assert_false(cached_anywhere(a, "secret-key-0123"));
+        /* What is not a secret is still remembered. */
+        assert_true(cached_anywhere(a, "application/json"));
+    }
+    /* The key is still inspected. */
+    struct req q;
+    mk(&q, "/", NULL, 0, "X-API-Key: x java.lang.Runtime", NULL);
+    assert_true(blocked(w, &q));
+    sl_waf_free(w);
+    sl_waf_free(d);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_inline_caseless_flag_matches_the_other_case),
         cmocka_unit_test(test_caseless_unicode_mode_letters_match_outside_ascii),
         cmocka_unit_test(test_catastrophic_backtracking_stops_at_the_limit_and_is_counted),
         cmocka_unit_test(test_a_match_error_decides_by_the_rule_action),
+        cmocka_unit_test(test_the_api_key_is_never_cached),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
