@@ -8,6 +8,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "sluice/routes.h"
 #include "waf_internal.h"
 
 static bool eq_nocase_n(const char *a, size_t an, const char *b, size_t bn) {
@@ -357,9 +358,23 @@ static bool on_all_args(struct gw_waf_ctx *c, const struct gw_waf_stmt *s, gw_wa
     return check(c, s, fn, v.p, v.len);
 }
 
+/* Whether query argument name k is `name` (case-insensitively) as the handler sees it:
+ * percent-decoded with '+' a space, by the gateway's own decoder. A name that does not decode
+ * is compared as it came (the gateway answers such a request 400 before any handler). */
+static bool arg_name_is(struct gw_waf_ctx *c, struct sl_str k, const char *name, size_t nlen) {
+    if (!memchr(k.p, '%', k.len) && !memchr(k.p, '+', k.len))
+        return eq_nocase_n(k.p, k.len, name, nlen);
+    if (k.len > 3 * nlen + 2 || !grow(c->scr, k.len)) /* too long to decode to `name` */
+        return eq_nocase_n(k.p, k.len, name, nlen);
+    int dn = sl_url_decode(k.p, k.len, c->scr->a, c->scr->cap, 1);
+    if (dn < 0)
+        return eq_nocase_n(k.p, k.len, name, nlen);
+    return eq_nocase_n(c->scr->a, (size_t)dn, name, nlen);
+}
+
 static bool on_single_arg(struct gw_waf_ctx *c, const struct gw_waf_stmt *s, gw_waf_value_fn fn,
                           struct sl_str k, struct sl_str v) {
-    return eq_nocase_n(k.p, k.len, s->field.name, s->field.name_len) && check(c, s, fn, v.p, v.len);
+    return arg_name_is(c, k, s->field.name, s->field.name_len) && check(c, s, fn, v.p, v.len);
 }
 
 static bool on_cookie(struct gw_waf_ctx *c, const struct gw_waf_stmt *s, gw_waf_value_fn fn,
@@ -375,7 +390,116 @@ struct json_walk {
     gw_waf_value_fn fn;
     char path[512]; /* JSON Pointer of the element being visited, for IncludedPaths */
     size_t plen;
+    /* With c->json_text: the body's text, read alongside cJSON's tree for the strings' bytes. */
+    const char *text, *at, *end;
 };
+
+/*
+ * cJSON decodes a string with \u0000 (or a raw NUL) in it in full but ends it at the NUL, and
+ * its length is lost: read with strlen, "x\u0000<script>" would be inspected as "x" while the
+ * handler sees all of it. Only then are the strings read from the text (json_string).
+ */
+static bool json_may_hold_nul(const char *p, size_t n) {
+    return memchr(p, '\0', n) || memmem(p, n, "\\u0000", 6);
+}
+
+static void json_space(struct json_walk *w) {
+    while (w->at < w->end && (unsigned char)*w->at <= ' ') /* cJSON's white space, NUL too */
+        w->at++;
+}
+
+static uint32_t hex4(const char *p, const char *end) {
+    uint32_t v = 0;
+    for (int i = 0; i < 4; i++) {
+        int d = p + i < end ? sl_hex_digit((unsigned char)p[i]) : -1;
+        if (d < 0)
+            return 0xfffd; /* cJSON refused such text; a replacement keeps the walk going */
+        v = v << 4 | (uint32_t)d;
+    }
+    return v;
+}
+
+static char *put_utf8(char *o, uint32_t cp) {
+    if (cp < 0x80) {
+        *o++ = (char)cp;
+    } else if (cp < 0x800) {
+        *o++ = (char)(0xc0 | cp >> 6);
+        *o++ = (char)(0x80 | (cp & 0x3f));
+    } else if (cp < 0x10000) {
+        *o++ = (char)(0xe0 | cp >> 12);
+        *o++ = (char)(0x80 | ((cp >> 6) & 0x3f));
+        *o++ = (char)(0x80 | (cp & 0x3f));
+    } else {
+        *o++ = (char)(0xf0 | cp >> 18);
+        *o++ = (char)(0x80 | ((cp >> 12) & 0x3f));
+        *o++ = (char)(0x80 | ((cp >> 6) & 0x3f));
+        *o++ = (char)(0x80 | (cp & 0x3f));
+    }
+    return o;
+}
+
+/* The string at w->at (its opening quote), decoded as cJSON decodes it into c->json_text at the
+ * string's own offset: a decoded string is never longer than its text, so strings never overlap
+ * and each stays put for the request (the memo may remember it). */
+static struct sl_str json_string(struct json_walk *w) {
+    if (w->at >= w->end || *w->at != '"')
+        return (struct sl_str){"", 0}; /* not where cJSON found a string: cannot happen */
+    const char *q = w->at + 1;
+    char *out = w->c->json_text + (q - w->text), *o = out;
+    while (q < w->end && *q != '"') {
+        if (*q != '\\' || q + 1 >= w->end) {
+            *o++ = *q++;
+            continue;
+        }
+        char e = q[1];
+        q += 2;
+        switch (e) {
+        case 'b':
+            *o++ = '\b';
+            break;
+        case 'f':
+            *o++ = '\f';
+            break;
+        case 'n':
+            *o++ = '\n';
+            break;
+        case 'r':
+            *o++ = '\r';
+            break;
+        case 't':
+            *o++ = '\t';
+            break;
+        case 'u': {
+            uint32_t cp = hex4(q, w->end);
+            q = q + 4 < w->end ? q + 4 : w->end;
+            if (cp >= 0xd800 && cp <= 0xdbff && q + 6 <= w->end && q[0] == '\\' && q[1] == 'u') {
+                cp = 0x10000 + ((cp & 0x3ff) << 10 | (hex4(q + 2, w->end) & 0x3ff));
+                q += 6;
+            }
+            o = put_utf8(o, cp);
+            break;
+        }
+        default: /* \" \\ \/ */
+            *o++ = e;
+        }
+    }
+    w->at = q < w->end ? q + 1 : q;
+    return (struct sl_str){out, (size_t)(o - out)};
+}
+
+/* Past one character the text must hold here ('{', ':', ...), if it does. */
+static void json_expect(struct json_walk *w, char ch) {
+    json_space(w);
+    if (w->at < w->end && *w->at == ch)
+        w->at++;
+}
+
+/* Past a number, true, false or null. */
+static void json_scalar(struct json_walk *w) {
+    json_space(w);
+    while (w->at < w->end && (unsigned char)*w->at > ' ' && !strchr(",]}", *w->at))
+        w->at++;
+}
 
 static bool path_included(const struct json_walk *w) {
     const struct gw_waf_field *f = &w->s->field;
@@ -393,35 +517,56 @@ static bool path_included(const struct json_walk *w) {
 static bool walk(struct json_walk *w, const cJSON *j) {
     enum gw_waf_scope sc = w->s->field.scope;
     if (cJSON_IsObject(j) || cJSON_IsArray(j)) {
+        bool obj = cJSON_IsObject(j);
+        if (w->text)
+            json_expect(w, obj ? '{' : '[');
         size_t idx = 0;
         for (const cJSON *k = j->child; k; k = k->next, idx++) {
             size_t saved = w->plen;
-            int wrote = cJSON_IsObject(j)
-                            ? snprintf(w->path + w->plen, sizeof w->path - w->plen, "/%s",
-                                       k->string ? k->string : "")
-                            : snprintf(w->path + w->plen, sizeof w->path - w->plen, "/%zu", idx);
+            struct sl_str key = {k->string ? k->string : "", k->string ? strlen(k->string) : 0};
+            if (obj && w->text) {
+                json_space(w);
+                key = json_string(w);
+                json_expect(w, ':');
+            }
+            size_t room = sizeof w->path - w->plen;
+            int wrote = obj ? snprintf(w->path + w->plen, room, "/%.*s", (int)key.len, key.p)
+                            : snprintf(w->path + w->plen, room, "/%zu", idx);
             if (wrote > 0)
-                w->plen += (size_t)wrote < sizeof w->path - w->plen ? (size_t)wrote
-                                                                    : sizeof w->path - w->plen - 1;
+                w->plen += (size_t)wrote < room ? (size_t)wrote : room - 1;
             bool hit = false;
-            if (cJSON_IsObject(j) && k->string && sc != GW_SCOPE_VALUE && path_included(w))
-                hit = check(w->c, w->s, w->fn, k->string, strlen(k->string));
+            if (obj && k->string && sc != GW_SCOPE_VALUE && path_included(w))
+                hit = check(w->c, w->s, w->fn, key.p, key.len);
             if (!hit)
                 hit = walk(w, k);
             w->plen = saved;
             w->path[saved] = '\0';
             if (hit)
                 return true;
+            if (w->text)
+                json_expect(w, ',');
         }
+        if (w->text)
+            json_expect(w, obj ? '}' : ']');
         return false;
+    }
+    struct sl_str str = {0};
+    if (w->text) {
+        json_space(w);
+        if (cJSON_IsString(j))
+            str = json_string(w);
+        else
+            json_scalar(w);
+    } else if (cJSON_IsString(j)) {
+        str = (struct sl_str){j->valuestring, strlen(j->valuestring)};
     }
     if (sc == GW_SCOPE_KEY || !path_included(w))
         return false;
+    if (cJSON_IsString(j))
+        return check(w->c, w->s, w->fn, str.p, str.len);
     char num[64];
     const char *v = NULL;
-    if (cJSON_IsString(j)) {
-        v = j->valuestring;
-    } else if (cJSON_IsNumber(j)) {
+    if (cJSON_IsNumber(j)) {
         snprintf(num, sizeof num, "%.17g", j->valuedouble);
         v = num;
     } else if (cJSON_IsBool(j)) {
@@ -438,6 +583,8 @@ static bool json_body(struct gw_waf_ctx *c, const struct gw_waf_stmt *s, gw_waf_
     if (c->json_state == 0) {
         c->json = cJSON_ParseWithLength(p, n);
         c->json_state = c->json ? 1 : -1;
+        if (c->json && json_may_hold_nul(p, n))
+            c->json_text = malloc(n); /* NULL (out of memory): cJSON's strings, cut at NUL */
     }
     if (c->json_state < 0) {
         switch (s->field.fallback) {
@@ -452,11 +599,19 @@ static bool json_body(struct gw_waf_ctx *c, const struct gw_waf_stmt *s, gw_waf_
         return check(c, s, fn, p, n);
     }
     struct json_walk w = {.c = c, .s = s, .fn = fn};
+    if (c->json_text) {
+        w.text = w.at = p;
+        w.end = p + n;
+        if (n >= 3 && memcmp(p, "\xef\xbb\xbf", 3) == 0) /* cJSON skips a UTF-8 BOM */
+            w.at += 3;
+    }
     return walk(&w, c->json);
 }
 
 void gw_waf_ctx_release(struct gw_waf_ctx *c) {
     cJSON_Delete(c->json);
+    free(c->json_text);
+    c->json_text = NULL;
     c->json = NULL;
     c->json_state = 0;
 }

@@ -407,6 +407,10 @@ struct gw_waf_ctx {
     uint32_t match_errors;
     int match_error_rc;
     const char *match_error_rule;
+    /* fields.c: a JSON body whose strings can hold NUL (a raw NUL or \u0000): the strings
+     * decoded again from the text into json_text at their own offsets, as cJSON ends its
+     * strings at the first NUL. */
+    char *json_text;
     /* fields.c: per whole field (GW_WAF_WHOLE_* - 1), the statements the memo knew not to
      * match all of its values when first asked in this request (bit w of whole_have). */
     uint8_t whole_have;

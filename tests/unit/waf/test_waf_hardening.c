@@ -1,5 +1,5 @@
-/* Unit tests for the WAF's defences against its own inputs: regex flags and limits, and what
- * the caches keep. */
+/* Unit tests for the WAF's defences against its own inputs: regex flags and limits, what the
+ * caches keep, and fields read as the handler reads them. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -75,6 +75,12 @@ static bool blocked(struct sl_waf *w, struct req *q) {
 static bool blocks_path(struct sl_waf *w, const char *target) {
     struct req q;
     mk(&q, target, NULL, 0, NULL);
+    return blocked(w, &q);
+}
+
+static bool blocks_body(struct sl_waf *w, const char *body, size_t n) {
+    struct req q;
+    mk(&q, "/", body, n, NULL);
     return blocked(w, &q);
 }
 
@@ -265,6 +271,62 @@ static void test_the_api_key_is_never_cached(void **state) {
     sl_waf_free(d);
 }
 
+/* ---- fields as the handler reads them ------------------------------------------------------ */
+
+static void test_json_body_values_are_inspected_past_an_escaped_nul(void **state) {
+    (void)state;
+    struct sl_waf *w =
+        open_acl(ONE_RULE("{'ByteMatchStatement':{'SearchString':'<script','FieldToMatch':{"
+                          "'JsonBody':{'MatchPattern':{'All':{}},'MatchScope':'ALL'}},"
+                          "'TextTransformations':[{'Priority':0,'Type':'LOWERCASE'}],"
+                          "'PositionalConstraint':'CONTAINS'}}"));
+    const char *esc = "{\"a\":\"x\\u0000<SCRIPT>\"}";
+    assert_true(blocks_body(w, esc, strlen(esc)));
+    const char *key = "{\"k\\u0000<script>\":1}";
+    assert_true(blocks_body(w, key, strlen(key)));
+    const char raw[] = "{\"a\":[1,\"x\0<script>\"]}";
+    assert_true(blocks_body(w, raw, sizeof raw - 1));
+    /* Escapes around it decode as cJSON decodes them. */
+    const char *mixed = "{\"b\": [true, null, 2.5e3, {\"c\": \"\\n\\u00e9\\ud83d\\ude00\\u0000"
+                        "\\u003cscript\"}]}";
+    assert_true(blocks_body(w, mixed, strlen(mixed)));
+    const char *clean = "{\"a\":\"x\\u0000<scrip\", \"b\": \"t\"}";
+    assert_false(blocks_body(w, clean, strlen(clean)));
+    sl_waf_free(w);
+    /* The exact decoded bytes: the NUL and what follows it. */
+    w = open_acl(ONE_RULE("{'ByteMatchStatement':{'SearchStringBase64':'eABBw6k=','FieldToMatch':"
+                          "{'JsonBody':{'MatchPattern':{'IncludedPaths':['/a/1']},"
+                          "'MatchScope':'VALUE'}},'TextTransformations':[{'Priority':0,'Type':"
+                          "'NONE'}],'PositionalConstraint':'EXACTLY'}}"));
+    const char *exact = "{\"a\": [\"x\\u0000A\\u00e9\", \"x\\u0000A\\u00e9\"]}";
+    assert_true(blocks_body(w, exact, strlen(exact)));
+    const char *first = "{\"a\": [\"x\\u0000A\\u00e9\", \"x\\u0000A\"]}";
+    assert_false(blocks_body(w, first, strlen(first)));
+    sl_waf_free(w);
+}
+
+static void test_single_query_argument_names_match_as_decoded(void **state) {
+    (void)state;
+    struct sl_waf *w = open_acl(ONE_RULE(
+        "{'ByteMatchStatement':{'SearchString':'evil','FieldToMatch':{'SingleQueryArgument':{"
+        "'Name':'user id'}},'TextTransformations':[{'Priority':0,'Type':'NONE'}],"
+        "'PositionalConstraint':'CONTAINS'}}"));
+    assert_true(blocks_path(w, "/?user%20id=evil"));
+    assert_true(blocks_path(w, "/?user+id=evil"));
+    assert_true(blocks_path(w, "/?%55ser%2bid=x&User%20Id=evil"));
+    assert_false(blocks_path(w, "/?user_id=evil"));
+    assert_false(blocks_path(w, "/?user%20id=good&other=evil"));
+    sl_waf_free(w);
+    w = open_acl(ONE_RULE(
+        "{'ByteMatchStatement':{'SearchString':'evil','FieldToMatch':{'SingleQueryArgument':{"
+        "'Name':'id'}},'TextTransformations':[{'Priority':0,'Type':'NONE'}],"
+        "'PositionalConstraint':'CONTAINS'}}"));
+    assert_true(blocks_path(w, "/?%69d=evil"));
+    assert_true(blocks_path(w, "/?ID=evil"));
+    assert_false(blocks_path(w, "/?%69d2=evil"));
+    sl_waf_free(w);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_inline_caseless_flag_matches_the_other_case),
@@ -272,6 +334,8 @@ int main(void) {
         cmocka_unit_test(test_catastrophic_backtracking_stops_at_the_limit_and_is_counted),
         cmocka_unit_test(test_a_match_error_decides_by_the_rule_action),
         cmocka_unit_test(test_the_api_key_is_never_cached),
+        cmocka_unit_test(test_json_body_values_are_inspected_past_an_escaped_nul),
+        cmocka_unit_test(test_single_query_argument_names_match_as_decoded),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
