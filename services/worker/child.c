@@ -116,7 +116,9 @@ int wk_child_main(const struct wk_settings *s, int fd) {
         return 3;
     }
     struct child c = {.s = s, .limits = sl_envelope_limits_default((size_t)s->max_body_bytes)};
-    wk_response_init(&c.resp, (size_t)s->max_body_bytes);
+    /* The echo of the largest request (6 bytes per escaped byte) must fit, or it would fail. */
+    size_t body_max = wk_echo_body_max(c.limits.max_input, strlen(s->stage));
+    wk_response_init(&c.resp, body_max > s->max_body_bytes ? body_max : s->max_body_bytes);
     sl_buf_init(&c.in, WK_FRAME_MAX);
     sl_buf_init(&c.out, WK_FRAME_MAX);
     int code = 0;

@@ -13,7 +13,9 @@
  * A child announces that it is ready for work with one empty frame after its start-up.
  */
 #define WK_FRAME_HEADER 4
-#define WK_FRAME_MAX    (64u << 20)
+/* A reply frame holds an echo of the largest request envelope (wk_echo_body_max of 16 MiB is
+ * 96 MiB and a little), so frames are bounded above that. */
+#define WK_FRAME_MAX (128u << 20)
 
 void wk_frame_header(uint8_t out[WK_FRAME_HEADER], uint32_t len);
 

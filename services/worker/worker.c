@@ -387,7 +387,7 @@ static void job_failed(struct wk_job *j, enum wk_reason reason, const char *fmt,
 static void job_replied(struct wk_job *j, const uint8_t *payload, size_t len) {
     struct sl_envelope_reply rep;
     struct sl_envelope_error err;
-    int rc = sl_envelope_decode_reply(payload, len, &j->w->limits, &rep, &err);
+    int rc = sl_envelope_decode_reply(payload, len, &j->w->reply_limits, &rep, &err);
     if (rc < 0) {
         job_failed(j, WK_REASON_INVALID_REPLY, "reply does not decode: %s: %s", err.field,
                    err.message);
@@ -685,6 +685,9 @@ int wk_worker_new(uv_loop_t *loop, const struct wk_settings *s, const char *cons
     snprintf(w->topic_replies, WK_TOPIC_MAX, "%sreplies", s->topic_prefix);
     snprintf(w->topic_dlq, WK_TOPIC_MAX, "%sdlq", s->topic_prefix);
     w->limits = sl_envelope_limits_default((size_t)s->max_body_bytes);
+    /* An echo answer can be 6 times its request (every byte escaped): up to a frame. */
+    w->reply_limits = w->limits;
+    w->reply_limits.max_input = w->reply_limits.max_body = WK_FRAME_MAX;
     int rc = s->routes_file ? sl_routes_load_file(s->routes_file, &w->routes, errors)
                             : sl_routes_default(&w->routes);
     w->nchildren = (size_t)wk_settings_concurrency(s);

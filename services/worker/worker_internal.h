@@ -94,6 +94,7 @@ struct wk_worker {
     char topic_dlq[WK_TOPIC_MAX];
     struct sl_routes *routes;
     struct sl_envelope_limits limits;
+    struct sl_envelope_limits reply_limits; /* a child's reply: up to a frame */
 
     struct sl_metrics *metrics;
     struct wk_route_stats *route_stats; /* routes->n + 1; the last is "none" */

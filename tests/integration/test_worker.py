@@ -219,6 +219,7 @@ def test_echo_patch_is_405_with_the_seeds_error(stack):
     assert r.status_code == 405
     assert r.headers["Allow"] == "GET, POST, PUT, DELETE"
     body = r.json()
+    assert body["success"] is False
     assert body["data"] == {"error": "Method PATCH not supported",
                             "supported_methods": ["GET", "POST", "PUT", "DELETE"]}
     assert body["stage"] == "test-stage"

@@ -43,11 +43,19 @@ void wk_response_fail(struct wk_response *r, const char *error_class, const char
 int wk_response_encode(const struct wk_response *r, struct sl_str id, struct sl_buf *out);
 
 /*
- * echo: the seed's Lambda handler. `now_us` is the wall clock in microseconds since the
- * epoch (the timestamp field); `stage` the SLUICE_STAGE value.
+ * echo: the Python Lambda handler of the AWS stack (docs/worker.md). `now_us` is the wall
+ * clock in microseconds since the epoch (the timestamp field); `stage` the SLUICE_STAGE value.
  */
 int wk_echo_handle(const struct sl_envelope_request *req, const char *stage, int64_t now_us,
                    struct wk_response *out);
+
+/*
+ * The largest body wk_echo_handle writes for a request envelope of at most `request_bytes`
+ * encoded bytes (the body, path, query, method and id are all inside it) and a stage of
+ * `stage_len` bytes: each input byte becomes at most 6 ("\u00XX", or "\ufffd" for an invalid
+ * byte), plus the fixed text. A response buffer this big echoes any body the envelope accepts.
+ */
+size_t wk_echo_body_max(size_t request_bytes, size_t stage_len);
 
 /*
  * Appends `s` the way Python's json.dumps writes a str (ensure_ascii: every non-ASCII code
