@@ -456,9 +456,16 @@ struct member {
     uint32_t key_len;
     uint32_t pos;
     uint32_t value; /* UINT32_MAX: a repeated key, printed at its first position */
+    bool plain;     /* ASCII without escapes: its bytes are its code points */
 };
 
 static int key_cmp(const struct member *a, const struct member *b) {
+    if (a->plain && b->plain) {
+        /* The same order as the decoded comparison below, without decoding. */
+        size_t la = a->key_len - 2u, lb = b->key_len - 2u;
+        int c = memcmp(a->key + 1, b->key + 1, la < lb ? la : lb);
+        return c ? c : (la > lb) - (la < lb);
+    }
     struct cp_iter x = {.s = a->key + 1, .n = a->key_len - 2};
     struct cp_iter y = {.s = b->key + 1, .n = b->key_len - 2};
     for (;;) {
@@ -478,9 +485,11 @@ static int member_order(const void *pa, const void *pb) {
     return a->pos < b->pos ? -1 : a->pos > b->pos;
 }
 
-static int by_position(const void *pa, const void *pb) {
-    const struct member *a = pa, *b = pb;
-    return a->pos < b->pos ? -1 : a->pos > b->pos;
+static bool is_plain(const unsigned char *tok, size_t len) {
+    for (size_t i = 1; i + 1 < len; i++)
+        if (tok[i] == '\\' || tok[i] >= 0x80)
+            return false;
+    return true;
 }
 
 /*
@@ -505,7 +514,8 @@ static int object_members(const struct wk_pyjson *d, uint32_t obj, struct member
         m[i] = (struct member){.key = d->src + d->nodes[c].start,
                                .key_len = d->nodes[c].len,
                                .pos = i,
-                               .value = d->nodes[c].next};
+                               .value = d->nodes[c].next,
+                               .plain = is_plain(d->src + d->nodes[c].start, d->nodes[c].len)};
     if (k > 1) {
         qsort(m, k, sizeof *m, member_order);
         for (uint32_t g = 0; g < k;) {
@@ -517,7 +527,16 @@ static int object_members(const struct wk_pyjson *d, uint32_t obj, struct member
                 m[j].value = UINT32_MAX;
             g = e;
         }
-        qsort(m, k, sizeof *m, by_position);
+        /* Back to the order of the body. */
+        struct member *by_pos = malloc(k * sizeof *by_pos);
+        if (!by_pos) {
+            free(m);
+            return -ENOMEM;
+        }
+        for (uint32_t j = 0; j < k; j++)
+            by_pos[m[j].pos] = m[j];
+        free(m);
+        m = by_pos;
     }
     *out = m;
     return 0;
