@@ -154,7 +154,7 @@ def test_delete_answers_as_the_lambda(lambda_handler, echo_answer):
     compare(lambda_handler, echo_answer, "DELETE", corpus(), path="/items/7")
 
 
-@pytest.mark.parametrize("method", ["PATCH", "HEAD", "OPTIONS", "FOO"])
+@pytest.mark.parametrize("method", ["PATCH", "HEAD", "OPTIONS", "FOO", "PROPFIND" * 8])
 def test_other_methods_are_405_with_the_lambdas_data(lambda_handler, echo_answer, method):
     compare(lambda_handler, echo_answer, method, corpus()[:40])
 

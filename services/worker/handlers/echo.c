@@ -128,12 +128,19 @@ static int success_data(struct sl_buf *b, const struct sl_envelope_request *req,
  * (the Lambda says 200 and true); an answer that is an error should say so.
  */
 static int unsupported_data(struct sl_buf *b, const struct sl_envelope_request *req) {
-    char msg[96];
-    int n = snprintf(msg, sizeof msg, "Method %.*s not supported",
-                     (int)(req->method.len > 32 ? 32 : req->method.len), req->method.p);
-    int rc = put(b, "{\"success\": false, \"data\": {\"error\": ");
+    /* f'Method {http_method} not supported', the method whole, whatever its length. */
+    struct sl_buf msg;
+    sl_buf_init(&msg, req->method.len + 32);
+    int rc = put(&msg, "Method ");
     if (rc == 0)
-        rc = wk_json_py_string(b, msg, (size_t)n);
+        rc = sl_buf_append(&msg, req->method.p, req->method.len);
+    if (rc == 0)
+        rc = put(&msg, " not supported");
+    if (rc == 0)
+        rc = put(b, "{\"success\": false, \"data\": {\"error\": ");
+    if (rc == 0)
+        rc = wk_json_py_string(b, msg.data, msg.len);
+    sl_buf_free(&msg);
     return rc ? rc : put(b, ", \"supported_methods\": [\"GET\", \"POST\", \"PUT\", \"DELETE\"]}");
 }
 
