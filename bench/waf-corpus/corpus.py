@@ -1,5 +1,6 @@
-"""Turns the CRS regression tests (go-ftw YAML) into raw requests, and the two engines'
-verdicts into recall per family and the should-pass rate (bench/waf-corpus/run)."""
+"""Turns the CRS regression tests (go-ftw YAML) and the benign corpus (tests/corpus/benign) into
+raw requests, and the engines' verdicts into recall per family, the should-pass rate and the
+false-positive rate on the benign corpus (bench/waf-corpus/run)."""
 import base64
 import collections
 import json
@@ -49,6 +50,22 @@ def raw_request(inp):
     return b"\r\n".join(out) + b"\r\n\r\n" + body
 
 
+def benign(jsonl, req_path):
+    """The benign corpus's requests (JSON lines: method, path, query, headers, body) as raw
+    requests, in the same record format."""
+    with open(req_path, "wb") as f:
+        for line in open(jsonl, encoding="utf-8"):
+            r = json.loads(line)
+            target = r["path"] + ("?" + r["query"] if r["query"] else "")
+            body = r["body"].encode()
+            out = [f"{r['method']} {target} HTTP/1.1".encode(), b"Host: " + HOST]
+            out += [f"{k}: {v}".encode() for k, v in r["headers"].items()]
+            if body:
+                out.append(b"Content-Length: %d" % len(body))
+            raw = b"\r\n".join(out) + b"\r\n\r\n" + body
+            f.write(b"%d\n" % len(raw) + raw)
+
+
 def ids_of(output):
     log = output.get("log") or {}
     exp = log.get("expect_ids") or []
@@ -89,6 +106,37 @@ def build(corpus, req_path, meta_path):
                                  "test": t.get("test_id", t.get("test_title")), "family": fam,
                                  "kind": kind, "expect": exp})
     json.dump(meta, open(meta_path, "w"))
+
+
+def benign_report(requests_path, paths, show):
+    """Blocked requests of the benign corpus, per column, with the rules that blocked them."""
+    rows = [[line.rstrip("\n").split("\t") for line in open(p)] for p in paths]
+    n = len(rows[0])
+    assert all(len(r) == n for r in rows), [len(r) for r in rows]
+    blocked = [[r[1] == "BLOCK" for r in rows[0]], [r[1] == "BLOCK" for r in rows[1]],
+               [r[3] not in ("0", "200") for r in rows[0]]]
+
+    def pct(a, b):
+        return f"{100.0 * a / b:5.2f}%" if b else "   - "
+
+    print(f"\nbenign corpus (tests/corpus/benign): {n} requests")
+    print(f"{'blocked (false positives)':<26} {n:>8}", end="")
+    for b in blocked:
+        print(f" {sum(b):>6} {pct(sum(b), n)}", end="")
+    print()
+    for label, col in (("Sluice", 0), ("Sluice+SQLi", 1)):
+        why = collections.Counter(r[2] for r, b in zip(rows[col], blocked[col]) if b)
+        if why:
+            print(f"  {label}: " + ", ".join(f"{r.split('/')[-1]} {k}" for r, k in
+                                          why.most_common(4)))
+    if show:
+        targets = [json.loads(line) for line in open(requests_path, encoding="utf-8")]
+        for col, label in ((0, "Sluice"), (1, "Sluice+SQLi")):
+            for i, r in enumerate(rows[col]):
+                if blocked[col][i]:
+                    t = targets[i]
+                    print(f"  {label} blocks #{i + 1} ({r[2]}): {t['method']} {t['path']}"
+                          f"{'?' + t['query'] if t['query'] else ''} {t['body'][:300]!r}")
 
 
 def report(meta_path, verdicts_path, sqli_path, acl):
@@ -145,5 +193,9 @@ def report(meta_path, verdicts_path, sqli_path, acl):
 if __name__ == "__main__":
     if sys.argv[1] == "requests":
         build(sys.argv[2], sys.argv[3], sys.argv[4])
+    elif sys.argv[1] == "benign":
+        benign(sys.argv[2], sys.argv[3])
+    elif sys.argv[1] == "benign-report":
+        benign_report(sys.argv[2], sys.argv[3:5], sys.argv[5] == "1")
     else:
         report(*sys.argv[2:6])
