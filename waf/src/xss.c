@@ -8,9 +8,9 @@
 
 /*
  * How it works. The value is read through a decoder that undoes one more layer of the encodings a
- * browser or script engine would still undo (&#106; &#x6a; &colon; and friends, %XX, \xNN and
- * \uNNNN), so the tokenizer sees what the browser sees even when the rule forgot a
- * transformation. The tokenizer then walks the text:
+ * browser or script engine would still undo (&#106; &#x6a; &colon; and friends, %XX, \xNN,
+ * \uNNNN and the string escapes \" \' \/ \t \n \r of a JSON value), so the tokenizer sees what
+ * the browser sees even when the rule forgot a transformation. The tokenizer then walks the text:
  *   - '<' followed by a letter opens a tag: a dangerous element (script, iframe, svg...) is XSS
  *     by itself; otherwise its attributes are read and an event handler (on...), a script URL in
  *     any attribute, CSS expressions in style, or HTML in srcdoc is XSS.
@@ -289,6 +289,16 @@ static int dc_encoded(const struct rd *r, size_t i, size_t *next) {
                sl_hex_digit(r->s[i + 2]) >= 0 && sl_hex_digit(r->s[i + 3]) >= 0) {
         *next = i + 4;
         return fold_byte(sl_hex_digit(r->s[i + 2]) * 16 + sl_hex_digit(r->s[i + 3]));
+    } else if (c == '\\' && i + 1 < r->n &&
+               (r->s[i + 1] == '"' || r->s[i + 1] == '\'' || r->s[i + 1] == '/')) {
+        /* A JSON or JavaScript string escape: the page gets the bare character once the string
+         * is decoded, so <a href=\"javascript:...\"> in a JSON value is a quoted attribute. */
+        *next = i + 2;
+        return r->s[i + 1];
+    } else if (c == '\\' && i + 1 < r->n &&
+               (r->s[i + 1] == 't' || r->s[i + 1] == 'n' || r->s[i + 1] == 'r')) {
+        *next = i + 2; /* and java\tscript: is javascript: to a browser */
+        return r->s[i + 1] == 't' ? '\t' : r->s[i + 1] == 'n' ? '\n' : '\r';
     } else if (c == 0xef && i + 2 < r->n && r->s[i + 1] == 0xbc &&
                (r->s[i + 2] == 0x9c || r->s[i + 2] == 0x9e)) {
         *next = i + 3; /* UTF-8 fullwidth < and > */
