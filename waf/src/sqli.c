@@ -16,6 +16,10 @@
  * shapes an injection needs (close the string, then AND/OR and an operand; UNION SELECT; a stacked
  * statement; a comment right after the string...). Plain prose fails these shapes because words
  * are barewords ('b'), and a bareword right after the breakout (it's, O'Brien) is not SQL.
+ * The weaker shapes HIGH adds need the next token not to be another word (see check), a quote
+ * that reads as an inch mark or an opening quotation weakens the breakout (prose_quote), and a
+ * JSON document is judged string by string (json_detect). tests/corpus/benign holds the ordinary
+ * traffic these choices are measured on (bench/waf-corpus).
  *
  * Token classes:
  *   Q breakout string   s string       n number/literal   v @variable     b bareword
@@ -31,6 +35,8 @@
 struct tok {
     char cls;
     bool tauto; /* for '=': both sides were equal literals, a classic 1=1 */
+    bool word;  /* 'f': a name no database defines, called like a function; 'o': a prose colon */
+    bool ident; /* 'b': a quoted identifier (`name`, [name]), which prose never writes */
     size_t pos, len;
 };
 
@@ -47,6 +53,10 @@ struct judge {
     bool hit;
     const unsigned char *s;
     bool pending_comment; /* a comment was the last thing lexed */
+    int high_pending;     /* a HIGH-only shape matched: tokens left to confirm or clear it */
+    int ddl_pending;      /* 1: DROP TABLE or its kin, only a plain word clears it; -1: DROP
+                           * and no object, the end clears it too ("create account") */
+    bool prose_quote;     /* the breakout is more likely an inch mark or an opening quotation */
 };
 
 struct kw {
@@ -128,6 +138,8 @@ static const struct kw keywords[] = {
     {"md5", 'f'},
     {"mid", 'f'},
     {"mod", 'o'},
+    {"msysaccessobjects", 'X'},
+    {"msysobjects", 'X'},
     {"name_const", 'F'},
     {"not", 'N'},
     {"null", 'n'},
@@ -191,29 +203,29 @@ struct pattern {
  * folded token stream after every token (and after the final '$').
  */
 static const struct pattern patterns_low[] = {
-    P("=n&c$"), P("=s&c$"),  P("F($"),   P("F(n$"),   P("F(s$"),   P("Q&n$"),   P("Q&s$"),
-    P("Q)c$"),  P("Q=n$"),   P("Q=s$"),  P("Qc$"),    P("Q&b&"),   P("Q&n&"),   P("Q&s&"),
-    P("Q)&"),   P("Q=n&"),   P("Q=s&"),  P("Qos&"),   P("^Tkb&"),  P("^n)&"),   P("(F("),
-    P(";T("),   P("F(("),    P("Q&("),   P("Q&=("),   P("Q&b("),   P("Q&f("),   P("Q=("),
-    P("Q=f("),  P("QG("),    P("QU("),   P("Qof("),   P("^Tf("),   P("^n&("),   P("^n&f("),
-    P("^n)U("), P("^nG("),   P("^nU("),  P("F(b)"),   P("F(n)"),   P("F(s)"),   P("Q))"),
-    P("T*"),    P(";Tb,"),   P("F(b,"),  P("F(n,"),   P("^Tn,"),   P("Q&n;"),   P("Q);"),
-    P("Q=n;"),  P("^Tbkb;"), P("^Tkb;"), P("Q&b="),   P("Q&n="),   P("Q&s="),   P("QN="),
-    P("Qon="),  P("Qos="),   P("^&n="),  P("^Tbkb="), P("^kbkb="), P("^n&b="),  P("^n&n="),
-    P("^n&s="), P(";F"),     P("Q&F"),   P("Q;F"),    P("Q=F"),    P("QF"),     P("Qo(F"),
-    P("QoF"),   P("TF"),     P("^n&F"),  P("^n;F"),   P("^noF"),   P("^TokbG"), P("Q&N"),
-    P("^n&N"),  P("F(T"),    P("Q&T"),   P("Q;T"),    P("QT"),     P("QUT"),    P("Qo(T"),
-    P("U(T"),   P("UT"),     P("^(T"),   P("^n&T"),   P("^n)UT"),  P("^n;T"),   P("^nUT"),
-    P("k(T"),   P("Q)U"),    P(";W"),    P("Q&W"),    P("Q;W"),    P("QW"),     P("^W"),
-    P("^n&W"),  P("^n;W"),   P("&X"),    P("(X"),     P(",X"),     P("=X"),     P("Q&X"),
-    P("ToX"),   P("kX"),     P("oX"),    P("&btb"),   P("QGb"),    P("^Tb,b"),  P("Q&bc"),
-    P("Q&nc"),  P("Q&sc"),   P("Q;c"),   P("Q=nc"),   P("Q=sc"),   P("^Tbkbc"), P("^Tkbc"),
-    P("^n&nc"), P(";Tf"),    P("F(f"),   P("^T(f"),   P("^nGf"),   P(";Tbk"),   P(";Tk"),
-    P("QGk"),   P("QUk"),    P("Wk"),    P("^Tbkbk"), P("^Tkbk"),  P("^Tnk"),   P("^Tok"),
-    P("^nksk"), P("&ntn"),   P("&s=n"),  P(";Tn"),    P("QGn"),    P("^nGn"),   P(";To"),
-    P("F(no"),  P("Q&bo"),   P("Q&no"),  P("Q&so"),   P("QUo"),    P("Qoso"),   P("Xo"),
-    P("&n=s"),  P("&sts"),   P("QGs"),   P("Ws"),     P(";Tv"),    P("F(v"),    P("Q&v"),
-    P("^Tv"),   P("^n&v"),
+    P("^;T$"),   P("^X$"),   P("=n&c$"), P("=s&c$"),  P("F($"),   P("F(n$"),   P("F(s$"),
+    P("Q&n$"),   P("Q&s$"),  P("Q)c$"),  P("Q=n$"),   P("Q=s$"),  P("Qc$"),    P("Q&b&"),
+    P("Q&n&"),   P("Q&s&"),  P("Q)&"),   P("Q=n&"),   P("Q=s&"),  P("Qos&"),   P("^Tkb&"),
+    P("^n)&"),   P("(F("),   P(";T("),   P("F(("),    P("Q&("),   P("Q&=("),   P("Q&b("),
+    P("Q&f("),   P("Q=("),   P("Q=f("),  P("QG("),    P("QU("),   P("Qof("),   P("^Tf("),
+    P("^n&("),   P("^n&f("), P("^n)U("), P("^nG("),   P("^nU("),  P("F(b)"),   P("F(n)"),
+    P("F(s)"),   P("Q))"),   P("T*"),    P(";Tb,"),   P("F(b,"),  P("F(n,"),   P("^Tn,"),
+    P("Q&n;"),   P("Q);"),   P("Q=n;"),  P("^Tbkb;"), P("^Tkb;"), P("Q&b="),   P("Q&n="),
+    P("Q&s="),   P("QN="),   P("Qon="),  P("Qos="),   P("^&n="),  P("^Tbkb="), P("^kbkb="),
+    P("^n&b="),  P("^n&n="), P("^n&s="), P(";F"),     P("Q&F"),   P("Q;F"),    P("Q=F"),
+    P("QF"),     P("Qo(F"),  P("QoF"),   P("TF"),     P("^n&F"),  P("^n;F"),   P("^noF"),
+    P("^TokbG"), P("Q&N"),   P("^n&N"),  P("F(T"),    P("Q&T"),   P("Q;T"),    P("QT"),
+    P("QUT"),    P("Qo(T"),  P("U(T"),   P("UT"),     P("^(T"),   P("^n&T"),   P("^n)UT"),
+    P("^n;T"),   P("^nUT"),  P("k(T"),   P("Q)U"),    P(";W"),    P("Q&W"),    P("Q;W"),
+    P("QW"),     P("^W"),    P("^n&W"),  P("^n;W"),   P("&X"),    P("(X"),     P(",X"),
+    P("=X"),     P("Q&X"),   P("ToX"),   P("kX"),     P("oX"),    P("&btb"),   P("QGb"),
+    P("^Tb,b"),  P("Q&bc"),  P("Q&nc"),  P("Q&sc"),   P("Q;c"),   P("Q=nc"),   P("Q=sc"),
+    P("^Tbkbc"), P("^Tkbc"), P("^n&nc"), P(";Tf"),    P("F(f"),   P("^T(f"),   P("^nGf"),
+    P(";Tbk"),   P(";Tk"),   P("QGk"),   P("QUk"),    P("Wk"),    P("^Tbkbk"), P("^Tkbk"),
+    P("^Tnk"),   P("^Tok"),  P("^nksk"), P("&ntn"),   P("&s=n"),  P(";Tn"),    P("QGn"),
+    P("^nGn"),   P(";To"),   P("F(no"),  P("Q&bo"),   P("Q&no"),  P("Q&so"),   P("QUo"),
+    P("Qoso"),   P("Xo"),    P("&n=s"),  P("&sts"),   P("QGs"),   P("Ws"),     P(";Tv"),
+    P("F(v"),    P("Q&v"),   P("^Tv"),   P("^n&v"),
 };
 
 /* Extra shapes for HIGH sensitivity: fewer missed attacks, more false alarms. */
@@ -312,8 +324,38 @@ static bool suffix_matches(struct judge *j, const struct pattern *p) {
     return true;
 }
 
+/* Shapes that are SQL only when the breakout really ends a string: a comment or a statement
+ * right after it ("admin'--", "x' select") read as prose after 4'10" or the 'select all' box. */
+static bool needs_real_breakout(const struct judge *j, const struct pattern *p, bool high) {
+    if (!j->prose_quote || p->cls[0] != 'Q')
+        return false;
+    return high || strcmp(p->cls, "Qc$") == 0 || strcmp(p->cls, "QT") == 0;
+}
+
+/* What CREATE, DROP, ALTER and TRUNCATE act on; "create account" and "drop shipping" are not. */
+static const char *const ddl_objects[] = {
+    "database", "function",  "index",   "procedure", "schema", "sequence",
+    "table",    "temporary", "trigger", "user",      "view",
+};
+
+/* -1: the stream opens with a data-definition verb and no object (create account); 1: with
+ * its object (DROP TABLE, CREATE FUNCTION), SQL whatever follows; 0: neither. */
+static int ddl_statement(const struct judge *j) {
+    if (j->count < 2 || j->count > WIN || j->win[0].cls != 'T')
+        return 0;
+    const struct tok *verb = &j->win[0], *obj = &j->win[1];
+    if (!word_is(j->s, verb, "create") && !word_is(j->s, verb, "drop") &&
+        !word_is(j->s, verb, "alter") && !word_is(j->s, verb, "truncate"))
+        return 0;
+    for (size_t k = 0; k < sizeof ddl_objects / sizeof ddl_objects[0]; k++)
+        if (word_is(j->s, obj, ddl_objects[k]))
+            return 1;
+    return -1;
+}
+
 /* Tries the patterns of a table (sorted by final class) that end in class `last`. */
-static bool range_matches(struct judge *j, const struct pattern *tab, size_t count, char last) {
+static bool range_matches(struct judge *j, const struct pattern *tab, size_t count, char last,
+                          bool high) {
     size_t lo = 0, hi = count;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
@@ -323,22 +365,61 @@ static bool range_matches(struct judge *j, const struct pattern *tab, size_t cou
             hi = mid;
     }
     for (size_t k = lo; k < count && tab[k].cls[tab[k].len - 1] == last; k++)
-        if (suffix_matches(j, &tab[k]))
+        if (suffix_matches(j, &tab[k]) && !needs_real_breakout(j, &tab[k], high))
             return true;
     return false;
 }
 
-static bool table_matches(struct judge *j, const struct pattern *tab, size_t count) {
+static bool table_matches(struct judge *j, const struct pattern *tab, size_t count, bool high) {
     char last = win_at(j, 0)->cls;
     /* A '*' in a pattern is the '*' operator, an 'o' token. */
-    return range_matches(j, tab, count, last) || (last == 'o' && range_matches(j, tab, count, '*'));
+    return range_matches(j, tab, count, last, high) ||
+           (last == 'o' && range_matches(j, tab, count, '*', high));
 }
 
+/* A plain word, or a colon followed by a blank ("Exec summary: the..."), which SQL has no use for.
+ */
+static bool is_prose_word(const struct judge *j, const struct tok *t) {
+    return t->cls == 'b' || (t->cls == 'f' && t->word) ||
+           (t->cls == 'o' && j->s[t->pos] == ':' && t->len == 1 && t->word);
+}
+
+/*
+ * A HIGH-only shape is weak evidence (a verb and a word, a breakout and a word): prose is made of
+ * such pairs. It counts only when what follows is not more words, since SQL does not put a run
+ * of plain words where prose does ("select the best one", "insert the batteries (AA)", "select
+ * size 'M' if"); the end of the input confirms it.
+ */
 static void check(struct judge *j) {
-    j->hit = j->hit ||
-             table_matches(j, patterns_low, sizeof patterns_low / sizeof patterns_low[0]) ||
-             (j->high &&
-              table_matches(j, patterns_high, sizeof patterns_high / sizeof patterns_high[0]));
+    if (j->hit)
+        return;
+    if (j->high_pending > 0) {
+        const struct tok *t = win_at(j, 0);
+        bool prose = j->ddl_pending > 0
+                         ? t->cls == 'b' && !t->ident
+                         : is_prose_word(j, t) || (j->ddl_pending < 0 && t->cls == '$');
+        if (prose) {
+            j->high_pending = 0;
+        } else if (t->cls == 's' && j->high_pending == 1) {
+            j->high_pending = 2; /* a quoted word: the next token decides */
+            return;
+        } else {
+            j->hit = true;
+            return;
+        }
+    }
+    j->hit = table_matches(j, patterns_low, sizeof patterns_low / sizeof patterns_low[0], false);
+    if (!j->hit && j->high &&
+        table_matches(j, patterns_high, sizeof patterns_high / sizeof patterns_high[0], true)) {
+        /* A string really broken out of needs no confirmation; DROP TABLE and its kin only need
+         * not to go on as prose ("drop table top for picnic"). */
+        if (j->win[0].cls == 'Q' && !j->prose_quote && j->count <= WIN) {
+            j->hit = true;
+        } else {
+            j->high_pending = 1;
+            j->ddl_pending = ddl_statement(j);
+        }
+    }
 }
 
 static void push_raw(struct judge *j, struct tok t) {
@@ -393,6 +474,10 @@ static void push(struct judge *j, struct tok t) {
             if (unary)
                 j->count--;
         }
+        /* The AND of BETWEEN x AND y joins the bounds: "between 9 and 5" has no logic in it. */
+        if (t.cls == '&' && p->cls == 'n' && j->count >= 2 && win_at(j, 1)->cls == '=' &&
+            word_is(j->s, win_at(j, 1), "between"))
+            t.cls = 'o';
         /* Literal = same literal: remember it so 1=1 is a tautology. */
         if (j->count >= 2 && (t.cls == 'n' || t.cls == 's' || t.cls == 'b') && p->cls == '=') {
             struct tok *l = win_at(j, 1);
@@ -512,6 +597,7 @@ static bool lex_one(struct lexer *lx, struct judge *j) {
         if (lx->i < n)
             lx->i++;
         t.cls = 'b';
+        t.ident = true;
         t.len = lx->i - st;
         push(j, t);
         return true;
@@ -588,11 +674,15 @@ static bool lex_one(struct lexer *lx, struct judge *j) {
         if (t.cls == 'P') {
             /* Names no prose contains: dangerous with or without the call. */
             t.cls = 'F';
+        } else if (t.cls == 'F' && call && st > 0 && s[st - 1] == '.') {
+            /* time.sleep(2), Thread.sleep(100): a method of some object in a code snippet. */
+            t.cls = 'f';
         } else if ((t.cls == 'f' || t.cls == 'F') && !call) {
             t.cls = 'b';
         } else if (t.cls == 'b' && call && t.len <= 32) {
             /* Unknown name called like a function: database functions are numerous. */
             t.cls = 'f';
+            t.word = true;
         }
         lx->i = i;
         push(j, t);
@@ -643,6 +733,8 @@ static bool lex_one(struct lexer *lx, struct judge *j) {
         if (d == '=') {
             t.cls = '=';
             lx->i++;
+        } else {
+            t.word = d == 0 || is_space(d); /* a colon in a sentence */
         }
         break;
     default:
@@ -651,6 +743,19 @@ static bool lex_one(struct lexer *lx, struct judge *j) {
     t.len = lx->i - st;
     push(j, t);
     return true;
+}
+
+/*
+ * Whether the quote at s[q] reads as prose rather than as the end of a string: an inch or foot
+ * mark after a number (27", 5'11", 16.4'), or an opening quotation mark (the 'where' field:
+ * after a blank, before a letter).
+ */
+static bool prose_quote(const unsigned char *s, size_t n, size_t q) {
+    unsigned char after = q + 1 < n ? s[q + 1] : ' ';
+    if (q > 0 && is_digit(s[q - 1]))
+        return !is_word(after) || is_digit(after);
+    return q > 0 && is_space(s[q - 1]) &&
+           ((after >= 'a' && after <= 'z') || (after >= 'A' && after <= 'Z'));
 }
 
 static bool run(const unsigned char *s, size_t n, unsigned char quote, bool high) {
@@ -664,6 +769,7 @@ static bool run(const unsigned char *s, size_t n, unsigned char quote, bool high
         if (q == NULL)
             return false; /* the value never leaves the string: nothing to inject */
         lx.i = (size_t)(q - s) + 1;
+        j.prose_quote = prose_quote(s, n, (size_t)(q - s));
         push(&j, (struct tok){.cls = 'Q', .pos = 0, .len = lx.i - 1});
     }
     while (!j.hit && lex_one(&lx, &j))
@@ -674,13 +780,171 @@ static bool run(const unsigned char *s, size_t n, unsigned char quote, bool high
         push_raw(&j, (struct tok){.cls = 'c', .pos = n, .len = 0});
     if (!j.hit)
         push_raw(&j, (struct tok){.cls = '$', .pos = n, .len = 0});
-    return j.hit;
+    return j.hit || j.high_pending > 0;
+}
+
+static bool detect(const unsigned char *u, size_t n, bool high) {
+    return run(u, n, 0, high) || run(u, n, '\'', high) || run(u, n, '"', high);
+}
+
+/* ---- JSON documents ------------------------------------------------------------------------ */
+
+/*
+ * A JSON body read as one string puts every value in the wrong place: the quote that opens a
+ * value looks like the breakout, and the prose inside it like the SQL that follows. What the
+ * application reads is each string on its own, with its escapes undone, so a value that is a
+ * whole JSON document (an object or an array, nothing around it) is judged string by string:
+ * keys and values alike. Anything that is not JSON all the way through is judged as text, so
+ * wrapping a payload in braces gains nothing.
+ */
+
+#define JSON_DEPTH 64
+#define JSON_STR   4096 /* longer strings with escapes are judged with their escapes in place */
+
+static size_t json_space(const unsigned char *s, size_t n, size_t i) {
+    while (i < n && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r'))
+        i++;
+    return i;
+}
+
+/* Reads the string whose opening quote is at s[i]; returns the index after its closing quote,
+ * or 0 when it does not close. *escaped says whether it holds a backslash. */
+static size_t json_string_end(const unsigned char *s, size_t n, size_t i, bool *escaped) {
+    *escaped = false;
+    for (i++; i < n; i++) {
+        if (s[i] == '\\') {
+            *escaped = true;
+            i++;
+        } else if (s[i] == '"') {
+            return i + 1;
+        } else if (s[i] < 0x20) {
+            return 0;
+        }
+    }
+    return 0;
+}
+
+static void put_utf8(unsigned char *out, size_t *o, unsigned long v) {
+    if (v < 0x80) {
+        out[(*o)++] = (unsigned char)v;
+    } else if (v < 0x800) {
+        out[(*o)++] = (unsigned char)(0xc0 | (v >> 6));
+        out[(*o)++] = (unsigned char)(0x80 | (v & 0x3f));
+    } else {
+        out[(*o)++] = (unsigned char)(0xe0 | ((v >> 12) & 0x0f));
+        out[(*o)++] = (unsigned char)(0x80 | ((v >> 6) & 0x3f));
+        out[(*o)++] = (unsigned char)(0x80 | (v & 0x3f));
+    }
+}
+
+/* Undoes the escapes of the string content s[0..n) into out (room for n bytes: no escape
+ * decodes to more bytes than it takes); returns the decoded length. */
+static size_t json_unescape(const unsigned char *s, size_t n, unsigned char *out) {
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] != '\\' || i + 1 >= n) {
+            out[o++] = s[i];
+            continue;
+        }
+        unsigned char e = s[++i];
+        unsigned long v = 0;
+        switch (e) {
+        case 'b':
+            out[o++] = '\b';
+            break;
+        case 'f':
+            out[o++] = '\f';
+            break;
+        case 'n':
+            out[o++] = '\n';
+            break;
+        case 'r':
+            out[o++] = '\r';
+            break;
+        case 't':
+            out[o++] = '\t';
+            break;
+        case 'u':
+            if (i + 4 < n && is_hex(s[i + 1]) && is_hex(s[i + 2]) && is_hex(s[i + 3]) &&
+                is_hex(s[i + 4])) {
+                for (size_t k = 1; k <= 4; k++)
+                    v = v * 16 + (unsigned long)(is_digit(s[i + k]) ? s[i + k] - '0'
+                                                                    : lower(s[i + k]) - 'a' + 10);
+                put_utf8(out, &o, v); /* at most 3 bytes for the 6 read */
+                i += 4;
+            } else {
+                out[o++] = e;
+            }
+            break;
+        default:
+            out[o++] = e; /* \" \\ \/ and anything else stand for themselves */
+            break;
+        }
+    }
+    return o;
+}
+
+/* 1: a JSON document with an injection in a string; 0: a JSON document without one; -1: not a
+ * JSON document. */
+static int json_detect(const unsigned char *s, size_t n, bool high) {
+    char stack[JSON_DEPTH];
+    size_t depth = 0, i = json_space(s, n, 0);
+    if (i >= n || (s[i] != '{' && s[i] != '['))
+        return -1;
+    while (i < n) {
+        unsigned char c = s[i];
+        if (c == '{' || c == '[') {
+            if (depth == JSON_DEPTH)
+                return -1;
+            stack[depth++] = (char)(c == '{' ? '}' : ']');
+            i++;
+        } else if (c == '}' || c == ']') {
+            if (depth == 0 || stack[depth - 1] != (char)c)
+                return -1;
+            depth--;
+            i++;
+            if (depth == 0)
+                return json_space(s, n, i) == n ? 0 : -1;
+        } else if (c == ',' || c == ':' || c == ' ' || c == '\t' || c == '\n' || c == '\r') {
+            i++;
+        } else if (c == '"') {
+            bool escaped;
+            size_t end = json_string_end(s, n, i, &escaped);
+            if (end == 0)
+                return -1;
+            const unsigned char *v = s + i + 1;
+            size_t len = end - i - 2;
+            bool hit;
+            if (escaped && len <= JSON_STR) {
+                unsigned char buf[JSON_STR];
+                hit = detect(buf, json_unescape(v, len, buf), high);
+            } else {
+                hit = len > 0 && detect(v, len, high);
+            }
+            if (hit)
+                return 1; /* whatever follows: a string the application reads is enough */
+            i = end;
+        } else if (c == '-' || is_digit(c)) {
+            while (i < n && (is_digit(s[i]) || s[i] == '-' || s[i] == '+' || s[i] == '.' ||
+                             lower(s[i]) == 'e'))
+                i++;
+        } else if (i + 4 <= n && (memcmp(s + i, "true", 4) == 0 || memcmp(s + i, "null", 4) == 0)) {
+            i += 4;
+        } else if (i + 5 <= n && memcmp(s + i, "false", 5) == 0) {
+            i += 5;
+        } else {
+            return -1;
+        }
+    }
+    return -1; /* unclosed */
 }
 
 bool sl_waf_sqli(const char *s, size_t n, bool high_sensitivity) {
     const unsigned char *u = (const unsigned char *)s;
     if (s == NULL || n == 0)
         return false;
-    return run(u, n, 0, high_sensitivity) || run(u, n, '\'', high_sensitivity) ||
-           run(u, n, '"', high_sensitivity);
+    int json = json_detect(u, n, high_sensitivity);
+    if (json >= 0)
+        return json == 1;
+    return detect(u, n, high_sensitivity);
 }
