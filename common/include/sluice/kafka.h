@@ -1,4 +1,4 @@
-/* Kafka glue for a libuv loop: producer with per-message delivery callbacks, consumer, admin. */
+/* Kafka glue for a libuv loop: producer, consumer, admin (common/src/kafka*.c). */
 #ifndef SLUICE_KAFKA_H
 #define SLUICE_KAFKA_H
 
@@ -253,6 +253,13 @@ struct sl_kafka_topic_spec {
  */
 int sl_kafka_topics_exist(const char *const *props, const char *const *topics, size_t n,
                           int *missing, int timeout_ms, char *errstr, size_t errstr_len);
+
+/*
+ * The same query, answering each topics[i]'s partition count in partitions[i] (0: the cluster
+ * does not have it). The topic catalog (sluice/topics.h) uses it to check shapes at start-up.
+ */
+int sl_kafka_topics_partitions(const char *const *props, const char *const *topics, size_t n,
+                               int *partitions, int timeout_ms, char *errstr, size_t errstr_len);
 
 /*
  * Creates the topics with CreateTopics; a topic that already exists counts as success, so
