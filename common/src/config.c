@@ -14,6 +14,7 @@
 #include <cjson/cJSON.h>
 
 #include "sluice/error.h"
+#include "sluice/log.h"
 
 #define KAFKA_PREFIX     "SLUICE_KAFKA_"
 #define KAFKA_PREFIX_LEN (sizeof(KAFKA_PREFIX) - 1)
@@ -738,4 +739,48 @@ void sl_config_hostname(char *out, size_t len, const char *fallback) {
         snprintf(out, len, "%s", env);
     else if (gethostname(out, len) < 0 || !out[0])
         snprintf(out, len, "%s", fallback);
+}
+
+static size_t pairs_count(const char *const *pairs) {
+    size_t n = 0;
+    while (pairs && pairs[n])
+        n += 2;
+    return n;
+}
+
+static bool pairs_has(const char *const *pairs, const char *name) {
+    for (size_t i = 0; pairs && pairs[i]; i += 2)
+        if (strcmp(pairs[i], name) == 0)
+            return true;
+    return false;
+}
+
+const char **sl_config_kafka_merge(const char *const *user, const char *const *defaults,
+                                   const char *const *owned, const char *client) {
+    size_t total = pairs_count(user) + pairs_count(defaults) + pairs_count(owned);
+    const char **all = calloc(total + 1, sizeof *all);
+    if (!all)
+        return NULL;
+    size_t n = 0;
+    for (size_t i = 0; defaults && defaults[i]; i += 2) {
+        if (pairs_has(user, defaults[i]) || pairs_has(owned, defaults[i]))
+            continue;
+        all[n++] = defaults[i];
+        all[n++] = defaults[i + 1];
+    }
+    for (size_t i = 0; user && user[i]; i += 2) {
+        if (pairs_has(owned, user[i])) {
+            SL_WARN("kafka %s: %s is set by the service and cannot be overridden; "
+                    "SLUICE_KAFKA_* value ignored",
+                    client ? client : "client", user[i]);
+            continue;
+        }
+        all[n++] = user[i];
+        all[n++] = user[i + 1];
+    }
+    for (size_t i = 0; owned && owned[i]; i += 2) {
+        all[n++] = owned[i];
+        all[n++] = owned[i + 1];
+    }
+    return all;
 }

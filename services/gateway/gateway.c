@@ -8,6 +8,7 @@
 #include "sluice/error.h"
 #include "sluice/envelope.h"
 #include "sluice/log.h"
+#include "sluice/topics.h"
 
 #define GW_STARTUP_TIMEOUT_MS 10000
 /* A number macro as a string literal (librdkafka properties are strings). */
@@ -87,10 +88,10 @@ int gw_gateway_new(uv_loop_t *loop, const struct gw_settings *s, const char *con
     g->index = gw_settings_index(s, hostname);
     snprintf(g->replica, sizeof g->replica, "%s/%d", hostname ? hostname : "gateway",
              (int)g->index);
-    snprintf(g->topic_requests, GW_TOPIC_MAX, "%srequests", s->topic_prefix);
-    snprintf(g->topic_replies, GW_TOPIC_MAX, "%sreplies", s->topic_prefix);
-    snprintf(g->topic_audit, GW_TOPIC_MAX, "%saudit", s->topic_prefix);
-    snprintf(g->topic_dlq, GW_TOPIC_MAX, "%sdlq", s->topic_prefix);
+    (void)sl_topic_name(s->topic_prefix, SL_TOPIC_REQUESTS, g->topic_requests, GW_TOPIC_MAX);
+    (void)sl_topic_name(s->topic_prefix, SL_TOPIC_REPLIES, g->topic_replies, GW_TOPIC_MAX);
+    (void)sl_topic_name(s->topic_prefix, SL_TOPIC_AUDIT, g->topic_audit, GW_TOPIC_MAX);
+    (void)sl_topic_name(s->topic_prefix, SL_TOPIC_DLQ, g->topic_dlq, GW_TOPIC_MAX);
     sl_buf_init(&g->encode_buf, s->max_body_bytes + (UINT64_C(1) << 20));
     sl_buf_init(&g->audit_buf, GW_AUDIT_MAX);
     sl_buf_init(&g->audit_tail, GW_AUDIT_MAX);
@@ -164,58 +165,6 @@ int gw_gateway_new(uv_loop_t *loop, const struct gw_settings *s, const char *con
     return 0;
 }
 
-/* librdkafka properties: the passthrough ones plus our own, ours last so they win. */
-static const char **props_with(const char *const *base, const char *const *extra) {
-    size_t nb = 0, ne = 0;
-    while (base && base[nb])
-        nb++;
-    while (extra[ne])
-        ne++;
-    const char **all = calloc(nb + ne + 1, sizeof *all);
-    if (!all)
-        return NULL;
-    for (size_t i = 0; i < nb; i++)
-        all[i] = base[i];
-    for (size_t i = 0; i < ne; i++)
-        all[nb + i] = extra[i];
-    return all;
-}
-
-static int check_topics(struct gw_gateway *g, struct sl_buf *err) {
-    const char *topics[] = {g->topic_requests, g->topic_replies, g->topic_audit};
-    int missing[3] = {0};
-    char errstr[SL_KAFKA_ERRSTR_LEN];
-    int rc = sl_kafka_topics_exist(g->kafka_props, topics, 3, missing, GW_STARTUP_TIMEOUT_MS,
-                                   errstr, sizeof errstr);
-    if (rc < 0) {
-        sl_buf_printf(err, "kafka: %s\n", errstr);
-        return rc;
-    }
-    int any = missing[0] || missing[1] || missing[2];
-    if (!any)
-        return 0;
-    if (!g->s->auto_create_topics) {
-        for (int i = 0; i < 3; i++)
-            if (missing[i])
-                sl_buf_printf(err,
-                              "kafka: topic %s does not exist (run `sluicectl topics create` or "
-                              "set SLUICE_AUTO_CREATE_TOPICS=true)\n",
-                              topics[i]);
-        return SL_ERR_CONFIG;
-    }
-    /* Same shapes as `sluicectl topics create`. */
-    const struct sl_kafka_topic_spec specs[] = {
-        {.name = g->topic_requests, .partitions = 12, .replication_factor = -1},
-        {.name = g->topic_replies, .partitions = 16, .replication_factor = -1},
-        {.name = g->topic_audit, .partitions = 6, .replication_factor = -1},
-    };
-    rc = sl_kafka_topics_create(g->kafka_props, specs, 3, GW_STARTUP_TIMEOUT_MS, errstr,
-                                sizeof errstr);
-    if (rc < 0)
-        sl_buf_printf(err, "kafka: %s\n", errstr);
-    return rc;
-}
-
 int gw_gateway_start(struct gw_gateway *g, struct sl_buf *err) {
     const struct gw_settings *s = g->s;
     char listen[SL_CONFIG_HOST_MAX + 16];
@@ -230,7 +179,9 @@ int gw_gateway_start(struct gw_gateway *g, struct sl_buf *err) {
                       sl_strerror(rc));
         return rc;
     }
-    if ((rc = check_topics(g, err)) < 0)
+    static const enum sl_topic topics[] = {SL_TOPIC_REQUESTS, SL_TOPIC_REPLIES, SL_TOPIC_AUDIT};
+    if ((rc = sl_topics_ensure(g->kafka_props, s->topic_prefix, topics, 3, s->auto_create_topics,
+                               GW_STARTUP_TIMEOUT_MS, err)) < 0)
         return rc;
 
     char errstr[SL_KAFKA_ERRSTR_LEN];
@@ -244,8 +195,15 @@ int gw_gateway_start(struct gw_gateway *g, struct sl_buf *err) {
      * At 5,000 req/s a produce request carried about three requests (docs/benchmarks.md); the
      * latency at 1,000 req/s did not move.
      */
-    const char *const req_extra[] = {"message.timeout.ms", timeout,
-                                     "max.in.flight.requests.per.connection", "1", NULL};
+    const char *const req_owned[] = {"enable.idempotence",
+                                     "true",
+                                     "acks",
+                                     "all",
+                                     "message.timeout.ms",
+                                     timeout,
+                                     "max.in.flight.requests.per.connection",
+                                     "1",
+                                     NULL};
     /*
      * Audit: batched, compressed, and never given up on: every record must reach the archive.
      * The records of a window go to one partition (GW_AUDIT_STICKY_MS) and the batch is LZ4:
@@ -256,7 +214,11 @@ int gw_gateway_start(struct gw_gateway *g, struct sl_buf *err) {
      * Only a lost record is reported back: a report per delivered record cost the loop a
      * wake-up and a callback for each request, about a tenth of its throughput on 403s.
      */
-    const char *const audit_extra[] = {"linger.ms",
+    const char *const audit_owned[] = {"enable.idempotence",
+                                       "true",
+                                       "acks",
+                                       "all",
+                                       "linger.ms",
                                        STRINGIFY(GW_AUDIT_STICKY_MS),
                                        "compression.codec",
                                        "lz4",
@@ -274,10 +236,13 @@ int gw_gateway_start(struct gw_gateway *g, struct sl_buf *err) {
      * wait costs no latency; librdkafka's 500 ms default is kept. (A 10 ms wait made an idle
      * gateway cost the broker 5 % of a core in empty fetches, 100 a second per replica.)
      */
-    const char *const reply_extra[] = {"enable.auto.commit", "false", NULL};
-    const char **p1 = props_with(g->kafka_props, req_extra);
-    const char **p2 = props_with(g->kafka_props, audit_extra);
-    const char **p3 = props_with(g->kafka_props, reply_extra);
+    const char *const reply_owned[] = {"enable.auto.commit", "false", "isolation.level",
+                                       "read_committed", NULL};
+    /* What each client owns cannot be overridden through SLUICE_KAFKA_* (docs/internals/kafka.md).
+     */
+    const char **p1 = sl_config_kafka_merge(g->kafka_props, NULL, req_owned, "requests producer");
+    const char **p2 = sl_config_kafka_merge(g->kafka_props, NULL, audit_owned, "audit producer");
+    const char **p3 = sl_config_kafka_merge(g->kafka_props, NULL, reply_owned, "replies consumer");
     rc = !p1 || !p2 || !p3 ? -ENOMEM : 0;
     if (rc == 0)
         rc = sl_kafka_producer_new(g->loop, p1, &g->producer, errstr, sizeof errstr);

@@ -9,6 +9,7 @@
 #include "sluice/error.h"
 #include "sluice/log.h"
 #include "sluice/time.h"
+#include "sluice/topics.h"
 #include "frame.h"
 #include "worker_internal.h"
 
@@ -681,9 +682,9 @@ int wk_worker_new(uv_loop_t *loop, const struct wk_settings *s, const char *cons
     w->kafka_props = kafka_props;
     snprintf(w->instance_id, sizeof w->instance_id, "%s", instance_id);
     snprintf(w->exe, sizeof w->exe, "%s", exe);
-    snprintf(w->topic_requests, WK_TOPIC_MAX, "%srequests", s->topic_prefix);
-    snprintf(w->topic_replies, WK_TOPIC_MAX, "%sreplies", s->topic_prefix);
-    snprintf(w->topic_dlq, WK_TOPIC_MAX, "%sdlq", s->topic_prefix);
+    (void)sl_topic_name(s->topic_prefix, SL_TOPIC_REQUESTS, w->topic_requests, WK_TOPIC_MAX);
+    (void)sl_topic_name(s->topic_prefix, SL_TOPIC_REPLIES, w->topic_replies, WK_TOPIC_MAX);
+    (void)sl_topic_name(s->topic_prefix, SL_TOPIC_DLQ, w->topic_dlq, WK_TOPIC_MAX);
     w->limits = sl_envelope_limits_default((size_t)s->max_body_bytes);
     /* An echo answer can be 6 times its request (every byte escaped): up to a frame. */
     w->reply_limits = w->limits;
@@ -715,64 +716,23 @@ int wk_worker_new(uv_loop_t *loop, const struct wk_settings *s, const char *cons
     return 0;
 }
 
-/* Our own properties first, so SLUICE_KAFKA_* can override any of them. */
-static const char **props_with(const char *const *user, const char *const *ours, size_t nours) {
-    size_t n = 0;
-    while (user && user[n])
-        n++;
-    const char **all = calloc(n + nours + 1, sizeof *all);
-    if (!all)
-        return NULL;
-    memcpy(all, ours, nours * sizeof *ours);
-    if (n)
-        memcpy(all + nours, user, n * sizeof *user);
-    return all;
-}
-
-static int check_topics(struct wk_worker *w, struct sl_buf *errors) {
-    const char *topics[] = {w->topic_requests, w->topic_replies, w->topic_dlq};
-    int missing[3] = {0};
-    char errstr[SL_KAFKA_ERRSTR_LEN] = "";
-    int rc = sl_kafka_topics_exist(w->kafka_props, topics, 3, missing, WK_STARTUP_TIMEOUT_MS,
-                                   errstr, sizeof errstr);
-    if (rc < 0) {
-        sl_buf_printf(errors, "kafka: %s", errstr);
-        return rc;
-    }
-    if (!missing[0] && !missing[1] && !missing[2])
-        return 0;
-    if (!w->s->auto_create_topics) {
-        for (int i = 0; i < 3; i++)
-            if (missing[i])
-                sl_buf_printf(errors,
-                              "topic %s does not exist (run `sluicectl topics create` "
-                              "or set SLUICE_AUTO_CREATE_TOPICS=true); ",
-                              topics[i]);
-        return SL_ERR_CONFIG;
-    }
-    static const char *const dlq_cfg[] = {"retention.ms", "1209600000", NULL};
-    const struct sl_kafka_topic_spec specs[] = {
-        {.name = w->topic_requests, .partitions = 12, .replication_factor = -1},
-        {.name = w->topic_replies, .partitions = 4, .replication_factor = -1},
-        {.name = w->topic_dlq, .partitions = 3, .replication_factor = -1, .configs = dlq_cfg},
-    };
-    rc = sl_kafka_topics_create(w->kafka_props, specs, 3, WK_STARTUP_TIMEOUT_MS, errstr,
-                                sizeof errstr);
-    if (rc < 0)
-        sl_buf_printf(errors, "kafka: %s", errstr);
-    return rc;
-}
-
 int wk_worker_start(struct wk_worker *w, struct sl_buf *errors) {
-    int rc = check_topics(w, errors);
+    static const enum sl_topic own_topics[] = {SL_TOPIC_REQUESTS, SL_TOPIC_REPLIES, SL_TOPIC_DLQ};
+    int rc = sl_topics_ensure(w->kafka_props, w->s->topic_prefix, own_topics, 3,
+                              w->s->auto_create_topics, WK_STARTUP_TIMEOUT_MS, errors);
     if (rc < 0)
         return rc;
     char errstr[SL_KAFKA_ERRSTR_LEN] = "";
     /* Replies: one produce request in flight at a time, so the replies that finish while it
      * is out go together in the next (each gateway reads one partition, so they can share a
      * batch); when nothing is in flight a reply goes at once. */
-    const char *const ours_producer[] = {"max.in.flight.requests.per.connection", "1"};
-    const char **pprops = props_with(w->kafka_props, ours_producer, 2);
+    static const char *const producer_defaults[] = {"max.in.flight.requests.per.connection", "1",
+                                                    NULL};
+    static const char *const producer_owned[] = {"enable.idempotence", "true", "acks", "all", NULL};
+    /* What the worker owns cannot be overridden through SLUICE_KAFKA_*; its defaults can
+     * (docs/internals/kafka.md). */
+    const char **pprops = sl_config_kafka_merge(w->kafka_props, producer_defaults, producer_owned,
+                                                "replies producer");
     if (!pprops)
         return -ENOMEM;
     rc = sl_kafka_producer_new(w->loop, pprops, &w->producer, errstr, sizeof errstr);
@@ -781,16 +741,32 @@ int wk_worker_start(struct wk_worker *w, struct sl_buf *errors) {
         sl_buf_printf(errors, "kafka producer: %s", errstr);
         return rc;
     }
-    const char *ours[] = {"group.id", w->s->group_id, "group.instance.id", w->instance_id,
-                          "partition.assignment.strategy", "range", "auto.offset.reset", "earliest",
-                          /* The redelivery window after a crash: what was stored, not yet sent. */
-                          "auto.commit.interval.ms", "1000",
-                          /* A static member does not leave the group when it stops: its partitions
-                           * wait this long for it to come back before they move, so it must stay
-                           * well inside a request's deadline (29 s by default), unlike
-                           * librdkafka's 45 s. A restart within it keeps the partitions. */
-                          "session.timeout.ms", "10000"};
-    const char **props = props_with(w->kafka_props, ours, sizeof ours / sizeof *ours);
+    /* Membership comes from the worker's settings, and at-least-once needs the offsets the
+     * worker stores to be the only ones committed. */
+    const char *const owned[] = {"group.id",
+                                 w->s->group_id,
+                                 "group.instance.id",
+                                 w->instance_id,
+                                 "partition.assignment.strategy",
+                                 "range",
+                                 "enable.auto.commit",
+                                 "true",
+                                 "enable.auto.offset.store",
+                                 "false",
+                                 "isolation.level",
+                                 "read_committed",
+                                 NULL};
+    static const char *const defaults[] = {
+        "auto.offset.reset", "earliest",
+        /* The redelivery window after a crash: what was stored, not yet sent. */
+        "auto.commit.interval.ms", "1000",
+        /* A static member does not leave the group when it stops: its partitions wait this
+         * long for it to come back before they move, so it must stay well inside a request's
+         * deadline (29 s by default), unlike librdkafka's 45 s. A restart within it keeps the
+         * partitions. */
+        "session.timeout.ms", "10000", NULL};
+    const char **props =
+        sl_config_kafka_merge(w->kafka_props, defaults, owned, "requests consumer");
     if (!props)
         return -ENOMEM;
     rc = sl_kafka_consumer_new(w->loop, props, on_message, w, &w->consumer, errstr, sizeof errstr);

@@ -1,4 +1,4 @@
-/* sluicectl topics create: the four topics, idempotently, through librdkafka's admin API. */
+/* sluicectl topics create: the catalog's four topics, idempotently, through the admin API. */
 #include "topics.h"
 
 #include <errno.h>
@@ -7,27 +7,16 @@
 #include <string.h>
 
 #include "sluice/kafka.h"
+#include "sluice/topics.h"
 
-#define TOPIC_MAX 256
-
-/* What each topic is for decides its shape (DESIGN.md §2). */
-struct topic_default {
-    const char *suffix;
-    const char *flag;
-    int partitions;
-    const char *retention_ms;
-    const char *why;
+/* The option that sizes each catalog topic, in catalog order. */
+static const char *const partition_flags[SL_TOPIC_COUNT] = {
+    [SL_TOPIC_REQUESTS] = "--requests-partitions",
+    [SL_TOPIC_REPLIES] = "--replies-partitions",
+    [SL_TOPIC_DLQ] = "--dlq-partitions",
+    [SL_TOPIC_AUDIT] = "--audit-partitions",
 };
-
-static const struct topic_default topic_defaults[] = {
-    {"requests", "--requests-partitions", 12, "86400000",
-     "request envelopes; partitions = the most worker processes that can share the load"},
-    {"replies", "--replies-partitions", 16, "3600000",
-     "replies; partition N belongs to gateway replica N, so >= the most gateway replicas"},
-    {"dlq", "--dlq-partitions", 3, "1209600000", "dead letters, kept 14 days like the SQS DLQ"},
-    {"audit", "--audit-partitions", 6, "604800000", "audit records for the archiver"},
-};
-#define NTOPICS (sizeof topic_defaults / sizeof topic_defaults[0])
+#define NTOPICS SL_TOPIC_COUNT
 
 static void help(FILE *out) {
     fputs("Usage: sluicectl topics create [options]\n"
@@ -39,8 +28,9 @@ static void help(FILE *out) {
           "Options:\n",
           out);
     for (size_t i = 0; i < NTOPICS; i++)
-        fprintf(out, "  %-24s N  partitions of <prefix>%s (%d): %s\n", topic_defaults[i].flag,
-                topic_defaults[i].suffix, topic_defaults[i].partitions, topic_defaults[i].why);
+        fprintf(out, "  %-24s N  partitions of <prefix>%s (%d): %s\n", partition_flags[i],
+                sl_topic_catalog[i].suffix, sl_topic_catalog[i].partitions,
+                sl_topic_catalog[i].why);
     fputs("  --replication-factor   N  (-1: the broker's default)\n"
           "  --timeout-ms           N  how long to wait for the cluster (30000)\n",
           out);
@@ -66,7 +56,7 @@ static int cmd_create(int argc, char **argv, const struct ctl_env *env) {
     int partitions[NTOPICS];
     int replication = -1, timeout_ms = 30000;
     for (size_t i = 0; i < NTOPICS; i++)
-        partitions[i] = topic_defaults[i].partitions;
+        partitions[i] = sl_topic_catalog[i].partitions;
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
@@ -78,7 +68,7 @@ static int cmd_create(int argc, char **argv, const struct ctl_env *env) {
         const char *v = argv[++i];
         int done = 0;
         for (size_t t = 0; t < NTOPICS && !done; t++)
-            if (!strcmp(a, topic_defaults[t].flag)) {
+            if (!strcmp(a, partition_flags[t])) {
                 if (parse_int(v, 1, 10000, &partitions[t]) < 0)
                     return usage("partitions must be 1..10000, not", v);
                 done = 1;
@@ -96,24 +86,15 @@ static int cmd_create(int argc, char **argv, const struct ctl_env *env) {
         }
     }
 
-    char names[NTOPICS][TOPIC_MAX];
-    const char *configs[NTOPICS][3];
-    struct sl_kafka_topic_spec specs[NTOPICS];
-    for (size_t i = 0; i < NTOPICS; i++) {
-        if ((size_t)snprintf(names[i], TOPIC_MAX, "%s%s", env->topic_prefix,
-                             topic_defaults[i].suffix) >= TOPIC_MAX)
+    static const enum sl_topic all[NTOPICS] = {SL_TOPIC_REQUESTS, SL_TOPIC_REPLIES, SL_TOPIC_DLQ,
+                                               SL_TOPIC_AUDIT};
+    char names[NTOPICS][SL_TOPIC_NAME_MAX + 1];
+    for (size_t i = 0; i < NTOPICS; i++)
+        if (sl_topic_name(env->topic_prefix, all[i], names[i], sizeof names[i]) < 0)
             return usage("SLUICE_TOPIC_PREFIX is too long:", env->topic_prefix);
-        configs[i][0] = "retention.ms";
-        configs[i][1] = topic_defaults[i].retention_ms;
-        configs[i][2] = NULL;
-        specs[i] = (struct sl_kafka_topic_spec){.name = names[i],
-                                                .partitions = partitions[i],
-                                                .replication_factor = replication,
-                                                .configs = configs[i]};
-    }
     char errstr[SL_KAFKA_ERRSTR_LEN];
-    if (sl_kafka_topics_create(env->kafka_props, specs, NTOPICS, timeout_ms, errstr,
-                               sizeof errstr) < 0) {
+    if (sl_topics_create(env->kafka_props, env->topic_prefix, all, NTOPICS, partitions, replication,
+                         timeout_ms, errstr, sizeof errstr) < 0) {
         fprintf(stderr, "sluicectl topics create: %s\n", errstr);
         return CTL_EXIT_ERROR;
     }

@@ -120,6 +120,19 @@ int sl_config_kafka_props(char *const *envp, const char *const *exclude, char **
 void sl_config_props_free(char **props);
 
 /*
+ * The one rule for a client's librdkafka properties. `owned` (name,value pairs) are what the
+ * service must decide itself (idempotence, acks, offset handling, group membership...): a
+ * SLUICE_KAFKA_* property of the same name is ignored, with a warning naming `client`.
+ * `defaults` are the service's choices an operator may change: the user's value wins. Every
+ * other user property passes through. The result is a NULL-terminated name,value list in that
+ * order (defaults not overridden, user properties not owned, owned), so a later name never
+ * repeats an earlier one; its strings are borrowed from the inputs and the caller free()s the
+ * array only. `user`, `defaults` and `owned` may be NULL. Returns NULL when out of memory.
+ */
+const char **sl_config_kafka_merge(const char *const *user, const char *const *defaults,
+                                   const char *const *owned, const char *client);
+
+/*
  * True for librdkafka properties whose values are credentials: any name containing "password"
  * or "secret" (sasl.password, ssl.key.password, sasl.oauthbearer.client.secret, ...), plus
  * ssl.key.pem (an inline private key) and sasl.oauthbearer.config (may embed credentials).
