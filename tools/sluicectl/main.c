@@ -10,6 +10,7 @@
 #include "sluice/buf.h"
 #include "sluice/config.h"
 #include "sluice/log.h"
+#include "sluice/service.h"
 
 extern char **environ;
 
@@ -82,6 +83,7 @@ static int usage(const char *what, const char *arg) {
 }
 
 int main(int argc, char **argv) {
+    sl_service_open_stdio();
     sl_log_init("sluicectl", SL_LOG_WARN);
     struct ctl_settings settings;
     struct sl_buf errors;
