@@ -192,6 +192,23 @@ extern const char *const sl_config_log_level_names[];
         .offset = offsetof(stype, field), .def = "false",                                          \
         .description = "Create missing topics at start instead of refusing to start."              \
     }
+/* Shared rows whose meaning differs a little per binary: the description is the caller's. */
+#define SL_CONFIG_OPT_ROUTES_FILE(stype, field, desc)                                              \
+    {                                                                                              \
+        .name = "routes_file", .env = "SLUICE_ROUTES_FILE", .type = SL_CONFIG_STRING,              \
+        .offset = offsetof(stype, field), .description = desc                                      \
+    }
+#define SL_CONFIG_OPT_MAX_BODY(stype, field, desc)                                                 \
+    {                                                                                              \
+        .name = "max_body", .env = "SLUICE_MAX_BODY_BYTES", .type = SL_CONFIG_SIZE,                \
+        .offset = offsetof(stype, field), .def = "10MiB", .umin = 0, .umax = UINT64_C(64) << 20,   \
+        .description = desc                                                                        \
+    }
+#define SL_CONFIG_OPT_STAGE(stype, field, desc)                                                    \
+    {                                                                                              \
+        .name = "stage", .env = "SLUICE_STAGE", .type = SL_CONFIG_STRING,                          \
+        .offset = offsetof(stype, field), .def = "production", .description = desc                 \
+    }
 #define SL_CONFIG_OPT_LOG_LEVEL(stype, field)                                                      \
     {                                                                                              \
         .name = "log_level", .env = "SLUICE_LOG_LEVEL", .type = SL_CONFIG_ENUM,                    \
