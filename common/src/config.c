@@ -770,9 +770,12 @@ const char **sl_config_kafka_merge(const char *const *user, const char *const *d
     }
     for (size_t i = 0; user && user[i]; i += 2) {
         if (pairs_has(owned, user[i])) {
-            SL_WARN("kafka %s: %s is set by the service and cannot be overridden; "
-                    "SLUICE_KAFKA_* value ignored",
-                    client ? client : "client", user[i]);
+            char env[128];
+            int len = snprintf(env, sizeof env, "SLUICE_KAFKA_%s", user[i]);
+            for (int k = 13; k < len && (size_t)k < sizeof env; k++)
+                env[k] = env[k] == '.' ? '_' : (char)toupper((unsigned char)env[k]);
+            SL_WARN("kafka %s: %s is set by the service and cannot be overridden; %s ignored",
+                    client ? client : "client", user[i], env);
             continue;
         }
         all[n++] = user[i];

@@ -455,6 +455,35 @@ static void test_hostport_rejects_malformed_addresses(void **state) {
     assert_int_equal(port, 7);
 }
 
+static void test_kafka_merge_owned_wins_defaults_yield_and_the_rest_passes(void **state) {
+    (void)state;
+    const char *user[] = {"acks",   "1", "session.timeout.ms", "6000", "bootstrap.servers",
+                          "b:9092", NULL};
+    const char *defaults[] = {"session.timeout.ms", "10000", "auto.offset.reset", "earliest", NULL};
+    const char *owned[] = {"acks", "all", "enable.idempotence", "true", NULL};
+    const char **all = sl_config_kafka_merge(user, defaults, owned, "test client");
+    assert_non_null(all);
+    const char *want[] = {"auto.offset.reset",
+                          "earliest",
+                          "session.timeout.ms",
+                          "6000",
+                          "bootstrap.servers",
+                          "b:9092",
+                          "acks",
+                          "all",
+                          "enable.idempotence",
+                          "true",
+                          NULL};
+    for (size_t i = 0; want[i]; i++)
+        assert_string_equal(all[i], want[i]);
+    assert_null(all[10]);
+    free(all);
+    all = sl_config_kafka_merge(NULL, NULL, NULL, NULL);
+    assert_non_null(all);
+    assert_null(all[0]);
+    free(all);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_config_defaults_apply_when_environment_is_empty),
@@ -473,6 +502,7 @@ int main(void) {
         cmocka_unit_test(test_config_kafka_secret_properties_are_recognised),
         cmocka_unit_test(test_hostport_parses_ipv4_ipv6_and_hostnames),
         cmocka_unit_test(test_hostport_rejects_malformed_addresses),
+        cmocka_unit_test(test_kafka_merge_owned_wins_defaults_yield_and_the_rest_passes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

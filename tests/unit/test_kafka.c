@@ -1,4 +1,5 @@
 /* Kafka glue against librdkafka's in-process mock cluster: roundtrip, injected faults, config. */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -16,6 +17,7 @@
 
 #include <librdkafka/rdkafka_mock.h> /* after rdkafka.h, which kafka.h includes */
 #include "sluice/log.h"
+#include "sluice/topics.h"
 
 #define TOPIC   "sl.test"
 #define NMSG    20
@@ -535,10 +537,60 @@ static void test_close_from_inside_callbacks_stops_delivery(void **state) {
     mock_stop(&k.m);
 }
 
+static void test_topic_partitions_are_counted_and_missing_ones_are_zero(void **state) {
+    (void)state;
+    struct mock m;
+    mock_start(&m, 3);
+    const char *props[] = {"bootstrap.servers", m.bootstrap, NULL};
+    const char *topics[] = {TOPIC, "sl.absent"};
+    int parts[2] = {-1, -1};
+    char err[SL_KAFKA_ERRSTR_LEN];
+    assert_int_equal(sl_kafka_topics_partitions(props, topics, 2, parts, 5000, err, sizeof err), 0);
+    assert_int_equal(parts[0], 3);
+    assert_int_equal(parts[1], 0);
+    int missing[2] = {-1, -1};
+    assert_int_equal(sl_kafka_topics_exist(props, topics, 2, missing, 5000, err, sizeof err), 0);
+    assert_int_equal(missing[0], 0);
+    assert_int_equal(missing[1], 1);
+    mock_stop(&m);
+}
+
+static void test_topic_check_names_each_missing_topic_unless_it_may_create(void **state) {
+    (void)state;
+    struct mock m;
+    mock_start(&m, 1);
+    assert_int_equal(rd_kafka_mock_topic_create(m.mc, "p.requests", 12, 1), 0);
+    const char *props[] = {"bootstrap.servers", m.bootstrap, NULL};
+    const enum sl_topic which[] = {SL_TOPIC_REQUESTS, SL_TOPIC_REPLIES, SL_TOPIC_AUDIT};
+    struct sl_buf err;
+    sl_buf_init(&err, 4096);
+    assert_int_equal(sl_topics_ensure(props, "p.", which, 3, false, 5000, &err), SL_ERR_CONFIG);
+    assert_non_null(err.data);
+    assert_null(strstr(err.data, "p.requests"));
+    assert_non_null(strstr(err.data, "topic p.replies does not exist"));
+    assert_non_null(strstr(err.data, "topic p.audit does not exist"));
+    sl_buf_reset(&err);
+    assert_int_equal(sl_topics_ensure(props, "p.", which, 1, false, 5000, &err), 0);
+    sl_buf_free(&err);
+    mock_stop(&m);
+}
+
+static void test_topic_names_are_prefix_and_catalog_suffix(void **state) {
+    (void)state;
+    char name[SL_TOPIC_NAME_MAX + 1];
+    assert_int_equal(sl_topic_name("sluice.", SL_TOPIC_DLQ, name, sizeof name), 0);
+    assert_string_equal(name, "sluice.dlq");
+    assert_int_equal(sl_topic_catalog[SL_TOPIC_REPLIES].partitions, 16);
+    assert_int_equal(sl_topic_name("sluice.", SL_TOPIC_REPLIES, name, 8), -ENAMETOOLONG);
+}
+
 int main(void) {
     sl_log_init("test_kafka", SL_LOG_ERROR);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_unknown_property_is_rejected_with_its_name),
+        cmocka_unit_test(test_topic_partitions_are_counted_and_missing_ones_are_zero),
+        cmocka_unit_test(test_topic_check_names_each_missing_topic_unless_it_may_create),
+        cmocka_unit_test(test_topic_names_are_prefix_and_catalog_suffix),
         cmocka_unit_test(test_roundtrip_keeps_order_keys_and_headers),
         cmocka_unit_test(test_injected_produce_error_reaches_callback_on_loop_thread),
         cmocka_unit_test(test_errors_only_producer_reports_losses_alone),
