@@ -201,14 +201,6 @@ const struct sl_config_option gw_settings_table[] = {
 
 const size_t gw_settings_count = sizeof gw_settings_table / sizeof gw_settings_table[0];
 
-int gw_settings_load(struct gw_settings *s, char *const *envp, struct sl_buf *errors) {
-    return sl_config_load(gw_settings_table, gw_settings_count, s, envp, errors);
-}
-
-void gw_settings_free(struct gw_settings *s) {
-    sl_config_free(gw_settings_table, gw_settings_count, s);
-}
-
 int32_t gw_settings_index(const struct gw_settings *s, const char *hostname) {
     if (s->gateway_index >= 0)
         return (int32_t)s->gateway_index;

@@ -10,7 +10,7 @@
 
 /*
  * Filled by sl_config_load from the table below; strings and lists are owned by the struct and
- * released by gw_settings_free. Durations are milliseconds.
+ * released by sl_config_free (sl_service_main does both). Durations are milliseconds.
  */
 struct gw_settings {
     struct sl_config_hostport listen;
@@ -49,9 +49,6 @@ struct gw_settings {
 extern const struct sl_config_option gw_settings_table[];
 extern const size_t gw_settings_count;
 
-/* Loads settings from envp; every problem is described in errors. See sl_config_load. */
-int gw_settings_load(struct gw_settings *s, char *const *envp, struct sl_buf *errors);
-void gw_settings_free(struct gw_settings *s);
 /* The replica's index: the setting, else the ordinal of a StatefulSet pod name, else 0. */
 int32_t gw_settings_index(const struct gw_settings *s, const char *hostname);
 

@@ -90,14 +90,6 @@ const struct sl_config_option wk_settings_table[] = {
 
 const size_t wk_settings_count = sizeof wk_settings_table / sizeof wk_settings_table[0];
 
-int wk_settings_load(struct wk_settings *s, char *const *envp, struct sl_buf *errors) {
-    return sl_config_load(wk_settings_table, wk_settings_count, s, envp, errors);
-}
-
-void wk_settings_free(struct wk_settings *s) {
-    sl_config_free(wk_settings_table, wk_settings_count, s);
-}
-
 int wk_settings_concurrency(const struct wk_settings *s) {
     if (s->concurrency > 0)
         return (int)s->concurrency;

@@ -10,7 +10,7 @@
 
 /*
  * Filled by sl_config_load from wk_settings_table; strings are owned by the struct and
- * released by wk_settings_free. Durations are milliseconds.
+ * released by sl_config_free (sl_service_main does both). Durations are milliseconds.
  */
 struct wk_settings {
     struct sl_config_hostport admin_listen;
@@ -34,9 +34,6 @@ struct wk_settings {
 extern const struct sl_config_option wk_settings_table[];
 extern const size_t wk_settings_count;
 
-/* Loads settings from envp; every problem is described in errors. See sl_config_load. */
-int wk_settings_load(struct wk_settings *s, char *const *envp, struct sl_buf *errors);
-void wk_settings_free(struct wk_settings *s);
 /* The number of handler children: the setting, or 2 x online CPUs when it is 0. */
 int wk_settings_concurrency(const struct wk_settings *s);
 
