@@ -1,4 +1,4 @@
-/* Blocking Kafka admin helpers for start-up checks and sluicectl: list, create, describe. */
+/* Blocking Kafka admin calls for start-up checks and sluicectl: partition counts, creation. */
 #include "kafka_internal.h"
 
 #include <errno.h>
