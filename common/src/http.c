@@ -65,7 +65,6 @@ struct http_req {
     int head;        /* HEAD: no response body */
     uv_write_t wreq;
     uv_write_t continue_wreq;
-    char peer[64];
 };
 
 enum conn_timer { T_NONE, T_FIRST, T_HEADER, T_BODY, T_KEEPALIVE, T_LINGER };
@@ -114,7 +113,8 @@ struct http_conn {
     const char *err_kind;
     struct http_conn *flush_prev, *flush_next; /* in the server's flush list when queued */
     int flush_queued;
-    char peer[64];
+    struct sl_addr peer; /* read once at accept; every request carries a copy */
+    uint16_t peer_port;
 };
 
 enum err_kind { EK_BAD_REQUEST, EK_HEADER_TOO_LARGE, EK_URL_TOO_LONG, EK_BODY_TOO_LARGE, EK_MAX };
@@ -562,7 +562,8 @@ static int on_message_begin(http_parser *p) {
     if (!r)
         return -1;
     r->conn = c;
-    memcpy(r->peer, c->peer, sizeof(r->peer));
+    r->pub.peer = c->peer;
+    r->pub.peer_port = c->peer_port;
     if (c->tail)
         c->tail->next = r;
     else
@@ -792,7 +793,6 @@ static void dispatch(struct http_conn *c) {
     r->pub.nheaders = r->nhdrs;
     r->pub.body = r->body.data ? r->body.data : "";
     r->pub.body_len = r->body.len;
-    r->pub.peer = r->peer;
     r->pub.http_major = p->http_major;
     r->pub.http_minor = p->http_minor;
     r->pub.keep_alive = http_should_keep_alive(p) && !p->upgrade && !s->stopping;
@@ -1427,31 +1427,14 @@ static void conn_fail(struct http_conn *c, int status, enum err_kind kind) {
 
 /* ---- accept ------------------------------------------------------------------------------- */
 
+/* The socket peer as data: nothing parses it again (a Unix socket has none: AF_UNSPEC). */
 static void peer_name(struct http_conn *c) {
     struct sockaddr_storage ss;
     int len = sizeof(ss);
-    c->peer[0] = '\0';
     if (c->h.handle.type != UV_TCP ||
-        uv_tcp_getpeername(&c->h.tcp, (struct sockaddr *)&ss, &len) != 0) {
-        memcpy(c->peer, "unix", 5);
-        return;
-    }
-    char ip[48];
-    int port;
-    if (ss.ss_family == AF_INET6) {
-        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)&ss;
-        uv_ip6_name(a, ip, sizeof(ip));
-        port = ntohs(a->sin6_port);
-    } else {
-        const struct sockaddr_in *a = (const struct sockaddr_in *)&ss;
-        uv_ip4_name(a, ip, sizeof(ip));
-        port = ntohs(a->sin_port);
-    }
-    struct sl_buf b;
-    sl_buf_init(&b, sizeof(c->peer) - 1);
-    if (sl_buf_printf(&b, "%s:%d", ip, port) == 0)
-        memcpy(c->peer, b.data, b.len + 1);
-    sl_buf_free(&b);
+        uv_tcp_getpeername(&c->h.tcp, (struct sockaddr *)&ss, &len) != 0)
+        ss.ss_family = AF_UNSPEC;
+    sl_addr_from_sockaddr(&c->peer, &c->peer_port, (const struct sockaddr *)&ss);
 }
 
 static struct http_conn *conn_new(struct sl_http_server *s) {

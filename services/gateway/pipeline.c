@@ -222,7 +222,9 @@ void gw_pipeline_on_request(struct sl_http_request *http, void *data) {
     r->received_ms = sl_time_now_ms();
     http->user = r;
     find_headers(r, http);
-    gw_client_ip(&g->proxies, http->peer, r->forwarded_for.p, r->forwarded_for.len, r->client_ip);
+    gw_client_ip(&g->proxies, &http->peer, r->forwarded_for.p, r->forwarded_for.len,
+                 &r->client_addr);
+    sl_addr_format(&r->client_addr, r->client_ip);
     run_pipeline(r, 0);
 }
 

@@ -145,7 +145,8 @@ struct gw_req {
     struct sl_trace_ctx trace; /* formatted into traceparent only for a request published */
     char traceparent[SL_TRACEPARENT_LEN + 1];
     char trace_id[33];
-    char client_ip[INET6_ADDRSTRLEN];
+    struct sl_addr client_addr;       /* the client (client_ip.h), resolved once */
+    char client_ip[SL_ADDR_TEXT_MAX]; /* its text, formatted once (WAF, envelope, audit) */
     uint64_t start_ns;
     int64_t received_ms;
     int64_t deadline_ms;

@@ -35,6 +35,9 @@ static void on_request(struct sl_http_request *req, void *data) {
         h->held[h->nheld++] = req;
         return;
     }
+    /* An adopted socketpair has no IP peer. */
+    if (req->peer.family != AF_UNSPEC || req->peer_port != 0)
+        abort();
     /* Touch every slice so ASan checks they point at live memory. */
     size_t sum = req->method.len + req->url.len + req->query.len + req->body_len;
     for (size_t i = 0; i < req->nheaders; i++)

@@ -121,6 +121,16 @@ static void handler(struct sl_http_request *req, void *data) {
         sl_http_respond_own(req, 200, h, 2, own, 2, "ok", 2);
         return;
     }
+    if (slice_is(req->path, "/peer")) {
+        /* The socket peer as the server gives it: "family address port". */
+        char ip[SL_ADDR_TEXT_MAX], body[128];
+        sl_addr_format(&req->peer, ip);
+        int len =
+            snprintf(body, sizeof(body), "%s %s %u", req->peer.family == AF_INET ? "ipv4" : "other",
+                     ip, (unsigned)req->peer_port);
+        sl_http_respond(req, 200, NULL, 0, body, (size_t)len);
+        return;
+    }
     char body[300];
     int len = snprintf(body, sizeof(body), "ok:%.*s", (int)req->path.len, req->path.p);
     sl_http_respond(req, 200, NULL, 0, body, (size_t)len);
@@ -459,6 +469,21 @@ static void test_get_is_answered_with_date_content_length_and_body(void **state)
     assert_true(has_header(&c.r[0], "date: "));
     assert_true(strstr(c.r[0].headers, " GMT\n") != NULL);
     assert_false(has_header(&c.r[0], "connection: close"));
+    client_close(&c);
+}
+
+static void test_request_carries_the_socket_peer_as_address_and_port(void **state) {
+    struct fx *f = *state;
+    struct client c;
+    client_open(&c, f->port);
+    struct sockaddr_in me;
+    socklen_t len = sizeof(me);
+    assert_int_equal(getsockname(c.fd, (struct sockaddr *)&me, &len), 0);
+    client_send(&c, "GET /peer HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_int_equal(client_read(&c, 1, 3000), 1);
+    char want[64];
+    snprintf(want, sizeof(want), "ipv4 127.0.0.1 %u", (unsigned)ntohs(me.sin_port));
+    assert_string_equal(c.r[0].body, want);
     client_close(&c);
 }
 
@@ -1065,6 +1090,7 @@ int main(void) {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
     const struct CMUnitTest tests[] = {
         T(test_get_is_answered_with_date_content_length_and_body),
+        T(test_request_carries_the_socket_peer_as_address_and_port),
         T(test_keep_alive_connection_serves_several_requests),
         T(test_http10_without_keep_alive_is_closed_after_response),
         T(test_pipelined_requests_are_answered_in_order_even_when_handled_out_of_order),

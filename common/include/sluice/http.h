@@ -8,6 +8,7 @@
 
 #include <uv.h>
 
+#include "sluice/addr.h"
 #include "sluice/buf.h"
 
 struct sl_metrics;
@@ -43,7 +44,8 @@ struct sl_http_request {
     size_t nheaders;
     const char *body; /* decoded body (chunked framing removed); never NULL */
     size_t body_len;
-    const char *peer; /* "ip:port" of the socket peer, NUL-terminated */
+    struct sl_addr peer; /* the socket peer; AF_UNSPEC for a Unix socket (see addr.h) */
+    uint16_t peer_port;  /* its port; 0 for a Unix socket */
     unsigned short http_major;
     unsigned short http_minor;
     int keep_alive; /* the connection stays open after this response */
