@@ -114,8 +114,8 @@ int sl_admin_init(struct sl_admin **out, uv_loop_t *loop, const struct sl_admin_
     return 0;
 }
 
-int sl_admin_start(struct sl_admin *a, const char *listen) {
-    return sl_http_server_start(a->http, listen);
+int sl_admin_start(struct sl_admin *a, const char *host, int port) {
+    return sl_http_server_start(a->http, host, port);
 }
 
 int sl_admin_port(const struct sl_admin *a) {

@@ -1636,44 +1636,17 @@ int sl_http_server_init(struct sl_http_server **out, uv_loop_t *loop,
     return 0;
 }
 
-static int parse_listen(const char *listen, struct sockaddr_storage *ss) {
-    const char *colon = strrchr(listen, ':');
-    if (!colon || colon[1] == '\0')
-        return SL_ERR_CONFIG;
-    char *end;
-    errno = 0;
-    long port = strtol(colon + 1, &end, 10);
-    if (errno || *end || port < 0 || port > 65535)
-        return SL_ERR_CONFIG;
-    char host[64];
-    size_t hl = (size_t)(colon - listen);
-    const char *h = listen;
-    if (hl >= 2 && h[0] == '[' && h[hl - 1] == ']') {
-        h++;
-        hl -= 2;
-    }
-    if (hl >= sizeof(host))
-        return SL_ERR_CONFIG;
-    memcpy(host, h, hl);
-    host[hl] = '\0';
-    if (hl == 0)
-        memcpy(host, "0.0.0.0", 8);
-    if (uv_ip4_addr(host, (int)port, (struct sockaddr_in *)ss) == 0)
-        return 0;
-    if (uv_ip6_addr(host, (int)port, (struct sockaddr_in6 *)ss) == 0)
-        return 0;
-    return SL_ERR_CONFIG;
-}
-
-int sl_http_server_start(struct sl_http_server *s, const char *listen) {
+int sl_http_server_start(struct sl_http_server *s, const char *host, int port) {
     if (s->listening || s->stopping || s->closing)
         return -EINVAL;
+    if (port < 0 || port > 65535)
+        return SL_ERR_CONFIG;
     struct sockaddr_storage ss;
     memset(&ss, 0, sizeof(ss));
-    int rc = parse_listen(listen, &ss);
-    if (rc < 0)
-        return rc;
-    rc = uv_tcp_bind(&s->listener.tcp, (const struct sockaddr *)&ss, 0);
+    if (uv_ip4_addr(host, port, (struct sockaddr_in *)&ss) != 0 &&
+        uv_ip6_addr(host, port, (struct sockaddr_in6 *)&ss) != 0)
+        return SL_ERR_CONFIG;
+    int rc = uv_tcp_bind(&s->listener.tcp, (const struct sockaddr *)&ss, 0);
     if (rc < 0)
         return rc;
     rc = uv_listen(&s->listener.stream, s->o.backlog, on_connection);

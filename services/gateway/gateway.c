@@ -174,7 +174,7 @@ int gw_gateway_start(struct gw_gateway *g, struct sl_buf *err) {
     snprintf(listen, sizeof listen, strchr(s->admin_listen.host, ':') ? "[%s]:%d" : "%s:%d",
              s->admin_listen.host, s->admin_listen.port);
     if ((rc = sl_admin_init(&g->admin, g->loop, &ao)) < 0 ||
-        (rc = sl_admin_start(g->admin, listen)) < 0) {
+        (rc = sl_admin_start(g->admin, s->admin_listen.host, s->admin_listen.port)) < 0) {
         sl_buf_printf(err, "SLUICE_ADMIN_LISTEN: cannot listen on %s: %s\n", listen,
                       sl_strerror(rc));
         return rc;
@@ -295,7 +295,7 @@ int gw_gateway_start(struct gw_gateway *g, struct sl_buf *err) {
     snprintf(listen, sizeof listen, strchr(s->listen.host, ':') ? "[%s]:%d" : "%s:%d",
              s->listen.host, s->listen.port);
     if ((rc = sl_http_server_init(&g->http, g->loop, &ho)) < 0 ||
-        (rc = sl_http_server_start(g->http, listen)) < 0) {
+        (rc = sl_http_server_start(g->http, s->listen.host, s->listen.port)) < 0) {
         sl_buf_printf(err, "SLUICE_LISTEN: cannot listen on %s: %s\n", listen, sl_strerror(rc));
         return rc;
     }

@@ -782,7 +782,7 @@ int wk_worker_start(struct wk_worker *w, struct sl_buf *errors) {
     snprintf(listen, sizeof listen, strchr(hp->host, ':') ? "[%s]:%d" : "%s:%d", hp->host,
              hp->port);
     if ((rc = sl_admin_init(&w->admin, w->loop, &ao)) < 0 ||
-        (rc = sl_admin_start(w->admin, listen)) < 0) {
+        (rc = sl_admin_start(w->admin, hp->host, hp->port)) < 0) {
         sl_buf_printf(errors, "admin listener %s: %s", listen, sl_strerror(rc));
         return rc;
     }

@@ -5,6 +5,7 @@
 
 #include <uv.h>
 
+#include "sluice/config.h"
 #include "sluice/error.h"
 #include "sluice/http.h"
 
@@ -52,9 +53,13 @@ int main(int argc, char **argv) {
     uv_loop_t *loop = uv_default_loop();
     struct app app;
     struct sl_http_options o = {.on_request = on_request};
-    int rc = sl_http_server_init(&app.server, loop, &o);
+    char host[SL_CONFIG_HOST_MAX];
+    int port;
+    int rc = sl_config_parse_hostport(listen, host, sizeof(host), &port);
     if (rc == 0)
-        rc = sl_http_server_start(app.server, listen);
+        rc = sl_http_server_init(&app.server, loop, &o);
+    if (rc == 0)
+        rc = sl_http_server_start(app.server, host, port);
     if (rc < 0) {
         fprintf(stderr, "sl_http_fixed: %s: %s\n", listen,
                 rc < -10000 ? sl_strerror(rc) : uv_strerror(rc));

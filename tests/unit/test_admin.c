@@ -64,7 +64,7 @@ static int setup(void **state) {
         sl_metric_get(sl_metrics_counter(f->metrics, "sluice_test_total", "Test.", NULL)), 7);
     struct sl_admin_options o = {.metrics = f->metrics, .ready = ready_cb, .data = f};
     assert_int_equal(sl_admin_init(&f->admin, &f->loop, &o), 0);
-    assert_int_equal(sl_admin_start(f->admin, "127.0.0.1:0"), 0);
+    assert_int_equal(sl_admin_start(f->admin, "127.0.0.1", 0), 0);
     f->port = sl_admin_port(f->admin);
     assert_true(f->port > 0);
     uv_async_init(&f->loop, &f->async, on_async);

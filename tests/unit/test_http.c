@@ -22,6 +22,7 @@
 #include <http_parser.h>
 #include <uv.h>
 
+#include "sluice/error.h"
 #include "sluice/http.h"
 #include "sluice/metrics.h"
 
@@ -203,7 +204,7 @@ static int fx_start(void **state, void (*tweak)(struct sl_http_options *)) {
     if (tweak)
         tweak(&o);
     assert_int_equal(sl_http_server_init(&f->srv, &f->loop, &o), 0);
-    assert_int_equal(sl_http_server_start(f->srv, "127.0.0.1:0"), 0);
+    assert_int_equal(sl_http_server_start(f->srv, "127.0.0.1", 0), 0);
     f->port = sl_http_server_port(f->srv);
     assert_true(f->port > 0);
     uv_async_init(&f->loop, &f->async, on_async);
@@ -1085,10 +1086,34 @@ static void test_close_with_async_request_pending_waits_for_the_response(void **
     client_close(&c);
 }
 
+static void noop_closed(void *data) {
+    (void)data;
+}
+
+static void test_start_takes_an_address_literal_and_a_port(void **state) {
+    (void)state;
+    uv_loop_t loop;
+    assert_int_equal(uv_loop_init(&loop), 0);
+    struct sl_http_options o = {.on_request = handler};
+    struct sl_http_server *s;
+    assert_int_equal(sl_http_server_init(&s, &loop, &o), 0);
+    assert_int_equal(sl_http_server_start(s, "localhost", 0), SL_ERR_CONFIG);
+    assert_int_equal(sl_http_server_start(s, "[::1]", 0), SL_ERR_CONFIG);
+    assert_int_equal(sl_http_server_start(s, "127.0.0.1:0", 0), SL_ERR_CONFIG);
+    assert_int_equal(sl_http_server_start(s, "127.0.0.1", 65536), SL_ERR_CONFIG);
+    assert_int_equal(sl_http_server_start(s, "127.0.0.1", -1), SL_ERR_CONFIG);
+    assert_int_equal(sl_http_server_start(s, "127.0.0.1", 0), 0);
+    assert_true(sl_http_server_port(s) > 0);
+    sl_http_server_close(s, noop_closed, NULL);
+    assert_int_equal(uv_run(&loop, UV_RUN_DEFAULT), 0);
+    assert_int_equal(uv_loop_close(&loop), 0);
+}
+
 int main(void) {
     signal(SIGPIPE, SIG_IGN);
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_start_takes_an_address_literal_and_a_port),
         T(test_get_is_answered_with_date_content_length_and_body),
         T(test_request_carries_the_socket_peer_as_address_and_port),
         T(test_keep_alive_connection_serves_several_requests),

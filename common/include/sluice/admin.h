@@ -34,8 +34,9 @@ struct sl_admin_options {
  * call and callback happens on the loop thread.
  */
 int sl_admin_init(struct sl_admin **out, uv_loop_t *loop, const struct sl_admin_options *opts);
-/* Listens on "host:port" (SLUICE_ADMIN_LISTEN, "0.0.0.0:9090" by default in services). */
-int sl_admin_start(struct sl_admin *a, const char *listen);
+/* Listens on host (an address literal) and port: SLUICE_ADMIN_LISTEN, parsed by the service's
+ * settings (0.0.0.0 and 9090 by default). Errors as sl_http_server_start. */
+int sl_admin_start(struct sl_admin *a, const char *host, int port);
 /* The bound port after start, or a negative code. */
 int sl_admin_port(const struct sl_admin *a);
 /* Closes the listener and its connections; cb(data) runs once everything is freed. */

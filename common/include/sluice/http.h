@@ -113,8 +113,13 @@ struct sl_http_options {
  */
 int sl_http_server_init(struct sl_http_server **out, uv_loop_t *loop,
                         const struct sl_http_options *opts);
-/* Listens on "host:port" ("127.0.0.1:0" picks an ephemeral port; "[::1]:8080" for IPv6). */
-int sl_http_server_start(struct sl_http_server *s, const char *listen);
+/*
+ * Listens on `host`, an IPv4 or IPv6 address literal without brackets ("0.0.0.0", "::1"), and
+ * `port` (0 picks an ephemeral one, see sl_http_server_port): a service passes its parsed listen
+ * setting (struct sl_config_hostport). SL_ERR_CONFIG when host is not an address literal or
+ * port is outside 0..65535; a libuv code when the bind or listen fails.
+ */
+int sl_http_server_start(struct sl_http_server *s, const char *host, int port);
 /* The bound port after start (useful with port 0), or a negative code. */
 int sl_http_server_port(const struct sl_http_server *s);
 /*
