@@ -1327,38 +1327,24 @@ const struct sl_http_header *sl_http_request_header(const struct sl_http_request
 
 /* ---- error phase: the server's own responses ---------------------------------------------- */
 
-static void default_error(struct sl_http_error_response *e, int status) {
-    e->status = status;
-    e->nheaders = 0;
-    e->headers[e->nheaders++] =
-        (struct sl_http_header){SL_STR("Content-Type"), SL_STR("application/json")};
+/* The server's own answer as it stands without a hook: the status and its reason phrase. */
+static void plain_error(struct sl_http_error_response *e, int status) {
     switch (status) {
-    case 413:
-        e->body = SL_STR("{\"message\":\"Request Too Long\"}");
-        e->headers[e->nheaders++] =
-            (struct sl_http_header){SL_STR("x-amzn-ErrorType"), SL_STR("RequestTooLargeException")};
-        break;
-    case 414:
-        e->body = SL_STR("{\"message\":\"Request-URI Too Long\"}");
-        break;
-    case 431:
-        e->body = SL_STR("{\"message\":\"Request Header Fields Too Large\"}");
-        break;
     case 408:
-        e->body = SL_STR("{\"message\":\"Request Timeout\"}");
-        break;
+    case 413:
+    case 414:
+    case 431:
     case 500:
-        e->body = SL_STR("{\"message\":\"Internal server error\"}");
-        e->headers[e->nheaders++] = (struct sl_http_header){SL_STR("x-amzn-ErrorType"),
-                                                            SL_STR("InternalServerErrorException")};
         break;
     default:
-        e->status = 400;
-        e->body = SL_STR("{\"message\":\"Bad Request\"}");
-        e->headers[e->nheaders++] =
-            (struct sl_http_header){SL_STR("x-amzn-ErrorType"), SL_STR("BadRequestException")};
+        status = 400;
         break;
     }
+    const char *reason = sl_http_reason(status);
+    e->status = status;
+    e->body = (struct sl_str){.p = reason, .len = strlen(reason)};
+    e->headers[0] = (struct sl_http_header){SL_STR("Content-Type"), SL_STR("text/plain")};
+    e->nheaders = 1;
 }
 
 static enum err_kind status_kind(int status) {
@@ -1406,7 +1392,7 @@ static void conn_fail(struct http_conn *c, int status, enum err_kind kind) {
     }
     c->cur = NULL;
     struct sl_http_error_response e;
-    default_error(&e, status);
+    plain_error(&e, status);
     e.kind = c->err_kind ? c->err_kind : (status == 408 ? "timeout" : err_kind_names[kind]);
     e.scratch[0] = '\0';
     if (s->o.on_error_response)

@@ -25,8 +25,28 @@ static const struct gw_error_info table[GW_ERR_COUNT] = {
                             "InternalServerErrorException", "bad_gateway"},
     [GW_ERR_UNAVAILABLE] = {503, "{\"message\":\"Service Unavailable\"}",
                             "ServiceUnavailableException", "unavailable"},
+    [GW_ERR_REQUEST_TIMEOUT] = {408, "{\"message\":\"Request Timeout\"}", NULL, "request_timeout"},
+    [GW_ERR_INTERNAL] = {500, "{\"message\":\"Internal server error\"}",
+                         "InternalServerErrorException", "internal_error"},
 };
 
 const struct gw_error_info *gw_error_info(enum gw_error e) {
     return &table[e < GW_ERR_COUNT ? e : GW_ERR_BAD_GATEWAY];
+}
+
+enum gw_error gw_error_of_server_answer(int status) {
+    switch (status) {
+    case 408:
+        return GW_ERR_REQUEST_TIMEOUT;
+    case 413:
+        return GW_ERR_TOO_LARGE;
+    case 414:
+        return GW_ERR_URL;
+    case 431:
+        return GW_ERR_HEADERS;
+    case 500:
+        return GW_ERR_INTERNAL;
+    default:
+        return GW_ERR_BAD_REQUEST;
+    }
 }

@@ -243,18 +243,28 @@ void gw_pipeline_on_cancel(struct sl_http_request *http, void *data) {
     }
 }
 
+/* The HTTP server refused a request on its own: answer with the error table's row, with request
+ * ids as every gateway answer has (no CORS: the request's Origin was never read). */
 void gw_pipeline_on_error_response(struct sl_http_error_response *resp, void *data) {
+    _Static_assert(SL_HTTP_ERROR_MAX_HEADERS >= 4, "room for the gateway's error headers");
+    _Static_assert(sizeof resp->scratch > SL_REQUEST_ID_LEN, "room for a request id");
     struct gw_gateway *g = data;
-    char id[SL_REQUEST_ID_LEN + 1];
+    const struct gw_error_info *info = gw_error_info(gw_error_of_server_answer(resp->status));
+    char *id = resp->scratch; /* the server copies the headers when this returns */
     if (sl_trace_request_id_r(&g->rand, id) < 0)
         id[0] = '\0';
-    size_t idlen = strlen(id);
-    if (idlen < sizeof resp->scratch && resp->nheaders + 2 <= SL_HTTP_ERROR_MAX_HEADERS) {
-        memcpy(resp->scratch, id, idlen);
-        struct sl_str v = {.p = resp->scratch, .len = idlen};
-        resp->headers[resp->nheaders++] = (struct sl_http_header){SL_STR("x-amzn-RequestId"), v};
-        resp->headers[resp->nheaders++] = (struct sl_http_header){SL_STR("x-request-id"), v};
-    }
+    struct sl_str idv = {.p = id, .len = strlen(id)};
+    size_t n = 0;
+    resp->headers[n++] =
+        (struct sl_http_header){SL_STR("Content-Type"), SL_STR("application/json")};
+    if (info->error_type)
+        resp->headers[n++] = (struct sl_http_header){
+            SL_STR("x-amzn-ErrorType"), {.p = info->error_type, .len = strlen(info->error_type)}};
+    resp->headers[n++] = (struct sl_http_header){SL_STR("x-amzn-RequestId"), idv};
+    resp->headers[n++] = (struct sl_http_header){SL_STR("x-request-id"), idv};
+    resp->nheaders = n;
+    resp->status = info->status;
+    resp->body = (struct sl_str){.p = info->body, .len = strlen(info->body)};
     gw_count_answer(g, NULL, resp->status, 0);
     gw_audit_server_error(g, resp, id);
 }

@@ -85,8 +85,8 @@ static int teardown(void **state) {
     return 0;
 }
 
-/* Sends one request with Connection: close and returns the whole response (caller frees). */
-static char *exchange(struct fx *f, const char *method, const char *path) {
+/* Sends raw bytes and returns everything read until the server closes (caller frees). */
+static char *exchange_raw(struct fx *f, const char *req) {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     assert_true(fd >= 0);
     struct timeval tv = {.tv_sec = 3};
@@ -94,9 +94,7 @@ static char *exchange(struct fx *f, const char *method, const char *path) {
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)f->port)};
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-    char req[256];
-    int n = snprintf(req, sizeof(req), "%s %s HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
-                     method, path);
+    ssize_t n = (ssize_t)strlen(req);
     assert_int_equal(send(fd, req, (size_t)n, MSG_NOSIGNAL), n);
     size_t cap = 65536, len = 0;
     char *out = malloc(cap);
@@ -106,6 +104,14 @@ static char *exchange(struct fx *f, const char *method, const char *path) {
     out[len] = '\0';
     close(fd);
     return out;
+}
+
+/* Sends one request with Connection: close and returns the whole response (caller frees). */
+static char *exchange(struct fx *f, const char *method, const char *path) {
+    char req[256];
+    snprintf(req, sizeof(req), "%s %s HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n", method,
+             path);
+    return exchange_raw(f, req);
 }
 
 static const char *body_of(const char *resp) {
@@ -164,6 +170,16 @@ static void test_post_to_a_known_path_is_405_with_allow(void **state) {
     free(r);
 }
 
+/* The admin listener sets no error hook: the HTTP server's own refusals are plain. */
+static void test_malformed_request_gets_a_plain_400(void **state) {
+    char *r = exchange_raw(*state, "GET /healthz HTTP/1.1\r\nHost: a\r\nBad Header\r\n\r\n");
+    assert_true(strncmp(r, "HTTP/1.1 400 Bad Request\r\n", 26) == 0);
+    assert_non_null(strstr(r, "\r\nConnection: close\r\nContent-Type: text/plain\r\n\r\n"));
+    assert_null(strstr(r, "x-amzn"));
+    assert_string_equal(body_of(r), "Bad Request");
+    free(r);
+}
+
 int main(void) {
     signal(SIGPIPE, SIG_IGN);
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
@@ -174,6 +190,7 @@ int main(void) {
         T(test_head_metrics_has_headers_but_no_body),
         T(test_unknown_path_is_404),
         T(test_post_to_a_known_path_is_405_with_allow),
+        T(test_malformed_request_gets_a_plain_400),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -170,11 +170,13 @@ static void loop_thread(void *arg) {
     uv_run(&f->loop, UV_RUN_DEFAULT);
 }
 
-static void add_request_id(struct sl_http_error_response *e, void *data) {
+/* A service's own error format: a JSON body naming the cause, and a generated header value. */
+static void json_errors(struct sl_http_error_response *e, void *data) {
     (void)data;
-    int n = snprintf(e->scratch, sizeof(e->scratch), "req-%d", e->status);
-    e->headers[e->nheaders++] =
-        (struct sl_http_header){SL_STR("x-amzn-RequestId"), {e->scratch, (size_t)n}};
+    int n = snprintf(e->scratch, sizeof(e->scratch), "{\"error\":\"%s\"}", e->kind);
+    e->body = (struct sl_str){e->scratch, (size_t)n};
+    e->headers[0] = (struct sl_http_header){SL_STR("Content-Type"), SL_STR("application/json")};
+    e->headers[e->nheaders++] = (struct sl_http_header){SL_STR("X-Error-Id"), SL_STR("err-1")};
 }
 
 /* Small limits and short timeouts so each one is cheap to hit. */
@@ -235,7 +237,7 @@ static int setup_short_keepalive(void **state) {
 }
 
 static void error_hook(struct sl_http_options *o) {
-    o->on_error_response = add_request_id;
+    o->on_error_response = json_errors;
 }
 
 static int setup_error_hook(void **state) {
@@ -443,13 +445,13 @@ static void expect_error_and_close(struct fx *f, const char *raw, int status, co
     assert_int_equal(c.r[0].status, status);
     assert_string_equal(c.r[0].body, body);
     assert_true(has_header(&c.r[0], "connection: close\n"));
-    assert_true(has_header(&c.r[0], "content-type: application/json\n"));
+    assert_true(has_header(&c.r[0], "content-type: text/plain\n"));
     assert_true(client_wait_closed(&c, 3000));
     assert_int_equal(c.n, 1); /* nothing after the error was answered */
     client_close(&c);
 }
 
-static const char bad_request[] = "{\"message\":\"Bad Request\"}";
+static const char bad_request[] = "Bad Request";
 
 static void expect_bad_request(struct fx *f, const char *raw) {
     expect_error_and_close(f, raw, 400, bad_request);
@@ -643,8 +645,7 @@ static void test_expect_100_continue_over_the_limit_gets_413_without_100(void **
     assert_int_equal(client_read(&c, 1, 3000), 1);
     /* A 100 would have been parsed as the first response. */
     assert_int_equal(c.r[0].status, 413);
-    assert_string_equal(c.r[0].body, "{\"message\":\"Request Too Long\"}");
-    assert_true(has_header(&c.r[0], "x-amzn-errortype: RequestTooLargeException\n"));
+    assert_string_equal(c.r[0].body, "Content Too Large");
     assert_true(client_wait_closed(&c, 3000));
     client_close(&c);
 }
@@ -657,21 +658,26 @@ static void test_malformed_request_gets_400_and_close(void **state) {
     assert_int_equal(metric_value(f, "sluice_http_parse_errors_total{kind=\"bad_request\"} "), 1);
 }
 
-static void test_bad_request_carries_bad_request_exception_type(void **state) {
+static void test_refusal_without_a_hook_is_plain_text_and_nothing_else(void **state) {
     struct fx *f = *state;
     struct client c;
     client_open(&c, f->port);
     client_send(&c, "GET / HTTP/1.1\r\n\r\n"); /* HTTP/1.1 without Host */
     assert_int_equal(client_read(&c, 1, 3000), 1);
     assert_int_equal(c.r[0].status, 400);
-    assert_true(has_header(&c.r[0], "x-amzn-errortype: BadRequestException\n"));
+    assert_string_equal(c.r[0].body, "Bad Request");
+    /* Exactly the server's framing headers and the content type. */
+    const char *h = c.r[0].headers;
+    assert_true(strncmp(h, "date: ", 6) == 0);
+    assert_string_equal(strchr(h, '\n') + 1,
+                        "content-length: 11\nconnection: close\ncontent-type: text/plain\n");
     client_close(&c);
 }
 
 static void test_body_over_the_limit_gets_413_and_close(void **state) {
     struct fx *f = *state;
     expect_error_and_close(f, "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 1025\r\n\r\n", 413,
-                           "{\"message\":\"Request Too Long\"}");
+                           "Content Too Large");
 }
 
 static void test_chunked_body_over_the_limit_gets_413_and_close(void **state) {
@@ -683,7 +689,7 @@ static void test_chunked_body_over_the_limit_gets_413_and_close(void **state) {
     memset(raw + n, 'a', 1024);
     n += 1024;
     n += snprintf(raw + n, sizeof(raw) - (size_t)n, "\r\n1\r\nb\r\n0\r\n\r\n");
-    expect_error_and_close(f, raw, 413, "{\"message\":\"Request Too Long\"}");
+    expect_error_and_close(f, raw, 413, "Content Too Large");
     assert_int_equal(metric_value(f, "sluice_http_parse_errors_total{kind=\"body_too_large\"} "),
                      1);
 }
@@ -693,7 +699,7 @@ static void test_url_over_the_limit_gets_414_and_close(void **state) {
     char raw[1024] = "GET /";
     memset(raw + 5, 'u', 300);
     strncat(raw, " HTTP/1.1\r\nHost: t\r\n\r\n", sizeof(raw) - strlen(raw) - 1);
-    expect_error_and_close(f, raw, 414, "{\"message\":\"Request-URI Too Long\"}");
+    expect_error_and_close(f, raw, 414, "URI Too Long");
 }
 
 static void test_headers_over_the_limit_get_431_and_close(void **state) {
@@ -703,17 +709,21 @@ static void test_headers_over_the_limit_get_431_and_close(void **state) {
         strncat(raw, "X-Filler: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n",
                 sizeof(raw) - strlen(raw) - 1);
     strncat(raw, "\r\n", sizeof(raw) - strlen(raw) - 1);
-    expect_error_and_close(f, raw, 431, "{\"message\":\"Request Header Fields Too Large\"}");
+    expect_error_and_close(f, raw, 431, "Request Header Fields Too Large");
 }
 
-static void test_error_hook_adds_headers_to_server_errors(void **state) {
+static void test_error_hook_rewrites_the_servers_own_answers(void **state) {
     struct fx *f = *state;
     struct client c;
     client_open(&c, f->port);
     client_send(&c, "GET /\x01 HTTP/1.1\r\nHost: t\r\n\r\n");
     assert_int_equal(client_read(&c, 1, 3000), 1);
     assert_int_equal(c.r[0].status, 400);
-    assert_true(has_header(&c.r[0], "x-amzn-requestid: req-400\n"));
+    assert_string_equal(c.r[0].body, "{\"error\":\"bad_request\"}");
+    assert_true(has_header(&c.r[0], "content-type: application/json\n"));
+    assert_true(has_header(&c.r[0], "x-error-id: err-1\n"));
+    assert_false(has_header(&c.r[0], "text/plain"));
+    assert_true(has_header(&c.r[0], "connection: close\n"));
     client_close(&c);
 }
 
@@ -1126,12 +1136,12 @@ int main(void) {
         T(test_expect_100_continue_over_the_limit_gets_413_without_100),
         T(test_pipelined_100_continue_requests_are_answered_in_order),
         T(test_malformed_request_gets_400_and_close),
-        T(test_bad_request_carries_bad_request_exception_type),
+        T(test_refusal_without_a_hook_is_plain_text_and_nothing_else),
         T(test_body_over_the_limit_gets_413_and_close),
         T(test_chunked_body_over_the_limit_gets_413_and_close),
         T(test_url_over_the_limit_gets_414_and_close),
         T(test_headers_over_the_limit_get_431_and_close),
-        cmocka_unit_test_setup_teardown(test_error_hook_adds_headers_to_server_errors,
+        cmocka_unit_test_setup_teardown(test_error_hook_rewrites_the_servers_own_answers,
                                         setup_error_hook, teardown),
         cmocka_unit_test_setup_teardown(test_connections_beyond_max_connections_are_closed_at_once,
                                         setup_two_connections, teardown),

@@ -63,16 +63,20 @@ typedef void (*sl_http_server_cb)(struct sl_http_server *server, void *data);
 #define SL_HTTP_ERROR_MAX_HEADERS 6
 
 /*
- * A response the server writes on its own (400, 408, 413, 414, 431). The defaults are the
- * gateway's error contract (DESIGN.md section 4): a JSON `{"message":...}` body,
- * `Content-Type: application/json` and, where the contract has one, `x-amzn-ErrorType`.
- * `Connection: close` is always added by the server. The `on_error_response` hook may change the
- * body, replace or add headers (up to SL_HTTP_ERROR_MAX_HEADERS) and use `scratch` as storage
- * for the values it adds (e.g. a generated request id); everything is copied when it returns.
+ * An answer the server gives on its own, to a request it refuses before any handler sees it
+ * (400 malformed or ambiguous framing, 408 header or body timeout, 413, 414, 431, 500 out of
+ * memory); the connection closes after it. The server fills it plainly: the status, its reason
+ * phrase as a `text/plain` body, no other header. The `on_error_response` hook, when set, may
+ * then rewrite it (a service answers in its own error format): change the body, replace or add
+ * headers (up to SL_HTTP_ERROR_MAX_HEADERS) and keep values it generates (e.g. a request id) in
+ * `scratch`. Everything is copied when the hook returns; Date, Content-Length and
+ * `Connection: close` are the server's. `kind` names the cause for logs and records:
+ * "bad_request", "header_too_large", "url_too_long", "body_too_large", "header_timeout",
+ * "body_timeout".
  */
 struct sl_http_error_response {
     int status;
-    const char *kind; /* "bad_request", "header_timeout", "body_too_large", ... */
+    const char *kind;
     struct sl_str body;
     struct sl_http_header headers[SL_HTTP_ERROR_MAX_HEADERS];
     size_t nheaders;
