@@ -129,7 +129,8 @@ struct sl_http_server {
         uv_tcp_t tcp;
     } listener;
     uv_timer_t drain_timer;
-    /* Connections with answers to write at the end of this loop iteration (see flush_soon). */
+    /* Connections with answers to write at the end of this loop iteration (see
+     * sl_http__flush_soon). */
     uv_check_t flush_check;
     uv_idle_t flush_idle;
     struct http_conn *flush_list;
@@ -157,18 +158,18 @@ struct sl_http_server {
     char rbuf[READ_BUF_SIZE]; /* shared: every read is parsed before the next one */
 };
 
-static const char *const err_kind_names[EK_MAX] = {"bad_request", "header_too_large",
-                                                   "url_too_long", "body_too_large"};
+static const char *const sl_http__err_kind_names[EK_MAX] = {"bad_request", "header_too_large",
+                                                            "url_too_long", "body_too_large"};
 static const char *const to_kind_names[TO_MAX] = {"header", "body", "keepalive", "write"};
 
-static void conn_close(struct http_conn *c);
-static void conn_flush(struct http_conn *c);
-static void flush_unlink(struct http_conn *c);
-static void conn_fail(struct http_conn *c, int status, enum err_kind kind);
-static void conn_resume(struct http_conn *c);
-static void conn_finish(struct http_conn *c);
-static void conn_idle_check(struct http_conn *c);
-static void server_maybe_finish(struct sl_http_server *s);
+static void sl_http__conn_close(struct http_conn *c);
+static void sl_http__conn_flush(struct http_conn *c);
+static void sl_http__flush_unlink(struct http_conn *c);
+static void sl_http__conn_fail(struct http_conn *c, int status, enum err_kind kind);
+static void sl_http__conn_resume(struct http_conn *c);
+static void sl_http__conn_finish(struct http_conn *c);
+static void sl_http__conn_idle_check(struct http_conn *c);
+static void sl_http__server_maybe_finish(struct sl_http_server *s);
 
 /* ---- small helpers ---------------------------------------------------------------------- */
 
@@ -343,7 +344,7 @@ static struct sl_str server_date(struct sl_http_server *s) {
 
 /* ---- request objects: a free list instead of malloc per request -------------------------- */
 
-static struct http_req *req_get(struct sl_http_server *s) {
+static struct http_req *sl_http__req_get(struct sl_http_server *s) {
     struct http_req *r = s->free_reqs;
     if (r) {
         s->free_reqs = r->next;
@@ -370,7 +371,7 @@ static void shrink(struct sl_buf *b) {
         sl_buf_reset(b);
 }
 
-static void req_free_mem(struct http_req *r) {
+static void sl_http__req_free_mem(struct http_req *r) {
     sl_buf_free(&r->raw);
     sl_buf_free(&r->body);
     sl_buf_free(&r->out);
@@ -379,7 +380,7 @@ static void req_free_mem(struct http_req *r) {
     free(r);
 }
 
-static void req_release(struct sl_http_server *s, struct http_req *r) {
+static void sl_http__req_release(struct sl_http_server *s, struct http_req *r) {
     if (r->continue_writing) {
         r->release_deferred = 1;
         return;
@@ -410,14 +411,14 @@ static void req_release(struct sl_http_server *s, struct http_req *r) {
     r->state = REQ_FREE; /* a second sl_http_respond is refused, not a double free */
     memset(&r->pub, 0, sizeof(r->pub));
     if (s->closing || s->nfree >= FREE_LIST_MAX) {
-        req_free_mem(r);
+        sl_http__req_free_mem(r);
     } else {
         r->next = s->free_reqs;
         s->free_reqs = r;
         s->nfree++;
     }
     if (s->closing)
-        server_maybe_finish(s);
+        sl_http__server_maybe_finish(s);
 }
 
 /* ---- timers ------------------------------------------------------------------------------ */
@@ -430,7 +431,7 @@ static void conn_on_timer(uv_timer_t *t);
  * the per-request deadline changes (header -> none -> keep-alive -> header) cost no timer-heap
  * operations in the steady state.
  */
-static void conn_timer(struct http_conn *c, enum conn_timer kind, uint64_t ms) {
+static void sl_http__conn_timer(struct http_conn *c, enum conn_timer kind, uint64_t ms) {
     c->timer_kind = kind;
     if (kind == T_NONE)
         return;
@@ -462,31 +463,31 @@ static void conn_on_timer(uv_timer_t *t) {
         if (c->cur) {
             /* The client started a request but did not finish its headers in time. */
             c->err_kind = "header_timeout";
-            conn_fail(c, 408, EK_MAX);
+            sl_http__conn_fail(c, 408, EK_MAX);
         } else {
-            conn_close(c);
+            sl_http__conn_close(c);
         }
         break;
     case T_BODY:
         metric_inc(s->m_timeouts[TO_BODY]);
         c->err_kind = "body_timeout";
-        conn_fail(c, 408, EK_MAX);
+        sl_http__conn_fail(c, 408, EK_MAX);
         break;
     case T_KEEPALIVE:
         metric_inc(s->m_timeouts[TO_KEEPALIVE]);
-        conn_close(c);
+        sl_http__conn_close(c);
         break;
     case T_LINGER:
     case T_NONE:
-        conn_close(c);
+        sl_http__conn_close(c);
         break;
     }
 }
 
-static void conn_on_write_timer(uv_timer_t *t) {
+static void sl_http__conn_on_write_timer(uv_timer_t *t) {
     struct http_conn *c = t->data;
     metric_inc(c->server->m_timeouts[TO_WRITE]);
-    conn_close(c);
+    sl_http__conn_close(c);
 }
 
 /* ---- header-section scanner --------------------------------------------------------------- */
@@ -549,7 +550,7 @@ static int scan_headers(struct http_conn *c, const char *p, size_t n, size_t lim
     return rc;
 }
 
-static void scan_reset(struct http_conn *c) {
+static void sl_http__scan_reset(struct http_conn *c) {
     c->scan = (struct scan){.active = 1};
 }
 
@@ -558,7 +559,7 @@ static void scan_reset(struct http_conn *c) {
 static int on_message_begin(http_parser *p) {
     struct http_conn *c = p->data;
     struct sl_http_server *s = c->server;
-    struct http_req *r = req_get(s);
+    struct http_req *r = sl_http__req_get(s);
     if (!r)
         return -1;
     r->conn = c;
@@ -575,7 +576,7 @@ static int on_message_begin(http_parser *p) {
     if (c->timer_kind == T_FIRST)
         c->timer_kind = T_HEADER;
     else
-        conn_timer(c, T_HEADER, s->o.header_timeout_ms);
+        sl_http__conn_timer(c, T_HEADER, s->o.header_timeout_ms);
     return 0;
 }
 
@@ -751,9 +752,9 @@ static int on_headers_complete(http_parser *p) {
             struct sl_str v = trim_ows(e->value.p, e->value.len);
             r->want_continue = EQ_LIT(v.p, v.len, "100-continue");
         }
-        conn_timer(c, T_BODY, s->o.body_timeout_ms);
+        sl_http__conn_timer(c, T_BODY, s->o.body_timeout_ms);
         if (r->want_continue)
-            conn_flush(c); /* sends 100 Continue when this request is at the head */
+            sl_http__conn_flush(c); /* sends 100 Continue when this request is at the head */
     }
     return 0;
 }
@@ -767,7 +768,7 @@ static int on_body(http_parser *p, const char *at, size_t len) {
         return -1;
     }
     /* Body idle timeout: restarted by every chunk of body bytes. */
-    conn_timer(c, T_BODY, c->server->o.body_timeout_ms);
+    sl_http__conn_timer(c, T_BODY, c->server->o.body_timeout_ms);
     return 0;
 }
 
@@ -777,6 +778,17 @@ static int on_message_complete(http_parser *p) {
     return 0;
 }
 
+/* The callbacks above, for the server's parser settings. */
+static void sl_http__parser_settings(http_parser_settings *st) {
+    st->on_message_begin = on_message_begin;
+    st->on_url = on_url;
+    st->on_header_field = on_header_field;
+    st->on_header_value = on_header_value;
+    st->on_headers_complete = on_headers_complete;
+    st->on_body = on_body;
+    st->on_message_complete = on_message_complete;
+}
+
 /* ---- dispatch phase --------------------------------------------------------------------- */
 
 static void dispatch(struct http_conn *c) {
@@ -784,8 +796,8 @@ static void dispatch(struct http_conn *c) {
     struct http_req *r = c->cur;
     http_parser *p = &c->parser;
     c->cur = NULL;
-    scan_reset(c);
-    conn_timer(c, T_NONE, 0);
+    sl_http__scan_reset(c);
+    sl_http__conn_timer(c, T_NONE, 0);
     r->state = REQ_DISPATCHED;
     r->pub.method = (struct sl_str){.p = http_method_str((enum http_method)p->method),
                                     .len = strlen(http_method_str((enum http_method)p->method))};
@@ -805,7 +817,7 @@ static void dispatch(struct http_conn *c) {
     s->o.on_request(&r->pub, s->o.data);
 }
 
-static int pipeline_full(const struct http_conn *c) {
+static int sl_http__pipeline_full(const struct http_conn *c) {
     return c->nqueued >= c->server->o.max_pipelined;
 }
 
@@ -813,17 +825,17 @@ static int pipeline_full(const struct http_conn *c) {
  * Feeds bytes to the parser, one message at a time; returns how many were consumed. Stops early
  * when the pipeline is full (the caller keeps the rest) or the connection stops parsing.
  */
-static size_t conn_feed(struct http_conn *c, const char *data, size_t len) {
+static size_t sl_http__conn_feed(struct http_conn *c, const char *data, size_t len) {
     struct sl_http_server *s = c->server;
     size_t off = 0;
     c->in_feed++;
     while (off < len && !c->no_more && !c->closing) {
-        if (!c->cur && pipeline_full(c))
+        if (!c->cur && sl_http__pipeline_full(c))
             break;
         if (c->scan.active) {
             size_t lim = s->o.max_url_bytes + s->o.max_header_bytes + 1024;
             if (scan_headers(c, data + off, len - off, lim) < 0) {
-                conn_fail(c, c->err_status ? c->err_status : 400, EK_MAX);
+                sl_http__conn_fail(c, c->err_status ? c->err_status : 400, EK_MAX);
                 break;
             }
         }
@@ -841,7 +853,7 @@ static size_t conn_feed(struct http_conn *c, const char *data, size_t len) {
         if (e != HPE_OK) {
             if (!c->err_status && e == HPE_HEADER_OVERFLOW)
                 c->err_status = 431;
-            conn_fail(c, c->err_status ? c->err_status : 400, EK_MAX);
+            sl_http__conn_fail(c, c->err_status ? c->err_status : 400, EK_MAX);
             break;
         }
         if (n < rem) {
@@ -873,27 +885,27 @@ static void conn_on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf) {
     struct http_conn *c = st->data;
     if (nread < 0) {
         /* EOF or reset: the client is gone, so its pending requests are cancelled. */
-        conn_close(c);
+        sl_http__conn_close(c);
         return;
     }
     if (nread == 0 || c->closing || c->lingering || c->no_more)
         return;
     size_t n = (size_t)nread;
-    size_t used = c->pending.len ? 0 : conn_feed(c, buf->base, n);
+    size_t used = c->pending.len ? 0 : sl_http__conn_feed(c, buf->base, n);
     if (used < n && !c->no_more && !c->closing) {
         /* The pipeline is full: hold the bytes, in order. Reading goes on up to a cap so that a
          * client hanging up is still noticed (and its requests cancelled). */
         if (sl_buf_append(&c->pending, buf->base + used, n - used) < 0) {
-            conn_close(c);
+            sl_http__conn_close(c);
             return;
         }
         if (c->pending.len >= PENDING_READ_CAP)
             conn_read_stop(c);
-        conn_resume(c);
+        sl_http__conn_resume(c);
     }
 }
 
-static void conn_read_start(struct http_conn *c) {
+static void sl_http__conn_read_start(struct http_conn *c) {
     if (!c->reading && !c->closing) {
         if (uv_read_start(&c->h.stream, conn_alloc, conn_on_read) == 0)
             c->reading = 1;
@@ -901,11 +913,11 @@ static void conn_read_start(struct http_conn *c) {
 }
 
 /* Continues parsing held-back bytes once the pipeline has room again. */
-static void conn_resume(struct http_conn *c) {
-    if (c->in_feed || c->closing || c->lingering || c->no_more || pipeline_full(c))
+static void sl_http__conn_resume(struct http_conn *c) {
+    if (c->in_feed || c->closing || c->lingering || c->no_more || sl_http__pipeline_full(c))
         return;
     if (c->pending.len) {
-        size_t used = conn_feed(c, c->pending.data, c->pending.len);
+        size_t used = sl_http__conn_feed(c, c->pending.data, c->pending.len);
         if (c->closing)
             return;
         sl_buf_consume(&c->pending, used);
@@ -913,10 +925,10 @@ static void conn_resume(struct http_conn *c) {
             return;
     }
     if (!c->no_more)
-        conn_read_start(c);
+        sl_http__conn_read_start(c);
 }
 
-static void conn_on_handle_closed(uv_handle_t *h) {
+static void sl_http__conn_on_handle_closed(uv_handle_t *h) {
     struct http_conn *c = h->data;
     if (--c->nhandles > 0)
         return;
@@ -925,16 +937,16 @@ static void conn_on_handle_closed(uv_handle_t *h) {
     free(c);
     s->nconns--;
     metric_add(s->m_open, -1);
-    server_maybe_finish(s);
+    sl_http__server_maybe_finish(s);
 }
 
-static void conn_close(struct http_conn *c) {
+static void sl_http__conn_close(struct http_conn *c) {
     if (c->closing)
         return;
     struct sl_http_server *s = c->server;
     c->closing = 1;
     c->reading = 0;
-    flush_unlink(c);
+    sl_http__flush_unlink(c);
     if (c->prev)
         c->prev->next = c->next;
     else
@@ -955,14 +967,14 @@ static void conn_close(struct http_conn *c) {
             if (s->o.on_cancel)
                 s->o.on_cancel(&r->pub, s->o.data);
         } else {
-            req_release(s, r);
+            sl_http__req_release(s, r);
         }
         r = next;
     }
     c->nhandles = 3;
-    uv_close(&c->h.handle, conn_on_handle_closed);
-    uv_close((uv_handle_t *)&c->timer, conn_on_handle_closed);
-    uv_close((uv_handle_t *)&c->wtimer, conn_on_handle_closed);
+    uv_close(&c->h.handle, sl_http__conn_on_handle_closed);
+    uv_close((uv_handle_t *)&c->timer, sl_http__conn_on_handle_closed);
+    uv_close((uv_handle_t *)&c->wtimer, sl_http__conn_on_handle_closed);
 }
 
 static void conn_on_shutdown(uv_shutdown_t *sr, int status) {
@@ -970,44 +982,44 @@ static void conn_on_shutdown(uv_shutdown_t *sr, int status) {
     if (c->closing)
         return;
     if (status < 0) {
-        conn_close(c);
+        sl_http__conn_close(c);
         return;
     }
     /* Lingering close: read and discard until the client closes, so a reset does not destroy
      * the response we just sent while the client is still sending. */
-    conn_read_start(c);
-    conn_timer(c, T_LINGER, LINGER_MS);
+    sl_http__conn_read_start(c);
+    sl_http__conn_timer(c, T_LINGER, LINGER_MS);
 }
 
 /* The last response is written: send FIN, then linger briefly before closing. */
-static void conn_finish(struct http_conn *c) {
+static void sl_http__conn_finish(struct http_conn *c) {
     if (c->closing || c->lingering)
         return;
     c->lingering = 1;
     c->no_more = 1;
-    conn_timer(c, T_NONE, 0);
+    sl_http__conn_timer(c, T_NONE, 0);
     c->shutdown_req.data = c;
     if (uv_shutdown(&c->shutdown_req, &c->h.stream, conn_on_shutdown) < 0)
-        conn_close(c);
+        sl_http__conn_close(c);
 }
 
 /* Called when the connection may have become idle: no queue, nothing being written. */
-static void conn_idle_check(struct http_conn *c) {
+static void sl_http__conn_idle_check(struct http_conn *c) {
     if (c->closing || c->lingering || c->head || c->nwriting)
         return;
     struct sl_http_server *s = c->server;
     if (c->no_more || s->stopping) {
-        conn_finish(c);
+        sl_http__conn_finish(c);
         return;
     }
     if (c->timer_kind == T_NONE)
-        conn_timer(c, T_KEEPALIVE, s->o.keepalive_timeout_ms);
-    conn_resume(c);
+        sl_http__conn_timer(c, T_KEEPALIVE, s->o.keepalive_timeout_ms);
+    sl_http__conn_resume(c);
 }
 
 static void conn_update_write_timer(struct http_conn *c) {
     if (c->h.stream.write_queue_size > 0)
-        uv_timer_start(&c->wtimer, conn_on_write_timer, c->server->o.write_timeout_ms, 0);
+        uv_timer_start(&c->wtimer, sl_http__conn_on_write_timer, c->server->o.write_timeout_ms, 0);
     else
         uv_timer_stop(&c->wtimer);
 }
@@ -1018,18 +1030,18 @@ static void conn_on_write(uv_write_t *w, int status) {
     struct sl_http_server *s = c->server;
     int close_after = r->close_after;
     c->nwriting--;
-    req_release(s, r);
+    sl_http__req_release(s, r);
     if (c->closing)
         return;
     if (status < 0) {
-        conn_close(c);
+        sl_http__conn_close(c);
         return;
     }
     conn_update_write_timer(c);
     if (close_after)
-        conn_finish(c);
+        sl_http__conn_finish(c);
     else
-        conn_idle_check(c);
+        sl_http__conn_idle_check(c);
 }
 
 static void conn_on_continue_written(uv_write_t *w, int status) {
@@ -1037,9 +1049,9 @@ static void conn_on_continue_written(uv_write_t *w, int status) {
     struct http_conn *c = r->conn; /* NULL once the connection has let go of the request */
     r->continue_writing = 0;
     if (r->release_deferred)
-        req_release(r->srv, r);
+        sl_http__req_release(r->srv, r);
     if (status < 0 && c && !c->closing)
-        conn_close(c);
+        sl_http__conn_close(c);
 }
 
 /*
@@ -1051,7 +1063,7 @@ static void conn_on_continue_written(uv_write_t *w, int status) {
  * during the I/O phase go out in the check phase right after it; the idle handle covers the
  * rest (timers, close callbacks) and keeps the loop from sleeping while something waits.
  */
-static void flush_unlink(struct http_conn *c) {
+static void sl_http__flush_unlink(struct http_conn *c) {
     if (!c->flush_queued)
         return;
     struct sl_http_server *s = c->server;
@@ -1070,10 +1082,10 @@ static void flush_all(struct sl_http_server *s) {
     uv_idle_stop(&s->flush_idle);
     while (s->flush_list) {
         struct http_conn *c = s->flush_list;
-        flush_unlink(c);
+        sl_http__flush_unlink(c);
         /* May close c, or resume parsing and answer a pipelined request at once, which puts c
          * back on the list: the loop takes it again. */
-        conn_flush(c);
+        sl_http__conn_flush(c);
     }
 }
 
@@ -1085,7 +1097,7 @@ static void on_flush_idle(uv_idle_t *h) {
     flush_all(h->data);
 }
 
-static void flush_soon(struct http_conn *c) {
+static void sl_http__flush_soon(struct http_conn *c) {
     struct sl_http_server *s = c->server;
     if (c->flush_queued || c->closing)
         return;
@@ -1123,7 +1135,7 @@ static ssize_t try_send(struct http_conn *c, const char *p, size_t len) {
 }
 
 /* Writes finished responses from the head of the queue, strictly in request order. */
-static void conn_flush(struct http_conn *c) {
+static void sl_http__conn_flush(struct http_conn *c) {
     static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
     while (c->head && !c->closing) {
         struct http_req *r = c->head;
@@ -1136,7 +1148,7 @@ static void conn_flush(struct http_conn *c) {
                 if (uv_write(&r->continue_wreq, &c->h.stream, &b, 1, conn_on_continue_written) <
                     0) {
                     r->continue_writing = 0;
-                    conn_close(c);
+                    sl_http__conn_close(c);
                 }
             }
             return;
@@ -1152,18 +1164,18 @@ static void conn_flush(struct http_conn *c) {
         if (c->nwriting == 0 && c->h.stream.write_queue_size == 0) {
             ssize_t n = try_send(c, r->out.data, r->out.len);
             if (n < 0 && n != UV_EAGAIN) {
-                req_release(c->server, r);
-                conn_close(c);
+                sl_http__req_release(c->server, r);
+                sl_http__conn_close(c);
                 return;
             }
             done = n > 0 ? (size_t)n : 0;
         }
         int close_after = r->close_after;
         if (done == r->out.len) {
-            req_release(c->server, r);
+            sl_http__req_release(c->server, r);
             if (close_after) {
                 c->no_more = 1;
-                conn_finish(c);
+                sl_http__conn_finish(c);
                 return;
             }
             continue;
@@ -1172,8 +1184,8 @@ static void conn_flush(struct http_conn *c) {
         r->wreq.data = r;
         int rc = uv_write(&r->wreq, &c->h.stream, &b, 1, conn_on_write);
         if (rc < 0) {
-            req_release(c->server, r);
-            conn_close(c);
+            sl_http__req_release(c->server, r);
+            sl_http__conn_close(c);
             return;
         }
         c->nwriting++;
@@ -1187,9 +1199,9 @@ static void conn_flush(struct http_conn *c) {
     if (c->closing)
         return;
     if (!c->head && !c->nwriting)
-        conn_idle_check(c);
+        sl_http__conn_idle_check(c);
     else
-        conn_resume(c);
+        sl_http__conn_resume(c);
 }
 
 /* ---- response serialization ----------------------------------------------------------------- */
@@ -1293,7 +1305,7 @@ int sl_http_respond_own(struct sl_http_request *req, int status,
     if (r->state != REQ_DISPATCHED)
         return -EINVAL;
     if (req->cancelled || !r->conn) {
-        req_release(s, r);
+        sl_http__req_release(s, r);
         return SL_ERR_CLOSED;
     }
     struct http_conn *c = r->conn;
@@ -1306,11 +1318,11 @@ int sl_http_respond_own(struct sl_http_request *req, int status,
     }
     if (serialize(r, s, status, headers, nheaders, own, nown, body, body_len) < 0) {
         /* The connection's framing is lost without this response: close it. */
-        conn_close(c);
+        sl_http__conn_close(c);
         return -ENOMEM;
     }
     r->state = REQ_DONE;
-    flush_soon(c);
+    sl_http__flush_soon(c);
     return 0;
 }
 
@@ -1364,22 +1376,22 @@ static enum err_kind status_kind(int status) {
  * The request cannot be framed or is refused: answer it (after the responses to the requests
  * before it), parse nothing more, and close once written.
  */
-static void conn_fail(struct http_conn *c, int status, enum err_kind kind) {
+static void sl_http__conn_fail(struct http_conn *c, int status, enum err_kind kind) {
     struct sl_http_server *s = c->server;
     if (c->closing || c->no_more)
         return;
     /* Reading goes on (bytes are discarded) so that a client hanging up is noticed. */
     c->no_more = 1;
-    conn_timer(c, T_NONE, 0);
+    sl_http__conn_timer(c, T_NONE, 0);
     if (status != 408) {
         kind = kind == EK_MAX ? status_kind(status) : kind;
         metric_inc(s->m_errors[kind]);
     }
     struct http_req *r = c->cur;
     if (!r) {
-        r = req_get(s);
+        r = sl_http__req_get(s);
         if (!r) {
-            conn_close(c);
+            sl_http__conn_close(c);
             return;
         }
         r->conn = c;
@@ -1393,7 +1405,8 @@ static void conn_fail(struct http_conn *c, int status, enum err_kind kind) {
     c->cur = NULL;
     struct sl_http_error_response e;
     plain_error(&e, status);
-    e.kind = c->err_kind ? c->err_kind : (status == 408 ? "timeout" : err_kind_names[kind]);
+    e.kind =
+        c->err_kind ? c->err_kind : (status == 408 ? "timeout" : sl_http__err_kind_names[kind]);
     e.scratch[0] = '\0';
     if (s->o.on_error_response)
         s->o.on_error_response(&e, s->o.data);
@@ -1404,11 +1417,11 @@ static void conn_fail(struct http_conn *c, int status, enum err_kind kind) {
     r->pub.http_minor = 1;
     sl_buf_reset(&r->out);
     if (serialize(r, s, e.status, e.headers, e.nheaders, NULL, 0, e.body.p, e.body.len) < 0) {
-        conn_close(c);
+        sl_http__conn_close(c);
         return;
     }
     r->state = REQ_DONE;
-    conn_flush(c);
+    sl_http__conn_flush(c);
 }
 
 /* ---- accept ------------------------------------------------------------------------------- */
@@ -1431,7 +1444,7 @@ static struct http_conn *conn_new(struct sl_http_server *s) {
     sl_buf_init(&c->pending, s->o.max_url_bytes + s->o.max_header_bytes + s->o.max_body_bytes);
     http_parser_init(&c->parser, HTTP_REQUEST);
     c->parser.data = c;
-    scan_reset(c);
+    sl_http__scan_reset(c);
     uv_timer_init(s->loop, &c->timer);
     uv_timer_init(s->loop, &c->wtimer);
     c->timer.data = c;
@@ -1451,8 +1464,8 @@ static void conn_begin(struct sl_http_server *s, struct http_conn *c) {
     peer_name(c);
     if (c->h.handle.type == UV_TCP)
         uv_tcp_nodelay(&c->h.tcp, 1);
-    conn_timer(c, T_FIRST, s->o.header_timeout_ms);
-    conn_read_start(c);
+    sl_http__conn_timer(c, T_FIRST, s->o.header_timeout_ms);
+    sl_http__conn_read_start(c);
 }
 
 static void free_on_close(uv_handle_t *h) {
@@ -1468,10 +1481,10 @@ static void conn_abort(struct http_conn *c, int stream_inited) {
     c->nhandles = stream_inited ? 3 : 2;
     if (stream_inited) {
         c->h.handle.data = c;
-        uv_close(&c->h.handle, conn_on_handle_closed);
+        uv_close(&c->h.handle, sl_http__conn_on_handle_closed);
     }
-    uv_close((uv_handle_t *)&c->timer, conn_on_handle_closed);
-    uv_close((uv_handle_t *)&c->wtimer, conn_on_handle_closed);
+    uv_close((uv_handle_t *)&c->timer, sl_http__conn_on_handle_closed);
+    uv_close((uv_handle_t *)&c->wtimer, sl_http__conn_on_handle_closed);
 }
 
 static void on_connection(uv_stream_t *ls, int status) {
@@ -1560,7 +1573,7 @@ static int register_metrics(struct sl_http_server *s) {
                                  "kind")))
         goto out;
     for (int i = 0; i < EK_MAX; i++)
-        s->m_errors[i] = sl_metric_child1(f, err_kind_names[i]);
+        s->m_errors[i] = sl_metric_child1(f, sl_http__err_kind_names[i]);
     sl_buf_reset(&n);
     if (sl_buf_printf(&n, "%s_timeouts_total", pfx) < 0 ||
         !(f = sl_metrics_counter(m, n.data, "Connections timed out, by phase.", "kind")))
@@ -1602,13 +1615,7 @@ int sl_http_server_init(struct sl_http_server **out, uv_loop_t *loop,
         free(s);
         return rc;
     }
-    s->settings.on_message_begin = on_message_begin;
-    s->settings.on_url = on_url;
-    s->settings.on_header_field = on_header_field;
-    s->settings.on_header_value = on_header_value;
-    s->settings.on_headers_complete = on_headers_complete;
-    s->settings.on_body = on_body;
-    s->settings.on_message_complete = on_message_complete;
+    sl_http__parser_settings(&s->settings);
     uv_tcp_init(loop, &s->listener.tcp);
     s->listener.handle.data = s;
     uv_timer_init(loop, &s->drain_timer);
@@ -1662,11 +1669,11 @@ size_t sl_http_server_connections(const struct sl_http_server *s) {
 static void server_on_handle_closed(uv_handle_t *h) {
     struct sl_http_server *s = h->data;
     s->handles--;
-    server_maybe_finish(s);
+    sl_http__server_maybe_finish(s);
 }
 
 /* Completes a stop (all connections gone) or a close (handles closed, requests released). */
-static void server_maybe_finish(struct sl_http_server *s) {
+static void sl_http__server_maybe_finish(struct sl_http_server *s) {
     if (s->stopping && s->stop_cb && s->nconns == 0) {
         sl_http_server_cb cb = s->stop_cb;
         s->stop_cb = NULL;
@@ -1681,7 +1688,7 @@ static void server_maybe_finish(struct sl_http_server *s) {
         while (s->free_reqs) {
             struct http_req *r = s->free_reqs;
             s->free_reqs = r->next;
-            req_free_mem(r);
+            sl_http__req_free_mem(r);
         }
         free(s);
         if (cb)
@@ -1692,8 +1699,8 @@ static void server_maybe_finish(struct sl_http_server *s) {
 static void server_on_drain_timeout(uv_timer_t *t) {
     struct sl_http_server *s = t->data;
     while (s->conns)
-        conn_close(s->conns);
-    server_maybe_finish(s);
+        sl_http__conn_close(s->conns);
+    sl_http__server_maybe_finish(s);
 }
 
 int sl_http_server_stop(struct sl_http_server *s, sl_http_server_cb cb, void *data) {
@@ -1705,12 +1712,13 @@ int sl_http_server_stop(struct sl_http_server *s, sl_http_server_cb cb, void *da
     s->listening = 0;
     s->listener_closed = 1;
     uv_close(&s->listener.handle, server_on_handle_closed);
-    /* Idle connections go now; busy ones close after their last response (conn_idle_check). */
+    /* Idle connections go now; busy ones close after their last response
+     * (sl_http__conn_idle_check). */
     struct http_conn *c = s->conns;
     while (c) {
         struct http_conn *next = c->next;
         if (!c->head && !c->nwriting && !c->cur && !c->lingering)
-            conn_close(c);
+            sl_http__conn_close(c);
         c = next;
     }
     /* The listener's close callback completes the stop when nothing is left to drain. */
@@ -1731,11 +1739,11 @@ void sl_http_server_close(struct sl_http_server *s, void (*cb)(void *data), void
         uv_close(&s->listener.handle, server_on_handle_closed);
     }
     while (s->conns)
-        conn_close(s->conns);
+        sl_http__conn_close(s->conns);
     while (s->free_reqs) {
         struct http_req *r = s->free_reqs;
         s->free_reqs = r->next;
-        req_free_mem(r);
+        sl_http__req_free_mem(r);
     }
     s->nfree = 0;
     uv_close((uv_handle_t *)&s->drain_timer, server_on_handle_closed);
