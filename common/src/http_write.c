@@ -104,9 +104,9 @@ void sl_http__flush_soon(struct http_conn *c) {
 
 /*
  * uv_try_write, with send(2) for write(2): the socket needs none of the file layer write(2)
- * goes through first (position lock, permission and notify hooks): about 0.3 µs of system time
- * per answer on the gateway's 403 (6.50 -> 6.18 µs). Only called with libuv's write queue
- * empty, as uv_try_write is.
+ * goes through first (position lock, permission and notify hooks), which costs system time on
+ * every answer (bench/gateway measures it; docs/benchmarks.md). Only called with libuv's write
+ * queue empty, as uv_try_write is.
  */
 static ssize_t try_send(struct http_conn *c, const char *p, size_t len) {
     uv_os_fd_t fd;
