@@ -77,8 +77,9 @@ const struct sl_config_option gw_settings_table[] = {
      .env = "SLUICE_REDIS_FAIL_OPEN",
      .type = SL_CONFIG_BOOL,
      .offset = OPT(redis_fail_open),
-     .def = "true",
-     .description = "Allow requests when Redis is unreachable (counted in a metric)."},
+     .def = "false",
+     .description = "Allow requests when no usage-plan store can decide (Redis unusable and "
+                    "the in-memory fallback out of memory); false answers 503 (counted)."},
     {.name = "redis_timeout",
      .env = "SLUICE_REDIS_TIMEOUT_MS",
      .type = SL_CONFIG_DURATION,

@@ -40,7 +40,8 @@ struct gw_usage {
     struct gw_usage_opts opts;
     char *redis_url; /* owned copy behind opts.redis_url */
     struct gw_usage__metrics metrics;
-    struct gw_usage_backend *backend; /* in memory (below) or in Redis */
+    struct gw_usage_backend *backend;  /* in memory (below) or in Redis */
+    struct gw_usage_backend *fallback; /* with Redis: the in-memory store it falls back to */
     /* An idle handle gives the close callback a loop turn of its own, as libuv promises. */
     uv_idle_t close_handle;
     int closing;
@@ -52,7 +53,7 @@ struct gw_usage {
 void gw_usage_opts_default(struct gw_usage_opts *opts) {
     *opts = (struct gw_usage_opts){
         .redis_url = NULL,
-        .fail_open = true,
+        .fail_open = false,
         .timeout_ms = 100,
         .connect_timeout_ms = 1000,
         .reconnect_min_ms = 100,
@@ -119,13 +120,26 @@ static int register_metrics(struct sl_metrics *reg, struct gw_usage__metrics *m)
         "Requests rejected because the key's usage-plan quota is exhausted.", NULL);
     struct sl_metric_family *errs = sl_metrics_counter(
         reg, "sluice_gateway_ratelimit_backend_errors_total",
-        "Usage-plan checks answered without the backend (Redis down, timeout), by fail mode.",
+        "Usage-plan checks no store could decide (fail-open allowed, fail-closed answered 503).",
         "mode");
+    struct sl_metric_family *fb = sl_metrics_counter(
+        reg, "sluice_gateway_ratelimit_fallbacks_total",
+        "Usage-plan checks meant for Redis decided by this replica's in-memory store, by reason.",
+        "reason");
     struct sl_metric_family *lat = sl_metrics_histogram(
         reg, "sluice_gateway_ratelimit_redis_seconds", "Round trip of a usage-plan Redis call.",
         NULL, sl_metrics_latency_buckets, sl_metrics_latency_nbuckets);
-    if (!thr || !quota || !errs || !lat)
+    if (!thr || !quota || !errs || !lat || !fb)
         return -EINVAL;
+    static const char *const reasons[GW_USAGE_FB_COUNT] = {
+        [GW_USAGE_FB_REDIS_DOWN] = "redis_down",
+        [GW_USAGE_FB_IN_FLIGHT_CAP] = "in_flight_cap",
+        [GW_USAGE_FB_TIMEOUT] = "timeout",
+        [GW_USAGE_FB_REDIS_ERROR] = "redis_error",
+    };
+    for (size_t i = 0; i < GW_USAGE_FB_COUNT; i++)
+        if (!(m->fallback[i] = sl_metric_child1(fb, reasons[i])))
+            return -ENOMEM;
     m->throttled = sl_metric_get(thr);
     m->quota_exceeded = sl_metric_get(quota);
     m->err_open = sl_metric_child1(errs, "fail_open");
@@ -354,14 +368,21 @@ int gw_usage_new(uv_loop_t *loop, const struct gw_usage_opts *opts, struct sl_me
     }
     if (metrics && (rc = register_metrics(metrics, &u->metrics)) != 0)
         goto err;
-    rc = u->opts.redis_url ? gw_usage_redis_new(loop, &u->opts, &u->metrics, &u->backend)
-                           : mem_backend_new(&u->opts, &u->metrics, &u->backend);
-    if (rc != 0)
+    /* With Redis, the in-memory store decides whatever Redis cannot answer in time. */
+    if ((rc = mem_backend_new(&u->opts, &u->metrics,
+                              u->opts.redis_url ? &u->fallback : &u->backend)) != 0)
         goto err;
+    if (u->opts.redis_url &&
+        (rc = gw_usage_redis_new(loop, &u->opts, &u->metrics, u->fallback, &u->backend)) != 0) {
+        u->fallback->ops->close(u->fallback, NULL, NULL);
+        goto err;
+    }
     /* Last, so that nothing after it can fail: a handle cannot be un-initialised synchronously. */
     if ((rc = uv_idle_init(loop, &u->close_handle)) != 0) {
         /* Unreachable in practice (uv_idle_init cannot fail); keep the contract anyway. */
         u->backend->ops->close(u->backend, NULL, NULL);
+        if (u->fallback)
+            u->fallback->ops->close(u->fallback, NULL, NULL);
         goto err;
     }
     u->close_handle.data = u;
@@ -421,7 +442,10 @@ void gw_usage_close(struct gw_usage *u, gw_usage_close_cb close_cb, void *opaque
     u->close_opaque = opaque;
     u->close_pending = 2;
     uv_close((uv_handle_t *)&u->close_handle, on_close_handle);
+    /* Redis first: the calls it fails on closing are answered, never sent to the fallback. */
     u->backend->ops->close(u->backend, on_backend_closed, u);
+    if (u->fallback)
+        u->fallback->ops->close(u->fallback, NULL, NULL);
 }
 
 /* ---- headers ---- */

@@ -35,10 +35,11 @@ struct sl_metrics;
  * Callbacks: if gw_usage_check() returns an error, its callback never runs. Otherwise the callback
  * runs exactly once. It runs SYNCHRONOUSLY, before gw_usage_check() returns, whenever the answer
  * needs no I/O: always with the in-memory backend, and with the Redis backend when the plan has no
- * limits or Redis is not connected (fail fast, never queue). Otherwise it runs later from the loop,
- * after the Redis reply, after the call timeout, or when the object is closed (with an error
- * outcome). Callers therefore call gw_usage_check() as the last thing a pipeline step does and
- * continue in the callback.
+ * limits or Redis cannot take the call (not connected, max_in_flight reached: the in-memory
+ * store decides at once, never queues). Otherwise it runs later from the loop,
+ * after the Redis reply, after the call timeout (decided in memory), or when the object is closed
+ * (with an error outcome). Callers therefore call gw_usage_check() as the last thing a pipeline
+ * step does and continue in the callback.
  */
 struct gw_usage;
 
@@ -53,6 +54,7 @@ void gw_usage_opts_default(struct gw_usage_opts *opts);
  * families below are registered in it (so one registry serves one gw_usage):
  *   sluice_gateway_throttled_total, sluice_gateway_quota_exceeded_total,
  *   sluice_gateway_ratelimit_backend_errors_total{mode="fail_open|fail_closed"},
+ *   sluice_gateway_ratelimit_fallbacks_total{reason="redis_down|in_flight_cap|timeout|redis_error"},
  *   sluice_gateway_ratelimit_redis_seconds (histogram, Redis round trips).
  * Returns 0, -EINVAL (bad options or duplicate metric names), SL_ERR_CONFIG (bad URL), -ENOMEM.
  */

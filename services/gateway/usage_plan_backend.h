@@ -17,9 +17,20 @@ enum gw_usage_outcome {
     GW_USAGE_ALLOWED = 0,        /* proceed; a token and one unit of quota were consumed */
     GW_USAGE_THROTTLED,          /* 429 TooManyRequestsException, Retry-After */
     GW_USAGE_QUOTA_EXCEEDED,     /* 429 LimitExceededException, Retry-After */
-    GW_USAGE_BACKEND_ERROR_OPEN, /* Redis failed, fail-open: proceed without limits */
-    GW_USAGE_BACKEND_ERROR_DENY, /* Redis failed, fail-closed: 503 ServiceUnavailable, Retry-After
-                                  */
+    GW_USAGE_BACKEND_ERROR_OPEN, /* no store could decide, fail-open: proceed without limits */
+    GW_USAGE_BACKEND_ERROR_DENY, /* no store could decide, fail-closed: 503, Retry-After */
+};
+
+/*
+ * Why a check meant for Redis was decided by the in-memory store instead (the label of
+ * sluice_gateway_ratelimit_fallbacks_total{reason}).
+ */
+enum gw_usage_fallback {
+    GW_USAGE_FB_REDIS_DOWN = 0, /* not connected (down, connecting, reconnect backoff, reset) */
+    GW_USAGE_FB_IN_FLIGHT_CAP,  /* max_in_flight calls already await Redis */
+    GW_USAGE_FB_TIMEOUT,        /* the call outlived timeout_ms */
+    GW_USAGE_FB_REDIS_ERROR,    /* an error or unexpected reply, or no memory for the call */
+    GW_USAGE_FB_COUNT
 };
 
 /*
@@ -40,13 +51,13 @@ struct gw_usage_decision {
 typedef void (*gw_usage_cb)(const struct gw_usage_decision *d, void *opaque);
 /* Settings; gw_usage_opts_default() fills the defaults shown in brackets. */
 struct gw_usage_opts {
-    const char *redis_url;       /* [NULL] SLUICE_REDIS_URL; NULL or "" = in memory; copied */
-    bool fail_open;              /* [true] SLUICE_REDIS_FAIL_OPEN: allow while Redis is down */
-    uint32_t timeout_ms;         /* [100] SLUICE_REDIS_TIMEOUT_MS: per Redis call */
+    const char *redis_url; /* [NULL] SLUICE_REDIS_URL; NULL or "" = in memory; copied */
+    bool fail_open;        /* [false] SLUICE_REDIS_FAIL_OPEN: allow when no store can decide */
+    uint32_t timeout_ms;   /* [100] SLUICE_REDIS_TIMEOUT_MS: per Redis call */
     uint32_t connect_timeout_ms; /* [1000] SLUICE_REDIS_CONNECT_TIMEOUT_MS: connect + handshake */
     uint32_t reconnect_min_ms;   /* [100] first reconnect delay; doubles on each failure... */
     uint32_t reconnect_max_ms;   /* [5000] ...up to this (SLUICE_REDIS_RECONNECT_MAX_MS) */
-    uint32_t max_in_flight;      /* [10000] Redis calls awaiting a reply; beyond: backend error */
+    uint32_t max_in_flight;      /* [10000] Redis calls awaiting a reply; beyond: in memory */
     /*
      * [true] Redis backend: take "now" from Redis TIME inside the script, so replicas with skewed
      * clocks share one clock. false: use the caller's now_ms (tests with explicit times).
@@ -62,6 +73,7 @@ struct gw_usage__metrics {
     struct sl_metric *err_open;
     struct sl_metric *err_closed;
     struct sl_metric *redis_seconds;
+    struct sl_metric *fallback[GW_USAGE_FB_COUNT];
 };
 
 /* Counts the outcome in the metrics and runs the callback. */

@@ -115,6 +115,11 @@ struct req {
     void *opaque;
     uint64_t sent_ns;
     int retried; /* NOSCRIPT already answered with EVAL */
+    /* What the in-memory store needs to decide the check if Redis cannot. */
+    struct sl_plan plan;
+    int64_t now_ms;
+    size_t key_len;
+    char key_id[GW_USAGE_KEY_ID_MAX];
     const char *argv[REQ_ARGC];
     size_t argvlen[REQ_ARGC];
     char bucket_key[REQ_KEY_MAX];
@@ -124,7 +129,8 @@ struct req {
 
 /*
  * The Redis backend. Owned by struct gw_usage. It keeps at most one connection; checks are sent
- * only while it is UP (connected, authenticated, script loaded) and answered at once otherwise.
+ * only while it is UP (connected, authenticated, script loaded); otherwise the in-memory store
+ * (`fallback`) decides at once.
  * Replies on one connection come in send order, so the in-flight list is a FIFO whose head is
  * the oldest call: when the head outlives timeout_ms, the connection is treated as hung, every
  * call on it is failed, and it is dropped and reconnected with backoff.
@@ -133,6 +139,7 @@ struct redis_backend {
     struct gw_usage_backend base; /* first: the ops below receive it */
     uv_loop_t *loop;
     const struct gw_usage__metrics *m;
+    struct gw_usage_backend *fallback; /* the in-memory store; borrowed */
     bool fail_open;
     bool server_time;
     uint32_t timeout_ms, connect_timeout_ms, reconnect_min_ms, reconnect_max_ms, max_in_flight;
@@ -335,6 +342,29 @@ static enum sl_log_level down_level(struct redis_backend *r) {
 }
 static void on_reply(redisAsyncContext *ac, void *reply, void *privdata);
 
+/*
+ * Redis cannot decide this check: the in-memory store does, so limits hold per replica while
+ * Redis is unavailable or slow, and the fallback is counted. Only while closing is the check
+ * answered as a backend error instead (the store may already be gone).
+ */
+static void fall_back(struct redis_backend *r, enum gw_usage_fallback why, const char *key_id,
+                      size_t key_len, const struct sl_plan *plan, int64_t now_ms, gw_usage_cb cb,
+                      void *opaque) {
+    if (r->closing) {
+        gw_usage__deliver_error(r->m, r->fail_open, SL_ERR_CLOSED, false, cb, opaque);
+        return;
+    }
+    if (r->m->fallback[why])
+        sl_counter_inc(r->m->fallback[why]);
+    if (r->fallback->ops->check(r->fallback, key_id, key_len, plan, now_ms, cb, opaque) < 0)
+        gw_usage__deliver_error(r->m, r->fail_open, -EINVAL, true, cb, opaque);
+}
+
+static void fall_back_req(struct redis_backend *r, enum gw_usage_fallback why, struct req *q,
+                          gw_usage_cb cb, void *opaque) {
+    fall_back(r, why, q->key_id, q->key_len, &q->plan, q->now_ms, cb, opaque);
+}
+
 static void on_reconnect_timer(uv_timer_t *t) {
     r_connect(t->data);
 }
@@ -349,14 +379,17 @@ static void schedule_reconnect(struct redis_backend *r) {
         r->backoff_ms >= r->reconnect_max_ms / 2 ? r->reconnect_max_ms : r->backoff_ms * 2;
 }
 
-/* Answers every in-flight call that has not been answered yet with a backend error. */
-static void fail_in_flight(struct redis_backend *r, int err, bool count) {
+/*
+ * Answers every in-flight call that has not been answered yet: from the in-memory store, or
+ * with SL_ERR_CLOSED while closing.
+ */
+static void fail_in_flight(struct redis_backend *r, enum gw_usage_fallback why) {
     for (struct req *q = r->head; q; q = q->next) {
         gw_usage_cb cb = q->cb;
         if (!cb)
             continue;
         q->cb = NULL;
-        gw_usage__deliver_error(r->m, r->fail_open, err, count, cb, q->opaque);
+        fall_back_req(r, why, q, cb, q->opaque);
     }
 }
 
@@ -365,13 +398,13 @@ static void fail_in_flight(struct redis_backend *r, int err, bool count) {
  * fast instead of using it), answers what is in flight, then frees the context; hiredis runs
  * the remaining reply callbacks with NULL, which recycle the requests.
  */
-static void r_drop(struct redis_backend *r, int err, bool count) {
+static void r_drop(struct redis_backend *r, enum gw_usage_fallback why) {
     redisAsyncContext *ac = r->ac;
     r->ac = NULL;
     r->state = CONN_DOWN;
     uv_timer_stop(&r->call_timer);
     uv_timer_stop(&r->conn_timer);
-    fail_in_flight(r, err, count);
+    fail_in_flight(r, why);
     if (ac)
         redisAsyncFree(ac);
     schedule_reconnect(r);
@@ -381,7 +414,7 @@ static void on_connect_timeout(uv_timer_t *t) {
     struct redis_backend *r = t->data;
     sl_log(down_level(r), NULL, "usage plans: Redis %s:%d did not connect within %u ms", r->host,
            r->port, r->connect_timeout_ms);
-    r_drop(r, SL_ERR_TIMEOUT, true);
+    r_drop(r, GW_USAGE_FB_REDIS_DOWN);
 }
 
 static void on_connect(const redisAsyncContext *ac, int status) {
@@ -415,13 +448,13 @@ static void on_handshake(redisAsyncContext *ac, void *reply, void *privdata) {
     if (rep->type == REDIS_REPLY_ERROR) {
         SL_ERROR("usage plans: Redis %s:%d refused the %s: %s", r->host, r->port,
                  (const char *)privdata, rep->str);
-        r_drop(r, SL_ERR_CONFIG, true);
+        r_drop(r, GW_USAGE_FB_REDIS_DOWN);
         return;
     }
     if (strcmp(privdata, "SCRIPT LOAD") != 0)
         return;
     if (rep->type != REDIS_REPLY_STRING || rep->len != 40) {
-        r_drop(r, -EPROTO, true);
+        r_drop(r, GW_USAGE_FB_REDIS_DOWN);
         return;
     }
     memcpy(r->sha, rep->str, 40);
@@ -471,7 +504,7 @@ static void r_connect(struct redis_backend *r) {
         rc |= redisAsyncCommand(ac, on_handshake, "SELECT", "SELECT %d", r->db);
     rc |= redisAsyncCommand(ac, on_handshake, "SCRIPT LOAD", "SCRIPT LOAD %s", usage_script);
     if (rc != REDIS_OK) {
-        r_drop(r, -ENOMEM, false);
+        r_drop(r, GW_USAGE_FB_REDIS_DOWN);
         return;
     }
     uv_timer_start(&r->conn_timer, on_connect_timeout, r->connect_timeout_ms, 0);
@@ -491,7 +524,7 @@ static void on_call_timer(uv_timer_t *t) {
     }
     SL_WARN("usage plans: Redis %s:%d did not answer within %u ms; reconnecting", r->host, r->port,
             r->timeout_ms);
-    r_drop(r, SL_ERR_TIMEOUT, true);
+    r_drop(r, GW_USAGE_FB_TIMEOUT);
 }
 
 static void push_tail(struct redis_backend *r, struct req *q) {
@@ -576,8 +609,8 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *privdata) {
     if (!rep) {
         /* The connection went away under the call (on_disconnect follows). */
         q->cb = NULL;
+        fall_back_req(r, GW_USAGE_FB_REDIS_DOWN, q, cb, q->opaque);
         recycle(r, q);
-        gw_usage__deliver_error(r->m, r->fail_open, -ECONNRESET, true, cb, q->opaque);
         return;
     }
     if (r->m->redis_seconds)
@@ -597,13 +630,14 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *privdata) {
     int err = rep->type == REDIS_REPLY_ERROR ? -EPROTO : reply_to_decision(rep, &d);
     q->cb = NULL;
     void *opaque = q->opaque;
-    recycle(r, q);
     if (err != 0) {
         SL_WARN("usage plans: unexpected Redis reply: %s",
                 rep->type == REDIS_REPLY_ERROR ? rep->str : "(not the script's array)");
-        gw_usage__deliver_error(r->m, r->fail_open, err, true, cb, opaque);
+        fall_back_req(r, GW_USAGE_FB_REDIS_ERROR, q, cb, opaque);
+        recycle(r, q);
         return;
     }
+    recycle(r, q);
     gw_usage__deliver(r->m, cb, opaque, &d);
 }
 
@@ -611,8 +645,8 @@ static int redis_check(struct gw_usage_backend *b, const char *key_id, size_t ke
                        const struct sl_plan *plan, int64_t now_ms, gw_usage_cb cb, void *opaque) {
     struct redis_backend *r = (struct redis_backend *)b;
     if (r->state != CONN_UP || r->in_flight >= r->max_in_flight) {
-        gw_usage__deliver_error(r->m, r->fail_open, r->state != CONN_UP ? -ENOTCONN : -EBUSY, true,
-                                cb, opaque);
+        fall_back(r, r->state != CONN_UP ? GW_USAGE_FB_REDIS_DOWN : GW_USAGE_FB_IN_FLIGHT_CAP,
+                  key_id, key_len, plan, now_ms, cb, opaque);
         return 0;
     }
     struct req *q = r->free_list;
@@ -620,13 +654,17 @@ static int redis_check(struct gw_usage_backend *b, const char *key_id, size_t ke
         r->free_list = q->next;
         r->nfree--;
     } else if (!(q = malloc(sizeof(*q)))) {
-        gw_usage__deliver_error(r->m, r->fail_open, -ENOMEM, true, cb, opaque);
+        fall_back(r, GW_USAGE_FB_REDIS_ERROR, key_id, key_len, plan, now_ms, cb, opaque);
         return 0;
     }
     q->r = r;
     q->cb = cb;
     q->opaque = opaque;
     q->retried = 0;
+    q->plan = *plan;
+    q->now_ms = now_ms;
+    q->key_len = key_len;
+    memcpy(q->key_id, key_id, key_len);
     int n[7];
     n[0] = snprintf(q->bucket_key, sizeof(q->bucket_key), KEY_PREFIX "%.*s}:bucket", (int)key_len,
                     key_id);
@@ -655,7 +693,7 @@ static int redis_check(struct gw_usage_backend *b, const char *key_id, size_t ke
     memcpy(q->argvlen, lens, sizeof(lens));
     if (send_req(r, q) != 0) {
         recycle(r, q);
-        gw_usage__deliver_error(r->m, r->fail_open, -ENOTCONN, true, cb, opaque);
+        fall_back(r, GW_USAGE_FB_REDIS_DOWN, key_id, key_len, plan, now_ms, cb, opaque);
     }
     return 0;
 }
@@ -687,7 +725,8 @@ static const struct gw_usage_backend_ops redis_ops = {
 };
 
 int gw_usage_redis_new(uv_loop_t *loop, const struct gw_usage_opts *opts,
-                       const struct gw_usage__metrics *m, struct gw_usage_backend **out) {
+                       const struct gw_usage__metrics *m, struct gw_usage_backend *fallback,
+                       struct gw_usage_backend **out) {
     struct redis_backend *r = calloc(1, sizeof(*r));
     if (!r)
         return -ENOMEM;
@@ -700,6 +739,7 @@ int gw_usage_redis_new(uv_loop_t *loop, const struct gw_usage_opts *opts,
     r->base.ops = &redis_ops;
     r->loop = loop;
     r->m = m;
+    r->fallback = fallback;
     r->fail_open = opts->fail_open;
     r->server_time = opts->redis_server_time;
     r->timeout_ms = opts->timeout_ms;
@@ -737,7 +777,7 @@ static void redis_close(struct gw_usage_backend *b, void (*done)(void *arg), voi
     redisAsyncContext *ac = r->ac;
     r->ac = NULL;
     r->state = CONN_DOWN;
-    fail_in_flight(r, SL_ERR_CLOSED, false);
+    fail_in_flight(r, GW_USAGE_FB_REDIS_DOWN); /* closing: answered with SL_ERR_CLOSED */
     if (ac)
         redisAsyncFree(ac);
     uv_close((uv_handle_t *)&r->conn_timer, on_timer_closed);

@@ -685,18 +685,20 @@ static void test_redis_two_replicas_enforce_one_quota_of_50(void **state) {
     env_close(&b);
 }
 
-static void test_redis_unreachable_fails_open_at_once_and_counts(void **state) {
+static void test_redis_unreachable_enforces_the_plan_in_memory_and_counts(void **state) {
     (void)state;
     char url[64];
     snprintf(url, sizeof(url), "redis://127.0.0.1:%d", free_port());
     struct env e;
     env_redis(&e, url, true, true);
     struct sl_plan p = plan(1, 1, 1, SL_QUOTA_DAY);
+    static const enum gw_usage_outcome want[] = {GW_USAGE_ALLOWED, GW_USAGE_QUOTA_EXCEEDED,
+                                                 GW_USAGE_QUOTA_EXCEEDED};
     for (int i = 0; i < 3; i++) {
-        struct gw_usage_decision d = check_now(e.u, "down", &p, 0); /* no waiting: synchronous */
-        assert_int_equal(d.outcome, GW_USAGE_BACKEND_ERROR_OPEN);
-        assert_int_equal(d.error, -ENOTCONN);
-        assert_true(gw_usage_allowed(&d));
+        /* No waiting: the in-memory store answers before check returns. */
+        struct gw_usage_decision d = check_now(e.u, "down", &p, 0);
+        assert_int_equal(d.outcome, want[i]);
+        assert_int_equal(d.error, 0);
         /* Let it try to reconnect in between. */
         uint64_t end = uv_hrtime() + 50000000u;
         while (uv_hrtime() < end) {
@@ -704,25 +706,49 @@ static void test_redis_unreachable_fails_open_at_once_and_counts(void **state) {
             sleep_ms(1);
         }
     }
+    assert_int_equal(metric(&e, "sluice_gateway_ratelimit_fallbacks_total{reason=\"redis_down\"}"),
+                     3);
     assert_int_equal(
-        metric(&e, "sluice_gateway_ratelimit_backend_errors_total{mode=\"fail_open\"}"), 3);
+        metric(&e, "sluice_gateway_ratelimit_backend_errors_total{mode=\"fail_open\"}"), 0);
     assert_int_equal(gw_usage_backend_ready(e.u), 0);
     env_close(&e);
 }
 
-static void test_redis_unreachable_fails_closed_when_configured(void **state) {
+static void test_quotas_fail_closed_by_default(void **state) {
     (void)state;
-    char url[64];
-    snprintf(url, sizeof(url), "redis://127.0.0.1:%d", free_port());
+    struct gw_usage_opts o;
+    gw_usage_opts_default(&o);
+    assert_false(o.fail_open);
+}
+
+/* Past max_in_flight calls awaiting Redis, checks are decided in memory, not let through. */
+static void test_redis_in_flight_cap_falls_back_to_memory(void **state) {
+    (void)state;
+    struct gw_usage_opts o;
+    gw_usage_opts_default(&o);
+    o.redis_url = redis_url();
+    o.fail_open = true;
+    o.max_in_flight = 1;
     struct env e;
-    env_redis(&e, url, false, true);
-    struct sl_plan p = plan(1, 1, 0, SL_QUOTA_NONE);
-    struct gw_usage_decision d = check_now(e.u, "down", &p, 0);
-    assert_int_equal(d.outcome, GW_USAGE_BACKEND_ERROR_DENY);
-    assert_int_equal(d.retry_after_s, 1);
-    assert_false(gw_usage_allowed(&d));
+    env_open(&e, &o);
+    assert_true(wait_ready(&e, 1, 3000));
+    char key[96];
+    unique_key(key, sizeof(key), "cap");
+    struct sl_plan p = plan(0, 0, 1, SL_QUOTA_DAY);
+    struct result first = {0};
+    assert_int_equal(gw_usage_check(e.u, key, &p, 0, on_decision, &first), 0);
+    assert_int_equal(first.calls, 0); /* awaiting Redis: the cap is reached */
+    struct gw_usage_decision d = check_now(e.u, key, &p, 0);
+    assert_int_equal(d.outcome, GW_USAGE_ALLOWED);
+    assert_int_equal(d.quota_remaining, 0);
+    d = check_now(e.u, key, &p, 0);
+    assert_int_equal(d.outcome, GW_USAGE_QUOTA_EXCEEDED);
     assert_int_equal(
-        metric(&e, "sluice_gateway_ratelimit_backend_errors_total{mode=\"fail_closed\"}"), 1);
+        metric(&e, "sluice_gateway_ratelimit_fallbacks_total{reason=\"in_flight_cap\"}"), 2);
+    assert_int_equal(
+        metric(&e, "sluice_gateway_ratelimit_backend_errors_total{mode=\"fail_open\"}"), 0);
+    assert_true(run_until(&e.loop, &first.calls, 1, 2000));
+    assert_int_equal(first.d.outcome, GW_USAGE_ALLOWED); /* Redis' own count */
     env_close(&e);
 }
 
@@ -733,14 +759,14 @@ static void test_redis_recovers_when_redis_comes_back(void **state) {
     struct env e;
     env_redis(&e, url, true, true);
     struct sl_plan p = plan(0, 0, 100, SL_QUOTA_DAY);
-    assert_int_equal(check_now(e.u, "rec", &p, 0).outcome, GW_USAGE_BACKEND_ERROR_OPEN);
+    assert_int_equal(check_now(e.u, "rec", &p, 0).quota_remaining, 99); /* in memory */
     own_redis_start(port);
     assert_true(wait_ready(&e, 1, 3000));
     assert_int_equal(check_wait(&e, "rec", &p, 0).quota_remaining, 99);
     own_redis_stop(port);
     assert_true(wait_ready(&e, 0, 3000));
-    assert_int_equal(check_now(e.u, "rec", &p, 0).outcome, GW_USAGE_BACKEND_ERROR_OPEN);
-    own_redis_start(port); /* a fresh, empty Redis */
+    assert_int_equal(check_now(e.u, "rec", &p, 0).quota_remaining, 98); /* in memory again */
+    own_redis_start(port);                                              /* a fresh, empty Redis */
     assert_true(wait_ready(&e, 1, 3000));
     assert_int_equal(check_wait(&e, "rec", &p, 0).quota_remaining, 99);
     env_close(&e);
@@ -758,11 +784,11 @@ static void test_redis_password_from_the_url_is_percent_decoded(void **state) {
     struct sl_plan p = plan(0, 0, 10, SL_QUOTA_DAY);
     assert_int_equal(check_wait(&e, "auth", &p, 0).quota_remaining, 9);
     env_close(&e);
-    /* A wrong password never becomes ready; checks keep failing open. */
+    /* A wrong password never becomes ready; checks are decided in memory. */
     snprintf(url, sizeof(url), "redis://default:wrong@127.0.0.1:%d", port);
     env_redis(&e, url, true, true);
     assert_false(wait_ready(&e, 1, 300));
-    assert_int_equal(check_now(e.u, "auth", &p, 0).outcome, GW_USAGE_BACKEND_ERROR_OPEN);
+    assert_int_equal(check_now(e.u, "auth", &p, 0).quota_remaining, 9);
     env_close(&e);
     own_redis_stop_auth(port, "p@ss:w/rd");
 }
@@ -786,7 +812,7 @@ static void test_redis_flushed_script_cache_falls_back_to_eval(void **state) {
     own_redis_stop(port);
 }
 
-static void test_redis_hung_call_times_out_then_reconnects(void **state) {
+static void test_redis_slow_call_is_decided_in_memory_then_reconnects(void **state) {
     int port = *(int *)*state;
     own_redis_start(port);
     char url[64];
@@ -802,15 +828,19 @@ static void test_redis_hung_call_times_out_then_reconnects(void **state) {
     assert_int_equal(rep->type, REDIS_REPLY_STATUS);
     freeReplyObject(rep);
     redisFree(c);
-    struct sl_plan p = plan(0, 0, 100, SL_QUOTA_DAY);
+    struct sl_plan p = plan(0, 0, 1, SL_QUOTA_DAY);
     struct result r = {0};
     uint64_t t0 = uv_hrtime();
     assert_int_equal(gw_usage_check(e.u, "hung", &p, 0, on_decision, &r), 0);
     assert_true(run_until(&e.loop, &r.calls, 1, 2000));
     uint64_t waited_ms = (uv_hrtime() - t0) / 1000000u;
-    assert_int_equal(r.d.outcome, GW_USAGE_BACKEND_ERROR_OPEN);
-    assert_int_equal(r.d.error, SL_ERR_TIMEOUT);
+    assert_int_equal(r.d.outcome, GW_USAGE_ALLOWED);
+    assert_int_equal(r.d.quota_remaining, 0);
     assert_true(waited_ms >= 90 && waited_ms < 400);
+    assert_int_equal(metric(&e, "sluice_gateway_ratelimit_fallbacks_total{reason=\"timeout\"}"), 1);
+    /* While it reconnects the quota of 1 still holds, in memory. */
+    assert_int_equal(check_now(e.u, "hung", &p, 0).outcome, GW_USAGE_QUOTA_EXCEEDED);
+    p = plan(0, 0, 100, SL_QUOTA_DAY);
     /* After the pause it is usable again. */
     assert_true(wait_ready(&e, 1, 3000));
     assert_int_equal(check_wait(&e, "hung", &p, 0).outcome, GW_USAGE_ALLOWED);
@@ -883,15 +913,16 @@ int main(void) {
         cmocka_unit_test(test_bad_redis_url_is_a_config_error),
         cmocka_unit_test(test_redis_burst_refill_and_quota_rules_match_memory),
         cmocka_unit_test(test_redis_two_replicas_enforce_one_quota_of_50),
-        cmocka_unit_test(test_redis_unreachable_fails_open_at_once_and_counts),
-        cmocka_unit_test(test_redis_unreachable_fails_closed_when_configured),
+        cmocka_unit_test(test_redis_unreachable_enforces_the_plan_in_memory_and_counts),
+        cmocka_unit_test(test_quotas_fail_closed_by_default),
+        cmocka_unit_test(test_redis_in_flight_cap_falls_back_to_memory),
         cmocka_unit_test_setup_teardown(test_redis_recovers_when_redis_comes_back, own_redis_setup,
                                         own_redis_teardown),
         cmocka_unit_test_setup_teardown(test_redis_password_from_the_url_is_percent_decoded,
                                         own_redis_setup, own_redis_teardown),
         cmocka_unit_test_setup_teardown(test_redis_flushed_script_cache_falls_back_to_eval,
                                         own_redis_setup, own_redis_teardown),
-        cmocka_unit_test_setup_teardown(test_redis_hung_call_times_out_then_reconnects,
+        cmocka_unit_test_setup_teardown(test_redis_slow_call_is_decided_in_memory_then_reconnects,
                                         own_redis_setup, own_redis_teardown),
         cmocka_unit_test(test_redis_close_answers_pending_checks_with_closed),
     };
