@@ -368,6 +368,43 @@ int sl_routes_match(const struct sl_routes *r, const char *method, size_t mlen, 
     return m->route != NULL;
 }
 
+/* The byte an escape at p[0..2] stands for, or -1 when p does not start a valid escape. */
+static int escaped_byte(const char *p, size_t left) {
+    if (left < 3 || p[0] != '%')
+        return -1;
+    int hi = sl_hex_digit(p[1]), lo = sl_hex_digit(p[2]);
+    return hi < 0 || lo < 0 ? -1 : hi * 16 + lo;
+}
+
+bool sl_routes_path_is_clean(const char *path, size_t len) {
+    size_t dots = 0;    /* dots in the segment so far, plain or %2e */
+    bool other = false; /* the segment holds anything but dots */
+    for (size_t i = 0; i <= len; i++) {
+        if (i == len || path[i] == '/') {
+            if (!other && (dots == 1 || dots == 2))
+                return false; /* "." or "..": a client-side or upstream normaliser would move up */
+            dots = 0;
+            other = false;
+            continue;
+        }
+        int c = (unsigned char)path[i];
+        int e = escaped_byte(path + i, len - i);
+        if (e >= 0) {
+            c = e;
+            i += 2;
+            if (c == '/' || c == '\\')
+                return false; /* an encoded separator ends a segment only for some upstreams */
+        }
+        if (c == '\\')
+            return false;
+        if (c == '.')
+            dots++;
+        else
+            other = true;
+    }
+    return true;
+}
+
 int sl_url_decode(const char *src, size_t len, char *dst, size_t dstlen, int plus_is_space) {
     size_t o = 0;
     for (size_t i = 0; i < len; i++) {

@@ -21,6 +21,7 @@ struct gw_phase {
 };
 
 static enum gw_step step_request_id(struct gw_req *r);
+static enum gw_step step_path(struct gw_req *r);
 static enum gw_step step_waf(struct gw_req *r);
 static enum gw_step step_cors_preflight(struct gw_req *r);
 static enum gw_step step_route(struct gw_req *r);
@@ -31,6 +32,7 @@ static enum gw_step step_publish(struct gw_req *r);
 /* Parse (limits) happened in the HTTP server; admin routes live on the admin listener. */
 static const struct gw_phase phases[] = {
     {"request_id", step_request_id},
+    {"path", step_path}, /* before the WAF: the answer must not depend on the web ACL */
     {"waf", step_waf},
     {"cors_preflight", step_cors_preflight},
     {"route", step_route},
@@ -91,6 +93,18 @@ static enum gw_step step_request_id(struct gw_req *r) {
     r->trace = ctx;
     sl_trace_id_hex(&ctx, r->trace_id);
     return GW_NEXT;
+}
+
+/*
+ * Routing decides on the path as sent, an upstream or a client library on the normalised one:
+ * "/public/../admin/x" would pass a key-free "/public/{p+}" and reach "/admin/x". Such paths
+ * are malformed requests, answered like the parse errors before them, whatever the web ACL.
+ */
+static enum gw_step step_path(struct gw_req *r) {
+    if (sl_routes_path_is_clean(r->http->path.p, r->http->path.len))
+        return GW_NEXT;
+    gw_respond_error(r, GW_ERR_BAD_REQUEST, NULL, 0);
+    return GW_DONE;
 }
 
 static enum gw_step step_waf(struct gw_req *r) {

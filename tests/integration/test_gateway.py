@@ -207,6 +207,23 @@ def test_malformed_http_is_bad_request(env):
     assert body == b'{"message":"Bad Request"}'
 
 
+@pytest.mark.parametrize("path", [b"/public/../admin/x", b"/public/%2e%2e/admin/x",
+                                  b"/public/%2E%2e/admin/x", b"/public/./x", b"/a/%2e/b", b"/..",
+                                  b"/public%2fadmin", b"/public%2Fadmin", b"/public%5cadmin",
+                                  b"/public%5Cadmin"])
+def test_dot_segments_and_encoded_separators_are_bad_request_before_routing(env, path):
+    # Sent by hand: HTTP libraries normalise such paths before they leave the client.
+    seen = len(env["worker"].envelopes())
+    out = raw(env["gw"], b"GET " + path + b"?a=1 HTTP/1.1\r\nHost: a\r\nX-API-Key: " +
+              env["keys"]["ok"]["value"].encode() + b"\r\nConnection: close\r\n\r\n")
+    head, _, body = out.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400 Bad Request\r\n"), out
+    assert b"\r\nx-amzn-ErrorType: BadRequestException\r\n" in head + b"\r\n"
+    assert body == b'{"message":"Bad Request"}'
+    time.sleep(0.2)
+    assert len(env["worker"].envelopes()) == seen  # never published
+
+
 def test_no_reply_by_the_deadline_is_endpoint_request_timed_out(env):
     t0 = time.monotonic()
     r = call(env["gw"], "/silent", env["keys"]["ok"]["value"])

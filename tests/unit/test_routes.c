@@ -148,6 +148,37 @@ static void test_url_decode_handles_escapes_plus_and_bad_input(void **state) {
     assert_int_equal(sl_url_decode("abc", 3, out, 2, 0), SL_ERR_TOO_LARGE);
 }
 
+static void test_dot_segments_and_encoded_separators_are_not_clean(void **state) {
+    (void)state;
+    static const char *const bad[] = {
+        "/public/../admin/x",
+        "/public/./x",
+        "/..",
+        "/.",
+        "/a/..",
+        "/a/%2e%2e/b",
+        "/a/%2E%2e/b",
+        "/a/.%2e/b",
+        "/a/%2e/b",
+        "/a%2fb",
+        "/a%2Fb",
+        "/a%5cb",
+        "/a%5Cb",
+        "/a\\b",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        if (sl_routes_path_is_clean(bad[i], strlen(bad[i])))
+            fail_msg("%s passed as clean", bad[i]);
+    static const char *const good[] = {
+        "/",         "/a/b",         "/a/.../b", "/a/.b/c",         "/a/b./c",
+        "/file.txt", "/a/%2e%2e%2e", "/a%20b/c", "/a/%252e%252e/b", "/a//b",
+        "/a/%",      "/a/%zz",
+    };
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++)
+        if (!sl_routes_path_is_clean(good[i], strlen(good[i])))
+            fail_msg("%s refused", good[i]);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_default_routes_are_the_seed_proxy_with_a_key),
@@ -156,6 +187,7 @@ int main(void) {
         cmocka_unit_test(test_handlers_carry_their_settings),
         cmocka_unit_test(test_invalid_entries_are_named_with_their_json_path),
         cmocka_unit_test(test_url_decode_handles_escapes_plus_and_bad_input),
+        cmocka_unit_test(test_dot_segments_and_encoded_separators_are_not_clean),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -3,6 +3,7 @@
 #ifndef SLUICE_ROUTES_H
 #define SLUICE_ROUTES_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -72,6 +73,15 @@ void sl_routes_free(struct sl_routes *r);
  */
 int sl_routes_match(const struct sl_routes *r, const char *method, size_t mlen, const char *path,
                     size_t plen, struct sl_route_match *m);
+
+/*
+ * Whether a request path (no query string) may be routed: false when a segment is "." or ".."
+ * (dots also as %2e or %2E), or the path holds an encoded slash (%2f, %2F) or a backslash
+ * (raw or %5c, %5C). Routing such a path would decide on one path while a normalising client
+ * library or upstream uses another: "/public/../admin/x" matches a key-free "/public/{p+}" but
+ * reaches "/admin/x". The gateway answers these 400 before matching.
+ */
+bool sl_routes_path_is_clean(const char *path, size_t len);
 
 /*
  * Percent-decodes src into dst (at most dstlen bytes, dst need not be NUL-terminated);
