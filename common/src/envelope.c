@@ -634,6 +634,53 @@ int sl_envelope_decode_reply(const void *data, size_t len, const struct sl_envel
     return 0;
 }
 
+/* ---- limits before encoding -------------------------------------------------------------- */
+
+static int fits_multimap(struct dec *d, const char *field, const struct sl_envelope_multimap *m) {
+    size_t total = 0;
+    int rc;
+    if (m->n > d->lim->max_fields)
+        return fail(d, SL_ERR_TOO_LARGE, field, "'%s' has %zu names, the limit is %zu", field, m->n,
+                    d->lim->max_fields);
+    for (size_t i = 0; i < m->n; i++) {
+        const struct sl_envelope_field *f = &m->fields[i];
+        total += f->n_values;
+        if (total > d->lim->max_fields)
+            return fail(d, SL_ERR_TOO_LARGE, field, "'%s' has more than %zu values", field,
+                        d->lim->max_fields);
+        if ((rc = check_len(d, field, f->name)) < 0)
+            return rc;
+        for (size_t j = 0; j < f->n_values; j++)
+            if ((rc = check_len(d, field, f->values[j])) < 0)
+                return rc;
+    }
+    return 0;
+}
+
+int sl_envelope_request_fits(const struct sl_envelope_request *req,
+                             const struct sl_envelope_limits *limits,
+                             struct sl_envelope_error *err) {
+    struct dec d = {.lim = limits, .err = err};
+    int rc;
+    if ((rc = fits_multimap(&d, "headers", &req->headers)) < 0 ||
+        (rc = fits_multimap(&d, "query", &req->query)) < 0)
+        return rc;
+    const struct sl_envelope_map *pp = &req->path_params;
+    if (pp->n > limits->max_fields)
+        return fail(&d, SL_ERR_TOO_LARGE, "path_params",
+                    "'path_params' has %zu names, the limit "
+                    "is %zu",
+                    pp->n, limits->max_fields);
+    for (size_t i = 0; i < pp->n; i++)
+        if ((rc = check_len(&d, "path_params", pp->pairs[i].name)) < 0 ||
+            (rc = check_len(&d, "path_params", pp->pairs[i].value)) < 0)
+            return rc;
+    if (req->body.len > limits->max_body)
+        return fail(&d, SL_ERR_TOO_LARGE, "body", "body of %zu bytes exceeds the limit of %zu",
+                    req->body.len, limits->max_body);
+    return 0;
+}
+
 void sl_envelope_request_free(struct sl_envelope_request *req) {
     if (req->zone)
         msgpack_zone_free(req->zone);

@@ -33,10 +33,18 @@ static void *arena_alloc(struct arena *a, size_t n) {
     return a->base + at;
 }
 
+/* The hash table group() uses for n pairs: a power of two at least twice n. */
+static size_t group_slots(size_t n) {
+    size_t cap = 2;
+    while (cap < 2 * n)
+        cap <<= 1;
+    return cap;
+}
+
 /* Upper bound of what group() and its caller take from the arena for n pairs. */
 static size_t list_bytes(size_t n) {
-    return n * (3 * sizeof(struct sl_str) + sizeof(struct sl_envelope_field) + 1) +
-           6 * alignof(max_align_t);
+    return n * (3 * sizeof(struct sl_str) + sizeof(struct sl_envelope_field) + 2 * sizeof(size_t)) +
+           group_slots(n) * sizeof(size_t) + 8 * alignof(max_align_t);
 }
 
 static bool same_name(struct sl_str a, struct sl_str b) {
@@ -45,41 +53,50 @@ static bool same_name(struct sl_str a, struct sl_str b) {
 
 /*
  * Groups name/value pairs by exact name, keeping the order names first appear and the order of
- * values (the envelope's multi-value maps). `names`/`values` are parallel arrays of n items.
+ * values (the envelope's multi-value maps). `names`/`values` are parallel arrays of n items, n
+ * at most the envelope's max_fields (the callers refuse more first). A hash table of field
+ * numbers finds a name's field, so grouping is linear in n; names come from clients, and a set
+ * made to collide costs at most n * n comparisons of that bounded n.
  */
 static int group(struct arena *a, const struct sl_str *names, const struct sl_str *values, size_t n,
                  struct sl_envelope_multimap *out) {
+    size_t cap = group_slots(n);
     struct sl_envelope_field *fields = arena_alloc(a, (n ? n : 1) * sizeof *fields);
     struct sl_str *vals = arena_alloc(a, (n ? n : 1) * sizeof *vals);
-    if (!fields || !vals)
+    size_t *slots = arena_alloc(a, cap * sizeof *slots); /* field number + 1; 0 = empty */
+    size_t *field_of = arena_alloc(a, (n ? n : 1) * sizeof *field_of);
+    size_t *next = arena_alloc(a, (n ? n : 1) * sizeof *next); /* per field: its next value */
+    if (!fields || !vals || !slots || !field_of || !next)
         return -ENOMEM;
-    size_t nf = 0, nv = 0;
-    bool *taken = arena_alloc(a, n ? n : 1);
-    if (!taken)
-        return -ENOMEM;
-    memset(taken, 0, n);
+    memset(slots, 0, cap * sizeof *slots);
+    size_t nf = 0;
     for (size_t i = 0; i < n; i++) {
-        if (taken[i])
-            continue;
-        struct sl_envelope_field *f = &fields[nf++];
-        f->name = names[i];
-        f->values = &vals[nv];
-        f->n_values = 0;
-        for (size_t j = i; j < n; j++) {
-            if (!taken[j] && same_name(names[j], names[i])) {
-                taken[j] = true;
-                vals[nv++] = values[j];
-                f->n_values++;
-            }
+        size_t j = (size_t)sl_fnv1a(names[i].p, names[i].len) & (cap - 1);
+        while (slots[j] && !same_name(fields[slots[j] - 1].name, names[i]))
+            j = (j + 1) & (cap - 1);
+        if (!slots[j]) {
+            fields[nf] = (struct sl_envelope_field){.name = names[i]};
+            slots[j] = ++nf;
         }
+        field_of[i] = slots[j] - 1;
+        fields[field_of[i]].n_values++;
     }
+    size_t at = 0;
+    for (size_t f = 0; f < nf; f++) {
+        fields[f].values = &vals[at];
+        next[f] = at;
+        at += fields[f].n_values;
+    }
+    for (size_t i = 0; i < n; i++)
+        vals[next[field_of[i]]++] = values[i];
     out->fields = fields;
     out->n = nf;
     return 0;
 }
 
-/* Headers minus X-API-Key: the key value never leaves the gateway. */
-static int build_headers(struct arena *a, const struct sl_http_request *h,
+/* Headers minus X-API-Key: the key value never leaves the gateway. More than the envelope's
+ * max_fields: SL_ERR_TOO_LARGE before grouping. */
+static int build_headers(struct arena *a, const struct sl_http_request *h, size_t max_fields,
                          struct sl_envelope_multimap *out) {
     struct sl_str *names = arena_alloc(a, (h->nheaders + 1) * sizeof *names);
     struct sl_str *values = arena_alloc(a, (h->nheaders + 1) * sizeof *values);
@@ -92,11 +109,15 @@ static int build_headers(struct arena *a, const struct sl_http_request *h,
         names[n] = h->headers[i].name;
         values[n++] = h->headers[i].value;
     }
+    if (n > max_fields)
+        return SL_ERR_TOO_LARGE;
     return group(a, names, values, n, out);
 }
 
-/* Splits the query on '&' into decoded names and values ("a=1&a=2&b" -> a:[1,2], b:[""]). */
-static int build_query(struct arena *a, struct sl_str q, struct sl_envelope_multimap *out) {
+/* Splits the query on '&' into decoded names and values ("a=1&a=2&b" -> a:[1,2], b:[""]).
+ * More than max_fields parameters: SL_ERR_TOO_LARGE before grouping. */
+static int build_query(struct arena *a, struct sl_str q, size_t max_fields,
+                       struct sl_envelope_multimap *out) {
     size_t max = 1;
     for (size_t i = 0; i < q.len; i++)
         max += q.p[i] == '&';
@@ -126,6 +147,8 @@ static int build_query(struct arena *a, struct sl_str q, struct sl_envelope_mult
         values[n++] = (struct sl_str){.p = text + used, .len = (size_t)dv};
         used += (size_t)dv;
     }
+    if (n > max_fields)
+        return SL_ERR_TOO_LARGE;
     return group(a, names, values, n, out);
 }
 
@@ -217,14 +240,20 @@ void gw_publish(struct gw_req *r) {
         .attempt = 1,
         .replay_count = 0,
     };
-    int rc = build_headers(&a, h, &env.headers);
+    /* The worker decodes with the same limits: a request past them would never get a reply. */
+    const struct sl_envelope_limits *lim = &g->limits;
+    struct sl_envelope_error err = {.field = "envelope"};
+    int rc = build_headers(&a, h, lim->max_fields, &env.headers);
     if (rc == 0)
-        rc = build_query(&a, h->query, &env.query);
+        rc = build_query(&a, h->query, lim->max_fields, &env.query);
     if (rc == 0)
         rc = build_path_params(&a, &r->match, &env.path_params);
-    if (rc == SL_ERR_PARSE) {
+    if (rc == 0)
+        rc = sl_envelope_request_fits(&env, lim, &err);
+    if (rc == SL_ERR_PARSE || rc == SL_ERR_TOO_LARGE) {
         free(a.base);
-        gw_respond_error(r, GW_ERR_BAD_REQUEST, NULL, 0); /* a bad percent escape */
+        /* A bad percent escape, or more names, values or bytes than an envelope carries. */
+        gw_respond_error(r, GW_ERR_BAD_REQUEST, NULL, 0);
         return;
     }
     sl_buf_reset(&g->encode_buf);

@@ -39,7 +39,7 @@ void gw_replies_on_message(const struct sl_kafka_message *msg, void *opaque) {
     }
     struct sl_envelope_reply rep;
     struct sl_envelope_error err;
-    int rc = sl_envelope_decode_reply(msg->value, msg->vlen, &g->reply_limits, &rep, &err);
+    int rc = sl_envelope_decode_reply(msg->value, msg->vlen, &g->limits, &rep, &err);
     if (rc == 0 && (rep.id.len != idlen || memcmp(rep.id.p, id, idlen))) {
         sl_envelope_reply_free(&rep);
         snprintf(err.message, sizeof err.message, "reply id does not match its key");

@@ -108,7 +108,7 @@ struct gw_gateway {
     int64_t audit_ts_sec;     /* the second audit_ts holds, formatted */
     uint64_t req_mono_ns;     /* arrival of the request in the pipeline: the WAF's clock */
     char audit_ts[20];
-    struct sl_envelope_limits reply_limits;
+    struct sl_envelope_limits limits; /* requests published and replies read, as the worker's */
     bool replies_ready;
     bool stopping;
     int pending_closes;

@@ -224,6 +224,49 @@ def test_dot_segments_and_encoded_separators_are_bad_request_before_routing(env,
     assert len(env["worker"].envelopes()) == seen  # never published
 
 
+def test_more_headers_than_an_envelope_carries_is_bad_request_at_once(env):
+    seen = len(env["worker"].envelopes())
+    t0 = time.monotonic()
+    r = call(env["gw"], "/many-headers", env["keys"]["ok"]["value"],
+             headers={f"X-H-{i}": "v" for i in range(600)})
+    assert time.monotonic() - t0 < 1
+    assert_error(r, 400, "Bad Request", "BadRequestException")
+    time.sleep(0.2)
+    assert len(env["worker"].envelopes()) == seen  # never published
+
+
+def test_more_query_parameters_than_an_envelope_carries_is_bad_request_at_once(env):
+    seen = len(env["worker"].envelopes())
+    t0 = time.monotonic()
+    # Short parameters: the web ACL refuses query strings over 2,048 bytes first.
+    r = call(env["gw"], "/many-params?" + "&".join("a" for _ in range(600)),
+             env["keys"]["ok"]["value"])
+    assert time.monotonic() - t0 < 1
+    assert_error(r, 400, "Bad Request", "BadRequestException")
+    # 500 values under one name are as many as an envelope carries: published.
+    r = call(env["gw"], "/500-params?" + "&".join("p=1" for _ in range(500)),
+             env["keys"]["ok"]["value"])
+    assert r.status_code == 200, r.text
+    assert env["worker"].envelopes()[-1]["query"] == {"p": ["1"] * 500}
+    assert len(env["worker"].envelopes()) == seen + 1
+
+
+def test_repeated_header_names_are_grouped_in_first_seen_order(env):
+    names = [f"X-R-{i % 7}" for i in range(300)]
+    request = (b"GET /grouped HTTP/1.1\r\nHost: a\r\nUser-Agent: t\r\nX-API-Key: " +
+               env["keys"]["ok"]["value"].encode() + b"\r\n" +
+               b"".join(f"{n}: {i}\r\n".encode() for i, n in enumerate(names)) +
+               b"Connection: close\r\n\r\n")
+    out = raw(env["gw"], request)
+    assert out.startswith(b"HTTP/1.1 200 "), out[:200]
+    got = env["worker"].envelopes()[-1]["headers"]
+    want = {}
+    for i, n in enumerate(names):
+        want.setdefault(n, []).append(str(i))
+    assert [k for k in got if k.startswith("X-R-")] == [f"X-R-{i}" for i in range(7)]
+    assert {k: v for k, v in got.items() if k.startswith("X-R-")} == want
+
+
 def test_no_reply_by_the_deadline_is_endpoint_request_timed_out(env):
     t0 = time.monotonic()
     r = call(env["gw"], "/silent", env["keys"]["ok"]["value"])

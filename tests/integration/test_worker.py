@@ -302,6 +302,21 @@ def test_garbage_record_goes_to_dlq_as_decode_error_and_the_next_request_is_serv
     assert stack["worker"].metric('sluice_worker_dlq_records_total{reason="decode_error"}') >= 1
 
 
+def test_the_gateway_publishes_exactly_what_the_worker_decodes(stack):
+    # requests adds Host, User-Agent, Accept-Encoding, Accept and Connection; the key is dropped.
+    filler = {f"X-H-{i}": "v" for i in range(495)}
+    r = call(stack, "GET", "/fields", headers=filler)
+    assert r.status_code == 200, r.text  # 500 header values: the worker decodes it
+    t0 = time.monotonic()
+    r = call(stack, "GET", "/fields", headers=dict(filler, **{"X-H-495": "v"}))
+    assert r.status_code == 400 and time.monotonic() - t0 < 1  # 501: refused at the gateway
+    # Short parameters: the web ACL refuses query strings over 2,048 bytes first.
+    r = call(stack, "GET", "/fields?" + "&".join("q" for _ in range(500)))
+    assert r.status_code == 200, r.text
+    r = call(stack, "GET", "/fields?" + "&".join("q" for _ in range(501)))
+    assert r.status_code == 400
+
+
 def test_expired_request_is_not_executed_and_goes_to_dlq(stack):
     env = {"v": 1, "id": "expired-1", "method": "GET", "path": "/x", "resource": "/{proxy+}",
            "headers": {}, "query": {}, "path_params": {}, "body": b"", "source_ip": "1.2.3.4",

@@ -532,6 +532,36 @@ static void test_envelope_enforces_size_limits(void **state) {
     sl_buf_free(&b);
 }
 
+/* The encoder's side of the limits refuses exactly what the decoder refuses. */
+static void test_request_fits_refuses_what_the_decoder_refuses(void **state) {
+    (void)state;
+    struct sl_envelope_request in = sample_request(), out;
+    struct sl_buf b;
+    encode_req(&in, &b);
+    struct sl_envelope_error err = {0};
+    struct sl_envelope_limits lim = limits();
+    assert_int_equal(sl_envelope_request_fits(&in, &lim, &err), 0);
+    struct {
+        size_t *limit;
+        size_t value;
+        const char *field;
+    } cases[] = {
+        {&lim.max_body, 8, "body"},
+        {&lim.max_fields, 4, "headers"},     /* headers carry 5 values */
+        {&lim.max_value_len, 15, "headers"}, /* "application/json" is 16 bytes */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        lim = limits();
+        *cases[i].limit = cases[i].value;
+        assert_int_equal(sl_envelope_request_fits(&in, &lim, &err), SL_ERR_TOO_LARGE);
+        assert_string_equal(err.field, cases[i].field);
+        assert_int_equal(sl_envelope_decode_request(b.data, b.len, &lim, &out, &err),
+                         SL_ERR_TOO_LARGE);
+        assert_string_equal(err.field, cases[i].field);
+    }
+    sl_buf_free(&b);
+}
+
 static void test_envelope_rejects_more_than_500_headers_by_default(void **state) {
     (void)state;
     static struct sl_envelope_field many[501];
@@ -667,6 +697,7 @@ int main(void) {
         cmocka_unit_test(test_envelope_decodes_keys_in_any_order),
         cmocka_unit_test(test_envelope_rejects_status_outside_100_to_599),
         cmocka_unit_test(test_envelope_enforces_size_limits),
+        cmocka_unit_test(test_request_fits_refuses_what_the_decoder_refuses),
         cmocka_unit_test(test_envelope_rejects_more_than_500_headers_by_default),
         cmocka_unit_test(test_envelope_rejects_duplicate_header_name_but_keeps_case_variants),
         cmocka_unit_test(test_envelope_rejects_garbage_and_trailing_bytes),

@@ -100,7 +100,11 @@ struct sl_envelope_limits {
     size_t max_value_len; /* bytes per header name/value, query name/value, path param */
 };
 
-/* Defaults: 16 MiB input, the given body limit, 500 fields, 16 KiB per value. */
+/*
+ * Defaults: 16 MiB input, the given body limit, 500 fields, 16 KiB per value. The gateway refuses
+ * requests past these (sl_envelope_request_fits) and the worker decodes with them: one set of
+ * caps for both sides.
+ */
 struct sl_envelope_limits sl_envelope_limits_default(size_t max_body);
 
 /*
@@ -124,6 +128,16 @@ int sl_envelope_decode_request(const void *data, size_t len,
                                struct sl_envelope_request *out, struct sl_envelope_error *err);
 int sl_envelope_decode_reply(const void *data, size_t len, const struct sl_envelope_limits *limits,
                              struct sl_envelope_reply *out, struct sl_envelope_error *err);
+
+/*
+ * Whether a request the caller built would decode under `limits`: the decoder's caps on names,
+ * values, value lengths, path parameters and the body, checked before encoding. Returns 0 or
+ * SL_ERR_TOO_LARGE with `err` (may be NULL) naming the field. Names are assumed distinct, as
+ * an encoder groups them.
+ */
+int sl_envelope_request_fits(const struct sl_envelope_request *req,
+                             const struct sl_envelope_limits *limits,
+                             struct sl_envelope_error *err);
 
 void sl_envelope_request_free(struct sl_envelope_request *req);
 void sl_envelope_reply_free(struct sl_envelope_reply *rep);
