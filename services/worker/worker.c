@@ -311,9 +311,56 @@ static void emit(struct wk_job *j) {
     }
 }
 
+/* A decimal header value in [0, max] into *out: 0, or -1 when it is not one. */
+static int header_decimal(const struct sl_kafka_header *h, int64_t max, int64_t *out) {
+    const char *p = h->value;
+    int64_t v = 0;
+    if (h->len == 0 || h->len > 19)
+        return -1;
+    for (size_t i = 0; i < h->len; i++) {
+        if (p[i] < '0' || p[i] > '9' || v > (max - (p[i] - '0')) / 10)
+            return -1;
+        v = v * 10 + (p[i] - '0');
+    }
+    *out = v;
+    return 0;
+}
+
+/*
+ * Where the reply of a record that does not decode goes: the gateway writes the request id and
+ * its replies partition into Kafka headers as well (sluice-id, sluice-reply-partition), so the
+ * client gets its 502 at once instead of holding an in-flight slot until the deadline. Fills
+ * j->id and j->req's id and reply_partition; false when the headers give no usable address or
+ * sluice-deadline-ms says the gateway no longer waits.
+ */
+static bool reply_address_from_headers(struct wk_job *j) {
+    const struct sl_kafka_header *id = NULL;
+    int64_t partition = -1, deadline = -1;
+    for (size_t i = 0; i < j->nheaders; i++) {
+        const struct sl_kafka_header *h = &j->headers[i];
+        if (!strcmp(h->name, "sluice-id"))
+            id = h;
+        else if (!strcmp(h->name, "sluice-reply-partition") &&
+                 header_decimal(h, INT32_MAX, &partition) < 0)
+            return false;
+        else if (!strcmp(h->name, "sluice-deadline-ms") &&
+                 header_decimal(h, INT64_MAX, &deadline) < 0)
+            return false;
+    }
+    if (!id || id->len == 0 || id->len >= sizeof j->id || memchr(id->value, '\0', id->len) ||
+        partition < 0 || (deadline >= 0 && sl_time_now_ms() >= deadline))
+        return false;
+    memcpy(j->id, id->value, id->len);
+    j->id[id->len] = '\0';
+    j->req.id = (struct sl_str){.p = j->id, .len = id->len};
+    j->req.reply_partition = (int32_t)partition;
+    return true;
+}
+
 /* Dead-letters the record; the gateway gets a 502 reply when it still waits for one. */
 static void give_up(struct wk_job *j, enum wk_reason reason) {
     struct wk_worker *w = j->w;
+    bool has_address = j->decoded ? j->req.reply_partition >= 0 : reply_address_from_headers(j);
     j->reason = reason;
     if (!j->first_failure_ms)
         j->first_failure_ms = sl_time_now_ms();
@@ -323,7 +370,7 @@ static void give_up(struct wk_job *j, enum wk_reason reason) {
            j->offset, j->attempts, wk_reason_name(reason), j->error);
     j->want_dlq = true;
     j->want_reply = false;
-    if (j->decoded && j->req.reply_partition >= 0 && reason != WK_REASON_EXPIRED) {
+    if (has_address && reason != WK_REASON_EXPIRED) {
         const char *cls = wk_reason_name(reason);
         struct sl_envelope_reply rep = {
             .id = j->req.id,
@@ -336,7 +383,7 @@ static void give_up(struct wk_job *j, enum wk_reason reason) {
         if (sl_envelope_encode_reply(&rep, &j->reply) == 0)
             j->want_reply = true;
     }
-    if (!j->decoded || j->req.reply_partition < 0)
+    if (!has_address)
         sl_counter_inc(w->replays);
     emit(j);
 }

@@ -11,7 +11,7 @@ import time
 import msgpack
 import pytest
 import requests
-from confluent_kafka import Consumer, Producer
+from confluent_kafka import Consumer, Producer, TopicPartition
 
 from harness import Gateway, Service, create_topics, free_port, new_key, new_prefix, write_keys_file
 
@@ -300,6 +300,35 @@ def test_garbage_record_goes_to_dlq_as_decode_error_and_the_next_request_is_serv
     r = call(stack, "GET", "/after-garbage")
     assert r.status_code == 200
     assert stack["worker"].metric('sluice_worker_dlq_records_total{reason="decode_error"}') >= 1
+
+
+def test_garbage_record_with_a_reply_address_gets_a_502_reply_at_once(stack):
+    # The gateway's Kafka headers carry the reply address even when the value does not decode.
+    # Partition 3: the gateway reads partition 0 only, so this reply stays for the test to read.
+    rid = "garbage-" + os.urandom(4).hex()
+    now = int(time.time() * 1000)
+    p = Producer({"bootstrap.servers": stack["bootstrap"]})
+    p.produce(stack["prefix"] + "requests", key=rid.encode(), value=b"\xc1 not an envelope",
+              headers=[("sluice-id", rid.encode()), ("sluice-reply-partition", b"3"),
+                       ("sluice-deadline-ms", str(now + 30000).encode())])
+    p.flush(10)
+    c = Consumer({"bootstrap.servers": stack["bootstrap"], "group.id": "t-" + os.urandom(4).hex(),
+                  "auto.offset.reset": "earliest", "enable.auto.commit": False})
+    c.assign([TopicPartition(stack["prefix"] + "replies", 3, 0)])
+    reply, deadline = None, time.monotonic() + 20
+    while reply is None and time.monotonic() < deadline:
+        m = c.poll(0.5)
+        if m is not None and not m.error() and m.key() == rid.encode():
+            reply = m
+    c.close()
+    assert reply is not None, "no reply for the undecodable record"
+    assert headers_of(reply)["sluice-id"] == rid.encode()
+    env = msgpack.unpackb(reply.value(), raw=False)
+    assert env["id"] == rid and env["status"] == 502
+    assert env["error"]["class"] == "decode_error"
+    recs = dlq_records(stack, lambda out: any(m.key() == rid.encode() for m in out))
+    assert [headers_of(m)["sluice-dlq-reason"] for m in recs if m.key() == rid.encode()] == [
+        b"decode_error"]
 
 
 def test_the_gateway_publishes_exactly_what_the_worker_decodes(stack):
