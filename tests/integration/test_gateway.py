@@ -224,6 +224,39 @@ def test_dot_segments_and_encoded_separators_are_bad_request_before_routing(env,
     assert len(env["worker"].envelopes()) == seen  # never published
 
 
+def test_a_key_free_route_cannot_reach_a_keyed_one_through_dot_segments(env, build_dir,
+                                                                        kafka_bootstrap):
+    """With a web ACL that lets everything through, /public/../admin/x matched the key-free
+    /public/{p+} and was published with that path: an upstream behind the http handler would
+    have served /admin/x. It is refused before routing, whatever the ACL, and audited."""
+    tmp = env["tmp"] / "dots"
+    tmp.mkdir()
+    acl, routes = tmp / "acl.json", tmp / "routes.json"
+    acl.write_text(json.dumps({"Name": "open", "DefaultAction": {"Allow": {}}, "Rules": []}))
+    routes.write_text(json.dumps({"routes": [
+        {"method": "ANY", "path": "/public/{p+}", "api_key_required": False, "handler": "echo"},
+        {"method": "ANY", "path": "/admin/{p+}", "api_key_required": True, "handler": "echo"}]}))
+    gw = Gateway(build_dir, tmp, kafka_bootstrap, env["prefix"], env["keys_file"], index=1,
+                 SLUICE_WAF_ACL_FILE=str(acl), SLUICE_ROUTES_FILE=str(routes)).start()
+    try:
+        seen = len(env["worker"].envelopes())
+        for path in (b"/public/../admin/x", b"/public/%2e%2E/admin/x", b"/public/..%2fadmin/x"):
+            out = raw(gw, b"GET " + path + b" HTTP/1.1\r\nHost: a\r\nUser-Agent: t\r\n"
+                          b"Connection: close\r\n\r\n")
+            assert out.startswith(b"HTTP/1.1 400 Bad Request\r\n"), out[:300]
+        rid = re.search(rb"(?m)^x-amzn-RequestId: (\S+)", out).group(1).decode()
+        time.sleep(0.2)
+        assert len(env["worker"].envelopes()) == seen  # nothing published
+        assert raw(gw, b"GET /public/ok HTTP/1.1\r\nHost: a\r\nUser-Agent: t\r\n"
+                       b"Connection: close\r\n\r\n").startswith(b"HTTP/1.1 200 ")
+        recs = [json.loads(m.value()) for m in consume_all(kafka_bootstrap, env["prefix"] + "audit")]
+        [rec] = [r for r in recs if r["request_id"] == rid]
+        assert (rec["status"], rec["error"], rec["path"]) == (400, "bad_request",
+                                                               "/public/..%2fadmin/x")
+    finally:
+        assert gw.stop() == 0
+
+
 def test_more_headers_than_an_envelope_carries_is_bad_request_at_once(env):
     seen = len(env["worker"].envelopes())
     t0 = time.monotonic()
