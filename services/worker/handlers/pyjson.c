@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "sluice/buf.h"
 #include "sluice/error.h"
 
 /*
@@ -73,21 +74,11 @@ static size_t utf8_replace(const unsigned char *s, size_t n, uint32_t *cp) {
     return len;
 }
 
-static int hexval(unsigned char c) {
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Four hex digits at s (the caller checked there are four); -1 when one is not hex. */
 static int32_t hex4(const unsigned char *s) {
     int32_t v = 0;
     for (int i = 0; i < 4; i++) {
-        int h = hexval(s[i]);
+        int h = sl_hex_digit(s[i]);
         if (h < 0)
             return -1;
         v = v << 4 | h;
