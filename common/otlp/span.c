@@ -102,6 +102,9 @@ static uint16_t put_str(struct sl_otlp_span *s, const char *str, size_t len, boo
     static const char repl[] = "\xEF\xBF\xBD";
     const unsigned char *p = (const unsigned char *)str;
     size_t at = s->used, cap = SL_OTLP_STRINGS_SIZE - 1; /* room for the NUL */
+    if (at > cap) {
+        return 0; /* full: not even the NUL of an empty string fits */
+    }
     for (size_t i = 0; i < len;) {
         size_t n = utf8_seq(p + i, len - i);
         const char *src = n ? (const char *)p + i : repl;

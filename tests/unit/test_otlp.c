@@ -340,6 +340,17 @@ static void test_span_limits_drop_and_count_what_does_not_fit(void **state) {
     assert_int_equal(s2.nattrs, 1);
     assert_int_equal(s2.dropped_attrs, 1);
     assert_string_equal(s2.strings + s2.attrs[0].v.str, "ok");
+
+    /* A key that fills the strings exactly leaves no room for even an empty value. */
+    struct sl_otlp_span s3;
+    assert_int_equal(sl_otlp_span_start(t, &s3, "x", SL_OTLP_KIND_INTERNAL, NULL, NULL), 0);
+    char key[SL_OTLP_STRINGS_SIZE - 3];
+    memset(key, 'k', sizeof key - 1);
+    key[sizeof key - 1] = '\0';
+    sl_otlp_span_set_str(&s3, key, "");
+    assert_int_equal(s3.nattrs, 0);
+    assert_int_equal(s3.dropped_attrs, 1);
+    assert_int_equal(s3.used, 3);
     sl_otlp_tracer_free(t);
 }
 
@@ -423,14 +434,16 @@ static void test_full_queue_drops_and_counts_while_collector_is_down(void **stat
     struct sl_otlp_tracer *t = quiet_tracer(&o, endpoint, sizeof endpoint, m);
     const int total = 10000;
     int refused = 0;
-    uint64_t t0 = sl_time_mono_ns();
+    uint64_t slowest = 0;
     for (int i = 0; i < total; i++) {
         struct sl_otlp_span s;
         sl_otlp_span_start(t, &s, "burst", SL_OTLP_KIND_INTERNAL, NULL, NULL);
         sl_otlp_span_set_int(&s, "i", i);
+        uint64_t t0 = sl_time_mono_ns();
         refused += sl_otlp_span_end(t, &s, 0) == -ENOBUFS;
+        uint64_t took = sl_time_mono_ns() - t0;
+        slowest = took > slowest ? took : slowest;
     }
-    uint64_t elapsed = sl_time_mono_ns() - t0;
     /* The exporter keeps retrying one batch of 16, so nearly everything else is dropped. */
     struct sl_otlp_stats st;
     sl_otlp_tracer_stats(t, &st);
@@ -438,8 +451,8 @@ static void test_full_queue_drops_and_counts_while_collector_is_down(void **stat
     assert_int_equal(st.dropped, (uint64_t)refused);
     assert_true(st.dropped >= (uint64_t)total - 16 * 8);
     assert_true(st.queued <= 16);
-    /* And emitting never waited on the network: 10,000 spans in well under the retry budget. */
-    assert_true(elapsed < 300 * 1000000ULL);
+    /* Ending a span never waited on the network: a POST or a backoff takes 100 ms or more. */
+    assert_true(slowest < 50 * 1000000ULL);
 
     assert_int_equal(sl_otlp_tracer_flush(t, 5000), 0);
     sl_otlp_tracer_stats(t, &st);
@@ -459,7 +472,7 @@ static void test_full_queue_drops_and_counts_while_collector_is_down(void **stat
     sl_buf_free(&out);
 
     /* Shutdown with the collector still down is bounded by its timeout. */
-    t0 = sl_time_mono_ns();
+    uint64_t t0 = sl_time_mono_ns();
     sl_otlp_tracer_free(t);
     assert_true(sl_time_mono_ns() - t0 < 3000 * 1000000ULL);
     sl_metrics_free(m);
