@@ -188,6 +188,25 @@ static void test_settings_fall_back_to_defaults_on_bad_values(void **state) {
     assert_null(o.endpoint); /* OTEL_SDK_DISABLED=true turns tracing off */
 }
 
+struct demo_settings {
+    char *otlp_endpoint;
+};
+
+static void test_endpoint_row_fits_a_service_settings_table(void **state) {
+    (void)state;
+    static const struct sl_config_option table[] = {
+        SL_OTLP_ENDPOINT_OPTION(struct demo_settings, otlp_endpoint),
+    };
+    char *env[] = {"SLUICE_OTLP_ENDPOINT=http://collector:4318", NULL};
+    struct demo_settings ds;
+    struct sl_buf errors;
+    sl_buf_init(&errors, 4096);
+    assert_int_equal(sl_config_load(table, 1, &ds, env, &errors), 0);
+    assert_string_equal(ds.otlp_endpoint, "http://collector:4318");
+    sl_buf_free(&errors);
+    sl_config_free(table, 1, &ds);
+}
+
 static void test_resource_attributes_are_trimmed_and_percent_decoded(void **state) {
     (void)state;
     struct sl_otlp_resource r = {.n = 0};
@@ -534,6 +553,7 @@ int main(void) {
         cmocka_unit_test(test_settings_default_to_parent_based_ratio_one_and_off),
         cmocka_unit_test(test_settings_read_the_standard_variables),
         cmocka_unit_test(test_settings_fall_back_to_defaults_on_bad_values),
+        cmocka_unit_test(test_endpoint_row_fits_a_service_settings_table),
         cmocka_unit_test(test_resource_attributes_are_trimmed_and_percent_decoded),
         cmocka_unit_test(test_resource_attributes_with_an_error_are_discarded_whole),
         cmocka_unit_test(test_service_name_precedence),

@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "sluice/config.h"
 #include "sluice/metrics.h"
 #include "sluice/trace.h"
 
@@ -150,6 +151,20 @@ void sl_otlp_options_default(struct sl_otlp_options *o);
  */
 void sl_otlp_options_from_env(struct sl_otlp_options *o, char *const *envp,
                               const char *service_default);
+
+/*
+ * The row a service adds to its settings table (sluice/config.h), so that the endpoint shows in
+ * --help and the printed configuration like every other setting. `field` is a `char *` of the
+ * service's settings struct; after sl_otlp_options_from_env, set o.endpoint from it. The
+ * standard OTEL_* variables stay outside the table: they are the OpenTelemetry SDK's, with its
+ * own rules for bad values.
+ */
+#define SL_OTLP_ENDPOINT_OPTION(settings_type, field)                                              \
+    {                                                                                              \
+        .name = "otlp_endpoint", .env = "SLUICE_OTLP_ENDPOINT", .type = SL_CONFIG_STRING,          \
+        .offset = offsetof(settings_type, field),                                                  \
+        .description = "OTLP/HTTP receiver base URL for trace spans (unset: tracing off)",         \
+    }
 
 struct sl_otlp_tracer;
 
