@@ -118,7 +118,7 @@ static uint64_t rejected_spans(struct reply *r) {
 enum post_result { POST_OK, POST_RETRY, POST_FAIL };
 
 static enum post_result post(struct sl_otlp_tracer *t, CURL *curl, const char *body,
-                             int64_t timeout_ns, uint64_t *rejected) {
+                             int64_t timeout_ns, uint64_t *rejected, int64_t *retry_after_ns) {
     struct reply r = {.len = 0};
     long ms = (long)(timeout_ns / 1000000);
     curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body);
@@ -138,6 +138,10 @@ static enum post_result post(struct sl_otlp_tracer *t, CURL *curl, const char *b
     }
     /* The OTLP/HTTP specification's retryable answers; anything else will not get better. */
     if (status == 429 || status == 502 || status == 503 || status == 504) {
+        curl_off_t after = 0; /* the collector's Retry-After, in seconds, when it sent one */
+        if (curl_easy_getinfo(curl, CURLINFO_RETRY_AFTER, &after) == CURLE_OK && after > 0) {
+            *retry_after_ns = (int64_t)(after < 3600 ? after : 3600) * 1000000000LL;
+        }
         return POST_RETRY;
     }
     SL_WARN("otlp export to %s: HTTP %ld", t->url, status);
@@ -166,7 +170,9 @@ static void export_batch(struct sl_otlp_tracer *t, CURL *curl, const struct sl_o
         }
         int64_t timeout = (int64_t)t->opt.export_timeout_ms * 1000000;
         uint64_t rejected = 0;
-        enum post_result pr = post(t, curl, body, timeout < left ? timeout : left, &rejected);
+        int64_t retry_after = 0;
+        enum post_result pr =
+            post(t, curl, body, timeout < left ? timeout : left, &rejected, &retry_after);
         if (pr == POST_OK) {
             rejected = rejected < n ? rejected : n;
             count(&t->exported, t->m_exported, n - rejected);
@@ -177,10 +183,16 @@ static void export_batch(struct sl_otlp_tracer *t, CURL *curl, const struct sl_o
             count(&t->failed, t->m_failed, n);
             break;
         }
-        /* Wait before the next attempt. At shutdown there is no next attempt: the final flush
+        /* Wait before the next attempt (at least what Retry-After asked), unless that would
+         * outlast the batch's budget. At shutdown there is no next attempt: the final flush
          * makes one pass over the queue, so its time stays bounded. */
+        int64_t wait = retry_after > backoff ? retry_after : backoff;
+        if (mono_ns() + wait >= deadline) {
+            count(&t->failed, t->m_failed, n);
+            break;
+        }
         pthread_mutex_lock(&t->mu);
-        struct timespec until = deadline_in(backoff);
+        struct timespec until = deadline_in(wait);
         while (!t->stopping && pthread_cond_timedwait(&t->wake, &t->mu, &until) != ETIMEDOUT) {
         }
         bool stopping = t->stopping;

@@ -24,6 +24,8 @@ class Receiver:
     def __init__(self, port):
         self.port = port
         self.requests = []  # (content type, decoded body) per POST
+        self.answers = []  # (status, headers) for the next POSTs, else 200
+        self.times = []  # monotonic time of every POST
         self.lock = threading.Lock()
         self.server = None
 
@@ -33,11 +35,16 @@ class Receiver:
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_POST(self):
                 body = self.rfile.read(int(self.headers["Content-Length"]))
-                ok = self.path == "/v1/traces"
-                if ok:
-                    with receiver.lock:
+                with receiver.lock:
+                    receiver.times.append(time.monotonic())
+                    status, headers = receiver.answers.pop(0) if receiver.answers else (200, {})
+                    if self.path != "/v1/traces":
+                        status, headers = 404, {}
+                    if status == 200:
                         receiver.requests.append((self.headers["Content-Type"], json.loads(body)))
-                self.send_response(200 if ok else 404)
+                self.send_response(status)
+                for k, v in headers.items():
+                    self.send_header(k, v)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", "2")
                 self.end_headers()
@@ -169,6 +176,26 @@ def test_unsampled_trace_sends_nothing(build_dir, receiver):
     assert receiver.spans() == []
 
 
+def test_retry_after_is_honoured_and_a_refused_batch_is_not_retried(build_dir, receiver):
+    exe = build_dir / "tests" / "otlp_emit"
+    env = emit_env(receiver, OTEL_BSP_SCHEDULE_DELAY="100")
+    receiver.answers = [(503, {"Retry-After": "1"})]
+    subprocess.run([str(exe), "tree"], env=env, capture_output=True, text=True, timeout=60,
+                   check=True)
+    assert len(receiver.spans()) == 8
+    assert len(receiver.times) == 2
+    assert receiver.times[1] - receiver.times[0] >= 0.95
+
+    # 400 will not get better: the batch is counted as failed and not sent again.
+    receiver.requests.clear()
+    receiver.times.clear()
+    receiver.answers = [(400, {})]
+    subprocess.run([str(exe), "tree"], env=env, capture_output=True, text=True, timeout=60,
+                   check=True)
+    assert receiver.spans() == []
+    assert len(receiver.times) == 1
+
+
 def run_stream(exe, env, seconds, rate):
     """Starts otlp_emit stream; returns the process and a list the stats lines land in."""
     proc = subprocess.Popen([str(exe), "stream", str(seconds), str(rate)], env=env,
@@ -222,8 +249,9 @@ def test_collector_outage_drops_without_blocking_and_export_resumes(build_dir, r
     final = lines[-1]
     assert final["queued"] == 0
     assert final["exported"] + final["failed"] + final["dropped"] == final["emitted"]
-    # Ending a span never waited on the network (generous for a sanitizer build on a busy host).
-    assert final["max_end_ns"] < 50_000_000
+    # Ending a span never waited on the network. The bound is below the 1 s POST timeout but
+    # generous: on a loaded host the emitting thread can be descheduled for tens of ms.
+    assert final["max_end_ns"] < 250_000_000, final
     # The receiver got exactly the spans counted as exported, each once.
     ids = [s["spanId"] for s in receiver.spans()]
     assert len(ids) == len(set(ids)) == final["exported"]

@@ -470,8 +470,9 @@ static void test_full_queue_drops_and_counts_while_collector_is_down(void **stat
     assert_int_equal(st.dropped, (uint64_t)refused);
     assert_true(st.dropped >= (uint64_t)total - 16 * 8);
     assert_true(st.queued <= 16);
-    /* Ending a span never waited on the network: a POST or a backoff takes 100 ms or more. */
-    assert_true(slowest < 50 * 1000000ULL);
+    /* Ending a span never waited on the network: a backoff takes 100 ms or more (the margin
+     * below that is for a loaded host descheduling this thread). */
+    assert_true(slowest < 90 * 1000000ULL);
 
     assert_int_equal(sl_otlp_tracer_flush(t, 5000), 0);
     sl_otlp_tracer_stats(t, &st);
