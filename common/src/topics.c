@@ -94,7 +94,7 @@ int sl_topics_ensure(const char *const *props, const char *prefix, const enum sl
     if (n > SL_TOPIC_COUNT || (n && !which))
         return -EINVAL;
     char names[SL_TOPIC_COUNT][SL_TOPIC_NAME_MAX + 1];
-    const char *topics[SL_TOPIC_COUNT];
+    const char *topics[SL_TOPIC_COUNT] = {NULL};
     int counts[SL_TOPIC_COUNT] = {0};
     for (size_t i = 0; i < n; i++) {
         if (sl_topic_name(prefix, which[i], names[i], sizeof names[i]) < 0) {
