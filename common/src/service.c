@@ -25,6 +25,7 @@ struct app {
 };
 
 int sl_service_open_stdio(void) {
+    int opened = 0;
     for (int fd = 0; fd <= 2; fd++) {
         if (fcntl(fd, F_GETFD) >= 0 || errno != EBADF)
             continue;
@@ -36,8 +37,9 @@ int sl_service_open_stdio(void) {
             close(nfd);
             return -EBADF;
         }
+        opened |= 1 << fd;
     }
-    return 0;
+    return opened;
 }
 
 static void on_stopped(void *data) {

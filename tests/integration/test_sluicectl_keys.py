@@ -145,6 +145,9 @@ def test_expires_in_and_plans_from_the_file(ctl):
     (["keys", "create"], "--name is required"),
     (["keys", "create", "--name", "x", "--frob"], "unknown option '--frob'"),
     (["keys", "create", "--name"], "option '--name' needs a value"),
+    (["keys", "create", "--name", ""], "--name must not be empty"),
+    (["keys", "create", "--name", "x", "--expires", "2001-01-01T00:00:00Z"],
+     "--expires: 2001-01-01T00:00:00Z is not in the future"),
     (["keys", "create", "--name", "x", "--expires", "tomorrow"], "--expires: expected"),
     (["keys", "create", "--name", "x", "--expires-in", "30y"], "--expires-in: expected"),
     (["keys", "create", "--name", "x", "--expires", "2099-01-01T00:00:00Z", "--expires-in", "1d"],
@@ -205,3 +208,74 @@ def test_concurrent_creates_all_land_in_the_file(ctl):
     assert all(p.returncode == 0 for p in procs)
     assert {r["id"] for r in list_json(ctl)} == ids
     assert len(ids) == 8
+
+
+def file_hashes(ctl):
+    return {e["id"]: e["hash"] for e in json.loads(ctl.keys_file.read_text())["keys"]}
+
+
+def no_key_value_on_disk(tmp_path):
+    """No file next to the keys file (the lock file above all) holds a key value."""
+    for f in tmp_path.iterdir():
+        assert "sk_" not in f.read_text(errors="replace"), f
+
+
+def run_shell(ctl, redirect, *args):
+    """Runs sluicectl through sh with a redirection of its stdout (">&-", "> /dev/full")."""
+    env = dict(os.environ, SLUICE_KEYS_FILE=str(ctl.keys_file))
+    return subprocess.run(["sh", "-c", f'exec "$0" "$@" {redirect}', str(ctl.binary), *args],
+                          capture_output=True, text=True, env=env, timeout=30)
+
+
+@pytest.mark.parametrize("json_flag", [[], ["--json"]])
+def test_create_with_stdout_closed_refuses_and_writes_no_key(ctl, tmp_path, json_flag):
+    out = run_shell(ctl, ">&-", "keys", "create", "--name", "cron", *json_flag)
+    assert out.returncode == 1
+    assert out.stderr.startswith("sluicectl: standard output is closed"), out.stderr
+    assert not ctl.keys_file.exists()
+    no_key_value_on_disk(tmp_path)
+
+
+def test_create_with_stdout_full_revokes_the_key_and_names_it(ctl, tmp_path):
+    out = run_shell(ctl, "> /dev/full", "keys", "create", "--name", "cron")
+    assert out.returncode == 1
+    [entry] = list_json(ctl)
+    assert out.stderr == (f"sluicectl: cannot print the new key: No space left on device; key "
+                          f"{entry['id']} was revoked at once; create another\n")
+    assert entry["status"] == "revoked" and entry["enabled"] is False
+    no_key_value_on_disk(tmp_path)
+
+
+def test_rotate_with_stdout_closed_refuses_and_keeps_the_old_value(ctl, tmp_path):
+    created = json.loads(ctl("keys", "create", "--name", "a", "--json").stdout)
+    before = file_hashes(ctl)
+    out = run_shell(ctl, ">&-", "keys", "rotate", created["id"])
+    assert out.returncode == 1
+    assert out.stderr.startswith("sluicectl: standard output is closed"), out.stderr
+    assert file_hashes(ctl) == before
+    no_key_value_on_disk(tmp_path)
+
+
+@pytest.mark.parametrize("json_flag", [[], ["--json"]])
+def test_rotate_with_stdout_full_undoes_the_rotation(ctl, tmp_path, json_flag):
+    created = json.loads(ctl("keys", "create", "--name", "a", "--json").stdout)
+    before = file_hashes(ctl)
+    out = run_shell(ctl, "> /dev/full", "keys", "rotate", created["id"], *json_flag)
+    assert out.returncode == 1
+    assert out.stderr == (f"sluicectl: cannot print the new value: No space left on device; the "
+                          f"rotation of key {created['id']} was undone and its old value still "
+                          f"works\n")
+    assert file_hashes(ctl) == before
+    assert [e["status"] for e in list_json(ctl)] == ["ok"]
+    no_key_value_on_disk(tmp_path)
+
+
+def test_a_revoked_key_is_not_rotated(ctl):
+    created = json.loads(ctl("keys", "create", "--name", "a", "--json").stdout)
+    assert ctl("keys", "revoke", created["id"]).returncode == 0
+    before = ctl.keys_file.read_text()
+    out = ctl("keys", "rotate", created["id"])
+    assert out.returncode == 1
+    assert out.stderr.startswith(f"sluicectl: key {created['id']} is revoked"), out.stderr
+    assert out.stdout == ""
+    assert ctl.keys_file.read_text() == before

@@ -2,6 +2,8 @@
 #ifndef SLUICE_CTL_H
 #define SLUICE_CTL_H
 
+#include <stdbool.h>
+
 /* Exit codes of every sluicectl command. */
 enum ctl_exit {
     CTL_EXIT_OK = 0,    /* done */
@@ -18,6 +20,7 @@ struct ctl_env {
     const char *keys_file;          /* --keys-file before the group, or SLUICE_KEYS_FILE */
     const char *topic_prefix;       /* SLUICE_TOPIC_PREFIX ("sluice.") */
     const char *const *kafka_props; /* SLUICE_KAFKA_* passthrough, NULL-terminated pairs */
+    bool stdout_was_closed;         /* descriptor 1 was closed at start; it is /dev/null now */
 };
 
 /*

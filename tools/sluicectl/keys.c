@@ -279,21 +279,51 @@ static int print_secret(const char *fmt, ...) {
     return rc;
 }
 
+/* Prints the new key; returns 0 or -errno of the failed write (the caller says what it did). */
 static int print_new_key(const char *verb, const struct sl_key *rec, const char *value, bool json) {
-    int rc;
     if (json)
-        rc = print_secret("{\"id\": \"%s\", \"key\": \"%s\"}\n", rec->id, value);
-    else
-        rc = print_secret("%s key %s (plan \"%s\").\n"
-                          "API key: %s\n"
-                          "Store it now: it is not saved anywhere and will not be shown again.\n",
-                          verb, rec->id, rec->plan, value);
-    return rc ? op_error("cannot print the key: %s", strerror(-rc)) : 0;
+        return print_secret("{\"id\": \"%s\", \"key\": \"%s\"}\n", rec->id, value);
+    return print_secret("%s key %s (plan \"%s\").\n"
+                        "API key: %s\n"
+                        "Store it now: it is not saved anywhere and will not be shown again.\n",
+                        verb, rec->id, rec->plan, value);
+}
+
+/*
+ * A created key that could not be printed is revoked: nobody holds its value, and a failed
+ * write may still have left part of it somewhere (a pipe, a full disk's last block).
+ */
+static int unshown_created_key(struct sl_keys *k, const char *id, const char *path, int prc) {
+    char err[SL_KEYS_ERR_SIZE];
+    int rc = sl_keys_revoke(k, id, sl_time_now_ms() / 1000 * 1000);
+    if (!rc)
+        rc = sl_keys_write_file(k, path, err, sizeof err);
+    if (rc)
+        return op_error("cannot print the new key: %s; key %s is stored but nobody saw it: "
+                        "revoke it with 'sluicectl keys revoke %s'",
+                        strerror(-prc), id, id);
+    return op_error("cannot print the new key: %s; key %s was revoked at once; create another",
+                    strerror(-prc), id);
+}
+
+/* A rotation whose new value could not be printed is undone: the old value keeps working. */
+static int unshown_rotated_key(const struct sl_keys *before, const char *id, const char *path,
+                               int prc) {
+    char err[SL_KEYS_ERR_SIZE];
+    if (sl_keys_write_file(before, path, err, sizeof err) != 0)
+        return op_error("cannot print the new value: %s; key %s has a value nobody saw: rotate "
+                        "it again or revoke it with 'sluicectl keys revoke %s'",
+                        strerror(-prc), id, id);
+    return op_error("cannot print the new value: %s; the rotation of key %s was undone and its "
+                    "old value still works",
+                    strerror(-prc), id);
 }
 
 static int cmd_create(const struct keys_opts *o, const char *path) {
     if (!o->name)
         return usage_error("create", "--name is required");
+    if (!o->name[0])
+        return usage_error("create", "--name must not be empty");
     if (o->expires && o->expires_in)
         return usage_error("create", "--expires and --expires-in exclude each other");
     int64_t now = sl_time_now_ms() / 1000 * 1000; /* whole seconds read better in the file */
@@ -311,6 +341,8 @@ static int cmd_create(const struct keys_opts *o, const char *path) {
     if (o->expires && sl_time_parse_iso8601(o->expires, &rec.expires_ms) != 0)
         return usage_error("create", "--expires: expected an RFC 3339 UTC time like "
                                      "2027-01-01T00:00:00Z");
+    if (o->expires && rec.expires_ms <= now)
+        return usage_error("create", "--expires: %s is not in the future", o->expires);
     if (o->expires_in) {
         int64_t d;
         if (parse_duration(o->expires_in, &d) != 0)
@@ -337,8 +369,10 @@ static int cmd_create(const struct keys_opts *o, const char *path) {
     else if (arc)
         rc = op_error("cannot add the key: %s", err);
     /* Only a key that is safely on disk is shown: an unsaved key would be a dead secret. */
-    if (!rc && !(rc = save_keys(k, path)))
-        rc = print_new_key("Created", &rec, value, o->json);
+    int prc;
+    if (!rc && !(rc = save_keys(k, path)) &&
+        (prc = print_new_key("Created", &rec, value, o->json)) != 0)
+        rc = unshown_created_key(k, rec.id, path, prc);
     OPENSSL_cleanse(value, sizeof value);
 out:
     sl_keys_unref(k);
@@ -420,9 +454,18 @@ static int cmd_list(const struct keys_opts *o, const char *path) {
 
 static int cmd_revoke_or_rotate(const struct keys_opts *o, const char *path, bool rotate) {
     int lock_fd = -1, rc;
-    struct sl_keys *k = NULL;
+    struct sl_keys *k = NULL, *before = NULL;
     char value[SL_KEYS_VALUE_SIZE];
     if ((rc = lock_file(path, &lock_fd)) || (rc = load_keys(path, false, &k)))
+        goto out;
+    const struct sl_key *cur = sl_keys_find_id(k, o->id);
+    /* A new value for a revoked key would never work, and the user would believe it does. */
+    if (rotate && cur && cur->revoked_ms != SL_KEYS_TIME_NONE) {
+        rc = op_error("key %s is revoked, so a new value would not work: create a new key", o->id);
+        goto out;
+    }
+    /* A second copy of the file as it was, to undo a rotation whose value cannot be shown. */
+    if (rotate && (rc = load_keys(path, false, &before)))
         goto out;
     int mrc = rotate ? sl_keys_rotate(k, o->id, value)
                      : sl_keys_revoke(k, o->id, sl_time_now_ms() / 1000 * 1000);
@@ -437,12 +480,16 @@ static int cmd_revoke_or_rotate(const struct keys_opts *o, const char *path, boo
     }
     if ((rc = save_keys(k, path)))
         goto out;
-    if (rotate)
-        rc = print_new_key("Rotated", sl_keys_find_id(k, o->id), value, o->json);
-    else
+    if (rotate) {
+        int prc = print_new_key("Rotated", sl_keys_find_id(k, o->id), value, o->json);
+        if (prc)
+            rc = unshown_rotated_key(before, o->id, path, prc);
+    } else {
         printf("Revoked key %s.\n", o->id);
+    }
 out:
     OPENSSL_cleanse(value, sizeof value);
+    sl_keys_unref(before);
     sl_keys_unref(k);
     if (lock_fd >= 0)
         close(lock_fd);
@@ -482,6 +529,11 @@ int ctl_keys_main(int argc, char **argv, const struct ctl_env *env) {
     const char *path = o.keys_file ? o.keys_file : env->keys_file;
     if (!path || !*path)
         return usage_error(cmd, "no keys file: pass --keys-file PATH or set SLUICE_KEYS_FILE");
+    /* A key printed into /dev/null would be a secret nobody holds: refuse before making one. */
+    bool prints_key = strcmp(cmd, "create") == 0 || strcmp(cmd, "rotate") == 0;
+    if (prints_key && env->stdout_was_closed)
+        return op_error("standard output is closed, so the new key could not be shown; "
+                        "nothing was changed");
     if (strcmp(cmd, "create") == 0)
         return cmd_create(&o, path);
     if (strcmp(cmd, "list") == 0)

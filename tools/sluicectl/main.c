@@ -2,6 +2,7 @@
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "ctl.h"
 #include "keys.h"
@@ -83,7 +84,7 @@ static int usage(const char *what, const char *arg) {
 }
 
 int main(int argc, char **argv) {
-    sl_service_open_stdio();
+    int opened = sl_service_open_stdio();
     sl_log_init("sluicectl", SL_LOG_WARN);
     struct ctl_settings settings;
     struct sl_buf errors;
@@ -102,7 +103,8 @@ int main(int argc, char **argv) {
     }
     struct ctl_env env = {.keys_file = settings.keys_file,
                           .topic_prefix = settings.topic_prefix,
-                          .kafka_props = (const char *const *)kafka_props};
+                          .kafka_props = (const char *const *)kafka_props,
+                          .stdout_was_closed = opened > 0 && (opened & (1 << STDOUT_FILENO))};
 
     /* Global options come before the group; a group's own options come after it. */
     int i = 1;

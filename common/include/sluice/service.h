@@ -56,7 +56,8 @@ int sl_service_main(const struct sl_service *svc, void *ctx, int argc, char **ar
 /*
  * Opens /dev/null on any of file descriptors 0, 1 and 2 that is closed, so that a file opened
  * later never becomes a process's stdout by accident. The first call in every binary's main.
- * Returns 0 or -errno.
+ * Returns a mask of the descriptors it had to open (bit 1 << fd), so that a program whose output
+ * matters (a new API key) can refuse to run into /dev/null; or -errno.
  */
 int sl_service_open_stdio(void);
 
