@@ -279,3 +279,23 @@ def test_a_revoked_key_is_not_rotated(ctl):
     assert out.stderr.startswith(f"sluicectl: key {created['id']} is revoked"), out.stderr
     assert out.stdout == ""
     assert ctl.keys_file.read_text() == before
+
+
+def test_plans_shows_the_built_in_default_and_the_files_plans(ctl):
+    out = ctl("keys", "plans")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines()[1].split() == ["default", "1000", "2000", "10000/DAY"]
+    assert not ctl.keys_file.exists()
+
+    ctl.keys_file.write_text(json.dumps({"version": 1, "plans": {
+        "gold": {"throttle": {"rate": 5, "burst": 10}},
+        "partner": {"quota": {"limit": 100000, "period": "WEEK"}}}, "keys": []}))
+    out = ctl("keys", "plans", "--json")
+    assert out.returncode == 0, out.stderr
+    rows = {r["name"]: r for r in map(json.loads, out.stdout.splitlines())}
+    assert rows["default"] == {"name": "default", "throttle": {"rate": 1000, "burst": 2000},
+                               "quota": {"limit": 10000, "period": "DAY"}}
+    assert rows["gold"] == {"name": "gold", "throttle": {"rate": 5, "burst": 10}, "quota": None}
+    assert rows["partner"] == {"name": "partner", "throttle": None,
+                               "quota": {"limit": 100000, "period": "WEEK"}}
+    assert '"plans"' in ctl("keys", "plans", "--help").stdout

@@ -31,6 +31,7 @@ static const char keys_help[] =
     "  list     list keys and their status (never the key values)\n"
     "  revoke   revoke a key (sets revoked, disables it)\n"
     "  rotate   give a key a new value (same id, name and plan) and print it once\n"
+    "  plans    list the usage plans keys can use, the built-in \"default\" included\n"
     "\n"
     "Run 'sluicectl keys <command> --help' for the options of a command.\n";
 
@@ -65,6 +66,18 @@ static const char rotate_help[] =
     "\n"
     "Gives a key a new value and prints it once; id, name, plan and times stay. The old value\n"
     "stops working as soon as gateways reload (within 2 seconds).\n";
+
+static const char plans_help[] =
+    "Usage: sluicectl keys plans [--json] [--keys-file PATH]\n"
+    "\n"
+    "Lists the usage plans in force: the file's \"plans\" object and the built-in \"default\"\n"
+    "(1000 requests/s, burst 2000, 10,000 a day) unless the file redefines it. With --json, one\n"
+    "object per line: name, throttle {rate, burst} or null, quota {limit, period} or null.\n"
+    "\n"
+    "To add a plan, add it to the keys file's \"plans\" object, e.g.\n"
+    "  \"plans\": {\"partner\": {\"throttle\": {\"rate\": 50, \"burst\": 100},\n"
+    "                         \"quota\": {\"limit\": 100000, \"period\": \"DAY\"}}}\n"
+    "then 'sluicectl keys create --plan partner ...'. See docs/keys.md for the format.\n";
 
 enum opt_id { OPT_NAME = 'n', OPT_PLAN = 'p', OPT_JSON = 'j', OPT_HELP = 'h' };
 enum { OPT_KEYS_FILE = 1000, OPT_EXPIRES, OPT_EXPIRES_IN };
@@ -125,7 +138,7 @@ static bool opt_allowed(const char *cmd, int opt) {
     if (strcmp(cmd, "create") == 0)
         return opt == OPT_NAME || opt == OPT_PLAN || opt == OPT_EXPIRES || opt == OPT_EXPIRES_IN ||
                opt == OPT_JSON;
-    if (strcmp(cmd, "list") == 0 || strcmp(cmd, "rotate") == 0)
+    if (strcmp(cmd, "list") == 0 || strcmp(cmd, "rotate") == 0 || strcmp(cmd, "plans") == 0)
         return opt == OPT_JSON;
     return false;
 }
@@ -452,6 +465,65 @@ static int cmd_list(const struct keys_opts *o, const char *path) {
     return rc;
 }
 
+static const char *const period_names[] = {[SL_QUOTA_NONE] = "",
+                                           [SL_QUOTA_DAY] = "DAY",
+                                           [SL_QUOTA_WEEK] = "WEEK",
+                                           [SL_QUOTA_MONTH] = "MONTH"};
+
+/* One plan as a JSON line in the keys file's own shape, so it can be pasted into "plans". */
+static int plan_json(const struct sl_plan *p) {
+    cJSON *o = cJSON_CreateObject(), *t = NULL, *q = NULL;
+    bool ok = o && cJSON_AddStringToObject(o, "name", p->name);
+    if (ok && p->rate > 0)
+        ok = (t = cJSON_AddObjectToObject(o, "throttle")) &&
+             cJSON_AddNumberToObject(t, "rate", p->rate) &&
+             cJSON_AddNumberToObject(t, "burst", p->burst);
+    else if (ok)
+        ok = cJSON_AddNullToObject(o, "throttle") != NULL;
+    if (ok && p->quota_period != SL_QUOTA_NONE)
+        ok = (q = cJSON_AddObjectToObject(o, "quota")) &&
+             cJSON_AddNumberToObject(q, "limit", (double)p->quota_limit) &&
+             cJSON_AddStringToObject(q, "period", period_names[p->quota_period]);
+    else if (ok)
+        ok = cJSON_AddNullToObject(o, "quota") != NULL;
+    char *s = ok ? cJSON_PrintUnformatted(o) : NULL;
+    cJSON_Delete(o);
+    if (!s)
+        return op_error("out of memory");
+    puts(s);
+    cJSON_free(s);
+    return 0;
+}
+
+static int cmd_plans(const struct keys_opts *o, const char *path) {
+    struct sl_keys *k = NULL;
+    int rc = load_keys(path, true, &k); /* no file yet: the built-in plan is what is in force */
+    if (rc)
+        return rc;
+    if (!o->json)
+        printf("%-20s  %-10s  %-8s  %s\n", "PLAN", "RATE/S", "BURST", "QUOTA");
+    for (size_t i = 0; !rc && i < sl_keys_plan_count(k); i++) {
+        const struct sl_plan *p = sl_keys_plan_at(k, i);
+        if (o->json) {
+            rc = plan_json(p);
+            continue;
+        }
+        char rate[32] = "-", burst[32] = "-", quota[48] = "-";
+        if (p->rate > 0) {
+            snprintf(rate, sizeof rate, "%g", p->rate);
+            snprintf(burst, sizeof burst, "%u", (unsigned)p->burst);
+        }
+        if (p->quota_period != SL_QUOTA_NONE)
+            snprintf(quota, sizeof quota, "%llu/%s", (unsigned long long)p->quota_limit,
+                     period_names[p->quota_period]);
+        printf("%-20s  %-10s  %-8s  %s\n", p->name, rate, burst, quota);
+    }
+    sl_keys_unref(k);
+    if (fflush(stdout) != 0 && !rc)
+        rc = op_error("cannot write the listing: %s", strerror(errno));
+    return rc;
+}
+
 static int cmd_revoke_or_rotate(const struct keys_opts *o, const char *path, bool rotate) {
     int lock_fd = -1, rc;
     struct sl_keys *k = NULL, *before = NULL;
@@ -498,7 +570,7 @@ out:
 
 int ctl_keys_main(int argc, char **argv, const struct ctl_env *env) {
     if (argc < 2)
-        return usage_error(NULL, "missing a command (create, list, revoke, rotate)");
+        return usage_error(NULL, "missing a command (create, list, revoke, rotate, plans)");
     const char *cmd = argv[1];
     if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
         fputs(keys_help, stdout);
@@ -510,13 +582,14 @@ int ctl_keys_main(int argc, char **argv, const struct ctl_env *env) {
     } cmds[] = {{"create", create_help},
                 {"list", list_help},
                 {"revoke", revoke_help},
-                {"rotate", rotate_help}};
+                {"rotate", rotate_help},
+                {"plans", plans_help}};
     const char *help = NULL;
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
         if (strcmp(cmd, cmds[i].name) == 0)
             help = cmds[i].help;
     if (!help)
-        return usage_error(NULL, "unknown command '%s' (create, list, revoke, rotate)", cmd);
+        return usage_error(NULL, "unknown command '%s' (create, list, revoke, rotate, plans)", cmd);
 
     struct keys_opts o = {.cmd = cmd};
     int rc = parse_opts(argc - 1, argv + 1, &o);
@@ -538,5 +611,7 @@ int ctl_keys_main(int argc, char **argv, const struct ctl_env *env) {
         return cmd_create(&o, path);
     if (strcmp(cmd, "list") == 0)
         return cmd_list(&o, path);
+    if (strcmp(cmd, "plans") == 0)
+        return cmd_plans(&o, path);
     return cmd_revoke_or_rotate(&o, path, strcmp(cmd, "rotate") == 0);
 }
