@@ -9,6 +9,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <librdkafka/rdkafka.h>
+
 #include "sluice/error.h"
 #include "sluice/log.h"
 
@@ -40,6 +42,109 @@ int sl_service_open_stdio(void) {
         opened |= 1 << fd;
     }
     return opened;
+}
+
+#ifndef SLUICE_VERSION
+#define SLUICE_VERSION "unknown"
+#endif
+#ifndef SLUICE_COMMIT
+#define SLUICE_COMMIT "unknown"
+#endif
+
+void sl_service_print_version(const char *program, FILE *out) {
+    fprintf(out, "%s %s (commit %s)\nlibrdkafka %s\nlibuv %s\n", program, SLUICE_VERSION,
+            SLUICE_COMMIT, rd_kafka_version_str(), uv_version_string());
+}
+
+/* Edit distance between two names, for "did you mean" hints; names are short. */
+static size_t levenshtein(const char *a, const char *b) {
+    size_t lb = strlen(b), row[128];
+    if (lb >= sizeof row / sizeof row[0])
+        return (size_t)-1;
+    for (size_t j = 0; j <= lb; j++)
+        row[j] = j;
+    for (size_t i = 1; a[i - 1]; i++) {
+        size_t diag = row[0];
+        row[0] = i;
+        for (size_t j = 1; j <= lb; j++) {
+            size_t up = row[j];
+            size_t best = diag + (a[i - 1] != b[j - 1]);
+            if (up + 1 < best)
+                best = up + 1;
+            if (row[j - 1] + 1 < best)
+                best = row[j - 1] + 1;
+            row[j] = best;
+            diag = up;
+        }
+    }
+    return row[lb];
+}
+
+/*
+ * Warns about a SLUICE_* variable the service does not know when a known one is close to it
+ * (a typo such as SLUICE_LISTNE). Names far from every setting stay quiet: one environment
+ * file often serves several Sluice programs, each ignoring the others' settings.
+ */
+static void warn_unknown_vars(const struct sl_service *svc) {
+    for (char **e = environ; *e; e++) {
+        const char *eq = strchr(*e, '=');
+        size_t len = eq ? (size_t)(eq - *e) : strlen(*e);
+        if (len >= 128 || strncmp(*e, "SLUICE_", 7) != 0 || strncmp(*e, "SLUICE_KAFKA_", 13) == 0)
+            continue;
+        char name[128];
+        memcpy(name, *e, len);
+        name[len] = '\0';
+        const char *closest = NULL;
+        size_t best = (size_t)-1;
+        for (size_t i = 0; i < svc->table_len; i++) {
+            size_t d = levenshtein(name, svc->table[i].env);
+            if (d < best) {
+                best = d;
+                closest = svc->table[i].env;
+            }
+        }
+        if (closest && best > 0 && best <= 3)
+            fprintf(stderr,
+                    "sluice-%s: warning: %s is not a setting of sluice-%s; did you mean %s?\n",
+                    svc->name, name, svc->name, closest);
+    }
+}
+
+/* The value of a property in the NULL-terminated name, value list, or NULL. */
+static const char *prop(char *const *props, const char *name) {
+    for (size_t i = 0; props && props[i] && props[i + 1]; i += 2)
+        if (strcmp(props[i], name) == 0)
+            return props[i + 1];
+    return NULL;
+}
+
+/*
+ * A start-up failure for a person at a terminal: plain lines, one problem per line, where the
+ * log would hold one JSON message with the problems joined by escaped newlines.
+ */
+static size_t trimmed_len(const char *s) {
+    size_t len = strlen(s);
+    while (len && s[len - 1] == '\n')
+        len--;
+    return len;
+}
+
+static void print_plain(const char *name, const char *why, const char *brokers) {
+    size_t len = trimmed_len(why);
+    if (!memchr(why, '\n', len)) {
+        fprintf(stderr, "sluice-%s: cannot start: %.*s", name, (int)len, why);
+    } else {
+        fprintf(stderr, "sluice-%s: cannot start:", name);
+        for (const char *p = why, *end = why + len; p < end;) {
+            const char *nl = memchr(p, '\n', (size_t)(end - p));
+            size_t n = nl ? (size_t)(nl - p) : (size_t)(end - p);
+            fprintf(stderr, "\n  %.*s", (int)n, p);
+            p += n + 1;
+        }
+    }
+    if (brokers)
+        fprintf(stderr, " (brokers tried: %s)", brokers);
+    fputc('\n', stderr);
 }
 
 static void on_stopped(void *data) {
@@ -101,8 +206,15 @@ static int run(const struct sl_service *svc, void *ctx, const void *settings,
     if (rc == 0)
         rc = svc->start(app.obj, errors);
     if (rc < 0) {
-        sl_log(SL_LOG_ERROR, NULL, "cannot start: %s",
-               errors->data ? errors->data : sl_strerror(rc));
+        const char *why = errors->data ? errors->data : sl_strerror(rc);
+        /* A Kafka failure names the brokers it tried: the setting is the usual culprit. */
+        const char *brokers =
+            strstr(why, "kafka") ? prop((char *const *)kafka_props, "bootstrap.servers") : NULL;
+        if (isatty(STDERR_FILENO))
+            print_plain(svc->name, why, brokers);
+        else
+            sl_log(SL_LOG_ERROR, NULL, "cannot start: %.*s%s%s%s", (int)trimmed_len(why), why,
+                   brokers ? " (brokers tried: " : "", brokers ? brokers : "", brokers ? ")" : "");
         app.exit_code = 1;
         if (app.obj)
             svc->stop(app.obj, on_stopped, &app);
@@ -119,6 +231,13 @@ int sl_service_main(const struct sl_service *svc, void *ctx, int argc, char **ar
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             usage(svc, stdout);
+            return 0;
+        } else if (!strcmp(argv[i], "--version")) {
+            char program[64];
+            snprintf(program, sizeof program, "sluice-%s", svc->name);
+            sl_service_print_version(program, stdout);
+            if (svc->version)
+                svc->version(stdout);
             return 0;
         } else if (!strcmp(argv[i], "--print-config")) {
             print = 1;
@@ -148,11 +267,17 @@ int sl_service_main(const struct sl_service *svc, void *ctx, int argc, char **ar
     } else if (sl_config_kafka_props(environ, own_kafka_vars, &kafka_props) < 0) {
         fprintf(stderr, "sluice-%s: out of memory\n", svc->name);
         code = 1;
-    } else if (print) {
+    } else if (warn_unknown_vars(svc), print) { /* after divert: a child would warn twice */
         code =
             sl_config_print_all(svc->table, svc->table_len, settings, kafka_props, json, stdout) < 0
                 ? 1
                 : 0;
+    } else if (!prop(kafka_props, "bootstrap.servers")) {
+        fprintf(stderr,
+                "sluice-%s: SLUICE_KAFKA_BOOTSTRAP_SERVERS is not set: name the Kafka brokers, "
+                "e.g. SLUICE_KAFKA_BOOTSTRAP_SERVERS=localhost:9092\n",
+                svc->name);
+        code = 2;
     } else {
         sl_log_init(svc->name, log_level(svc, settings));
         code = run(svc, ctx, settings, (const char *const *)kafka_props, &errors);

@@ -31,7 +31,8 @@ int main(int argc, char **argv) {
         .name = "gateway",
         .summary = "The authenticated HTTP front door to Kafka: API keys, usage plans, WAF, CORS; "
                    "publishes each request and answers with its reply.\n"
-                   "Options: --help, --print-config [--json]. Signals: SIGTERM/SIGINT drain and "
+                   "Options: --help, --version, --print-config [--json]. Signals: SIGTERM/SIGINT "
+                   "drain and "
                    "stop, SIGHUP reloads the keys file and the web ACL.",
         .table = gw_settings_table,
         .table_len = gw_settings_count,

@@ -2,6 +2,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <curl/curl.h>
+
 #include "child.h"
 #include "settings.h"
 #include "sluice/log.h"
@@ -56,14 +58,20 @@ static void stop(void *obj, void (*cb)(void *data), void *data) {
     wk_worker_stop(obj, cb, data);
 }
 
+/* The handlers' HTTP client is the one library only the worker links. */
+static void version(FILE *out) {
+    fprintf(out, "libcurl %s\n", curl_version_info(CURLVERSION_NOW)->version);
+}
+
 int main(int argc, char **argv) {
     sl_service_open_stdio();
     const struct sl_service worker = {
         .name = "worker",
-        .summary = "Executes handlers for requests read from Kafka, in a pool of child processes; "
-                   "answers on replies, dead-letters failures on dlq.\n"
-                   "Options: --help, --print-config [--json]. Signals: SIGTERM/SIGINT finish "
-                   "in-flight work and stop; SIGHUP reloads nothing (it is logged).",
+        .summary =
+            "Executes handlers for requests read from Kafka, in a pool of child processes; "
+            "answers on replies, dead-letters failures on dlq.\n"
+            "Options: --help, --version, --print-config [--json]. Signals: SIGTERM/SIGINT finish "
+            "in-flight work and stop; SIGHUP reloads nothing (it is logged).",
         .table = wk_settings_table,
         .table_len = wk_settings_count,
         .settings_size = sizeof(struct wk_settings),
@@ -72,6 +80,7 @@ int main(int argc, char **argv) {
         .create = create,
         .start = start,
         .stop = stop,
+        .version = version,
     };
     struct worker_main m = {.child = 0};
     return sl_service_main(&worker, &m, argc, argv);

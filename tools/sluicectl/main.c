@@ -60,7 +60,7 @@ static const struct ctl_group groups[] = {
 #define CTL_NGROUPS (sizeof groups / sizeof groups[0])
 
 static void print_help(FILE *out) {
-    fputs("Usage: sluicectl [--keys-file PATH] <group> <command> [options]\n"
+    fputs("Usage: sluicectl [--version] [--keys-file PATH] <group> <command> [options]\n"
           "\n"
           "The Sluice operator CLI. Exit codes: 0 ok, 1 operational error, 2 usage error.\n"
           "\n"
@@ -111,6 +111,12 @@ int main(int argc, char **argv) {
     for (; i < argc && argv[i][0] == '-'; i++) {
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             print_help(stdout);
+            sl_config_free(ctl_options, CTL_NOPTIONS, &settings);
+            sl_config_props_free(kafka_props);
+            return CTL_EXIT_OK;
+        }
+        if (strcmp(argv[i], "--version") == 0) {
+            sl_service_print_version("sluicectl", stdout);
             sl_config_free(ctl_options, CTL_NOPTIONS, &settings);
             sl_config_props_free(kafka_props);
             return CTL_EXIT_OK;

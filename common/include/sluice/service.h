@@ -3,6 +3,7 @@
 #define SLUICE_SERVICE_H
 
 #include <stddef.h>
+#include <stdio.h>
 #include <uv.h>
 
 #include "sluice/buf.h"
@@ -48,6 +49,8 @@ struct sl_service {
      * reloading nothing. */
     void (*reload)(void *obj);
     void (*stop)(void *obj, void (*cb)(void *data), void *data);
+    /* --version: prints the versions of libraries only this service links. May be NULL. */
+    void (*version)(FILE *out);
 };
 
 /* Runs a service as a process's main; returns its exit code. `ctx` is passed to the hooks. */
@@ -60,5 +63,8 @@ int sl_service_main(const struct sl_service *svc, void *ctx, int argc, char **ar
  * matters (a new API key) can refuse to run into /dev/null; or -errno.
  */
 int sl_service_open_stdio(void);
+
+/* Prints "<program> <version> (commit <sha>)" and the librdkafka and libuv versions. */
+void sl_service_print_version(const char *program, FILE *out);
 
 #endif
