@@ -120,3 +120,11 @@ def test_start_up_errors_off_a_terminal_stay_one_json_log_line(build_dir, tmp_pa
                if json.loads(line)["level"] == "error"]
     assert error["msg"].startswith("cannot start: ")
     assert not error["msg"].endswith("\n")
+
+
+def test_the_admin_ports_of_gateway_and_worker_differ_by_default(build_dir):
+    def admin_default(name):
+        text = run(build_dir, name, "--help").stdout
+        return re.search(r"SLUICE_ADMIN_LISTEN \(host:port, default: (\S+)\)", text).group(1)
+    assert admin_default("gateway") == "0.0.0.0:9090"
+    assert admin_default("worker") == "0.0.0.0:9091"

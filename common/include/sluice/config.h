@@ -174,10 +174,13 @@ int sl_config_parse_hostport(const char *s, char *host, size_t hostlen, int *por
  */
 extern const char *const sl_config_log_level_names[];
 
+/* Each service's admin port differs by default, so services on one host do not collide. */
 #define SL_CONFIG_OPT_ADMIN_LISTEN(stype, field)                                                   \
+    SL_CONFIG_OPT_ADMIN_LISTEN_PORT(stype, field, "9090")
+#define SL_CONFIG_OPT_ADMIN_LISTEN_PORT(stype, field, port)                                        \
     {                                                                                              \
         .name = "admin_listen", .env = "SLUICE_ADMIN_LISTEN", .type = SL_CONFIG_HOSTPORT,          \
-        .offset = offsetof(stype, field), .def = "0.0.0.0:9090",                                   \
+        .offset = offsetof(stype, field), .def = "0.0.0.0:" port,                                  \
         .description = "Admin listener: /healthz, /readyz, /metrics."                              \
     }
 #define SL_CONFIG_OPT_TOPIC_PREFIX(stype, field)                                                   \
