@@ -11,7 +11,8 @@
 
 #include "sluice/error.h"
 
-/* Request keys in wire order (DESIGN.md §3); the encoder and decoder both walk this table. */
+/* Request keys in wire order (docs/internals/envelope.md); the encoder and decoder both walk this
+ * table. */
 enum req_key {
     RQ_V,
     RQ_ID,

@@ -1,4 +1,5 @@
-/* Audit records (DESIGN.md §6): one JSON line per HTTP request to `audit`, never awaited. */
+/* Audit records (docs/gateway.md, "Audit records"): one JSON line per HTTP request to `audit`,
+ * never awaited. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>

@@ -1,4 +1,5 @@
-/* CORS policy: an exact-match origin allow-list with credentials, as the seed configures. */
+/* CORS policy: an exact-match origin allow-list with credentials, as API Gateway is configured to
+ * answer. */
 #include "cors.h"
 
 #include <errno.h>

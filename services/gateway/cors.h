@@ -24,7 +24,7 @@ struct gw_cors {
 
 /*
  * Builds the policy from a comma-separated origin list (each an exact origin such as
- * "https://app.example.com"; "*" is refused because the seed allows credentials), and the
+ * "https://app.example.com"; "*" is refused because credentials are allowed), and the
  * methods and headers lists. Returns SL_ERR_CONFIG with a message in err on a bad origin.
  */
 int gw_cors_init(struct gw_cors *c, const char *origins, const char *methods, const char *headers,

@@ -192,8 +192,7 @@ int gw_gateway_start(struct gw_gateway *g, struct sl_buf *err) {
      * adapts to the load, as Nagle's algorithm does: a request goes out at once when nothing
      * is in flight to the broker, and the ones that arrive meanwhile wait for that answer and
      * go together (one partition at a time, GW_PUBLISH_STICKY_MS, so they can share a batch).
-     * At 5,000 req/s a produce request carried about three requests (docs/benchmarks.md); the
-     * latency at 1,000 req/s did not move.
+     * bench/e2e measures what this does to latency and throughput (docs/benchmarks.md).
      */
     const char *const req_owned[] = {"enable.idempotence",
                                      "true",
@@ -206,13 +205,12 @@ int gw_gateway_start(struct gw_gateway *g, struct sl_buf *err) {
                                      NULL};
     /*
      * Audit: batched, compressed, and never given up on: every record must reach the archive.
-     * The records of a window go to one partition (GW_AUDIT_STICKY_MS) and the batch is LZ4:
-     * at 60,000 records/s this halved the broker's CPU for the audit stream (docs/gateway.md).
-     * A batch waits as long as its window (a shorter linger sent each window as several
-     * requests): at 40,000 records/s the broker's CPU for the stream fell by about a third
-     * against 20 ms; the archive sees records 0.1 s later.
-     * Only a lost record is reported back: a report per delivered record cost the loop a
-     * wake-up and a callback for each request, about a tenth of its throughput on 403s.
+     * The records of a window go to one partition (GW_AUDIT_STICKY_MS) and the batch is LZ4,
+     * which costs the broker far less per record than many small batches. A batch waits as long
+     * as its window (a shorter linger would send each window as several requests); the archive
+     * sees records one window later.
+     * Only a lost record is reported back: a report per delivered record would cost the loop a
+     * wake-up and a callback for each request (bench/gateway measures the loop's cost).
      */
     const char *const audit_owned[] = {"enable.idempotence",
                                        "true",
@@ -233,8 +231,8 @@ int gw_gateway_start(struct gw_gateway *g, struct sl_buf *err) {
                                        NULL};
     /*
      * Replies: the broker answers a waiting fetch as soon as a reply is appended, so a long
-     * wait costs no latency; librdkafka's 500 ms default is kept. (A 10 ms wait made an idle
-     * gateway cost the broker 5 % of a core in empty fetches, 100 a second per replica.)
+     * wait costs no latency; librdkafka's 500 ms default is kept. (A short wait makes an idle
+     * gateway cost the broker a stream of empty fetches.)
      */
     const char *const reply_owned[] = {"enable.auto.commit", "false", "isolation.level",
                                        "read_committed", NULL};

@@ -1,4 +1,5 @@
-/* The publish step: the request envelope (DESIGN.md §3) produced to `requests`, keyed by id. */
+/* The publish step: the request envelope (docs/internals/envelope.md) produced to `requests`, keyed
+ * by id. */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdalign.h>

@@ -23,7 +23,7 @@ const struct sl_config_option gw_settings_table[] = {
      .description = "API keys and usage plans (JSON, hashes only); reloaded on SIGHUP and on "
                     "change."},
     SL_CONFIG_OPT_ROUTES_FILE(struct gw_settings, routes_file,
-                              "Routes (JSON); unset: the seed's ANY /{proxy+} -> echo with a key."),
+                              "Routes (JSON); unset: ANY /{proxy+} -> echo with a key."),
     {.name = "cors_origins",
      .env = "SLUICE_CORS_ORIGINS",
      .type = SL_CONFIG_LIST,
@@ -63,9 +63,9 @@ const struct sl_config_option gw_settings_table[] = {
      .type = SL_CONFIG_STRING,
      .offset = OPT(waf_acl_file),
      .description = "AWS WAFv2 web ACL (JSON, as exported from AWS) the WAF step enforces; "
-                    "reloaded on SIGHUP and on change. Unset: the seed's (IP rate limit "
+                    "reloaded on SIGHUP and on change. Unset: the built-in default (IP rate limit "
                     "2000/5 min + AWSManagedRulesCommonRuleSet + "
-                    "AWSManagedRulesKnownBadInputsRuleSet), built in."},
+                    "AWSManagedRulesKnownBadInputsRuleSet)."},
     {.name = "redis_url",
      .env = "SLUICE_REDIS_URL",
      .type = SL_CONFIG_STRING,

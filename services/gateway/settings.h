@@ -1,4 +1,5 @@
-/* The gateway's settings: one declarative table (DESIGN.md §8) and the struct it fills. */
+/* The gateway's settings: one declarative table (docs/internals/config.md) and the struct it fills.
+ */
 #ifndef SLUICE_GATEWAY_SETTINGS_H
 #define SLUICE_GATEWAY_SETTINGS_H
 

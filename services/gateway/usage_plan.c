@@ -465,8 +465,8 @@ static uint32_t period_seconds(enum sl_quota_period p) {
 
 /*
  * The headers are written with literals and sl_u64_dec into out->buf, each value NUL-terminated:
- * they go out on every request a plan lets through, and vsnprintf cost about 6,000 instructions
- * for the three of them.
+ * they go out on every request a plan lets through, and vsnprintf is far dearer for the three
+ * of them (bench/gateway).
  */
 struct hdr_writer {
     struct gw_usage_headers *out;

@@ -15,7 +15,7 @@
 struct sl_metrics;
 
 /*
- * The usage-plan step of the gateway pipeline (DESIGN.md §4, docs/gateway-usage-plans.md).
+ * The usage-plan step of the gateway pipeline (docs/gateway-usage-plans.md).
  *
  * One object, `struct gw_usage`, answers "may this key make a request now?" for every key. Its
  * state lives in this process (the in-memory backend) or in Redis (shared by every gateway

@@ -1,4 +1,4 @@
-/* Failure reasons and the headers of a dead-letter record (DESIGN.md §5). */
+/* Failure reasons and the headers of a dead-letter record (docs/worker.md). */
 #ifndef SLUICE_WORKER_DLQ_H
 #define SLUICE_WORKER_DLQ_H
 

@@ -9,7 +9,7 @@ const struct sl_config_option wk_settings_table[] = {
     SL_CONFIG_OPT_ADMIN_LISTEN_PORT(struct wk_settings, admin_listen, "9091"),
     SL_CONFIG_OPT_TOPIC_PREFIX(struct wk_settings, topic_prefix),
     SL_CONFIG_OPT_ROUTES_FILE(struct wk_settings, routes_file,
-                              "Routes (JSON); unset: the seed's ANY /{proxy+} -> echo."),
+                              "Routes (JSON); unset: ANY /{proxy+} -> echo."),
     {.name = "group_id",
      .env = "SLUICE_WORKER_GROUP",
      .type = SL_CONFIG_STRING,

@@ -1,4 +1,5 @@
-/* The worker's settings: one declarative table (DESIGN.md §8) and the struct it fills. */
+/* The worker's settings: one declarative table (docs/internals/config.md) and the struct it fills.
+ */
 #ifndef SLUICE_WORKER_SETTINGS_H
 #define SLUICE_WORKER_SETTINGS_H
 

@@ -1,4 +1,4 @@
-/* sluicectl topics: create the Kafka topics of DESIGN.md §2. */
+/* sluicectl topics: create the Kafka topics of the catalog (sluice/topics.h). */
 #ifndef SLUICE_CTL_TOPICS_H
 #define SLUICE_CTL_TOPICS_H
 

@@ -106,7 +106,7 @@ static void release(hs_database_t *db) {
 
 /*
  * Short values the prefilter found nothing in, remembered per statement. A scan has a fixed cost
- * (about 600 instructions whatever the length), and most values a statement sees again and
+ * whatever the length (bench/waf), and most values a statement sees again and
  * again: header names, Host, Accept, a client's User-Agent, the paths of an API. Only "no
  * match" is remembered, only for the exact bytes (the hash picks the slot, the bytes decide), so
  * an entry can save a scan but never hide a match: a value that differs in one byte, or that

@@ -80,7 +80,7 @@ static inline uint64_t sl_fnv1a(const void *p, size_t n) {
 
 /* Writes v in decimal at out (SL_U64_DEC_MAX bytes of room, no terminator) and returns the
  * number of digits. Inline: response, audit and rate-limit headers format numbers per request,
- * where snprintf costs hundreds of instructions a number. */
+ * where snprintf would cost far more per number. */
 static inline size_t sl_u64_dec(char *out, uint64_t v) {
     char tmp[SL_U64_DEC_MAX];
     size_t i = sizeof tmp;

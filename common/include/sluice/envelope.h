@@ -1,4 +1,5 @@
-/* The msgpack request/reply envelope that travels over Kafka (DESIGN.md §3), version 1. */
+/* The msgpack request/reply envelope that travels over Kafka, version 1
+ * (docs/internals/envelope.md). */
 #ifndef SLUICE_ENVELOPE_H
 #define SLUICE_ENVELOPE_H
 
@@ -144,7 +145,8 @@ void sl_envelope_reply_free(struct sl_envelope_reply *rep);
 
 /*
  * Appends the encoding to `out` (bounded by its max). Returns 0, SL_ERR_TOO_LARGE or -ENOMEM;
- * on failure `out` is as it was. Every key is written, in the order of DESIGN.md §3.
+ * on failure `out` is as it was. Every key is written, in the wire order of
+ * docs/internals/envelope.md.
  */
 int sl_envelope_encode_request(const struct sl_envelope_request *req, struct sl_buf *out);
 int sl_envelope_encode_reply(const struct sl_envelope_reply *rep, struct sl_buf *out);

@@ -1,4 +1,4 @@
-/* Usage plans: the throttle and quota a key is subject to (DESIGN.md §4). */
+/* Usage plans: the throttle and quota a key is subject to (docs/gateway-usage-plans.md). */
 #ifndef SLUICE_PLAN_H
 #define SLUICE_PLAN_H
 
@@ -21,7 +21,8 @@ struct sl_plan {
     enum sl_quota_period quota_period;
 };
 
-/* The seed's plan, named "default": 1000 req/s, burst 2000, 10,000 per day. */
+/* The built-in plan, named "default" (API Gateway's sample usage plan): 1000 req/s, burst 2000,
+ * 10,000 per day. */
 #define SL_PLAN_DEFAULT_INIT                                                                       \
     {                                                                                              \
         .name = "default", .rate = 1000, .burst = 2000, .quota_limit = 10000,                      \

@@ -1,4 +1,5 @@
-/* The routes file shared by the gateway and the worker (DESIGN.md §4): method + path pattern
+/* The routes file shared by the gateway and the worker (docs/internals/routes.md): method + path
+ * pattern
  * -> whether a key is required, a timeout, and the handler the worker runs. */
 #ifndef SLUICE_ROUTES_H
 #define SLUICE_ROUTES_H
@@ -62,7 +63,7 @@ struct sl_route_match {
  */
 int sl_routes_parse(const char *json, size_t len, struct sl_routes **out, struct sl_buf *err);
 int sl_routes_load_file(const char *path, struct sl_routes **out, struct sl_buf *err);
-/* The seed's table: ANY /{proxy+} -> echo, key required. */
+/* The built-in table, used when no routes file is set: ANY /{proxy+} -> echo, key required. */
 int sl_routes_default(struct sl_routes **out);
 void sl_routes_free(struct sl_routes *r);
 

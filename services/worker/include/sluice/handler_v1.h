@@ -47,7 +47,7 @@ struct sluice_pair_v1 {
     struct sluice_str_v1 value;
 };
 
-/* A request, shaped after API Gateway's REST proxy event (DESIGN.md §3). */
+/* A request, shaped after API Gateway's REST proxy event (Lambda proxy integration). */
 struct sluice_request_v1 {
     size_t size; /* sizeof(struct sluice_request_v1) of the worker that filled it */
     struct sluice_str_v1 id;
