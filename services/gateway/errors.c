@@ -24,7 +24,7 @@ static const struct gw_error_info table[GW_ERR_COUNT] = {
     [GW_ERR_BAD_GATEWAY] = {502, "{\"message\":\"Internal server error\"}",
                             "InternalServerErrorException", "bad_gateway"},
     [GW_ERR_UNAVAILABLE] = {503, "{\"message\":\"Service Unavailable\"}",
-                            "ServiceUnavailableException", "unavailable"},
+                            "ServiceUnavailableException", "unavailable", "1"},
     [GW_ERR_REQUEST_TIMEOUT] = {408, "{\"message\":\"Request Timeout\"}", NULL, "request_timeout"},
     [GW_ERR_INTERNAL] = {500, "{\"message\":\"Internal server error\"}",
                          "InternalServerErrorException", "internal_error"},

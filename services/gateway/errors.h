@@ -22,9 +22,10 @@ enum gw_error {
 
 struct gw_error_info {
     int status;
-    const char *body;       /* the exact JSON body */
-    const char *error_type; /* x-amzn-ErrorType, or NULL when the contract has none */
-    const char *audit;      /* the error class recorded in audit records and metrics */
+    const char *body;        /* the exact JSON body */
+    const char *error_type;  /* x-amzn-ErrorType, or NULL when the contract has none */
+    const char *audit;       /* the error class recorded in audit records and metrics */
+    const char *retry_after; /* Retry-After's value, or NULL: every 503 tells when to retry */
 };
 
 /* The constant table, indexed by enum gw_error. */

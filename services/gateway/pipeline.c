@@ -227,8 +227,14 @@ void gw_pipeline_on_request(struct sl_http_request *http, void *data) {
     struct gw_gateway *g = data;
     struct gw_req *r = gw_req_new(g);
     if (!r) {
-        static const char body[] = "{\"message\":\"Service Unavailable\"}";
-        sl_http_respond(http, 503, NULL, 0, body, sizeof body - 1);
+        /* No request object, so no audit record: the row's status, body and headers only. */
+        const struct gw_error_info *e = gw_error_info(GW_ERR_UNAVAILABLE);
+        const struct sl_http_header h[] = {
+            {SL_STR("Content-Type"), SL_STR("application/json")},
+            {SL_STR("x-amzn-ErrorType"), {.p = e->error_type, .len = strlen(e->error_type)}},
+            {SL_STR("Retry-After"), {.p = e->retry_after, .len = strlen(e->retry_after)}},
+        };
+        sl_http_respond(http, e->status, h, 3, e->body, strlen(e->body));
         return;
     }
     r->http = http;

@@ -15,6 +15,13 @@ static struct sl_str str_of(const char *s) {
     return (struct sl_str){.p = s, .len = strlen(s)};
 }
 
+static bool has_header(const struct sl_http_header *h, size_t n, const char *name) {
+    for (size_t i = 0; i < n; i++)
+        if (sl_str_eq_nocase(h[i].name, name))
+            return true;
+    return false;
+}
+
 /* Counts an answer by route and status; the children are looked up once and cached. */
 void gw_count_answer(struct gw_gateway *g, const struct sl_route *route, int status,
                      uint64_t latency_ns) {
@@ -94,8 +101,12 @@ void gw_respond_error(struct gw_req *r, enum gw_error e, const struct sl_http_he
     h[n++] = (struct sl_http_header){SL_STR("Content-Type"), SL_STR("application/json")};
     if (info->error_type)
         h[n++] = (struct sl_http_header){SL_STR("x-amzn-ErrorType"), str_of(info->error_type)};
-    for (size_t i = 0; i < nextra && n < 8; i++)
+    for (size_t i = 0; i < nextra && n < 7; i++)
         h[n++] = extra[i];
+    /* A row with a Retry-After gets one, unless the caller or the usage plan already set it. */
+    if (info->retry_after && !has_header(extra, nextra, "Retry-After") &&
+        !(r->has_ratelimit && has_header(r->ratelimit.h, r->ratelimit.n, "Retry-After")))
+        h[n++] = (struct sl_http_header){SL_STR("Retry-After"), str_of(info->retry_after)};
     gw_respond(r, info->status, h, n, NULL, 0, info->body, strlen(info->body), info->audit);
 }
 

@@ -44,10 +44,22 @@ static void test_every_row_is_filled(void **state) {
     }
 }
 
+static void test_every_503_row_says_when_to_retry(void **state) {
+    (void)state;
+    for (int e = 0; e < GW_ERR_COUNT; e++) {
+        const struct gw_error_info *info = gw_error_info((enum gw_error)e);
+        if (info->status == 503)
+            assert_string_equal(info->retry_after, "1");
+        else
+            assert_null(info->retry_after);
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_server_answers_map_to_rows_of_the_same_status),
         cmocka_unit_test(test_every_row_is_filled),
+        cmocka_unit_test(test_every_503_row_says_when_to_retry),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
