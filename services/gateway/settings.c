@@ -28,9 +28,8 @@ const struct sl_config_option gw_settings_table[] = {
      .env = "SLUICE_CORS_ORIGINS",
      .type = SL_CONFIG_LIST,
      .offset = OPT(cors_origins),
-     .def = "https://yourdomain.com,https://app.yourdomain.com",
      .description = "Allowed CORS origins, comma-separated (never *: credentials are allowed); "
-                    "empty turns CORS off."},
+                    "unset or empty: CORS off."},
     {.name = "cors_allow_methods",
      .env = "SLUICE_CORS_ALLOW_METHODS",
      .type = SL_CONFIG_STRING,

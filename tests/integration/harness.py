@@ -118,8 +118,13 @@ class Gateway(Service):
             "SLUICE_ADMIN_LISTEN": f"127.0.0.1:{self.admin_port}",
             "SLUICE_GATEWAY_INDEX": str(index),
             "SLUICE_LOG_LEVEL": "debug",
+            # The demo's origins, as `make run` sets them: CORS is off unless origins are named.
+            "SLUICE_CORS_ORIGINS": "https://yourdomain.com,https://app.yourdomain.com",
         })
-        env.update({k: str(v) for k, v in settings.items()})
+        # A setting given as None is left unset, to see the binary's own default.
+        env.update({k: str(v) for k, v in settings.items() if v is not None})
+        for k in [k for k, v in settings.items() if v is None]:
+            env.pop(k, None)
         super().__init__(build_dir / "services" / "gateway" / "sluice-gateway", env,
                          tmp_path / f"gateway-{index}-{self.port}.log")
         self.url = f"http://127.0.0.1:{self.port}"

@@ -427,6 +427,26 @@ def test_gateway_alone_sets_cors_headers_on_handler_answers(env):
     assert head.count(b"access-control-allow-credentials") == 1
 
 
+def test_cors_is_off_when_no_origins_are_set(build_dir, kafka_bootstrap, tmp_path):
+    prefix = new_prefix()
+    create_topics(kafka_bootstrap, prefix)
+    keys_file = tmp_path / "keys.json"
+    write_keys_file(keys_file, [], PLANS)
+    gw = Gateway(build_dir, tmp_path, kafka_bootstrap, prefix, keys_file,
+                 SLUICE_CORS_ORIGINS=None).start()
+    try:
+        pre = requests.options(gw.url + "/anything", timeout=5, headers={
+            "Origin": "https://yourdomain.com", "Access-Control-Request-Method": "POST"})
+        assert "Access-Control-Allow-Origin" not in pre.headers
+        assert "Vary" not in pre.headers
+        refused = call(gw, "/x", None, headers={"Origin": "https://yourdomain.com"})
+        assert refused.status_code == 403
+        assert "Access-Control-Allow-Origin" not in refused.headers
+        assert "Vary" not in refused.headers
+    finally:
+        assert gw.stop() == 0, gw.log_text()[-3000:]
+
+
 # ---- keys file reload -----------------------------------------------------------------------
 
 def test_revoked_key_stops_working_within_two_seconds_and_a_corrupt_file_keeps_old_keys(env):
