@@ -193,8 +193,13 @@ const struct sl_config_option gw_settings_table[] = {
      .min = 0,
      .max = 600000,
      .description = "On SIGTERM, how long in-flight requests may take to finish."},
-    SL_CONFIG_OPT_STAGE(struct gw_settings, stage,
-                        "Stage name carried in envelopes and audit records."),
+    {.name = "stage",
+     .env = "SLUICE_STAGE",
+     .type = SL_CONFIG_STRING,
+     .offset = OPT(stage),
+     .def = "production",
+     .description = "Stage name carried in envelopes (the echo handler's \"stage\") and audit "
+                    "records."},
     SL_CONFIG_OPT_AUTO_CREATE_TOPICS(struct gw_settings, auto_create_topics),
     SL_CONFIG_OPT_LOG_LEVEL(struct gw_settings, log_level),
 };

@@ -86,7 +86,7 @@ static int run(struct child *c, const struct sl_envelope_request *req) {
     size_t idx = (size_t)(m.route - c->routes->routes);
     const char *h = m.route->handler;
     if (!strcmp(h, "echo"))
-        return wk_echo_handle(req, c->s->stage, now_us(), &c->resp);
+        return wk_echo_handle(req, now_us(), &c->resp);
     if (!strcmp(h, "http")) {
         /* Finish before the supervisor's kill: a margin below the attempt's timeout. */
         int64_t t = m.route->timeout_ms ? m.route->timeout_ms : c->s->handler_timeout_ms;
@@ -117,7 +117,7 @@ int wk_child_main(const struct wk_settings *s, int fd) {
     }
     struct child c = {.s = s, .limits = sl_envelope_limits_default((size_t)s->max_body_bytes)};
     /* The echo of the largest request (6 bytes per escaped byte) must fit, or it would fail. */
-    size_t body_max = wk_echo_body_max(c.limits.max_input, strlen(s->stage));
+    size_t body_max = wk_echo_body_max(c.limits.max_input);
     wk_response_init(&c.resp, body_max > s->max_body_bytes ? body_max : s->max_body_bytes);
     sl_buf_init(&c.in, WK_FRAME_MAX);
     sl_buf_init(&c.out, WK_FRAME_MAX);

@@ -82,8 +82,6 @@ const struct sl_config_option wk_settings_table[] = {
      .description = "On SIGTERM, how long in-flight requests may take to finish."},
     SL_CONFIG_OPT_MAX_BODY(struct wk_settings, max_body_bytes,
                            "Largest request or reply body accepted in an envelope."),
-    SL_CONFIG_OPT_STAGE(struct wk_settings, stage,
-                        "Stage name in handler answers (the echo handler's \"stage\")."),
     SL_CONFIG_OPT_AUTO_CREATE_TOPICS(struct wk_settings, auto_create_topics),
     SL_CONFIG_OPT_LOG_LEVEL(struct wk_settings, log_level),
 };

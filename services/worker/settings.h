@@ -27,7 +27,6 @@ struct wk_settings {
     int64_t max_queued;
     int64_t shutdown_grace_ms;
     uint64_t max_body_bytes;
-    char *stage;
     bool auto_create_topics;
     int log_level; /* index into debug, info, warn, error */
 };

@@ -120,10 +120,11 @@ def stack(build_dir, kafka_bootstrap, tmp_path_factory):
     keys_file = tmp / "keys.json"
     write_keys_file(keys_file, [{"id": kid, "hash": digest}])
     worker = WorkerProcess(build_dir, tmp, kafka_bootstrap, prefix, routes_file,
-                           SLUICE_STAGE="test-stage", SLUICE_HANDLER_TIMEOUT_MS=1500,
+                           SLUICE_HANDLER_TIMEOUT_MS=1500,
                            SLUICE_CHILD_MEMORY_MB=128, SLUICE_RETRY_BACKOFF_MS=50).start()
     gw = Gateway(build_dir, tmp, kafka_bootstrap, prefix, keys_file,
-                 SLUICE_ROUTES_FILE=routes_file, SLUICE_REQUEST_TIMEOUT_MS=TIMEOUT_MS).start()
+                 SLUICE_ROUTES_FILE=routes_file, SLUICE_REQUEST_TIMEOUT_MS=TIMEOUT_MS,
+                 SLUICE_STAGE="test-stage").start()
     yield {"gw": gw, "worker": worker, "key": value, "key_id": kid, "prefix": prefix,
            "bootstrap": kafka_bootstrap}
     gcode = gw.stop()

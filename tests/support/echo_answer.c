@@ -54,7 +54,7 @@ int main(int argc, char **argv) {
     struct wk_response out;
     /* Sized as the worker's child sizes it, so a body that would overflow it fails here too. */
     struct sl_envelope_limits lim = sl_envelope_limits_default((size_t)10 << 20);
-    wk_response_init(&out, wk_echo_body_max(lim.max_input, strlen(argv[3])));
+    wk_response_init(&out, wk_echo_body_max(lim.max_input + strlen(argv[3])));
     int code = 0;
     for (; i < argc; i++) {
         if (read_file(argv[i], &body) < 0) {
@@ -67,11 +67,12 @@ int main(int argc, char **argv) {
             .method = {argv[1], strlen(argv[1])},
             .path = {argv[2], strlen(argv[2])},
             .query = {fields, nq},
+            .stage = {argv[3], strlen(argv[3])},
             .body = {body.data ? body.data : "", body.len},
         };
         wk_response_reset(&out);
         /* A fixed clock: the test ignores the timestamp. */
-        int rc = wk_echo_handle(&req, argv[3], INT64_C(1795827723) * 1000000, &out);
+        int rc = wk_echo_handle(&req, INT64_C(1795827723) * 1000000, &out);
         if (rc < 0) {
             printf("ERROR %d\n\n", rc);
             continue;

@@ -207,11 +207,6 @@ extern const char *const sl_config_log_level_names[];
         .offset = offsetof(stype, field), .def = "10MiB", .umin = 0, .umax = UINT64_C(64) << 20,   \
         .description = desc                                                                        \
     }
-#define SL_CONFIG_OPT_STAGE(stype, field, desc)                                                    \
-    {                                                                                              \
-        .name = "stage", .env = "SLUICE_STAGE", .type = SL_CONFIG_STRING,                          \
-        .offset = offsetof(stype, field), .def = "production", .description = desc                 \
-    }
 #define SL_CONFIG_OPT_LOG_LEVEL(stype, field)                                                      \
     {                                                                                              \
         .name = "log_level", .env = "SLUICE_LOG_LEVEL", .type = SL_CONFIG_ENUM,                    \

@@ -67,15 +67,14 @@ static int method_is(const struct sl_envelope_request *req, const char *m) {
 }
 
 /* Every answer ends with the timestamp, the stage and the request id. */
-static int trailer(struct sl_buf *b, const struct sl_envelope_request *req, const char *stage,
-                   int64_t now_us) {
+static int trailer(struct sl_buf *b, const struct sl_envelope_request *req, int64_t now_us) {
     int rc = put(b, ", \"timestamp\": ");
     if (rc == 0)
         rc = py_utc_isoformat(b, now_us);
     if (rc == 0)
         rc = put(b, ", \"stage\": ");
     if (rc == 0)
-        rc = wk_json_py_string(b, stage, strlen(stage));
+        rc = wk_json_py_string(b, req->stage.p, req->stage.len);
     if (rc == 0)
         rc = put(b, ", \"request_id\": ");
     if (rc == 0)
@@ -144,13 +143,12 @@ static int unsupported_data(struct sl_buf *b, const struct sl_envelope_request *
     return rc ? rc : put(b, ", \"supported_methods\": [\"GET\", \"POST\", \"PUT\", \"DELETE\"]}");
 }
 
-size_t wk_echo_body_max(size_t request_bytes, size_t stage_len) {
+size_t wk_echo_body_max(size_t request_bytes) {
     /* The fixed text (keys, messages, the timestamp, an error message) is under 1 KiB. */
-    return 6 * request_bytes + 6 * stage_len + 1024;
+    return 6 * request_bytes + 1024;
 }
 
-int wk_echo_handle(const struct sl_envelope_request *req, const char *stage, int64_t now_us,
-                   struct wk_response *out) {
+int wk_echo_handle(const struct sl_envelope_request *req, int64_t now_us, struct wk_response *out) {
     static const char *const methods[] = {"GET", "POST", "PUT", "DELETE"};
     const char *method = NULL;
     for (size_t i = 0; i < sizeof methods / sizeof methods[0]; i++)
@@ -176,7 +174,7 @@ int wk_echo_handle(const struct sl_envelope_request *req, const char *stage, int
     }
     wk_pyjson_free(&doc);
     if (rc == 0)
-        rc = trailer(b, req, stage, now_us);
+        rc = trailer(b, req, now_us);
     if (rc == 0)
         rc = wk_response_add_header(out, "Content-Type", 12, "application/json", 16);
     return rc;

@@ -44,18 +44,18 @@ int wk_response_encode(const struct wk_response *r, struct sl_str id, struct sl_
 
 /*
  * echo: the Python Lambda handler of the AWS stack (docs/worker.md). `now_us` is the wall
- * clock in microseconds since the epoch (the timestamp field); `stage` the SLUICE_STAGE value.
+ * clock in microseconds since the epoch (the timestamp field); the `stage` field is the
+ * envelope's, which the gateway sets from its SLUICE_STAGE.
  */
-int wk_echo_handle(const struct sl_envelope_request *req, const char *stage, int64_t now_us,
-                   struct wk_response *out);
+int wk_echo_handle(const struct sl_envelope_request *req, int64_t now_us, struct wk_response *out);
 
 /*
  * The largest body wk_echo_handle writes for a request envelope of at most `request_bytes`
- * encoded bytes (the body, path, query, method and id are all inside it) and a stage of
- * `stage_len` bytes: each input byte becomes at most 6 ("\u00XX", or "\ufffd" for an invalid
- * byte), plus the fixed text. A response buffer this big echoes any body the envelope accepts.
+ * encoded bytes (the body, path, query, method, stage and id are all inside it): each input
+ * byte becomes at most 6 ("\u00XX", or "\ufffd" for an invalid byte), plus the fixed text. A
+ * response buffer this big echoes any body the envelope accepts.
  */
-size_t wk_echo_body_max(size_t request_bytes, size_t stage_len);
+size_t wk_echo_body_max(size_t request_bytes);
 
 /*
  * Appends `s` the way Python's json.dumps writes a str (ensure_ascii: every non-ASCII code

@@ -19,10 +19,11 @@ static const char *post(struct wk_response *out, const char *method, const char 
         .id = SL_STR("r"),
         .method = {method, strlen(method)},
         .path = SL_STR("/p"),
+        .stage = SL_STR("s"),
         .body = {body, n},
     };
-    wk_response_init(out, wk_echo_body_max(n + 64, 1));
-    assert_int_equal(wk_echo_handle(&r, "s", NOW_US, out), 0);
+    wk_response_init(out, wk_echo_body_max(n + 64));
+    assert_int_equal(wk_echo_handle(&r, NOW_US, out), 0);
     return out->body.data;
 }
 
@@ -160,11 +161,14 @@ static void test_echo_largest_escape_fits_the_buffer_sized_for_it(void **state) 
     size_t n = (size_t)1 << 20;
     char *body = malloc(n);
     memset(body, 0xff, n);
-    struct sl_envelope_request r = {
-        .id = SL_STR("r"), .method = SL_STR("POST"), .path = SL_STR("/p"), .body = {body, n}};
+    struct sl_envelope_request r = {.id = SL_STR("r"),
+                                    .method = SL_STR("POST"),
+                                    .path = SL_STR("/p"),
+                                    .stage = SL_STR("s"),
+                                    .body = {body, n}};
     struct wk_response out;
-    wk_response_init(&out, wk_echo_body_max(n + 16, 1));
-    assert_int_equal(wk_echo_handle(&r, "s", NOW_US, &out), 0);
+    wk_response_init(&out, wk_echo_body_max(n + 16));
+    assert_int_equal(wk_echo_handle(&r, NOW_US, &out), 0);
     assert_int_equal(out.status, 200);
     assert_true(out.body.len > 6 * n);
     wk_response_free(&out);

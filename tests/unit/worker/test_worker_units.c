@@ -21,6 +21,7 @@ static struct sl_envelope_request request(const char *method, const char *body) 
         .id = SL_STR("req-1"),
         .method = {method, strlen(method)},
         .path = SL_STR("/items/42"),
+        .stage = SL_STR("production"),
         .body = {body, strlen(body)},
     };
     return r;
@@ -35,7 +36,7 @@ static void test_echo_get_writes_the_seeds_json_with_last_query_values(void **st
     r.query = (struct sl_envelope_multimap){q, 2};
     struct wk_response out;
     wk_response_init(&out, 1 << 20);
-    assert_int_equal(wk_echo_handle(&r, "production", NOW_US, &out), 0);
+    assert_int_equal(wk_echo_handle(&r, NOW_US, &out), 0);
     assert_int_equal(out.status, 200);
     assert_string_equal(out.body.data,
                         "{\"success\": true, \"data\": {\"message\": \"GET request processed "
@@ -51,7 +52,7 @@ static void test_echo_post_reprints_json_like_python(void **state) {
     struct sl_envelope_request r = request("POST", "{\"k\":1,\"f\":2.5,\"k\":[true,null]}");
     struct wk_response out;
     wk_response_init(&out, 1 << 20);
-    assert_int_equal(wk_echo_handle(&r, "s", INT64_C(1795827723) * 1000000, &out), 0);
+    assert_int_equal(wk_echo_handle(&r, INT64_C(1795827723) * 1000000, &out), 0);
     assert_non_null(strstr(out.body.data, "\"received_data\": {\"k\": [true, null], \"f\": 2.5}"));
     /* No fraction when the microseconds are zero, as isoformat() does. */
     assert_non_null(strstr(out.body.data, "\"timestamp\": \"2026-11-28T01:02:03\""));
@@ -63,11 +64,11 @@ static void test_echo_post_non_json_is_a_string_and_empty_is_null(void **state) 
     struct wk_response out;
     wk_response_init(&out, 1 << 20);
     struct sl_envelope_request r = request("PUT", "not \"json\"");
-    assert_int_equal(wk_echo_handle(&r, "s", NOW_US, &out), 0);
+    assert_int_equal(wk_echo_handle(&r, NOW_US, &out), 0);
     assert_non_null(strstr(out.body.data, "\"received_data\": \"not \\\"json\\\"\""));
     wk_response_reset(&out);
     r = request("POST", "");
-    assert_int_equal(wk_echo_handle(&r, "s", NOW_US, &out), 0);
+    assert_int_equal(wk_echo_handle(&r, NOW_US, &out), 0);
     assert_non_null(strstr(out.body.data, "\"received_data\": null"));
     wk_response_free(&out);
 }
@@ -77,7 +78,7 @@ static void test_echo_patch_is_405_with_allow(void **state) {
     struct sl_envelope_request r = request("PATCH", "");
     struct wk_response out;
     wk_response_init(&out, 1 << 20);
-    assert_int_equal(wk_echo_handle(&r, "s", NOW_US, &out), 0);
+    assert_int_equal(wk_echo_handle(&r, NOW_US, &out), 0);
     assert_int_equal(out.status, 405);
     assert_non_null(strstr(out.body.data,
                            "\"data\": {\"error\": \"Method PATCH not supported\", "
