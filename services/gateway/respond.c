@@ -22,12 +22,17 @@ static bool has_header(const struct sl_http_header *h, size_t n, const char *nam
     return false;
 }
 
-/* Counts an answer by route and status; the children are looked up once and cached. */
+/*
+ * Counts an answer by route and status; the children are looked up once and cached. A route is
+ * labelled `METHOD /pattern`, as the worker labels it, so the two services' series join.
+ */
 void gw_count_answer(struct gw_gateway *g, const struct sl_route *route, int status,
                      uint64_t latency_ns) {
     size_t idx = route ? (size_t)(route - g->routes->routes) : g->routes->n;
     struct gw_route_stats *st = &g->route_stats[idx];
-    const char *label = route ? route->path : "none";
+    char label[600] = "none";
+    if (route)
+        snprintf(label, sizeof label, "%s %s", route->method, route->path);
     struct sl_metric *count = NULL;
     size_t i = 0;
     for (; i < GW_STATUS_CACHE && st->count[i]; i++)

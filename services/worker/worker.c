@@ -247,6 +247,9 @@ static void on_reply_delivered(int err, rd_kafka_resp_err_t kerr, int32_t partit
 static void on_dlq_delivered(int err, rd_kafka_resp_err_t kerr, int32_t partition, int64_t offset,
                              void *opaque) {
     struct wk_job *j = opaque;
+    /* Counted when written, so a record produced again after a failure counts once. */
+    if (err >= 0 && !j->dlq_acked)
+        sl_counter_inc(j->w->dlq[j->reason]);
     on_delivered(err, kerr, partition, offset, opaque, &j->dlq_acked);
 }
 
@@ -295,7 +298,6 @@ static void emit(struct wk_job *j) {
         }
         if (rc == 0) {
             j->pending_acks++;
-            sl_counter_inc(w->dlq[j->reason]);
         } else {
             failed = 1;
         }

@@ -12,6 +12,7 @@ import msgpack
 import pytest
 import requests
 from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
 
 from harness import Gateway, Service, create_topics, free_port, new_key, new_prefix, write_keys_file
 
@@ -284,6 +285,36 @@ def test_failing_plugin_gives_502_and_a_dlq_record(stack, plugin, reason, status
     ok = call(stack, "GET", "/still-alive")
     assert ok.status_code == 200 and ok.json()["data"]["path"] == "/still-alive"
     assert w.metric("sluice_worker_child_restarts_total") >= (3 if reason != "invalid_reply" else 0)
+
+
+def test_a_dlq_record_produced_again_is_counted_once_when_written(build_dir, kafka_bootstrap,
+                                                                   tmp_path):
+    """A DLQ topic too small for any record makes every DLQ produce fail; the worker produces
+    the record again each second, and the counter, which counts records written, stays 0."""
+    prefix = new_prefix()
+    admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
+    for f in admin.create_topics([
+            NewTopic(prefix + "requests", 1, 1), NewTopic(prefix + "replies", 1, 1),
+            NewTopic(prefix + "audit", 1, 1),
+            NewTopic(prefix + "dlq", 1, 1, config={"max.message.bytes": "64"})]).values():
+        f.result(timeout=30)
+    routes_file = tmp_path / "routes.json"
+    routes_file.write_text(json.dumps({"routes": [
+        {"method": "ANY", "path": "/{proxy+}", "api_key_required": True, "handler": "echo"}]}))
+    w = WorkerProcess(build_dir, tmp_path, kafka_bootstrap, prefix, routes_file,
+                      SLUICE_SHUTDOWN_GRACE_MS=500).start()
+    try:
+        p = Producer({"bootstrap.servers": kafka_bootstrap})
+        p.produce(prefix + "requests", key=b"k", value=b"\xc1\xc1 not an envelope " + b"x" * 100)
+        p.flush(10)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and w.metric("sluice_worker_produce_errors_total") < 1:
+            time.sleep(0.2)
+        assert w.metric("sluice_worker_produce_errors_total") >= 1, w.log_text()[-3000:]
+        time.sleep(2.5)  # room for the re-produces, one a second
+        assert w.metric('sluice_worker_dlq_records_total{reason="decode_error"}') == 0
+    finally:
+        w.stop()
 
 
 def test_garbage_record_goes_to_dlq_as_decode_error_and_the_next_request_is_served(stack):
