@@ -287,6 +287,7 @@ void sl_http__conn_fail(struct http_conn *c, int status, enum err_kind kind) {
     e.kind =
         c->err_kind ? c->err_kind : (status == 408 ? "timeout" : sl_http__err_kind_names[kind]);
     e.scratch[0] = '\0';
+    e.peer = c->peer;
     if (s->o.on_error_response)
         s->o.on_error_response(&e, s->o.data);
     if (e.nheaders > SL_HTTP_ERROR_MAX_HEADERS)

@@ -213,14 +213,19 @@ void gw_audit_request(struct gw_gateway *g, const struct gw_req *r,
 void gw_audit_server_error(struct gw_gateway *g, const struct sl_http_error_response *resp,
                            const char *request_id) {
     size_t id_n = strlen(request_id), kind_n = resp->kind ? strlen(resp->kind) : 0;
-    char *w = record_start(g, 512 + id_n + str_room(resp->kind, kind_n) + g->audit_tail.len);
+    /* The headers were not read, so X-Forwarded-For is unknown: the source is the peer. */
+    char ip[SL_ADDR_TEXT_MAX];
+    size_t ip_n = sl_addr_format(&resp->peer, ip);
+    char *w = record_start(g, 512 + id_n + ip_n + str_room(resp->kind, kind_n) + g->audit_tail.len);
     if (!w)
         return;
     int64_t now_ms = sl_time_now_ms();
     w = w_head(g, w, now_ms, request_id, id_n);
     w = W_LIT(w, ",\"trace_id\":null,\"method\":null,\"path\":null,\"route\":null,\"status\":");
     w = w_u64(w, (uint64_t)resp->status);
-    w = W_LIT(w, ",\"latency_ms\":null,\"source_ip\":null,\"user_agent\":null,\"api_key_id\":null,"
+    w = W_LIT(w, ",\"latency_ms\":null,\"source_ip\":");
+    w = w_str(w, ip_n ? ip : NULL, ip_n);
+    w = W_LIT(w, ",\"user_agent\":null,\"api_key_id\":null,"
                  "\"plan\":null,\"waf\":null,\"bytes_in\":null,\"bytes_out\":");
     w = w_u64(w, resp->body.len);
     w = W_LIT(w, ",\"error\":");

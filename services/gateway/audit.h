@@ -15,6 +15,7 @@ int gw_audit_tail(struct gw_gateway *g);
 /* The record of an answered request; elapsed_ns: from its start to its answer. */
 void gw_audit_request(struct gw_gateway *g, const struct gw_req *r,
                       const struct sl_http_request *http, size_t bytes_in, uint64_t elapsed_ns);
+/* The record of an answer the HTTP server gave itself; its source is the connection's peer. */
 void gw_audit_server_error(struct gw_gateway *g, const struct sl_http_error_response *resp,
                            const char *request_id);
 

@@ -184,9 +184,10 @@ def test_an_answer_the_http_server_gives_itself_is_audited(env, kafka_bootstrap)
                 rec, stamp = got, m.timestamp()
     assert rec is not None
     assert {k: rec[k] for k in ("method", "path", "route", "status", "waf", "bytes_in", "bytes_out",
-                                "error", "stage")} == {
+                                "error", "stage", "source_ip")} == {
         "method": None, "path": None, "route": None, "status": 431, "waf": None, "bytes_in": None,
-        "bytes_out": len(r.content), "error": "header_too_large", "stage": "production"}
+        "bytes_out": len(r.content), "error": "header_too_large", "stage": "production",
+        "source_ip": "127.0.0.1"}
     when = datetime.datetime.strptime(rec["timestamp"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(
         tzinfo=datetime.timezone.utc)
     assert stamp == (TIMESTAMP_CREATE_TIME, round(when.timestamp() * 1000))

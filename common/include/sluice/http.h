@@ -72,11 +72,13 @@ typedef void (*sl_http_server_cb)(struct sl_http_server *server, void *data);
  * `scratch`. Everything is copied when the hook returns; Date, Content-Length and
  * `Connection: close` are the server's. `kind` names the cause for logs and records:
  * "bad_request", "header_too_large", "url_too_long", "body_too_large", "header_timeout",
- * "body_timeout".
+ * "body_timeout". `peer` is the connection's peer, read-only, so the refusal can be recorded
+ * with its source.
  */
 struct sl_http_error_response {
     int status;
     const char *kind;
+    struct sl_addr peer;
     struct sl_str body;
     struct sl_http_header headers[SL_HTTP_ERROR_MAX_HEADERS];
     size_t nheaders;
