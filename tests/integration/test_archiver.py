@@ -1,0 +1,230 @@
+"""sluice-archiver against the real broker: audit records become exactly-once objects.
+
+Each test produces audit-like records (JSON lines with a request id) to a fresh audit topic
+across several partitions and two UTC days (by record timestamp), runs the real binary, and
+checks that the objects' decompressed lines are exactly the records produced: none missing,
+none twice, each in the object its partition, day and offsets name.
+"""
+import gzip
+import json
+import os
+import pathlib
+import random
+import re
+import signal
+import subprocess
+import time
+import uuid
+
+import pytest
+import requests
+from confluent_kafka import Consumer, Producer, TopicPartition
+
+from harness import Service, create_topics, free_port, new_prefix
+
+PARTITIONS = 4
+DAY1 = 1_790_000_000_000 - 1_790_000_000_000 % 86_400_000  # a UTC midnight in 2026
+DAY2 = DAY1 + 86_400_000
+KEY_RE = re.compile(r"^(?:(?P<prefix>.+)/)?api-logs/year=(?P<y>\d{4})/month=(?P<m>\d{2})/"
+                    r"day=(?P<d>\d{2})/(?P<topic>[^+/]+)\+(?P<p>\d+)\+(?P<off>\d{20})\.ndjson\.gz$")
+
+
+class Archiver(Service):
+    def __init__(self, build_dir, tmp_path, bootstrap, prefix, group, url, instance="it-archiver",
+                 **settings):
+        self.admin_port = free_port()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SLUICE_")}
+        env.update({
+            "SLUICE_KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+            "SLUICE_TOPIC_PREFIX": prefix,
+            "SLUICE_ARCHIVE_URL": url,
+            "SLUICE_ARCHIVER_GROUP": group,
+            "SLUICE_ARCHIVER_INSTANCE_ID": instance,
+            "SLUICE_ADMIN_LISTEN": f"127.0.0.1:{self.admin_port}",
+            "SLUICE_BATCH_MAX_RECORDS": "2000",
+            "SLUICE_BATCH_MAX_AGE_MS": "500",
+            "SLUICE_KAFKA_SESSION_TIMEOUT_MS": "6000",
+            "SLUICE_LOG_LEVEL": "info",
+        })
+        env.update({k: str(v) for k, v in settings.items()})
+        super().__init__(build_dir / "services" / "archiver" / "sluice-archiver", env,
+                         tmp_path / f"archiver-{self.admin_port}.log")
+        self.admin = f"http://127.0.0.1:{self.admin_port}"
+
+    def start(self, timeout=30):
+        super().start()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"archiver exited with {self.proc.returncode}:\n"
+                                     f"{self.log_text()}")
+            try:
+                if requests.get(self.admin + "/readyz", timeout=1).status_code == 200:
+                    return self
+            except requests.ConnectionError:
+                pass
+            time.sleep(0.05)
+        raise AssertionError(f"archiver not ready after {timeout}s:\n{self.log_text()}")
+
+    def kill(self):
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait()
+        self.log.close()
+
+    def metric(self, name):
+        for line in requests.get(self.admin + "/metrics", timeout=5).text.splitlines():
+            if line.startswith(name + " "):
+                return float(line.rsplit(" ", 1)[1])
+        return 0.0
+
+
+def produce_records(bootstrap, topic, n, partitions=PARTITIONS):
+    """n records, partition i % partitions, the first half on DAY1 and the rest on DAY2 (record
+    timestamps). Returns {request_id: (partition, timestamp_ms)}."""
+    p = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20, "acks": "all"})
+    produced = {}
+    for i in range(n):
+        rid = uuid.uuid4().hex
+        part = i % partitions
+        ts = (DAY1 if i < n // 2 else DAY2) + (i % 86_000) * 1000
+        value = json.dumps({"timestamp": ts, "request_id": rid, "method": "GET",
+                            "path": f"/items/{i}", "status": 200, "latency_ms": 3,
+                            "user_agent": "it", "stage": "production", "p": part})
+        while True:
+            try:
+                p.produce(topic, value=value.encode(), partition=part, timestamp=ts)
+                break
+            except BufferError:
+                p.poll(0.05)
+        produced[rid] = (part, ts)
+        if i % 1000 == 0:
+            p.poll(0)
+    assert p.flush(60) == 0
+    return produced
+
+
+def committed_offsets(bootstrap, group, topic, partitions=PARTITIONS):
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": group,
+                  "enable.auto.commit": False})
+    try:
+        parts = c.committed([TopicPartition(topic, i) for i in range(partitions)], timeout=10)
+        return {tp.partition: tp.offset for tp in parts}
+    finally:
+        c.close()
+
+
+def end_offsets(bootstrap, topic, partitions=PARTITIONS):
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "it-watermarks"})
+    try:
+        return {i: c.get_watermark_offsets(TopicPartition(topic, i), timeout=10)[1]
+                for i in range(partitions)}
+    finally:
+        c.close()
+
+
+def wait_committed(bootstrap, group, topic, timeout=120, partitions=PARTITIONS):
+    ends = {p: end for p, end in end_offsets(bootstrap, topic, partitions).items() if end > 0}
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        got = committed_offsets(bootstrap, group, topic, partitions)
+        if all(got[p] == end for p, end in ends.items()):
+            return ends
+        time.sleep(0.5)
+    raise AssertionError(f"not everything committed: {committed_offsets(bootstrap, group, topic)}"
+                         f" vs {ends}")
+
+
+def check_objects(objects, produced, topic, prefix=None):
+    """objects: {key: gzip bytes}. Every produced record exactly once, in the right object."""
+    seen = {}
+    for key, body in objects.items():
+        m = KEY_RE.match(key)
+        assert m, f"key outside the layout: {key}"
+        assert m["prefix"] == prefix, key
+        assert m["topic"] == topic, key
+        lines = gzip.decompress(body).decode().splitlines()
+        assert lines, f"empty object {key}"
+        for line in lines:
+            rec = json.loads(line)
+            rid = rec["request_id"]
+            assert rid not in seen, f"{rid} twice: in {seen[rid]} and {key}"
+            seen[rid] = key
+            part, ts = produced[rid]
+            day = time.gmtime(ts / 1000)
+            assert (int(m["p"]), int(m["y"]), int(m["m"]), int(m["d"])) == \
+                (part, day.tm_year, day.tm_mon, day.tm_mday), key
+    missing = set(produced) - set(seen)
+    assert not missing, f"{len(missing)} records missing, e.g. {sorted(missing)[:3]}"
+    assert len(seen) == len(produced)
+
+
+def read_dir(root):
+    root = pathlib.Path(root)
+    out = {}
+    for f in root.rglob("*"):
+        rel = f.relative_to(root).as_posix()
+        if f.is_file() and not rel.startswith(".tmp/"):
+            out[rel] = f.read_bytes()
+    return out
+
+
+@pytest.fixture
+def audit_topic(kafka_bootstrap):
+    prefix = new_prefix()
+    create_topics(kafka_bootstrap, prefix, audit_partitions=PARTITIONS)
+    return prefix, prefix + "audit"
+
+
+def test_file_sink_archives_every_record_exactly_once_per_partition_and_day(
+        build_dir, tmp_path, kafka_bootstrap, audit_topic):
+    prefix, topic = audit_topic
+    produced = produce_records(kafka_bootstrap, topic, 50_000)
+    group = f"it-archiver-{uuid.uuid4().hex[:8]}"
+    archive = tmp_path / "archive"
+    arch = Archiver(build_dir, tmp_path, kafka_bootstrap, prefix, group,
+                    f"file://{archive}").start()
+    try:
+        wait_committed(kafka_bootstrap, group, topic)
+        objects = read_dir(archive)
+        check_objects(objects, produced, topic)
+        assert arch.metric("sluice_archiver_records_total") == 50_000
+        assert arch.metric("sluice_archiver_objects_total") == len(objects)
+    finally:
+        assert arch.stop() == 0, arch.log_text()
+
+
+def test_age_limit_closes_an_idle_batch(build_dir, tmp_path, kafka_bootstrap, audit_topic):
+    prefix, topic = audit_topic
+    group = f"it-archiver-{uuid.uuid4().hex[:8]}"
+    archive = tmp_path / "archive"
+    arch = Archiver(build_dir, tmp_path, kafka_bootstrap, prefix, group, f"file://{archive}",
+                    SLUICE_BATCH_MAX_RECORDS="100000", SLUICE_BATCH_MAX_AGE_MS="300").start()
+    try:
+        produced = produce_records(kafka_bootstrap, topic, 3, partitions=1)
+        wait_committed(kafka_bootstrap, group, topic, timeout=30)
+        check_objects(read_dir(archive), produced, topic)
+    finally:
+        arch.stop()
+
+
+def test_sigkill_at_random_moments_loses_and_repeats_nothing(
+        build_dir, tmp_path, kafka_bootstrap, audit_topic):
+    prefix, topic = audit_topic
+    produced = produce_records(kafka_bootstrap, topic, 50_000)
+    group = f"it-archiver-{uuid.uuid4().hex[:8]}"
+    archive = tmp_path / "archive"
+    rng = random.Random()
+    # Small batches and a slow age limit, so that kills land between writes and commits.
+    settings = {"SLUICE_BATCH_MAX_RECORDS": "700", "SLUICE_BATCH_MAX_AGE_MS": "200"}
+    for _ in range(5):
+        arch = Archiver(build_dir, tmp_path, kafka_bootstrap, prefix, group, f"file://{archive}",
+                        **settings).start()
+        time.sleep(rng.uniform(0.3, 2.5))
+        arch.kill()
+    arch = Archiver(build_dir, tmp_path, kafka_bootstrap, prefix, group, f"file://{archive}",
+                    **settings).start()
+    try:
+        wait_committed(kafka_bootstrap, group, topic)
+        check_objects(read_dir(archive), produced, topic)
+    finally:
+        assert arch.stop() == 0, arch.log_text()
