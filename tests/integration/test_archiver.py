@@ -228,3 +228,79 @@ def test_sigkill_at_random_moments_loses_and_repeats_nothing(
         check_objects(read_dir(archive), produced, topic)
     finally:
         assert arch.stop() == 0, arch.log_text()
+
+
+# ---- S3 -------------------------------------------------------------------------------------
+
+def s3_client(endpoint, access_key, secret):
+    import boto3
+    import botocore.config
+    return boto3.client(
+        "s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id=access_key,
+        aws_secret_access_key=secret,
+        config=botocore.config.Config(signature_version="s3v4", retries={"max_attempts": 2},
+                                      s3={"addressing_style": "path"}))
+
+
+def read_bucket(s3, bucket, prefix):
+    out = {}
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix + "/"):
+        for o in page.get("Contents", []):
+            out[o["Key"]] = s3.get_object(Bucket=bucket, Key=o["Key"])["Body"].read()
+    return out
+
+
+def s3_settings(endpoint, access_key, secret, **more):
+    env = {"SLUICE_S3_ENDPOINT": endpoint, "SLUICE_S3_PATH_STYLE": "true",
+           "SLUICE_S3_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": access_key,
+           "AWS_SECRET_ACCESS_KEY": secret}
+    env.update(more)
+    return env
+
+
+def test_s3_with_the_right_secret_writes_signed_objects_whose_keys_hold_equals_signs(
+        build_dir, tmp_path, kafka_bootstrap, audit_topic, s3v4):
+    prefix, topic = audit_topic
+    produced = produce_records(kafka_bootstrap, topic, 5_000)
+    group = f"it-archiver-{uuid.uuid4().hex[:8]}"
+    bucket = os.environ.get("SLUICE_TEST_S3V4_BUCKET", "sluice-audit")
+    key_prefix = f"it/{uuid.uuid4().hex[:8]}"
+    arch = Archiver(build_dir, tmp_path, kafka_bootstrap, prefix, group,
+                    f"s3://{bucket}/{key_prefix}/", SLUICE_BATCH_MAX_RECORDS="500",
+                    **s3_settings(s3v4["endpoint"], s3v4["access_key"], s3v4["secret"])).start()
+    try:
+        wait_committed(kafka_bootstrap, group, topic)
+        s3 = s3_client(s3v4["endpoint"], s3v4["access_key"], s3v4["secret"])
+        objects = read_bucket(s3, bucket, key_prefix)
+        assert all("/year=" in k and "/day=" in k for k in objects)
+        check_objects(objects, produced, topic, prefix=key_prefix)
+        assert arch.metric('sluice_archiver_failures_total{class="auth"}') == 0
+    finally:
+        assert arch.stop() == 0, arch.log_text()
+
+
+def test_s3_with_a_wrong_secret_fails_clearly_keeps_the_batch_and_commits_nothing(
+        build_dir, tmp_path, kafka_bootstrap, audit_topic, s3v4):
+    prefix, topic = audit_topic
+    produce_records(kafka_bootstrap, topic, 200)
+    group = f"it-archiver-{uuid.uuid4().hex[:8]}"
+    bucket = os.environ.get("SLUICE_TEST_S3V4_BUCKET", "sluice-audit")
+    key_prefix = f"it/{uuid.uuid4().hex[:8]}"
+    arch = Archiver(build_dir, tmp_path, kafka_bootstrap, prefix, group,
+                    f"s3://{bucket}/{key_prefix}", SLUICE_ARCHIVE_RETRY_SLOW_MS="500",
+                    **s3_settings(s3v4["endpoint"], s3v4["access_key"],
+                                  s3v4["secret"] + "-wrong")).start()
+    try:
+        deadline = time.monotonic() + 30
+        while arch.metric('sluice_archiver_failures_total{class="auth"}') < 3:
+            assert time.monotonic() < deadline, arch.log_text()
+            time.sleep(0.2)
+        log = arch.log_text()
+        assert "SignatureDoesNotMatch" in log and "will not heal by itself" in log, log
+        assert arch.metric("sluice_archiver_objects_total") == 0
+        committed = committed_offsets(kafka_bootstrap, group, topic)
+        assert all(off < 0 for off in committed.values()), committed
+        s3 = s3_client(s3v4["endpoint"], s3v4["access_key"], s3v4["secret"])
+        assert read_bucket(s3, bucket, key_prefix) == {}
+    finally:
+        assert arch.stop() == 0, arch.log_text()
