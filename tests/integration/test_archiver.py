@@ -304,3 +304,33 @@ def test_s3_with_a_wrong_secret_fails_clearly_keeps_the_batch_and_commits_nothin
         assert read_bucket(s3, bucket, key_prefix) == {}
     finally:
         assert arch.stop() == 0, arch.log_text()
+
+
+def test_objects_in_a_bucket_set_up_with_sluicectl_report_sse_kms(
+        build_dir, tmp_path, kafka_bootstrap, audit_topic, s3_endpoint):
+    import boto3
+    prefix, topic = audit_topic
+    bucket = f"arch-{uuid.uuid4().hex[:10]}"
+    kms = boto3.client("kms", endpoint_url=s3_endpoint, region_name="us-east-1",
+                       aws_access_key_id="testing", aws_secret_access_key="testing")
+    key_id = kms.create_key(Description="archive")["KeyMetadata"]["KeyId"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLUICE_", "AWS_"))}
+    env.update(s3_settings(s3_endpoint, "testing", "testing"))
+    setup = subprocess.run([str(build_dir / "tools" / "sluicectl" / "sluicectl"), "s3", "setup",
+                            "--bucket", bucket, "--kms-key-id", key_id, "--create"],
+                           capture_output=True, text=True, env=env, timeout=60)
+    assert setup.returncode == 0, setup.stderr
+    produced = produce_records(kafka_bootstrap, topic, 2_000)
+    group = f"it-archiver-{uuid.uuid4().hex[:8]}"
+    arch = Archiver(build_dir, tmp_path, kafka_bootstrap, prefix, group,
+                    f"s3://{bucket}/audit", SLUICE_S3_SSE="aws:kms",
+                    **s3_settings(s3_endpoint, "testing", "testing")).start()
+    try:
+        wait_committed(kafka_bootstrap, group, topic)
+        s3 = s3_client(s3_endpoint, "testing", "testing")
+        objects = read_bucket(s3, bucket, "audit")
+        check_objects(objects, produced, topic, prefix="audit")
+        head = s3.head_object(Bucket=bucket, Key=next(iter(objects)))
+        assert head["ServerSideEncryption"] == "aws:kms"
+    finally:
+        assert arch.stop() == 0, arch.log_text()

@@ -21,6 +21,9 @@ struct ctl_env {
     const char *topic_prefix;       /* SLUICE_TOPIC_PREFIX ("sluice.") */
     const char *const *kafka_props; /* SLUICE_KAFKA_* passthrough, NULL-terminated pairs */
     bool stdout_was_closed;         /* descriptor 1 was closed at start; it is /dev/null now */
+    const char *s3_endpoint;        /* SLUICE_S3_ENDPOINT, NULL: AWS */
+    const char *s3_region;          /* SLUICE_S3_REGION */
+    bool s3_path_style;             /* SLUICE_S3_PATH_STYLE */
 };
 
 /*

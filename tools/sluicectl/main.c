@@ -6,6 +6,7 @@
 
 #include "ctl.h"
 #include "keys.h"
+#include "s3.h"
 #include "topics.h"
 #include "waf.h"
 #include "sluice/buf.h"
@@ -20,6 +21,9 @@ struct ctl_settings {
     char *keys_file;
     char *topic_prefix;
     char *unused_bootstrap; /* listed for --help; read through the Kafka passthrough */
+    char *s3_endpoint;
+    char *s3_region;
+    bool s3_path_style;
 };
 
 #define OPT(f) offsetof(struct ctl_settings, f)
@@ -41,6 +45,23 @@ static const struct sl_config_option ctl_options[] = {
      .offset = OPT(unused_bootstrap),
      .description = "Kafka bootstrap servers; every SLUICE_KAFKA_<PROPERTY> is passed to "
                     "librdkafka (dots as underscores)."},
+    {.name = "s3_endpoint",
+     .env = "SLUICE_S3_ENDPOINT",
+     .type = SL_CONFIG_STRING,
+     .offset = OPT(s3_endpoint),
+     .description = "S3 endpoint URL for `s3` commands (unset: AWS)."},
+    {.name = "s3_region",
+     .env = "SLUICE_S3_REGION",
+     .type = SL_CONFIG_STRING,
+     .offset = OPT(s3_region),
+     .def = "us-east-1",
+     .description = "Region `s3` commands sign for."},
+    {.name = "s3_path_style",
+     .env = "SLUICE_S3_PATH_STYLE",
+     .type = SL_CONFIG_BOOL,
+     .offset = OPT(s3_path_style),
+     .def = "false",
+     .description = "Bucket in the path (MinIO, emulators) instead of the host name."},
 };
 #define CTL_NOPTIONS (sizeof ctl_options / sizeof ctl_options[0])
 
@@ -54,6 +75,7 @@ struct ctl_group {
 static const struct ctl_group groups[] = {
     {.name = "keys", .run = ctl_keys_main, .summary = "create, list, revoke and rotate API keys"},
     {.name = "topics", .run = ctl_topics_main, .summary = "create the Kafka topics (idempotent)"},
+    {.name = "s3", .run = ctl_s3_main, .summary = "set up the archive bucket; print its policy"},
     {.name = "waf", .run = ctl_waf_main, .summary = "check a WAFv2 web ACL; evaluate requests"},
     /* ---- More groups go here (one file per group, e.g. dlq.c). ---- */
 };
@@ -104,7 +126,10 @@ int main(int argc, char **argv) {
     struct ctl_env env = {.keys_file = settings.keys_file,
                           .topic_prefix = settings.topic_prefix,
                           .kafka_props = (const char *const *)kafka_props,
-                          .stdout_was_closed = opened > 0 && (opened & (1 << STDOUT_FILENO))};
+                          .stdout_was_closed = opened > 0 && (opened & (1 << STDOUT_FILENO)),
+                          .s3_endpoint = settings.s3_endpoint,
+                          .s3_region = settings.s3_region,
+                          .s3_path_style = settings.s3_path_style};
 
     /* Global options come before the group; a group's own options come after it. */
     int i = 1;
