@@ -442,7 +442,7 @@ static void on_message(const struct sl_kafka_message *m, void *opaque) {
                     (p->open->records > 0 && p->open->lines.len + need > a->s->batch_max_bytes)))
         close_open(a, p);
     uint64_t now = sl_time_mono_ns();
-    if (!p->open && !(p->open = ar_batch_new(p->id, day))) {
+    if (!p->open && !(p->open = ar_batch_new(p->id, day, a->s->batch_max_bytes + 1))) {
         SL_ERROR("out of memory for %s[%" PRId32 "]; exiting, the group reads it again", a->topic,
                  p->id);
         _exit(1);

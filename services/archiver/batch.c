@@ -17,7 +17,7 @@ int64_t ar_day_of(int64_t timestamp_ms) {
     return (timestamp_ms % MS_PER_DAY < 0) ? d - 1 : d;
 }
 
-struct ar_batch *ar_batch_new(int32_t partition, int64_t day) {
+struct ar_batch *ar_batch_new(int32_t partition, int64_t day, size_t reserve) {
     struct ar_batch *b = calloc(1, sizeof *b);
     if (!b)
         return NULL;
@@ -27,6 +27,10 @@ struct ar_batch *ar_batch_new(int32_t partition, int64_t day) {
     b->last_offset = -1;
     sl_buf_init(&b->lines, SIZE_MAX / 2);
     sl_buf_init(&b->body, SIZE_MAX / 2);
+    if (reserve && sl_buf_reserve(&b->lines, reserve) < 0) {
+        ar_batch_free(b);
+        return NULL;
+    }
     return b;
 }
 

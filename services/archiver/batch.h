@@ -28,7 +28,9 @@ struct ar_batch {
 /* The UTC day of a timestamp in milliseconds since the epoch (floor division). */
 int64_t ar_day_of(int64_t timestamp_ms);
 
-struct ar_batch *ar_batch_new(int32_t partition, int64_t day);
+/* A new, empty batch with room for `reserve` bytes of lines allocated at once (untouched pages
+ * cost no resident memory, and the lines are never copied to grow). NULL when out of memory. */
+struct ar_batch *ar_batch_new(int32_t partition, int64_t day, size_t reserve);
 void ar_batch_free(struct ar_batch *b);
 
 /*

@@ -334,3 +334,158 @@ def test_objects_in_a_bucket_set_up_with_sluicectl_report_sse_kms(
         assert head["ServerSideEncryption"] == "aws:kms"
     finally:
         assert arch.stop() == 0, arch.log_text()
+
+
+# ---- S3 outages: an emulator of the test's own, stopped and started ---------------------------
+
+NODE_MODULES = pathlib.Path(os.environ.get("SLUICE_TEST_NODE_MODULES",
+                                           "/work/main/.deps/node/node_modules"))
+
+
+class OwnS3:
+    """A SigV4-checking emulator (scripts/s3rver/run.js) on a port of the test's own, so that it
+    can be stopped and started without touching the shared stack. Objects live in `dir` and
+    survive a restart."""
+
+    ACCESS, SECRET, BUCKET = "OUTAGETEST", "outage-secret", "outage"
+
+    def __init__(self, root_dir, tmp_path):
+        self.run_js = root_dir / "scripts" / "s3rver" / "run.js"
+        self.dir = tmp_path / "s3rver"
+        self.port = free_port()
+        self.endpoint = f"http://127.0.0.1:{self.port}"
+        self.log = tmp_path / "s3rver.log"
+        self.proc = None
+
+    def start(self):
+        self.proc = subprocess.Popen(
+            ["node", str(self.run_js), str(NODE_MODULES), str(self.dir), "127.0.0.1",
+             str(self.port), self.ACCESS, self.SECRET, self.BUCKET],
+            stdout=subprocess.DEVNULL, stderr=open(self.log, "ab"))
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                requests.get(self.endpoint + "/", timeout=1)
+                return self
+            except requests.ConnectionError:
+                time.sleep(0.1)
+        raise AssertionError(f"s3rver did not start: {self.log.read_text()}")
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def client(self):
+        return s3_client(self.endpoint, self.ACCESS, self.SECRET)
+
+
+@pytest.fixture
+def own_s3(root_dir, tmp_path):
+    if not (NODE_MODULES / "@20minutes" / "s3rver").is_dir():
+        pytest.skip("s3rver is not installed (scripts/install-deps)")
+    s3 = OwnS3(root_dir, tmp_path).start()
+    yield s3
+    s3.stop()
+
+
+class SteadyProducer:
+    """Produces audit records at `rate` per second in a thread until stopped."""
+
+    def __init__(self, bootstrap, topic, rate, partitions=PARTITIONS):
+        import threading
+        self.producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20,
+                                  "acks": "all"})
+        self.topic, self.rate, self.partitions = topic, rate, partitions
+        self.produced = {}
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+
+    def run(self):
+        start = time.monotonic()
+        i = 0
+        while not self.stopping.is_set():
+            due = int((time.monotonic() - start) * self.rate)
+            while i < due:
+                rid = uuid.uuid4().hex
+                part = i % self.partitions
+                ts = int(time.time() * 1000)
+                value = json.dumps({"timestamp": ts, "request_id": rid, "method": "POST",
+                                    "path": f"/orders/{i}", "status": 201, "p": part,
+                                    "user_agent": "steady", "stage": "production"})
+                try:
+                    self.producer.produce(self.topic, value=value.encode(), partition=part,
+                                          timestamp=ts)
+                except BufferError:
+                    self.producer.poll(0.01)
+                    continue
+                self.produced[rid] = (part, ts)
+                i += 1
+            self.producer.poll(0)
+            time.sleep(0.005)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stopping.set()
+        self.thread.join()
+        assert self.producer.flush(60) == 0
+
+
+def test_s3_outage_pauses_commits_and_loses_nothing(
+        build_dir, tmp_path, kafka_bootstrap, audit_topic, own_s3):
+    prefix, topic = audit_topic
+    group = f"it-archiver-{uuid.uuid4().hex[:8]}"
+    arch = Archiver(build_dir, tmp_path, kafka_bootstrap, prefix, group,
+                    f"s3://{own_s3.BUCKET}/outage", SLUICE_BATCH_MAX_RECORDS="500",
+                    SLUICE_BATCH_MAX_AGE_MS="300", SLUICE_S3_TIMEOUT_MS="2000",
+                    SLUICE_ARCHIVE_RETRY_MAX_MS="2000",
+                    **s3_settings(own_s3.endpoint, own_s3.ACCESS, own_s3.SECRET)).start()
+    try:
+        with SteadyProducer(kafka_bootstrap, topic, 1000) as steady:
+            deadline = time.monotonic() + 30
+            while arch.metric("sluice_archiver_objects_total") < 8:
+                assert time.monotonic() < deadline, arch.log_text()
+                time.sleep(0.2)
+            own_s3.stop()
+            time.sleep(3)  # a write that was under way when S3 went may still commit
+            during = committed_offsets(kafka_bootstrap, group, topic)
+            time.sleep(17)
+            assert committed_offsets(kafka_bootstrap, group, topic) == during
+            assert arch.metric('sluice_archiver_failures_total{class="connect"}') > 0
+            assert arch.metric("sluice_archiver_paused_partitions") > 0
+            own_s3.start()
+            time.sleep(3)
+        wait_committed(kafka_bootstrap, group, topic)
+        check_objects(read_bucket(own_s3.client(), own_s3.BUCKET, "outage"), steady.produced,
+                      topic, prefix="outage")
+    finally:
+        assert arch.stop() == 0, arch.log_text()
+
+
+def test_every_setting_is_documented_with_its_default(build_dir, root_dir):
+    binary = str(build_dir / "services/archiver/sluice-archiver")
+    env = {"PATH": os.environ.get("PATH", "")}
+    effective = json.loads(subprocess.run([binary, "--print-config", "--json"],
+                                          capture_output=True, text=True, env=env,
+                                          check=True).stdout)
+    help_text = subprocess.run([binary, "--help"], capture_output=True, text=True,
+                               check=True).stdout
+    doc = (root_dir / "docs" / "archiver.md").read_text()
+    rows = dict(re.findall(r"^\| `(SLUICE_[A-Z0-9_]+)` \| ([^|]*) \|", doc, re.M))
+    assert set(rows) == set(effective), set(rows) ^ set(effective)
+    for name in effective:
+        m = re.search(rf"^  {name} \([^,]+, default: (.*?)(?:, (?:range|one of|secret).*)?\)$",
+                      help_text, re.M)
+        default = m.group(1) if m and m.group(1) != "unset" else None
+        cell = rows[name].strip()
+        if default is not None:
+            assert cell == f"`{default}`", (name, cell, default)
+        else:
+            assert cell.startswith("("), (name, cell)

@@ -27,7 +27,7 @@ static void test_day_of_is_the_utc_day_and_floors_before_the_epoch(void **state)
 
 static void test_key_names_prefix_date_topic_partition_and_padded_first_offset(void **state) {
     (void)state;
-    struct ar_batch *b = ar_batch_new(3, ar_day_of(INT64_C(1796255999999)));
+    struct ar_batch *b = ar_batch_new(3, ar_day_of(INT64_C(1796255999999)), 0);
     assert_non_null(b);
     assert_int_equal(ar_batch_add(b, 42, INT64_C(1796255999999), "{}", 2, 1), 0);
     char key[256];
@@ -43,7 +43,7 @@ static void test_key_names_prefix_date_topic_partition_and_padded_first_offset(v
 
 static void test_records_become_lines_and_the_body_gunzips_to_them(void **state) {
     (void)state;
-    struct ar_batch *b = ar_batch_new(0, 0);
+    struct ar_batch *b = ar_batch_new(0, 0, 4096);
     assert_int_equal(ar_batch_add(b, 7, 1000, "{\"a\":1}\n", 8, 5), 0);
     assert_int_equal(ar_batch_add(b, 8, 2000, "", 0, 6), 0); /* a tombstone: no line */
     assert_int_equal(ar_batch_add(b, 9, 3000, "{\"b\":2}", 7, 7), 0);
