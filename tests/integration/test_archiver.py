@@ -175,18 +175,43 @@ def audit_topic(kafka_bootstrap):
     return prefix, prefix + "audit"
 
 
-def test_file_sink_archives_every_record_exactly_once_per_partition_and_day(
-        build_dir, tmp_path, kafka_bootstrap, audit_topic):
+class Sink:
+    """Where a test's archiver writes, and how the test reads it back."""
+
+    def __init__(self, kind, tmp_path, s3v4=None):
+        self.kind = kind
+        if kind == "file":
+            self.dir = tmp_path / "archive"
+            self.url, self.env, self.prefix = f"file://{self.dir}", {}, None
+        else:
+            self.bucket = os.environ.get("SLUICE_TEST_S3V4_BUCKET", "sluice-audit")
+            self.prefix = f"it/{uuid.uuid4().hex[:8]}"
+            self.url = f"s3://{self.bucket}/{self.prefix}"
+            self.env = s3_settings(s3v4["endpoint"], s3v4["access_key"], s3v4["secret"])
+            self.s3 = s3_client(s3v4["endpoint"], s3v4["access_key"], s3v4["secret"])
+
+    def objects(self):
+        if self.kind == "file":
+            return read_dir(self.dir)
+        return read_bucket(self.s3, self.bucket, self.prefix)
+
+
+@pytest.fixture(params=["file", "s3"])
+def sink(request, tmp_path, s3v4):
+    return Sink(request.param, tmp_path, s3v4)
+
+
+def test_archives_every_record_exactly_once_per_partition_and_day(
+        build_dir, tmp_path, kafka_bootstrap, audit_topic, sink):
     prefix, topic = audit_topic
     produced = produce_records(kafka_bootstrap, topic, 50_000)
     group = f"it-archiver-{uuid.uuid4().hex[:8]}"
-    archive = tmp_path / "archive"
-    arch = Archiver(build_dir, tmp_path, kafka_bootstrap, prefix, group,
-                    f"file://{archive}").start()
+    arch = Archiver(build_dir, tmp_path, kafka_bootstrap, prefix, group, sink.url,
+                    **sink.env).start()
     try:
         wait_committed(kafka_bootstrap, group, topic)
-        objects = read_dir(archive)
-        check_objects(objects, produced, topic)
+        objects = sink.objects()
+        check_objects(objects, produced, topic, prefix=sink.prefix)
         assert arch.metric("sluice_archiver_records_total") == 50_000
         assert arch.metric("sluice_archiver_objects_total") == len(objects)
     finally:
@@ -208,24 +233,26 @@ def test_age_limit_closes_an_idle_batch(build_dir, tmp_path, kafka_bootstrap, au
 
 
 def test_sigkill_at_random_moments_loses_and_repeats_nothing(
-        build_dir, tmp_path, kafka_bootstrap, audit_topic):
+        build_dir, tmp_path, kafka_bootstrap, audit_topic, sink):
     prefix, topic = audit_topic
     produced = produce_records(kafka_bootstrap, topic, 50_000)
     group = f"it-archiver-{uuid.uuid4().hex[:8]}"
-    archive = tmp_path / "archive"
     rng = random.Random()
-    # Small batches and a slow age limit, so that kills land between writes and commits.
-    settings = {"SLUICE_BATCH_MAX_RECORDS": "700", "SLUICE_BATCH_MAX_AGE_MS": "200"}
-    for _ in range(5):
-        arch = Archiver(build_dir, tmp_path, kafka_bootstrap, prefix, group, f"file://{archive}",
-                        **settings).start()
-        time.sleep(rng.uniform(0.3, 2.5))
-        arch.kill()
-    arch = Archiver(build_dir, tmp_path, kafka_bootstrap, prefix, group, f"file://{archive}",
+    # Small batches, so that kills land between writes and commits.
+    settings = {"SLUICE_BATCH_MAX_RECORDS": "700", "SLUICE_BATCH_MAX_AGE_MS": "200", **sink.env}
+    # Records keep arriving while it is killed, so that every kill lands mid-archiving.
+    with SteadyProducer(kafka_bootstrap, topic, 2000) as steady:
+        for _ in range(5):
+            arch = Archiver(build_dir, tmp_path, kafka_bootstrap, prefix, group, sink.url,
+                            **settings).start()
+            time.sleep(rng.uniform(0.3, 2.0))
+            arch.kill()
+    produced.update(steady.produced)
+    arch = Archiver(build_dir, tmp_path, kafka_bootstrap, prefix, group, sink.url,
                     **settings).start()
     try:
         wait_committed(kafka_bootstrap, group, topic)
-        check_objects(read_dir(archive), produced, topic)
+        check_objects(sink.objects(), produced, topic, prefix=sink.prefix)
     finally:
         assert arch.stop() == 0, arch.log_text()
 
