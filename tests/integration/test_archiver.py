@@ -516,3 +516,50 @@ def test_every_setting_is_documented_with_its_default(build_dir, root_dir):
             assert cell == f"`{default}`", (name, cell, default)
         else:
             assert cell.startswith("("), (name, cell)
+
+
+def rss_mib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+RSS_BOUND_MIB = 256
+
+
+def test_memory_stays_bounded_while_s3_is_down_under_steady_load_and_it_resumes(
+        build_dir, tmp_path, kafka_bootstrap, own_s3):
+    prefix = new_prefix()
+    create_topics(kafka_bootstrap, prefix, audit_partitions=6)  # the catalog's count
+    topic = prefix + "audit"
+    group = f"it-archiver-{uuid.uuid4().hex[:8]}"
+    # A sanitizer build keeps freed memory in quarantine (256 MiB by default), which says
+    # nothing about the archiver's own bound: keep it small.
+    asan = os.environ.get("ASAN_OPTIONS", "")
+    arch = Archiver(build_dir, tmp_path, kafka_bootstrap, prefix, group,
+                    f"s3://{own_s3.BUCKET}/mem", SLUICE_BATCH_MAX_AGE_MS="2000",
+                    SLUICE_S3_TIMEOUT_MS="2000", SLUICE_ARCHIVE_RETRY_MAX_MS="2000",
+                    ASAN_OPTIONS=(asan + ":" if asan else "") + "quarantine_size_mb=16",
+                    **s3_settings(own_s3.endpoint, own_s3.ACCESS, own_s3.SECRET)).start()
+    peak = 0.0
+    try:
+        with SteadyProducer(kafka_bootstrap, topic, 10_000, partitions=6) as steady:
+            time.sleep(10)
+            own_s3.stop()
+            down_since = time.monotonic()
+            while time.monotonic() - down_since < 60:
+                peak = max(peak, rss_mib(arch.proc.pid))
+                time.sleep(0.5)
+            assert arch.metric("sluice_archiver_paused_partitions") > 0
+            assert len(steady.produced) > 500_000  # the load really was ~10,000/s
+            own_s3.start()
+            time.sleep(5)
+        wait_committed(kafka_bootstrap, group, topic, timeout=300, partitions=6)
+        check_objects(read_bucket(own_s3.client(), own_s3.BUCKET, "mem"), steady.produced,
+                      topic, prefix="mem")
+        print(f"peak RSS while S3 was down: {peak:.0f} MiB for {len(steady.produced)} records")
+        assert peak < RSS_BOUND_MIB, f"peak RSS {peak:.0f} MiB"
+    finally:
+        assert arch.stop() == 0, arch.log_text()
