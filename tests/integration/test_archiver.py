@@ -257,6 +257,29 @@ def test_sigkill_at_random_moments_loses_and_repeats_nothing(
         assert arch.stop() == 0, arch.log_text()
 
 
+def test_rebalances_between_two_archivers_lose_and_repeat_nothing(
+        build_dir, tmp_path, kafka_bootstrap, audit_topic, s3v4):
+    prefix, topic = audit_topic
+    sink = Sink("s3", tmp_path, s3v4)
+    group = f"it-archiver-{uuid.uuid4().hex[:8]}"
+    settings = {"SLUICE_BATCH_MAX_RECORDS": "300", "SLUICE_BATCH_MAX_AGE_MS": "200", **sink.env}
+    with SteadyProducer(kafka_bootstrap, topic, 2000) as steady:
+        a = Archiver(build_dir, tmp_path, kafka_bootstrap, prefix, group, sink.url,
+                     instance="it-a", **settings).start()
+        time.sleep(3)
+        b = Archiver(build_dir, tmp_path, kafka_bootstrap, prefix, group, sink.url,
+                     instance="it-b", **settings).start()
+        time.sleep(4)
+        assert a.stop() == 0, a.log_text()  # its partitions move to b after the session timeout
+        time.sleep(3)
+    try:
+        wait_committed(kafka_bootstrap, group, topic)
+        check_objects(sink.objects(), steady.produced, topic, prefix=sink.prefix)
+        assert "revoked" in a.log_text() or "revoked" in b.log_text()
+    finally:
+        assert b.stop() == 0, b.log_text()
+
+
 # ---- S3 -------------------------------------------------------------------------------------
 
 def s3_client(endpoint, access_key, secret):
