@@ -128,11 +128,3 @@ const struct sl_config_option ar_settings_table[] = {
 };
 
 const size_t ar_settings_count = sizeof ar_settings_table / sizeof ar_settings_table[0];
-
-int ar_settings_load(struct ar_settings *s, char *const *envp, struct sl_buf *errors) {
-    return sl_config_load(ar_settings_table, ar_settings_count, s, envp, errors);
-}
-
-void ar_settings_free(struct ar_settings *s) {
-    sl_config_free(ar_settings_table, ar_settings_count, s);
-}

@@ -12,8 +12,8 @@
 enum ar_sse { AR_SSE_NONE = 0, AR_SSE_KMS, AR_SSE_S3 };
 
 /*
- * Filled by sl_config_load from ar_settings_table; strings are owned by the struct and
- * released by ar_settings_free. Durations are milliseconds.
+ * Filled from ar_settings_table by sl_service_main, which owns it and frees its strings.
+ * Durations are milliseconds.
  */
 struct ar_settings {
     struct sl_config_hostport admin_listen;
@@ -39,9 +39,5 @@ struct ar_settings {
 
 extern const struct sl_config_option ar_settings_table[];
 extern const size_t ar_settings_count;
-
-/* Loads settings from envp; every problem is described in errors. See sl_config_load. */
-int ar_settings_load(struct ar_settings *s, char *const *envp, struct sl_buf *errors);
-void ar_settings_free(struct ar_settings *s);
 
 #endif
