@@ -89,6 +89,12 @@ static void pump_on_poll(uv_poll_t *h, int status, int events) {
     pu->drain(pu);
 }
 
+void sl__kafka_pump_again(struct sl__kafka_pump *pu) {
+    /* The pipe is non-blocking: when it is full a wakeup is pending anyway. */
+    ssize_t n = write(pu->fds[1], "1", 1);
+    (void)n;
+}
+
 void sl__kafka_pump_on_timer(uv_timer_t *t) {
     struct sl__kafka_pump *pu = t->data;
     pu->drain(pu);

@@ -118,7 +118,8 @@ static void consumer_drain(struct sl__kafka_pump *pu) {
     if (!c->rk || c->closing)
         return;
     c->in_drain = 1;
-    for (int i = 0; i < SL_KAFKA_BATCH && !c->closing; i++) {
+    int i = 0;
+    for (; i < SL_KAFKA_BATCH && !c->closing; i++) {
         rd_kafka_message_t *rkm = rd_kafka_consumer_poll(c->rk, 0);
         if (!rkm)
             break;
@@ -126,6 +127,11 @@ static void consumer_drain(struct sl__kafka_pump *pu) {
         rd_kafka_message_destroy(rkm);
     }
     c->in_drain = 0;
+    /* A full batch may have left messages queued: come back after the rest of the loop has
+     * had its turn, not at the next safety-net tick (which would cap a busy consumer at
+     * SL_KAFKA_BATCH messages per SL_KAFKA_TICK_MS). */
+    if (i == SL_KAFKA_BATCH && !c->closing)
+        sl__kafka_pump_again(pu);
     /* A callback asked to close: the handle can go now that no message refers to it. */
     if (c->closing)
         consumer_close_now(c);

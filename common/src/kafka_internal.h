@@ -42,6 +42,9 @@ int sl__kafka_pump_start(struct sl__kafka_pump *pu, uv_loop_t *loop, rd_kafka_qu
                          void (*drain)(struct sl__kafka_pump *),
                          void (*closed)(struct sl__kafka_pump *));
 void sl__kafka_pump_on_timer(uv_timer_t *t);
+/* Makes the pump drain again on the loop's next turn: for a drain that stopped at its batch
+ * limit with events left, which librdkafka would not announce again until a new one arrives. */
+void sl__kafka_pump_again(struct sl__kafka_pump *pu);
 /* Detaches the queue (librdkafka must not write to the pipe after this). */
 void sl__kafka_pump_detach(struct sl__kafka_pump *pu);
 /* Closes the handles; pu->closed runs once both are closed. */
