@@ -1,8 +1,8 @@
 """Produces N audit records shaped like the gateway's (about 500 bytes each) to a topic."""
 import json
+import random
 import sys
 import time
-import uuid
 
 from confluent_kafka import Producer
 
@@ -13,13 +13,17 @@ paths = ["/orders", "/orders/8842/items", "/users/me", "/search", "/hello"]
 agents = ["Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
           "Chrome/126.0 Safari/537.36", "curl/8.5.0", "python-requests/2.32.3"]
 size = 0
+rng = random.Random()
 t = int(time.time() * 1000)
 for i in range(n):
     ts = t + i // 10
     rec = {
         "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts / 1000)) +
                      f".{ts % 1000:03d}Z",
-        "request_id": str(uuid.uuid4()), "trace_id": uuid.uuid4().hex,
+        "request_id": "%08x-%04x-4%03x-a%03x-%012x" % (
+            rng.getrandbits(32), rng.getrandbits(16), rng.getrandbits(12), rng.getrandbits(12),
+            rng.getrandbits(48)),
+        "trace_id": "%032x" % rng.getrandbits(128),
         "method": "GET" if i % 3 else "POST", "path": paths[i % 5], "route": "ANY /{proxy+}",
         "status": 200 if i % 17 else 429, "latency_ms": round(2 + (i % 97) * 0.37, 2),
         "source_ip": f"203.0.113.{i % 250}", "user_agent": agents[i % 3],
