@@ -7,7 +7,7 @@ import subprocess
 import pytest
 
 BINARIES = ["services/gateway/sluice-gateway", "services/worker/sluice-worker",
-            "tools/sluicectl/sluicectl"]
+            "services/archiver/sluice-archiver", "tools/sluicectl/sluicectl"]
 
 
 def readelf(*args):

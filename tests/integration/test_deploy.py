@@ -256,7 +256,8 @@ def owner(path):
 def test_dockerfile_runtime_stage_provides_every_library_the_binaries_load(build_dir):
     runtime = apt_installs(dockerfile_stages()[-1][2]) | {"libc6", "libgcc-s1"}  # in the base
     binaries = [build_dir / "services/gateway/sluice-gateway",
-                build_dir / "services/worker/sluice-worker", build_dir / "tools/sluicectl/sluicectl"]
+                build_dir / "services/worker/sluice-worker",
+                build_dir / "services/archiver/sluice-archiver", build_dir / "tools/sluicectl/sluicectl"]
     checked = 0
     for lib in set().union(*(needed_libraries(b) for b in binaries)):
         if lib.startswith(("libasan", "libubsan")):
