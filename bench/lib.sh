@@ -1,5 +1,6 @@
-# Shared by the bench/*/run scripts (sourced): ports, readiness, nginx as the baseline, wrk runs
-# pinned to a core, CPU accounting from /proc, medians. Expects $root, $tmp, $server_cpu,
+# Shared by the bench/*/run scripts (sourced): ports, readiness, the test stack, nginx as the
+# baseline, wrk runs pinned to a core with their statuses checked, CPU accounting from /proc,
+# medians. Expects $root, $tmp, $server_cpu,
 # $client_cpu, $conns and the array pids=() to be set by the caller; the caller's EXIT trap
 # runs bench_cleanup.
 
@@ -18,8 +19,11 @@ bench_cleanup() {
 # run writes gigabytes of audit records, and a shared broker that keeps every run's topics gets
 # slower (more partitions, a larger heap to collect) for the runs that follow.
 delete_topics() {
-    local py=python3
-    [[ -x $root/.deps/venv/bin/python ]] && py=$root/.deps/venv/bin/python
+    local py=python3 venv
+    # The repository's venv, else that of the checkout whose scripts/stack runs the broker.
+    for venv in "$root/.deps/venv" "${SLUICE_STACK_DIR:-/nonexistent}/../../.deps/venv"; do
+        [[ -x $venv/bin/python ]] && { py=$venv/bin/python; break; }
+    done
     "$py" - "${SLUICE_KAFKA_BOOTSTRAP_SERVERS:-127.0.0.1:19092}" "$1" <<'PY' || echo "bench: could not delete topics $1*" >&2
 import sys
 from confluent_kafka.admin import AdminClient
@@ -72,13 +76,23 @@ start_nginx() {
 }
 
 # Prints requests/s of one wrk run: wrk_rps DURATION URL [wrk options...] (keep-alive, one
-# thread, pinned to the client core). Fails when wrk saw non-2xx/3xx answers unless
-# BENCH_EXPECT_ERRORS=1 (the gateway's 403s are the point of one benchmark).
+# thread, pinned to the client core). Fails on any answer that is not 2xx/3xx, or, with a script
+# that counts statuses (bench/gateway/load.lua: bench-* lines), on any answer whose status is not
+# BENCH_EXPECT_STATUS and on any socket error (connect, read, write, timeout).
 wrk_rps() {
-    local d=$1 url=$2 out
+    local d=$1 url=$2 out unexpected sockerr
     shift 2
     out=$(taskset -c "$client_cpu" wrk -t1 -c"$conns" -d"$d" "$@" "$url")
-    if [[ ${BENCH_EXPECT_ERRORS:-0} != 1 ]] && grep -q "Non-2xx or 3xx responses" <<<"$out"; then
+    if grep -q '^bench-unexpected ' <<<"$out"; then
+        unexpected=$(awk '/^bench-unexpected / {print $2}' <<<"$out")
+        sockerr=$(awk '/^bench-socket-errors / {print $2}' <<<"$out")
+        if [[ $unexpected != 0 || $sockerr != 0 ]]; then
+            echo "bench: unexpected answers from $url (want ${BENCH_EXPECT_STATUS:-200} only):" >&2
+            echo "$out" >&2
+            return 1
+        fi
+        grep '^bench-statuses ' <<<"$out" >&2
+    elif grep -q "Non-2xx or 3xx responses" <<<"$out"; then
         echo "bench: unexpected error answers from $url:" >&2
         echo "$out" >&2
         return 1
@@ -90,16 +104,41 @@ cpu_ticks() {
     awk '{print $14 + $15}' "/proc/$1/stat"
 }
 
-# One measured run: measure PID DURATION URL [wrk options...]; prints "<requests/s>
-# <requests per server CPU-second>".
+# The CPU ticks (user + system) of the comma-separated pids in $1, summed.
+cpu_ticks_sum() {
+    local pid sum=0
+    for pid in ${1//,/ }; do
+        sum=$((sum + $(cpu_ticks "$pid")))
+    done
+    echo "$sum"
+}
+
+# One measured run: measure PIDS DURATION URL [wrk options...]; prints "<requests/s>
+# <requests per server CPU-second>", the CPU of every pid in the comma-separated PIDS counted.
 measure() {
-    local pid=$1 d=$2 url=$3 t0 t1 rps
+    local pids_csv=$1 d=$2 url=$3 t0 t1 rps
     shift 3
-    t0=$(cpu_ticks "$pid")
+    t0=$(cpu_ticks_sum "$pids_csv")
     rps=$(wrk_rps "$d" "$url" "$@")
-    t1=$(cpu_ticks "$pid")
+    t1=$(cpu_ticks_sum "$pids_csv")
     awk -v r="$rps" -v d="${d%s}" -v t=$((t1 - t0)) -v hz="$(getconf CLK_TCK)" \
         'BEGIN {printf "%s %.0f\n", r, (t > 0) ? r * d / (t / hz) : 0}'
+}
+
+# Uses the running test stack when its address is in the environment (as after
+# `eval "$(scripts/stack up)"` or `. var/stack.env`), else starts it; never stops it. Sets
+# kafka_pid to the broker's JVM (its pid file, else the process listening on the port) or "".
+bench_stack() {
+    if [[ -z ${SLUICE_KAFKA_BOOTSTRAP_SERVERS:-} ]]; then
+        eval "$("$root/scripts/stack" up)"
+    fi
+    kafka_pid=""
+    local f=${SLUICE_STACK_DIR:-$root/var/stack}/kafka.pid port=${SLUICE_KAFKA_BOOTSTRAP_SERVERS##*:}
+    [[ -s $f ]] && kafka_pid=$(tr -dc '0-9' <"$f")
+    if [[ -z $kafka_pid || ! -r /proc/$kafka_pid/stat ]]; then
+        kafka_pid=$(ss -ltnpH "sport = :$port" 2>/dev/null | grep -o 'pid=[0-9]*' | head -n1 |
+            cut -d= -f2)
+    fi
 }
 
 median() {
