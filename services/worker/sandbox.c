@@ -117,13 +117,16 @@ int wk_sandbox_apply(uint64_t memory_mb) {
     int rc = 0;
     for (size_t i = 0; rc == 0 && i < sizeof denied / sizeof *denied; i++)
         rc = deny(ctx, denied[i]);
-    /* Raw and packet sockets: reading or forging other hosts' traffic. */
+    /* Raw and packet sockets: reading or forging other hosts' traffic. (Spelt out rather than
+     * with SCMP_A0/SCMP_A1, whose positional initialisers clang flags.) */
+    const struct scmp_arg_cmp packet = {
+        .arg = 0, .op = SCMP_CMP_EQ, .datum_a = AF_PACKET, .datum_b = 0};
+    const struct scmp_arg_cmp raw = {
+        .arg = 1, .op = SCMP_CMP_MASKED_EQ, .datum_a = 0xf, .datum_b = SOCK_RAW};
     if (rc == 0)
-        rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(socket), 1,
-                              SCMP_A0(SCMP_CMP_EQ, AF_PACKET));
+        rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(socket), 1, packet);
     if (rc == 0)
-        rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(socket), 1,
-                              SCMP_A1(SCMP_CMP_MASKED_EQ, 0xf, SOCK_RAW));
+        rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(socket), 1, raw);
     if (rc == 0)
         rc = seccomp_load(ctx);
     seccomp_release(ctx);
