@@ -28,6 +28,9 @@
 #define FREE_LIST_MAX  1024
 /* Bytes held back while the pipeline is full before reading stops (backpressure). */
 #define PENDING_READ_CAP 65536
+/* Answer bytes waiting to be written past which the connection parses and reads no more: a
+ * client that pipelines and never reads must not make the server keep every answer. */
+#define WRITE_QUEUE_CAP (1u << 20)
 
 enum req_state { REQ_PARSING, REQ_DISPATCHED, REQ_DONE, REQ_FREE };
 

@@ -333,7 +333,8 @@ static void dispatch(struct http_conn *c) {
 }
 
 int sl_http__pipeline_full(const struct http_conn *c) {
-    return c->nqueued >= c->server->o.max_pipelined;
+    return c->nqueued >= c->server->o.max_pipelined ||
+           c->h.stream.write_queue_size > WRITE_QUEUE_CAP;
 }
 
 /*

@@ -6,11 +6,16 @@
 
 /* ---- write completion ----------------------------------------------------------------------- */
 
-static void conn_update_write_timer(struct http_conn *c) {
-    if (c->h.stream.write_queue_size > 0)
-        uv_timer_start(&c->wtimer, sl_http__conn_on_write_timer, c->server->o.write_timeout_ms, 0);
-    else
+/*
+ * The write timer measures progress, not answers: it starts when the first answer waits and is
+ * restarted only when a write completes (restart set), so a client that never reads is closed
+ * at the write timeout however many answers it makes the server queue.
+ */
+static void conn_update_write_timer(struct http_conn *c, int restart) {
+    if (c->h.stream.write_queue_size == 0)
         uv_timer_stop(&c->wtimer);
+    else if (restart || !uv_is_active((uv_handle_t *)&c->wtimer))
+        uv_timer_start(&c->wtimer, sl_http__conn_on_write_timer, c->server->o.write_timeout_ms, 0);
 }
 
 static void conn_on_write(uv_write_t *w, int status) {
@@ -26,11 +31,13 @@ static void conn_on_write(uv_write_t *w, int status) {
         sl_http__conn_close(c);
         return;
     }
-    conn_update_write_timer(c);
+    conn_update_write_timer(c, 1);
     if (close_after)
         sl_http__conn_finish(c);
-    else
+    else if (!c->head && !c->nwriting)
         sl_http__conn_idle_check(c);
+    else
+        sl_http__conn_resume(c); /* the write queue may have dropped below its cap */
 }
 
 static void conn_on_continue_written(uv_write_t *w, int status) {
@@ -178,7 +185,7 @@ void sl_http__conn_flush(struct http_conn *c) {
             return;
         }
         c->nwriting++;
-        conn_update_write_timer(c);
+        conn_update_write_timer(c, 0);
         if (close_after) {
             /* Nothing after a closing response is answered. */
             c->no_more = 1;

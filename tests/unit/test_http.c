@@ -8,6 +8,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
@@ -120,6 +121,13 @@ static void handler(struct sl_http_request *req, void *data) {
         struct sl_http_header own[] = {{SL_STR("X-Own-1"), SL_STR("one")},
                                        {SL_STR("X-Own-2"), SL_STR("two\tand more")}};
         sl_http_respond_own(req, 200, h, 2, own, 2, "ok", 2);
+        return;
+    }
+    if (slice_is(req->path, "/big")) {
+        /* A kilobyte answer: what a client that never reads makes the server keep. */
+        static char big[1024];
+        memset(big, 'b', sizeof big);
+        sl_http_respond(req, 200, NULL, 0, big, sizeof big);
         return;
     }
     if (slice_is(req->path, "/peer")) {
@@ -242,6 +250,15 @@ static void error_hook(struct sl_http_options *o) {
 
 static int setup_error_hook(void **state) {
     return fx_start(state, error_hook);
+}
+
+static void short_write_timeout(struct sl_http_options *o) {
+    o->write_timeout_ms = 1000;
+    o->max_body_bytes = 256 * 1024; /* room to hold back what a full pipeline leaves unread */
+}
+
+static int setup_short_write_timeout(void **state) {
+    return fx_start(state, short_write_timeout);
 }
 
 static void fx_command(struct fx *f, int cmd) {
@@ -553,6 +570,68 @@ static void test_pipeline_beyond_the_queue_limit_is_held_back_then_answered(void
         snprintf(want, sizeof(want), "slow:ms=%d", 50 - i * 5);
         assert_string_equal(c.r[i].body, want);
     }
+    client_close(&c);
+}
+
+/* The resident set of this process in KiB (the server runs on a thread of it). */
+static long rss_kib(void) {
+    FILE *fp = fopen("/proc/self/status", "r");
+    char line[256];
+    long kib = -1;
+    while (fp && fgets(line, sizeof line, fp))
+        if (strncmp(line, "VmRSS:", 6) == 0)
+            kib = strtol(line + 6, NULL, 10);
+    if (fp)
+        fclose(fp);
+    return kib;
+}
+
+static void test_client_pipelining_without_reading_is_bounded_then_closed(void **state) {
+    struct fx *f = *state;
+    enum { NREQ = 100000 };
+    static const char one[] = "GET /big HTTP/1.1\r\nHost: t\r\n\r\n";
+    static char raw[(sizeof(one) - 1) * NREQ];
+    size_t len = sizeof raw;
+    for (size_t i = 0; i < NREQ; i++)
+        memcpy(raw + i * (sizeof(one) - 1), one, sizeof(one) - 1);
+    struct client c;
+    client_open(&c, f->port);
+    /* Small socket buffers: what the client has sent is then about what the server took, and the
+     * kernel holds few answers (set after connect, they still cap the buffers' growth). */
+    int small = 65536;
+    assert_int_equal(setsockopt(c.fd, SOL_SOCKET, SO_SNDBUF, &small, sizeof small), 0);
+    assert_int_equal(setsockopt(c.fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small), 0);
+    assert_int_equal(fcntl(c.fd, F_SETFL, fcntl(c.fd, F_GETFL) | O_NONBLOCK), 0);
+    long rss0 = rss_kib();
+    /* Send until the server stops taking bytes for half a second; read nothing. */
+    size_t off = 0;
+    while (off < len) {
+        ssize_t n = send(c.fd, raw + off, len - off, MSG_NOSIGNAL);
+        if (n > 0) {
+            off += (size_t)n;
+            continue;
+        }
+        if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
+            break;
+        struct pollfd pf = {.fd = c.fd, .events = POLLOUT};
+        if (poll(&pf, 1, 500) <= 0)
+            break;
+    }
+    double stalled = now_s();
+    /* A kilobyte answer each: unbounded, the server would have made all 100,000 (100 MiB). It
+     * stops at about 1 MiB of answers waiting, plus what the socket buffers hold. */
+    int handled = atomic_load(&f->requests);
+    long grown = rss_kib() - rss0;
+    assert_true(off < len);
+    assert_true(handled < 20000);
+    assert_true(grown < 32 * 1024);
+    /* Nothing is written any more: the write timer (1 s) closes the connection, still unread. */
+    struct pollfd pf = {.fd = c.fd, .events = POLLRDHUP};
+    int pr = poll(&pf, 1, 5000);
+    assert_int_equal(pr, 1);
+    double took = now_s() - stalled;
+    assert_true(took <= 2.5);
+    assert_int_equal(metric_value(f, "sluice_http_timeouts_total{kind=\"write\"} "), 1);
     client_close(&c);
 }
 
@@ -1130,6 +1209,9 @@ int main(void) {
         T(test_http10_without_keep_alive_is_closed_after_response),
         T(test_pipelined_requests_are_answered_in_order_even_when_handled_out_of_order),
         T(test_pipeline_beyond_the_queue_limit_is_held_back_then_answered),
+        cmocka_unit_test_setup_teardown(
+            test_client_pipelining_without_reading_is_bounded_then_closed,
+            setup_short_write_timeout, teardown),
         T(test_content_length_body_reaches_the_handler),
         T(test_chunked_body_is_reassembled_exactly),
         T(test_expect_100_continue_sends_100_before_the_body),
