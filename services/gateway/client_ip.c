@@ -30,12 +30,13 @@ int gw_proxies_contains(const struct gw_proxies *p, const struct sl_addr *a) {
     return 0;
 }
 
-void gw_client_ip(const struct gw_proxies *p, const struct sl_addr *peer, const char *xff,
-                  size_t xff_len, struct sl_addr *out) {
-    *out = *peer;
-    if (!xff || !gw_proxies_contains(p, peer))
-        return;
-    /* Right to left: the nearest hop first; stop at the first address we do not trust. */
+/*
+ * Walks one X-Forwarded-For value right to left from the hop *out holds, the nearest first, and
+ * stops at the first address that is not trusted. Returns 1 when every hop on it was trusted, so
+ * the walk goes on into the line before.
+ */
+static int walk_line(const struct gw_proxies *p, const char *xff, size_t xff_len,
+                     struct sl_addr *out) {
     size_t end = xff_len;
     while (end > 0) {
         size_t start = end;
@@ -49,10 +50,31 @@ void gw_client_ip(const struct gw_proxies *p, const struct sl_addr *peer, const 
             len--;
         struct sl_addr hop;
         if (sl_addr_parse(&hop, s, len) < 0)
-            return; /* garbage: keep the last trusted hop */
+            return 0; /* garbage: keep the last trusted hop */
         *out = hop;
         if (!gw_proxies_contains(p, &hop))
-            return;
+            return 0;
         end = start ? start - 1 : 0;
     }
+    return 1;
+}
+
+void gw_client_ip(const struct gw_proxies *p, const struct sl_addr *peer, const char *xff,
+                  size_t xff_len, struct sl_addr *out) {
+    *out = *peer;
+    if (xff && gw_proxies_contains(p, peer))
+        walk_line(p, xff, xff_len, out);
+}
+
+void gw_client_ip_headers(const struct gw_proxies *p, const struct sl_addr *peer,
+                          const struct sl_http_header *h, size_t n, struct sl_addr *out) {
+    *out = *peer;
+    if (!gw_proxies_contains(p, peer))
+        return;
+    /* Lines are one list in order (RFC 9110 5.3): a proxy that appends a line of its own must
+     * not let a forged first line win, so the walk starts at the last line. */
+    for (size_t i = n; i-- > 0;)
+        if (sl_str_eq_nocase(h[i].name, "x-forwarded-for") &&
+            !walk_line(p, h[i].value.p, h[i].value.len, out))
+            return;
 }

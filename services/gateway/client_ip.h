@@ -6,6 +6,7 @@
 
 #include "sluice/addr.h"
 #include "sluice/buf.h"
+#include "sluice/http.h"
 
 #define GW_MAX_TRUSTED_PROXIES 64
 
@@ -30,5 +31,8 @@ int gw_proxies_contains(const struct gw_proxies *p, const struct sl_addr *a);
  */
 void gw_client_ip(const struct gw_proxies *p, const struct sl_addr *peer, const char *xff,
                   size_t xff_len, struct sl_addr *out);
+/* The same over a request's headers: every X-Forwarded-For line, joined in order. */
+void gw_client_ip_headers(const struct gw_proxies *p, const struct sl_addr *peer,
+                          const struct sl_http_header *h, size_t n, struct sl_addr *out);
 
 #endif

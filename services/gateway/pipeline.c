@@ -242,8 +242,14 @@ void gw_pipeline_on_request(struct sl_http_request *http, void *data) {
     r->received_ms = sl_time_now_ms();
     http->user = r;
     find_headers(r, http);
-    gw_client_ip(&g->proxies, &http->peer, r->forwarded_for.p, r->forwarded_for.len,
-                 &r->client_addr);
+    gw_client_ip_headers(&g->proxies, &http->peer, http->headers, http->nheaders, &r->client_addr);
+    if (r->forwarded_for.p && !g->proxies.n && !g->warned_forwarded) {
+        /* Likely a proxy in front that the gateway was not told about: every client then has
+         * the proxy's address (quotas, WAF IP rules, audit). Said once, not per request. */
+        g->warned_forwarded = true;
+        SL_WARN("requests carry X-Forwarded-For but SLUICE_TRUSTED_PROXIES is empty: the "
+                "socket peer is taken as the client");
+    }
     sl_addr_format(&r->client_addr, r->client_ip);
     run_pipeline(r, 0);
 }

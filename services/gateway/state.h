@@ -93,6 +93,7 @@ struct gw_gateway {
     struct sl_routes *routes;
     struct gw_cors cors;
     struct gw_proxies proxies;
+    bool warned_forwarded; /* forwarded headers seen with no proxy trusted: logged once */
     struct sl_waf *waf;
     struct gw_auth *auth;
     struct gw_usage *usage;

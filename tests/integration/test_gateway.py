@@ -498,8 +498,8 @@ def test_header_names_match_in_any_case_and_the_first_of_a_name_counts(env):
     assert ask(bad, good, b"User-Agent: t")[0] == 403
 
 
-def test_a_trusted_proxy_forwarded_for_header_gives_the_client_address(build_dir, kafka_bootstrap,
-                                                                         tmp_path):
+def test_a_trusted_proxy_forwarded_for_lines_give_the_client_address(build_dir, kafka_bootstrap,
+                                                                      tmp_path):
     prefix = new_prefix()
     create_topics(kafka_bootstrap, prefix)
     keys_file = tmp_path / "keys.json"
@@ -507,6 +507,7 @@ def test_a_trusted_proxy_forwarded_for_header_gives_the_client_address(build_dir
     gw = Gateway(build_dir, tmp_path, kafka_bootstrap, prefix, keys_file,
                  SLUICE_TRUSTED_PROXIES="127.0.0.1/32").start()
     try:
+        # The client forged the first line; the trusted proxy appended its own: that one wins.
         out = raw(gw, b"GET /x HTTP/1.1\r\nHost: a\r\nUser-Agent: t\r\n"
                       b"x-FORWARDED-for: 203.0.113.9\r\nX-Forwarded-For: 198.51.100.1\r\n"
                       b"Connection: close\r\n\r\n")
@@ -514,7 +515,26 @@ def test_a_trusted_proxy_forwarded_for_header_gives_the_client_address(build_dir
         rid = re.search(rb"(?m)^x-amzn-RequestId: (\S+)", out).group(1).decode()
         recs = [json.loads(m.value()) for m in consume_all(kafka_bootstrap, prefix + "audit")]
         [rec] = [r for r in recs if r["request_id"] == rid]
-        assert rec["source_ip"] == "203.0.113.9"  # the first header of the name, any case
+        assert rec["source_ip"] == "198.51.100.1"
+        assert "SLUICE_TRUSTED_PROXIES is empty" not in gw.log_text()
+    finally:
+        assert gw.stop() == 0
+
+
+def test_forwarded_for_without_trusted_proxies_is_ignored_with_one_warning(build_dir,
+                                                                         kafka_bootstrap,
+                                                                         tmp_path):
+    prefix = new_prefix()
+    create_topics(kafka_bootstrap, prefix)
+    keys_file = tmp_path / "keys.json"
+    write_keys_file(keys_file, [], PLANS)
+    gw = Gateway(build_dir, tmp_path, kafka_bootstrap, prefix, keys_file).start()
+    try:
+        for _ in range(2):
+            out = raw(gw, b"GET /x HTTP/1.1\r\nHost: a\r\nUser-Agent: t\r\n"
+                          b"X-Forwarded-For: 203.0.113.9\r\nConnection: close\r\n\r\n")
+            assert out.startswith(b"HTTP/1.1 403 ")
+        assert gw.log_text().count("SLUICE_TRUSTED_PROXIES is empty") == 1
     finally:
         assert gw.stop() == 0
 

@@ -80,6 +80,40 @@ static void test_each_resolution_stands_alone(void **state) {
     assert_string_equal(resolve(&trusting, "", "198.51.100.7", out), "");
 }
 
+/* Resolves over header lines as a request carries them: X-Forwarded-For lines among others. */
+static const char *resolve_lines(const struct gw_proxies *p, const char *peer,
+                                 const struct sl_http_header *h, size_t n,
+                                 char out[SL_ADDR_TEXT_MAX]) {
+    struct sl_addr a, client;
+    assert_int_equal(sl_addr_parse(&a, peer, strlen(peer)), 0);
+    gw_client_ip_headers(p, &a, h, n, &client);
+    sl_addr_format(&client, out);
+    return out;
+}
+
+static void test_every_forwarded_for_line_counts_the_last_first(void **state) {
+    (void)state;
+    struct gw_proxies p;
+    init(&p, "10.0.0.0/8", NULL);
+    char out[SL_ADDR_TEXT_MAX];
+    /* The client forged a first line; the trusted proxy appended a line of its own. */
+    const struct sl_http_header two[] = {
+        {SL_STR("X-Forwarded-For"), SL_STR("6.6.6.6")},
+        {SL_STR("Host"), SL_STR("t")},
+        {SL_STR("x-forwarded-for"), SL_STR("198.51.100.7")},
+    };
+    assert_string_equal(resolve_lines(&p, "10.0.0.1", two, 3, out), "198.51.100.7");
+    /* Trusted hops on the last line lead into the line before. */
+    const struct sl_http_header chain[] = {
+        {SL_STR("X-Forwarded-For"), SL_STR("6.6.6.6, 198.51.100.8")},
+        {SL_STR("X-Forwarded-For"), SL_STR("10.2.2.2, 10.3.3.3")},
+    };
+    assert_string_equal(resolve_lines(&p, "10.0.0.1", chain, 2, out), "198.51.100.8");
+    /* An untrusted peer: no line is read. */
+    assert_string_equal(resolve_lines(&p, "203.0.113.9", two, 3, out), "203.0.113.9");
+    assert_string_equal(resolve_lines(&p, "10.0.0.1", two + 1, 1, out), "10.0.0.1");
+}
+
 static void test_prefixes_are_bit_exact(void **state) {
     (void)state;
     struct gw_proxies p;
@@ -107,6 +141,7 @@ int main(void) {
         cmocka_unit_test(test_untrusted_peer_is_the_client_whatever_xff_says),
         cmocka_unit_test(test_trusted_peer_yields_rightmost_untrusted_forwarded_address),
         cmocka_unit_test(test_each_resolution_stands_alone),
+        cmocka_unit_test(test_every_forwarded_for_line_counts_the_last_first),
         cmocka_unit_test(test_prefixes_are_bit_exact),
         cmocka_unit_test(test_bad_cidrs_are_named),
     };
