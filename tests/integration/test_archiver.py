@@ -18,7 +18,7 @@ import uuid
 
 import pytest
 import requests
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
 from harness import Service, create_topics, free_port, new_prefix
 
@@ -103,14 +103,27 @@ def produce_records(bootstrap, topic, n, partitions=PARTITIONS):
     return produced
 
 
-def committed_offsets(bootstrap, group, topic, partitions=PARTITIONS):
-    c = Consumer({"bootstrap.servers": bootstrap, "group.id": group,
-                  "enable.auto.commit": False})
-    try:
-        parts = c.committed([TopicPartition(topic, i) for i in range(partitions)], timeout=10)
-        return {tp.partition: tp.offset for tp in parts}
-    finally:
-        c.close()
+# Errors a broker gives while a group's coordinator is being elected or loaded (the first
+# groups on a fresh broker meet them): the question is asked again, not failed.
+COORDINATOR_SETTLING = {KafkaError.NOT_COORDINATOR, KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+                        KafkaError.COORDINATOR_NOT_AVAILABLE, KafkaError._TIMED_OUT}
+
+
+def committed_offsets(bootstrap, group, topic, partitions=PARTITIONS, settle_s=30):
+    deadline = time.monotonic() + settle_s
+    while True:
+        c = Consumer({"bootstrap.servers": bootstrap, "group.id": group,
+                      "enable.auto.commit": False})
+        try:
+            parts = c.committed([TopicPartition(topic, i) for i in range(partitions)],
+                                timeout=10)
+            return {tp.partition: tp.offset for tp in parts}
+        except KafkaException as e:
+            if e.args[0].code() not in COORDINATOR_SETTLING or time.monotonic() > deadline:
+                raise
+        finally:
+            c.close()
+        time.sleep(0.5)
 
 
 def end_offsets(bootstrap, topic, partitions=PARTITIONS):
