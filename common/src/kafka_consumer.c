@@ -72,6 +72,10 @@ static void consumer_rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         if (c->rebalance_cb)
             c->rebalance_cb(c, 0, parts, c->rebalance_opaque);
         SL_INFO("kafka %s: revoked %d partitions", rd_kafka_name(rk), parts->cnt);
+        /* librdkafka keeps a partition's pause through revoke and re-assignment: one paused
+         * now would come back paused, and nobody would resume it. An assignment starts
+         * fetching; a service that wants it paused pauses it again from its callback. */
+        rd_kafka_resume_partitions(rk, parts);
         if (cooperative)
             error = rd_kafka_incremental_unassign(rk, parts);
         else

@@ -405,7 +405,7 @@ static void part_drop(struct ar_archiver *a, struct ar_part *p) {
     p->open = NULL;
     if (p->paused)
         sl_gauge_add(a->paused_parts, -1);
-    p->paused = false; /* the unassignment clears librdkafka's pause */
+    p->paused = false; /* the consumer kit resumes a partition before it unassigns it */
     p->assigned = false;
     p->next_offset = -1;
 }

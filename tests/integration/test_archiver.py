@@ -532,6 +532,45 @@ def test_s3_outage_pauses_commits_and_loses_nothing(
         assert arch.stop() == 0, arch.log_text()
 
 
+def test_a_partition_paused_when_the_group_rebalances_is_fetched_again(
+        build_dir, tmp_path, kafka_bootstrap, audit_topic):
+    """Pausing survives a revoke and re-assignment in librdkafka: a partition that was paused
+    (closed batches waiting) when the group rebalanced must not stay paused for ever."""
+    prefix, topic = audit_topic
+    group = f"it-archiver-{uuid.uuid4().hex[:8]}"
+    archive = tmp_path / "archive"
+    archive.mkdir()
+    (archive / "api-logs").write_text("a file where the layout needs a directory")
+    produced = produce_records(kafka_bootstrap, topic, 4_000)
+    arch = Archiver(build_dir, tmp_path, kafka_bootstrap, prefix, group, f"file://{archive}",
+                    SLUICE_BATCH_MAX_RECORDS="100", SLUICE_BATCH_MAX_AGE_MS="200",
+                    SLUICE_ARCHIVE_RETRY_SLOW_MS="300").start()
+    try:
+        deadline = time.monotonic() + 30
+        while arch.metric("sluice_archiver_paused_partitions") < PARTITIONS:
+            assert time.monotonic() < deadline, arch.log_text()
+            time.sleep(0.1)
+        # A second member joins and leaves: every partition is revoked and assigned again.
+        other = Consumer({"bootstrap.servers": kafka_bootstrap, "group.id": group,
+                          "enable.auto.commit": False, "auto.offset.reset": "earliest"})
+        other.subscribe([topic])
+        deadline = time.monotonic() + 30
+        while not other.assignment():
+            assert time.monotonic() < deadline, "the second member got no partition"
+            other.poll(0.2)
+        other.close()
+        deadline = time.monotonic() + 30
+        while "assigned: 4" not in arch.log_text().rsplit("revoked", 1)[-1]:
+            assert time.monotonic() < deadline, arch.log_text()
+            time.sleep(0.2)
+        (archive / "api-logs").unlink()
+        wait_committed(kafka_bootstrap, group, topic, timeout=60)
+        check_objects(read_dir(archive), produced, topic)
+        assert arch.metric("sluice_archiver_paused_partitions") == 0
+    finally:
+        assert arch.stop() == 0, arch.log_text()
+
+
 def test_every_setting_is_documented_with_its_default(build_dir, root_dir):
     binary = str(build_dir / "services/archiver/sluice-archiver")
     env = {"PATH": os.environ.get("PATH", "")}
