@@ -664,7 +664,12 @@ def test_no_key_value_appears_in_logs_metrics_audit_or_kafka(env, kafka_bootstra
     secrets_ = [k["value"] for k in env["keys"].values()]
     for s in secrets_:  # every key, valid or not, has been presented at least once now
         call(gw, "/secrecy", s)
-    time.sleep(1.0)  # let the audit producer flush its batch
+    # Wait until the audit records of those requests are on the topic, then look.
+    deadline = time.monotonic() + 30
+    while sum(json.loads(m.value()).get("path") == "/secrecy"
+              for m in consume_all(kafka_bootstrap, env["prefix"] + "audit")) < len(secrets_):
+        assert time.monotonic() < deadline, "the audit records of /secrecy never arrived"
+        time.sleep(0.2)
     haystacks = {"log": gw.log_text(), "metrics": gw.metrics()}
     for topic in ("requests", "replies", "audit"):
         msgs = consume_all(kafka_bootstrap, env["prefix"] + topic)

@@ -124,8 +124,12 @@ def test_sigkill_under_steady_load_loses_no_request(build_dir, kafka_bootstrap, 
         twice = sum(1 for _, rid, _ in results if replies.get(rid, 0) > 1)
         print(f"\nreconciliation: statuses {dict(statuses)}, not 2xx {len(not_ok)}, "
               f"dead-lettered {len(dlq)}, executed twice {twice}, missing {len(missing)}")
-        assert all(s is not None for s in statuses)  # every request got an HTTP answer
+        assert sum(statuses.values()) == total  # every request got an HTTP answer
         assert missing == []
+        # Executed twice: only what the killed worker ran after its last offset commit. It
+        # commits every second (auto.commit.interval.ms), so at most about one second of the
+        # offered rate, plus the few it had taken but not finished.
+        assert twice <= rate * 1 + 50, twice
         assert all(rid in replies for s, rid, _ in results if s == 200)
     finally:
         if "w" in restarted:

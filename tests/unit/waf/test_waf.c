@@ -458,11 +458,35 @@ static void test_rate_based_scope_down_and_forwarded_ip_and_constant_keys(void *
 static void test_rate_table_memory_is_bounded_and_evicts_the_stalest(void **state) {
     (void)state;
     struct gw_waf_rate *r;
-    assert_int_equal(gw_waf_rate_new(16, 60, 10, &r), 0);
+    /* A window far longer than the test, so nothing expires: whatever is gone was evicted. */
+    assert_int_equal(gw_waf_rate_new(16, 86400, 10, &r), 0);
     uint8_t key[16] = {0};
     for (int i = 0; i < 10000; i++) {
         memcpy(key, &i, sizeof i);
         assert_int_equal(gw_waf_rate_hit(r, key, i), 1);
+    }
+    int present = 0;
+    for (int i = 0; i < 10000; i++) {
+        memcpy(key, &i, sizeof i);
+        present += gw_waf_rate_peek(r, key, 10000) > 0;
+    }
+    assert_in_range(present, 1, 16); /* 10,000 addresses, at most the table's 16 entries */
+    int last = 9999;
+    memcpy(key, &last, sizeof last);
+    assert_int_equal(gw_waf_rate_peek(r, key, 10000), 1); /* the newest is always kept */
+    gw_waf_rate_free(r);
+
+    /* One window of ten 6 s slots. A hot key hit in every slot is never the stalest entry, so
+     * 10,000 one-off keys passing through do not evict it: its count climbs to the window's 10
+     * and stays there (an eviction would restart it at 1). */
+    assert_int_equal(gw_waf_rate_new(16, 60, 10, &r), 0);
+    uint8_t hot[16];
+    memset(hot, 0xee, sizeof hot);
+    for (int i = 0; i < 10000; i++) {
+        int64_t now = (int64_t)i * 6000;
+        memcpy(key, &i, sizeof i);
+        assert_int_equal(gw_waf_rate_hit(r, key, now), 1);
+        assert_int_equal(gw_waf_rate_hit(r, hot, now), i < 10 ? i + 1 : 10);
     }
     gw_waf_rate_free(r);
 }

@@ -171,7 +171,7 @@ static void test_dlq_headers_carry_reason_origin_and_original_headers(void **sta
                                .topic = "sluice.requests",
                                .partition = 2,
                                .offset = 258,
-                               .timestamp_ms = 1,
+                               .timestamp_ms = 1700000000456,
                                .original = orig,
                                .n_original = 1};
     struct wk_dlq_headers h;
@@ -185,6 +185,10 @@ static void test_dlq_headers_carry_reason_origin_and_original_headers(void **sta
     assert_memory_equal(find(&h, "kafka_dlt-original-topic")->value, "sluice.requests", 15);
     assert_memory_equal(find(&h, "kafka_dlt-original-partition")->value, "\0\0\0\2", 4);
     assert_memory_equal(find(&h, "kafka_dlt-original-offset")->value, "\0\0\0\0\0\0\1\2", 8);
+    /* 1700000000456 = 0x0000018BCFE569C8, big-endian like every kafka_dlt- number. */
+    assert_int_equal(find(&h, "kafka_dlt-original-timestamp")->len, 8);
+    assert_memory_equal(find(&h, "kafka_dlt-original-timestamp")->value,
+                        "\x00\x00\x01\x8b\xcf\xe5\x69\xc8", 8);
     assert_memory_equal(find(&h, "kafka_dlt-exception-message")->value, "handler timed out", 17);
     wk_dlq_headers_free(&h);
     assert_string_equal(wk_reason_name(WK_REASON_DECODE_ERROR), "decode_error");
