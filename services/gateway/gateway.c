@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "gateway_internal.h"
+#include "index_claim.h"
 #include "sluice/error.h"
 #include "sluice/envelope.h"
 #include "sluice/log.h"
@@ -51,6 +52,10 @@ static int register_metrics(struct gw_gateway *g) {
 /* /readyz: Kafka reachable, the reply partition positioned, the keys loaded. */
 static int ready(struct sl_buf *reason, void *data) {
     struct gw_gateway *g = data;
+    if (g->fenced) {
+        sl_buf_append_str(reason, "another replica took this gateway index");
+        return 0;
+    }
     if (g->stopping) {
         sl_buf_append_str(reason, "shutting down");
         return 0;
@@ -85,7 +90,10 @@ int gw_gateway_new(uv_loop_t *loop, const struct gw_settings *s, const char *con
     g->loop = loop;
     g->s = s;
     g->kafka_props = kafka_props;
-    g->index = gw_settings_index(s, hostname);
+    const char *index_source;
+    g->index = gw_settings_index(s, hostname, &index_source);
+    SL_INFO("gateway index %d (replies partition %d), from %s", (int)g->index, (int)g->index,
+            index_source);
     snprintf(g->replica, sizeof g->replica, "%s/%d", hostname ? hostname : "gateway",
              (int)g->index);
     (void)sl_topic_name(s->topic_prefix, SL_TOPIC_REQUESTS, g->topic_requests, GW_TOPIC_MAX);
@@ -273,6 +281,8 @@ int gw_gateway_start(struct gw_gateway *g, struct sl_buf *err) {
         return rc;
     }
     g->replies_ready = true;
+    if ((rc = gw_index_claim_start(g, err)) < 0)
+        return rc;
 
     struct sl_http_options ho = {
         .on_request = gw_pipeline_on_request,
@@ -357,6 +367,10 @@ static void close_rest(struct gw_gateway *g) {
     if (g->replies) {
         g->pending_closes++;
         sl_kafka_consumer_close(g->replies, closed_one, g);
+    }
+    if (g->claim) {
+        g->pending_closes++;
+        sl_kafka_consumer_close(g->claim, closed_one, g);
     }
     if (g->producer) {
         g->pending_closes++;

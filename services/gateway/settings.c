@@ -110,8 +110,9 @@ const struct sl_config_option gw_settings_table[] = {
      .def = "-1",
      .min = -1,
      .max = 100000,
-     .description = "This replica's replies partition (-1: the StatefulSet ordinal of HOSTNAME, "
-                    "else 0)."},
+     .description = "This replica's replies partition, one per live replica (-1: the ordinal "
+                    "of a StatefulSet pod name in HOSTNAME, such as 2 in sluice-gateway-2, else "
+                    "0). A replica started later on the same index makes the older one stop."},
     {.name = "request_timeout",
      .env = "SLUICE_REQUEST_TIMEOUT_MS",
      .type = SL_CONFIG_DURATION,
@@ -206,16 +207,36 @@ const struct sl_config_option gw_settings_table[] = {
 
 const size_t gw_settings_count = sizeof gw_settings_table / sizeof gw_settings_table[0];
 
-int32_t gw_settings_index(const struct gw_settings *s, const char *hostname) {
-    if (s->gateway_index >= 0)
-        return (int32_t)s->gateway_index;
-    /* A StatefulSet pod is "<name>-<ordinal>": take the digits after the last '-'. */
-    const char *dash = hostname ? strrchr(hostname, '-') : NULL;
-    if (!dash || !dash[1])
-        return 0;
-    char *end;
-    long v = strtol(dash + 1, &end, 10);
-    if (*end || v < 0 || v > 100000)
-        return 0;
+/* A StatefulSet pod's name: a DNS label "<name>-<ordinal>", the ordinal without leading zeros
+ * (Kubernetes writes 0, 1, ... 10). "web-01", "Web-1" or "web-1.example.com" are not. */
+static int32_t statefulset_ordinal(const char *h) {
+    size_t n = h ? strlen(h) : 0;
+    if (n == 0 || n > 63)
+        return -1;
+    for (size_t i = 0; i < n; i++)
+        if (!((h[i] >= 'a' && h[i] <= 'z') || (h[i] >= '0' && h[i] <= '9') || h[i] == '-'))
+            return -1;
+    const char *dash = strrchr(h, '-');
+    if (!dash || dash == h || dash[-1] == '-' || !dash[1] || (dash[1] == '0' && dash[2]))
+        return -1;
+    int64_t v = 0;
+    for (const char *p = dash + 1; *p; p++) {
+        if (*p < '0' || *p > '9' || (v = v * 10 + (*p - '0')) > 100000)
+            return -1;
+    }
     return (int32_t)v;
+}
+
+int32_t gw_settings_index(const struct gw_settings *s, const char *hostname, const char **source) {
+    if (s->gateway_index >= 0) {
+        *source = "SLUICE_GATEWAY_INDEX";
+        return (int32_t)s->gateway_index;
+    }
+    int32_t v = statefulset_ordinal(hostname);
+    if (v >= 0) {
+        *source = "the StatefulSet ordinal in HOSTNAME";
+        return v;
+    }
+    *source = "the default: SLUICE_GATEWAY_INDEX unset and HOSTNAME not a StatefulSet pod name";
+    return 0;
 }

@@ -50,7 +50,8 @@ struct gw_settings {
 extern const struct sl_config_option gw_settings_table[];
 extern const size_t gw_settings_count;
 
-/* The replica's index: the setting, else the ordinal of a StatefulSet pod name, else 0. */
-int32_t gw_settings_index(const struct gw_settings *s, const char *hostname);
+/* The replica's index: the setting, else the ordinal of a StatefulSet pod name
+ * ("<name>-<ordinal>"), else 0. *source says which, for the start-up log line. */
+int32_t gw_settings_index(const struct gw_settings *s, const char *hostname, const char **source);
 
 #endif

@@ -100,6 +100,7 @@ struct gw_gateway {
     struct sl_kafka_producer *producer;       /* requests: small linger, short timeout */
     struct sl_kafka_producer *audit_producer; /* audit: batched, never times out */
     struct sl_kafka_consumer *replies;
+    struct sl_kafka_consumer *claim; /* holds this replica's index: see index_claim.c */
     struct sl_http_server *http;
     struct sl_admin *admin;
     struct gw_inflight inflight;
@@ -112,6 +113,7 @@ struct gw_gateway {
     struct sl_envelope_limits limits; /* requests published and replies read, as the worker's */
     bool replies_ready;
     bool stopping;
+    bool fenced; /* a newer replica took this index: stop serving */
     int pending_closes;
     void (*stop_cb)(void *data);
     void *stop_data;

@@ -148,3 +148,34 @@ def test_token_bucket_allows_the_burst_then_the_rate(build_dir, tmp_path, kafka_
         assert abs(allowed - rate * window) <= 3, allowed
     finally:
         stop_all([gw])
+
+
+def test_a_second_replica_on_the_same_index_makes_the_first_stop(build_dir, tmp_path,
+                                                                 kafka_bootstrap, topics):
+    """Two live replicas must never share a replies partition: the one started later takes the
+    index, the older turns unready, drains and exits, saying why."""
+    value, kid, digest = new_key()
+    keys_file = tmp_path / "keys.json"
+    write_keys_file(keys_file, [{"id": kid, "hash": digest}])
+    first = Gateway(build_dir, tmp_path, kafka_bootstrap, topics, keys_file, index=1).start()
+    second = None
+    try:
+        assert requests.get(first.url + "/a", headers={"X-API-Key": value},
+                            timeout=20).status_code == 200
+        time.sleep(2)  # the first replica's claim is in the group before the second one starts
+        second = Gateway(build_dir, tmp_path, kafka_bootstrap, topics, keys_file, index=1)
+        second.start()
+        deadline = time.monotonic() + 30
+        while first.proc.poll() is None:
+            assert time.monotonic() < deadline, first.log_text()[-3000:]
+            time.sleep(0.2)
+        assert "gateway index 1 was claimed by another replica" in first.log_text()
+        r = requests.get(second.url + "/b", headers={"X-API-Key": value}, timeout=20)
+        assert r.status_code == 200, r.text
+        assert r.json()["partition"] == 1
+        assert requests.get(second.admin + "/readyz", timeout=5).status_code == 200
+        assert "claimed by another replica" not in second.log_text()
+    finally:
+        first.stop()
+        if second:
+            assert second.stop() == 0, second.log_text()[-3000:]
