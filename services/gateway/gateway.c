@@ -49,7 +49,12 @@ static int register_metrics(struct gw_gateway *g) {
     return gm->requests && gm->latency ? 0 : -ENOMEM;
 }
 
-/* /readyz: Kafka reachable, the reply partition positioned, the keys loaded. */
+/*
+ * /readyz: Kafka reachable, the reply partition positioned, the keys loaded — until the first
+ * time all three held. After that a Kafka outage keeps the replica ready: it answers 503 with
+ * Retry-After, which a client can act on, where dropping every replica out of a load balancer
+ * at once (they all lose the same Kafka) would leave clients with connection errors.
+ */
 static int ready(struct sl_buf *reason, void *data) {
     struct gw_gateway *g = data;
     if (g->fenced) {
@@ -60,6 +65,8 @@ static int ready(struct sl_buf *reason, void *data) {
         sl_buf_append_str(reason, "shutting down");
         return 0;
     }
+    if (g->ready_once)
+        return 1;
     if (!g->producer || sl_kafka_producer_state(g->producer) != SL_KAFKA_UP) {
         sl_buf_append_str(reason, "kafka not connected");
         return 0;
@@ -72,6 +79,7 @@ static int ready(struct sl_buf *reason, void *data) {
         sl_buf_append_str(reason, "keys not loaded");
         return 0;
     }
+    g->ready_once = true;
     return 1;
 }
 

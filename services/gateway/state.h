@@ -113,7 +113,8 @@ struct gw_gateway {
     struct sl_envelope_limits limits; /* requests published and replies read, as the worker's */
     bool replies_ready;
     bool stopping;
-    bool fenced; /* a newer replica took this index: stop serving */
+    bool fenced;     /* a newer replica took this index: stop serving */
+    bool ready_once; /* /readyz said ready once: a later Kafka outage keeps it ready */
     int pending_closes;
     void (*stop_cb)(void *data);
     void *stop_data;
