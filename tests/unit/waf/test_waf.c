@@ -421,6 +421,37 @@ static void test_rate_based_rule_blocks_over_the_limit_until_the_window_passes(v
     sl_waf_free(w);
 }
 
+static struct sl_waf *default_acl(void);
+
+/* The shipped web ACL's RateLimitRule at its real numbers: 2,000 requests per address in 300 s,
+ * on the test's clock (no five-minute sleep). */
+static void test_default_acl_rate_rule_allows_2000_per_5_minutes_per_address(void **state) {
+    (void)state;
+    fake_now = 50000000;
+    struct sl_waf *w = default_acl();
+    struct req q;
+    char url[32];
+    for (int i = 0; i < 2000; i++) { /* one every 120 ms: 2,000 within 240 s */
+        snprintf(url, sizeof url, "/items/%d", i);
+        mk(&q, "GET", url, NULL, UA, NULL);
+        struct sl_waf_verdict v = judge(w, &q, "203.0.113.7");
+        assert_int_equal(v.action, SL_WAF_ALLOW);
+        fake_now += 120;
+    }
+    mk(&q, "GET", "/items/2000", NULL, UA, NULL);
+    struct sl_waf_verdict v = judge(w, &q, "203.0.113.7");
+    assert_int_equal(v.action, SL_WAF_BLOCK);
+    assert_string_equal(v.rule, "RateLimitRule");
+    assert_int_equal(judge(w, &q, "203.0.113.8").action, SL_WAF_ALLOW); /* its own count */
+    /* Still blocked 250 s after the first request (inside the 300 s window) ... */
+    fake_now += 10000;
+    assert_int_equal(judge(w, &q, "203.0.113.7").action, SL_WAF_BLOCK);
+    /* ... and let through once the window and one 30 s slot have passed since the last. */
+    fake_now += 330000;
+    assert_int_equal(judge(w, &q, "203.0.113.7").action, SL_WAF_ALLOW);
+    sl_waf_free(w);
+}
+
 static void test_rate_based_scope_down_and_forwarded_ip_and_constant_keys(void **state) {
     (void)state;
     fake_now = 0;
@@ -1569,6 +1600,7 @@ int main(void) {
         cmocka_unit_test(test_rate_based_rule_blocks_over_the_limit_until_the_window_passes),
         cmocka_unit_test(test_rate_based_scope_down_and_forwarded_ip_and_constant_keys),
         cmocka_unit_test(test_rate_table_memory_is_bounded_and_evicts_the_stalest),
+        cmocka_unit_test(test_default_acl_rate_rule_allows_2000_per_5_minutes_per_address),
         cmocka_unit_test(test_count_adds_labels_that_a_later_label_match_sees),
         cmocka_unit_test(test_and_or_not_combine_statements),
         cmocka_unit_test(test_fields_inspect_the_parts_aws_names),
