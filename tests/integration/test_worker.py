@@ -14,7 +14,8 @@ import requests
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from harness import Gateway, Service, create_topics, free_port, new_key, new_prefix, write_keys_file
+from harness import (Gateway, Service, consume_all, create_topics, free_port, new_key, new_prefix,
+                     write_keys_file)
 
 TIMEOUT_MS = 8000
 
@@ -387,6 +388,8 @@ def test_the_gateway_publishes_exactly_what_the_worker_decodes(stack):
 
 
 def test_expired_request_is_not_executed_and_goes_to_dlq(stack):
+    ok_before = stack["worker"].metric(
+        'sluice_worker_executions_total{route="ANY /{proxy+}",outcome="ok"}')
     env = {"v": 1, "id": "expired-1", "method": "GET", "path": "/x", "resource": "/{proxy+}",
            "headers": {}, "query": {}, "path_params": {}, "body": b"", "source_ip": "1.2.3.4",
            "user_agent": "t", "api_key_id": None, "stage": "s", "received_ms": 1,
@@ -400,6 +403,24 @@ def test_expired_request_is_not_executed_and_goes_to_dlq(stack):
     assert len(rec) == 1
     assert headers_of(rec[0])["sluice-dlq-reason"] == b"expired"
     assert headers_of(rec[0])["sluice-attempts"] == b"0"
+    assert replies_for(stack, "expired-1") == []  # nobody waits for it: no reply is sent
+    assert stack["worker"].metric(
+        'sluice_worker_executions_total{route="ANY /{proxy+}",outcome="ok"}') == ok_before
+    answered = call(stack, "GET", "/answered").headers["x-amzn-RequestId"]
+    assert len(replies_for(stack, answered)) == 1  # what a reply looks like is found
+
+
+def replies_for(st, rid):
+    """Every record on the replies topic for request `rid` (by key or by envelope id)."""
+    out = []
+    for m in consume_all(st["bootstrap"], st["prefix"] + "replies"):
+        try:
+            env_id = msgpack.unpackb(m.value(), raw=False).get("id")
+        except Exception:
+            env_id = None
+        if m.key() == rid.encode() or env_id == rid:
+            out.append(m)
+    return out
 
 
 def test_admin_endpoints(stack):
@@ -499,7 +520,9 @@ def test_replayed_request_without_reply_partition_is_executed_and_counted(stack)
     while time.monotonic() < deadline and w.metric("sluice_worker_replays_total") < before + 1:
         time.sleep(0.1)
     assert w.metric("sluice_worker_replays_total") == before + 1
-    assert w.metric('sluice_worker_executions_total{route="ANY /{proxy+}",outcome="ok"}') >= ok_before + 1
+    assert w.metric('sluice_worker_executions_total{route="ANY /{proxy+}",outcome="ok"}') == \
+        ok_before + 1
+    assert replies_for(stack, "replay-1") == []  # a replay has no client waiting: no reply
 
 
 def consumer_lag(worker):
