@@ -153,7 +153,10 @@ int gw_gateway_new(uv_loop_t *loop, const struct gw_settings *s, const char *con
                              .acl_file = s->waf_acl_file,
                              .metrics = g->metrics,
                              .clock_ms = request_clock_ms,
-                             .clock_data = g};
+                             .clock_data = g,
+                             .forwarded_from_trusted_only = true,
+                             .trusted_proxies = g->proxies.cidrs,
+                             .ntrusted_proxies = g->proxies.n};
     if ((rc = sl_waf_open(&wo, &g->waf, err)) < 0) {
         sl_buf_printf(err, "SLUICE_WAF_ACL_FILE: cannot load %s: %s\n",
                       s->waf_acl_file ? s->waf_acl_file : "the shipped default web ACL",

@@ -155,7 +155,7 @@ static bool ipset_match(struct gw_waf_ctx *c, const struct gw_waf_stmt *s) {
     if (!s->u.ipset.fwd.on)
         return client_ip(c) && in_set(s, c->ip);
     uint8_t ips[GW_WAF_MAX_FWD_IPS][16];
-    int k = gw_waf_forwarded_ips(c->req, &s->u.ipset.fwd, ips);
+    int k = c->fwd_untrusted ? -1 : gw_waf_forwarded_ips(c->req, &s->u.ipset.fwd, ips);
     if (k < 0)
         return s->u.ipset.fwd.fallback_match;
     for (int i = 0; i < k; i++)
@@ -179,7 +179,7 @@ static bool rate_match(struct gw_waf_ctx *c, const struct gw_waf_stmt *s) {
         break;
     case GW_AGG_FORWARDED_IP: {
         uint8_t ips[GW_WAF_MAX_FWD_IPS][16];
-        int k = gw_waf_forwarded_ips(c->req, &s->u.rate.fwd, ips);
+        int k = c->fwd_untrusted ? -1 : gw_waf_forwarded_ips(c->req, &s->u.rate.fwd, ips);
         if (k == -1)
             return false;
         if (k < 0)

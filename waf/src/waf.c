@@ -35,6 +35,9 @@ struct sl_waf {
     void *clock_data;
     size_t rate_capacity;
     bool memo_off;
+    bool forwarded_from_trusted_only;
+    const struct sl_cidr *trusted_proxies;
+    size_t ntrusted_proxies;
     struct sl_metric_family *rule_metrics;
     struct sl_metric *m_reload_ok, *m_reload_err;
     struct sl_metric *m_match_errors;
@@ -199,6 +202,11 @@ static int make(const struct sl_waf_opts *o, struct sl_waf **out) {
     w->clock_data = o ? o->clock_data : NULL;
     w->rate_capacity = o ? o->rate_capacity : 0;
     w->memo_off = o && o->memo_off;
+    if (o && o->forwarded_from_trusted_only) {
+        w->forwarded_from_trusted_only = true;
+        w->trusted_proxies = o->trusted_proxies;
+        w->ntrusted_proxies = o->ntrusted_proxies;
+    }
     if (o && o->metrics) {
         /* Registered once per registry; a second WAF on the same registry goes without. */
         w->rule_metrics = sl_metrics_counter(o->metrics, "sluice_gateway_waf_requests_total",
@@ -333,6 +341,11 @@ void sl_waf_evaluate(struct sl_waf *w, const struct sl_http_request *req, const 
         return;
     struct gw_waf_ctx c = {
         .req = req, .client_ip = client_ip, .now_ms = w->clock_ms(w->clock_data), .scr = &w->scr};
+    if (w->forwarded_from_trusted_only) {
+        c.fwd_untrusted = true;
+        for (size_t i = 0; i < w->ntrusted_proxies && c.fwd_untrusted; i++)
+            c.fwd_untrusted = !sl_addr_in_cidr(&w->trusted_proxies[i], &req->peer);
+    }
     struct gw_waf_result res;
     gw_waf_acl_eval(w->acl, &c, &res);
     gw_waf_ctx_release(&c);

@@ -397,6 +397,8 @@ struct gw_waf_ctx {
     size_t nlabels;
     bool have_ip, ip_ok;
     uint8_t ip[16];
+    /* waf.c: the socket peer is no trusted proxy, so forwarded-IP headers count as absent. */
+    bool fwd_untrusted;
     int json_state; /* 0 not parsed, 1 parsed, -1 invalid */
     struct cJSON *json;
     struct gw_waf_memo *memo; /* the ACL's (gw_waf_acl_eval sets it); NULL: none */

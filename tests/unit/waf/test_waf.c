@@ -394,6 +394,36 @@ static void test_ip_set_reference_by_arn_and_forwarded_ip_config(void **state) {
     sl_waf_free(w);
 }
 
+/* Behind trusted proxies only (the gateway's way), a forwarded header from any other peer is as
+ * if absent: the fallback decides, not what the client wrote. */
+static void test_forwarded_ip_is_read_only_from_a_trusted_proxy(void **state) {
+    (void)state;
+    char *doc =
+        json_of("{'DefaultAction':{'Allow':{}},'IPSets':[{'ARN':'a','Addresses':['192.0.2.0/24']}],"
+                "'Rules':[{'Name':'r','Priority':0,'Action':{'Block':{}},'Statement':{"
+                "'IPSetReferenceStatement':{'ARN':'a','IPSetForwardedIPConfig':{'HeaderName':"
+                "'X-Forwarded-For','FallbackBehavior':'NO_MATCH','Position':'LAST'}}}}]}");
+    struct sl_cidr proxies[1];
+    assert_int_equal(sl_addr_parse_cidr(&proxies[0], "10.0.0.0/8", 10), 0);
+    struct sl_waf_opts o = {.clock_ms = fake_clock,
+                            .forwarded_from_trusted_only = true,
+                            .trusted_proxies = proxies,
+                            .ntrusted_proxies = 1};
+    struct sl_buf err;
+    sl_buf_init(&err, 1 << 16);
+    struct sl_waf *w = NULL;
+    assert_int_equal(sl_waf_open_json(&o, doc, strlen(doc), &w, &err), 0);
+    struct req q;
+    mk(&q, "GET", "/", NULL, UA, "X-Forwarded-For: 192.0.2.7", NULL);
+    assert_int_equal(sl_addr_parse(&q.r.peer, "10.1.1.1", 8), 0);
+    assert_int_equal(judge(w, &q, "10.1.1.1").action, SL_WAF_BLOCK);
+    assert_int_equal(sl_addr_parse(&q.r.peer, "203.0.113.1", 11), 0);
+    assert_int_equal(judge(w, &q, "203.0.113.1").action, SL_WAF_ALLOW);
+    sl_waf_free(w);
+    sl_buf_free(&err);
+    free(doc);
+}
+
 static void test_rate_based_rule_blocks_over_the_limit_until_the_window_passes(void **state) {
     (void)state;
     fake_now = 1000000;
@@ -1597,6 +1627,7 @@ int main(void) {
         cmocka_unit_test(test_sqli_and_xss_statements_call_the_detectors),
         cmocka_unit_test(test_ip_set_matches_ipv4_and_ipv6_cidrs),
         cmocka_unit_test(test_ip_set_reference_by_arn_and_forwarded_ip_config),
+        cmocka_unit_test(test_forwarded_ip_is_read_only_from_a_trusted_proxy),
         cmocka_unit_test(test_rate_based_rule_blocks_over_the_limit_until_the_window_passes),
         cmocka_unit_test(test_rate_based_scope_down_and_forwarded_ip_and_constant_keys),
         cmocka_unit_test(test_rate_table_memory_is_bounded_and_evicts_the_stalest),

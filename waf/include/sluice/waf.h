@@ -45,6 +45,13 @@ struct sl_waf_opts {
     void *clock_data;
     size_t rate_capacity; /* [16384] addresses tracked per rate-based rule */
     bool memo_off;        /* [false] no memo of values seen before (tests compare with it) */
+    /* [false: from any peer] Forwarded-IP statements (FORWARDED_IP, IPSetForwardedIPConfig) read
+     * their header only when the request's socket peer is in trusted_proxies (the gateway's
+     * SLUICE_TRUSTED_PROXIES, as for the client address); from another peer it counts as absent.
+     * The list is borrowed and must outlive the WAF. */
+    bool forwarded_from_trusted_only;
+    const struct sl_cidr *trusted_proxies;
+    size_t ntrusted_proxies;
 };
 
 /*
