@@ -98,10 +98,7 @@ int gw_gateway_new(uv_loop_t *loop, const struct gw_settings *s, const char *con
     g->loop = loop;
     g->s = s;
     g->kafka_props = kafka_props;
-    const char *index_source;
-    g->index = gw_settings_index(s, hostname, &index_source);
-    SL_INFO("gateway index %d (replies partition %d), from %s", (int)g->index, (int)g->index,
-            index_source);
+    g->index = gw_settings_index(s, hostname, &g->index_source);
     snprintf(g->replica, sizeof g->replica, "%s/%d", hostname ? hostname : "gateway",
              (int)g->index);
     (void)sl_topic_name(s->topic_prefix, SL_TOPIC_REQUESTS, g->topic_requests, GW_TOPIC_MAX);
@@ -318,8 +315,10 @@ int gw_gateway_start(struct gw_gateway *g, struct sl_buf *err) {
         sl_buf_printf(err, "SLUICE_LISTEN: cannot listen on %s: %s\n", listen, sl_strerror(rc));
         return rc;
     }
-    SL_INFO("gateway %s serving on %s (replies partition %d from offset %lld, %zu routes)",
-            g->replica, listen, (int)g->index, (long long)at, g->routes->n);
+    SL_INFO("gateway %s serving on %s (index %d, from %s; replies partition %d from offset "
+            "%lld, %zu routes)",
+            g->replica, listen, (int)g->index, g->index_source, (int)g->index, (long long)at,
+            g->routes->n);
     return 0;
 }
 

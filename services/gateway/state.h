@@ -74,7 +74,8 @@ struct gw_gateway {
     uv_loop_t *loop;
     const struct gw_settings *s;
     const char *const *kafka_props;
-    int32_t index; /* the replies partition this replica reads */
+    int32_t index;            /* the replies partition this replica reads */
+    const char *index_source; /* where the index came from, for the start-up line */
     char replica[300];
     char topic_requests[GW_TOPIC_MAX];
     char topic_replies[GW_TOPIC_MAX];
