@@ -122,7 +122,20 @@ int wk_child_main(const struct wk_settings *s, int fd) {
     sl_buf_init(&c.in, WK_FRAME_MAX);
     sl_buf_init(&c.out, WK_FRAME_MAX);
     int code = 0;
-    if (load(&c) < 0 || wk_frame_write_fd(fd, "", 0) < 0) {
+    /* The routes and plugins are the operator's, loaded with the worker's rights; requests are
+     * not: a root worker's child gives root up before it takes the first. */
+    if (load(&c) < 0) {
+        code = 3;
+        goto out;
+    }
+    int dropped = wk_sandbox_drop_user(s->handler_user);
+    if (dropped < 0) {
+        SL_ERROR("handler child: cannot switch to SLUICE_HANDLER_USER %s: %s", s->handler_user,
+                 sl_strerror(dropped));
+        code = 3;
+        goto out;
+    }
+    if (wk_frame_write_fd(fd, "", 0) < 0) {
         code = 3;
         goto out;
     }

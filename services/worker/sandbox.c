@@ -1,7 +1,10 @@
-/* The handler child's confinement: resource limits and a seccomp filter (libseccomp). */
+/* The handler child's confinement: resource limits, a seccomp filter (libseccomp) and, under a
+ * root worker, another user. */
 #include "sandbox.h"
 
 #include <errno.h>
+#include <grp.h>
+#include <pwd.h>
 #include <seccomp.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -11,7 +14,10 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
+#include "sluice/buf.h"
+#include "sluice/error.h"
 #include "sluice/log.h"
 
 #if defined(__SANITIZE_ADDRESS__)
@@ -177,4 +183,63 @@ char **wk_sandbox_env(char *const *env) {
 void wk_sandbox_kill_group(int pid) {
     if (pid > 0)
         kill(-pid, SIGKILL);
+}
+
+int wk_sandbox_resolve_user(const char *user, unsigned *uid, unsigned *gid, struct sl_buf *err) {
+    if (!user || !*user) {
+        sl_buf_printf(err, "SLUICE_HANDLER_USER: empty; name the user handler processes run as");
+        return SL_ERR_CONFIG;
+    }
+    char buf[4096];
+    struct passwd pw, *found = NULL;
+    char *end;
+    errno = 0;
+    unsigned long n = strtoul(user, &end, 10);
+    if (*end == '\0' && errno == 0) {
+        if (n == 0 || n > 0xfffffffe) {
+            sl_buf_printf(err, "SLUICE_HANDLER_USER: %s is %s; name an unprivileged user", user,
+                          n == 0 ? "root" : "out of range");
+            return SL_ERR_CONFIG;
+        }
+        *uid = (unsigned)n;
+        *gid = (unsigned)n; /* a bare number: its own group, as container runtimes do */
+        if (getpwuid_r((uid_t)n, &pw, buf, sizeof buf, &found) == 0 && found)
+            *gid = (unsigned)found->pw_gid;
+        return 0;
+    }
+    if (getpwnam_r(user, &pw, buf, sizeof buf, &found) != 0 || !found) {
+        sl_buf_printf(err,
+                      "SLUICE_HANDLER_USER: no user \"%s\" on this host (give a name from "
+                      "/etc/passwd or a number)",
+                      user);
+        return SL_ERR_CONFIG;
+    }
+    if (found->pw_uid == 0) {
+        sl_buf_printf(err, "SLUICE_HANDLER_USER: %s is root; name an unprivileged user", user);
+        return SL_ERR_CONFIG;
+    }
+    *uid = (unsigned)found->pw_uid;
+    *gid = (unsigned)found->pw_gid;
+    return 0;
+}
+
+int wk_sandbox_drop_user(const char *user) {
+    if (geteuid() != 0)
+        return 0;
+    unsigned uid, gid;
+    struct sl_buf err;
+    sl_buf_init(&err, 512);
+    int rc = wk_sandbox_resolve_user(user, &uid, &gid, &err);
+    if (rc < 0) {
+        SL_ERROR("handler child: %s", err.data ? err.data : sl_strerror(rc));
+        sl_buf_free(&err);
+        return rc;
+    }
+    sl_buf_free(&err);
+    if (setgroups(0, NULL) < 0 || setgid((gid_t)gid) < 0 || setuid((uid_t)uid) < 0)
+        return -errno;
+    /* A process that could get root back has not dropped it. */
+    if (setuid(0) == 0 || geteuid() == 0 || getegid() == 0)
+        return -EPERM;
+    return 0;
 }

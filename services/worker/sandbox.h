@@ -28,6 +28,20 @@ int wk_sandbox_apply(uint64_t memory_mb);
  */
 char **wk_sandbox_env(char *const *env);
 
+/*
+ * The user a handler child of a root worker runs as: `user` is a name or a number. Fills *uid and
+ * *gid (the user's primary group) and returns 0, or SL_ERR_CONFIG with err filled.
+ */
+struct sl_buf;
+int wk_sandbox_resolve_user(const char *user, unsigned *uid, unsigned *gid, struct sl_buf *err);
+
+/*
+ * When the process is root: drops every supplementary group and switches to `user`'s group and
+ * user id for good (a handler then cannot read root's files, signal other processes or undo it).
+ * Nothing happens when it is not root. Returns 0 or a negative code (the child must not serve).
+ */
+int wk_sandbox_drop_user(const char *user);
+
 /* Kills the process group a handler child leads (it and every process it started). */
 void wk_sandbox_kill_group(int pid);
 

@@ -64,6 +64,14 @@ const struct sl_config_option wk_settings_table[] = {
      .max = 1048576,
      .description = "Memory limit of each handler child in MiB (address space and resident "
                     "set)."},
+    {.name = "handler_user",
+     .env = "SLUICE_HANDLER_USER",
+     .type = SL_CONFIG_STRING,
+     .offset = OPT(handler_user),
+     .def = "nobody",
+     .description = "When the worker runs as root, the user (name or number) its handler "
+                    "processes switch to once their routes and plugins are loaded, before any "
+                    "request; ignored when the worker is not root."},
     {.name = "max_queued",
      .env = "SLUICE_WORKER_MAX_QUEUED",
      .type = SL_CONFIG_INT64,

@@ -19,6 +19,7 @@ struct wk_settings {
     char *routes_file;
     char *group_id;
     char *instance_id;   /* NULL: the host name */
+    char *handler_user;  /* the user handler processes switch to when the worker runs as root */
     int64_t concurrency; /* 0: 2 x online CPUs */
     int64_t max_attempts;
     int64_t retry_backoff_ms;

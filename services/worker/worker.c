@@ -5,12 +5,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "sluice/error.h"
 #include "sluice/log.h"
 #include "sluice/time.h"
 #include "sluice/topics.h"
 #include "frame.h"
+#include "sandbox.h"
 #include "worker_internal.h"
 
 #define WK_STARTUP_TIMEOUT_MS 10000
@@ -767,8 +769,18 @@ int wk_worker_new(uv_loop_t *loop, const struct wk_settings *s, const char *cons
 
 int wk_worker_start(struct wk_worker *w, struct sl_buf *errors) {
     static const enum sl_topic own_topics[] = {SL_TOPIC_REQUESTS, SL_TOPIC_REPLIES, SL_TOPIC_DLQ};
-    int rc = sl_topics_ensure(w->kafka_props, w->s->topic_prefix, own_topics, 3,
-                              w->s->auto_create_topics, WK_STARTUP_TIMEOUT_MS, errors);
+    int rc;
+    if (geteuid() == 0) { /* checked here, so that a bad user stops the start, not each child */
+        unsigned uid, gid;
+        if ((rc = wk_sandbox_resolve_user(w->s->handler_user, &uid, &gid, errors)) < 0) {
+            sl_buf_append_str(errors, "\n");
+            return rc;
+        }
+        SL_INFO("running as root: handler processes switch to %s (uid %u, gid %u)",
+                w->s->handler_user, uid, gid);
+    }
+    rc = sl_topics_ensure(w->kafka_props, w->s->topic_prefix, own_topics, 3,
+                          w->s->auto_create_topics, WK_STARTUP_TIMEOUT_MS, errors);
     if (rc < 0)
         return rc;
     char errstr[SL_KAFKA_ERRSTR_LEN] = "";

@@ -3,12 +3,16 @@ of the environment, the system calls it is refused, its limits, and that a proce
 dies with it on a timeout."""
 import errno
 import json
+import os
+import pathlib
+import pwd
+import tempfile
 import time
 
 import pytest
 import requests
 
-from harness import Gateway, create_topics, new_key, new_prefix, write_keys_file
+from harness import Gateway, Service, create_topics, new_key, new_prefix, write_keys_file
 from test_worker import WorkerProcess
 
 
@@ -66,8 +70,42 @@ def test_handler_sees_no_secret_in_its_environment(sandboxed):
 
 
 def test_a_process_the_handler_started_dies_with_it_on_timeout(sandboxed):
-    marker = sandboxed["tmp"] / "orphan-was-here"
+    # A place the handler's user can write to (under a root worker it is no longer root).
+    shared = pathlib.Path(tempfile.mkdtemp(prefix="sluice-sandbox-"))
+    shared.chmod(0o1777)
+    marker = shared / "orphan-was-here"
     r = call(sandboxed, f"/sandbox/orphan?marker={marker}")
     assert r.status_code == 502  # the handler spun past its 1.5 s timeout and was killed
     time.sleep(4)  # the grandchild would have written the marker 3 s after it started
     assert not marker.exists()
+
+
+def test_the_handler_of_a_root_worker_runs_as_an_unprivileged_user_for_good(sandboxed):
+    got = call(sandboxed, "/sandbox/probe").json()
+    if os.geteuid() == 0:
+        nobody = pwd.getpwnam("nobody")  # SLUICE_HANDLER_USER's default
+        assert (got["uid"], got["euid"], got["gid"]) == (nobody.pw_uid, nobody.pw_uid,
+                                                         nobody.pw_gid)
+        assert got["groups"] == 0  # root's supplementary groups are gone too
+        assert got["setuid0"] == errno.EPERM  # and root cannot be taken back
+    else:
+        assert (got["uid"], got["euid"]) == (os.getuid(), os.geteuid())
+
+
+def test_a_handler_user_that_does_not_exist_stops_a_root_worker_at_start(
+        plain_build_dir, kafka_bootstrap, tmp_path):
+    prefix = new_prefix()
+    create_topics(kafka_bootstrap, prefix)
+    routes_file = tmp_path / "routes.json"
+    routes_file.write_text(json.dumps({"routes": [
+        {"method": "ANY", "path": "/{proxy+}", "api_key_required": True, "handler": "echo"}]}))
+    w = WorkerProcess(plain_build_dir, tmp_path, kafka_bootstrap, prefix, routes_file,
+                      SLUICE_HANDLER_USER="no-such-user-here")
+    if os.geteuid() != 0:  # not root: the setting does not apply and the worker starts
+        w.start()
+        assert w.stop() == 0
+        return
+    Service.start(w)  # the process alone: it is not expected to become ready
+    assert w.proc.wait(timeout=30) == 1, w.log_text()[-2000:]
+    assert "SLUICE_HANDLER_USER: no user" in w.log_text(), w.log_text()[-2000:]
+    assert "no-such-user-here" in w.log_text()

@@ -1,6 +1,7 @@
 /* Test plugin: tries what a confined handler must not be able to do and reports each result.
- * "/…/probe": JSON with the errno of ptrace, raw and packet sockets, setsid, the limits in force
- * and the names of the environment variables it can see. "/…/orphan?marker=F": forks a
+ * "/…/probe": JSON with the errno of ptrace, raw and packet sockets, setsid, the limits in force,
+ * its user and groups (and the errno of setuid(0)) and the names of the environment variables
+ * it can see. "/…/orphan?marker=F": forks a
  * grandchild that creates F after 3 s, then spins until the supervisor kills the handler. */
 #include <errno.h>
 #include <fcntl.h>
@@ -53,10 +54,12 @@ static int probe_socket(int domain, int type) {
 static void probe(struct sluice_response_v1 *resp) {
     int n = snprintf(out, sizeof out,
                      "{\"ptrace\":%d,\"raw\":%d,\"packet\":%d,\"setsid\":%d,\"core\":%ld,"
-                     "\"nofile\":%ld,\"nproc\":%ld,\"env\":[",
+                     "\"nofile\":%ld,\"nproc\":%ld,\"uid\":%ld,\"euid\":%ld,\"gid\":%ld,"
+                     "\"groups\":%d,\"setuid0\":%d,\"env\":[",
                      probe_ptrace(), probe_socket(AF_INET, SOCK_RAW),
                      probe_socket(AF_PACKET, SOCK_RAW), errno_of(setsid()), soft_limit(RLIMIT_CORE),
-                     soft_limit(RLIMIT_NOFILE), soft_limit(RLIMIT_NPROC));
+                     soft_limit(RLIMIT_NOFILE), soft_limit(RLIMIT_NPROC), (long)getuid(),
+                     (long)geteuid(), (long)getgid(), getgroups(0, NULL), errno_of(setuid(0)));
     for (char **e = environ; *e && n < (int)sizeof out - 512; e++) {
         const char *eq = strchr(*e, '=');
         n += snprintf(out + n, sizeof out - (size_t)n, "%s\"%.*s\"", e == environ ? "" : ",",
