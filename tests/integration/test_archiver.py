@@ -23,7 +23,11 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, Topi
 from harness import Service, create_topics, free_port, new_prefix
 
 PARTITIONS = 4
-DAY1 = 1_790_000_000_000 - 1_790_000_000_000 % 86_400_000  # a UTC midnight in 2026
+# Two whole UTC days in the recent past: inside the audit topic's 7-day retention (older record
+# timestamps are deleted by the broker before the archiver reads them) and not in the future
+# (Kafka refuses timestamps more than an hour ahead).
+_NOW_MS = int(time.time() * 1000)
+DAY1 = _NOW_MS - _NOW_MS % 86_400_000 - 3 * 86_400_000
 DAY2 = DAY1 + 86_400_000
 KEY_RE = re.compile(r"^(?:(?P<prefix>.+)/)?api-logs/year=(?P<y>\d{4})/month=(?P<m>\d{2})/"
                     r"day=(?P<d>\d{2})/(?P<topic>[^+/]+)\+(?P<p>\d+)\+(?P<off>\d{20})\.ndjson\.gz$")
