@@ -10,6 +10,16 @@
 #include "sluice/log.h"
 #include "sluice/time.h"
 
+rd_kafka_conf_t *sl_kafka_conf_new(const char *const *props, char *errstr, size_t errstr_len) {
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    if (sl__kafka_conf_apply(conf, props, errstr, errstr_len) < 0) {
+        rd_kafka_conf_destroy(conf);
+        return NULL;
+    }
+    rd_kafka_conf_set_log_cb(conf, sl__kafka_log_cb);
+    return conf;
+}
+
 static rd_kafka_t *admin_client(const char *const *props, char *errstr, size_t errlen, int *rc) {
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     *rc = sl__kafka_conf_apply(conf, props, errstr, errlen);

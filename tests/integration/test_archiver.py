@@ -405,8 +405,9 @@ def test_objects_in_a_bucket_set_up_with_sluicectl_report_sse_kms(
 
 # ---- S3 outages: an emulator of the test's own, stopped and started ---------------------------
 
-NODE_MODULES = pathlib.Path(os.environ.get("SLUICE_TEST_NODE_MODULES",
-                                           "/work/main/.deps/node/node_modules"))
+NODE_MODULES = pathlib.Path(os.environ.get(
+    "SLUICE_TEST_NODE_MODULES",
+    pathlib.Path(__file__).resolve().parents[2] / ".deps" / "node" / "node_modules"))
 
 
 class OwnS3:
@@ -454,7 +455,7 @@ class OwnS3:
 @pytest.fixture
 def own_s3(root_dir, tmp_path):
     if not (NODE_MODULES / "@20minutes" / "s3rver").is_dir():
-        pytest.skip("s3rver is not installed (scripts/install-deps)")
+        pytest.fail(f"s3rver is not installed in {NODE_MODULES} (scripts/install-deps)")
     s3 = OwnS3(root_dir, tmp_path).start()
     yield s3
     s3.stop()

@@ -15,6 +15,7 @@
 #include <cjson/cJSON.h>
 #include <openssl/crypto.h>
 
+#include "args.h"
 #include "sluice/error.h"
 #include "sluice/fileio.h"
 #include "sluice/keys.h"
@@ -194,38 +195,6 @@ static int parse_opts(int argc, char **argv, struct keys_opts *o) {
 }
 
 /* "30d" -> milliseconds; units s, m, h, d, w. */
-static int parse_duration(const char *s, int64_t *out_ms) {
-    char *end;
-    errno = 0;
-    long long n = strtoll(s, &end, 10);
-    if (errno || end == s || n <= 0 || end[0] == '\0' || end[1] != '\0' || s[0] == '+')
-        return -EINVAL;
-    int64_t unit;
-    switch (end[0]) {
-    case 's':
-        unit = 1000;
-        break;
-    case 'm':
-        unit = 60 * 1000;
-        break;
-    case 'h':
-        unit = 3600 * 1000;
-        break;
-    case 'd':
-        unit = 86400 * 1000;
-        break;
-    case 'w':
-        unit = 7LL * 86400 * 1000;
-        break;
-    default:
-        return -EINVAL;
-    }
-    if (n > 100LL * 365 * 86400 * 1000 / unit) /* a century is plenty */
-        return -ERANGE;
-    *out_ms = n * unit;
-    return 0;
-}
-
 /* Keys files are edited under an exclusive flock on "<file>.lock", held until exit. */
 static int lock_file(const char *path, int *fd_out) {
     size_t n = strlen(path) + sizeof ".lock";
@@ -358,7 +327,7 @@ static int cmd_create(const struct keys_opts *o, const char *path) {
         return usage_error("create", "--expires: %s is not in the future", o->expires);
     if (o->expires_in) {
         int64_t d;
-        if (parse_duration(o->expires_in, &d) != 0)
+        if (ctl_parse_duration(o->expires_in, &d) != 0)
             return usage_error("create", "--expires-in: expected a number with s, m, h, d or w "
                                          "(e.g. 30d)");
         rec.expires_ms = now + d;

@@ -247,6 +247,14 @@ struct sl_kafka_topic_spec {
 };
 
 /*
+ * A librdkafka configuration with `props` (NULL or NULL-terminated name,value pairs) applied and
+ * Sluice's log callback set, for blocking clients that drive librdkafka directly (sluicectl).
+ * NULL with errstr naming the property when one is refused. The caller owns the result (it
+ * passes to rd_kafka_new, or rd_kafka_conf_destroy).
+ */
+rd_kafka_conf_t *sl_kafka_conf_new(const char *const *props, char *errstr, size_t errstr_len);
+
+/*
  * Fetches metadata and sets missing[i] = 1 for every topics[i] the cluster does not have
  * (0 otherwise). `props` configures the temporary client (bootstrap.servers at least).
  * Returns 0, or SL_ERR_KAFKA / SL_ERR_TIMEOUT with errstr filled.
