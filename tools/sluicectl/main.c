@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include "ctl.h"
+#include "dlq.h"
 #include "keys.h"
 #include "s3.h"
 #include "topics.h"
@@ -77,7 +78,9 @@ static const struct ctl_group groups[] = {
     {.name = "topics", .run = ctl_topics_main, .summary = "create the Kafka topics (idempotent)"},
     {.name = "s3", .run = ctl_s3_main, .summary = "set up the archive bucket; print its policy"},
     {.name = "waf", .run = ctl_waf_main, .summary = "check a WAFv2 web ACL; evaluate requests"},
-    /* ---- More groups go here (one file per group, e.g. dlq.c). ---- */
+    {.name = "dlq",
+     .run = ctl_dlq_main,
+     .summary = "inspect, filter and replay the dead-letter topic"},
 };
 #define CTL_NGROUPS (sizeof groups / sizeof groups[0])
 
