@@ -72,10 +72,10 @@ void ctl_cmd_help(FILE *out, const char *group, const struct ctl_cmd *cmd) {
         char left[48];
         snprintf(left, sizeof left, "%s%s%s", o->name, o->metavar ? " " : "",
                  o->metavar ? o->metavar : "");
-        fprintf(out, "  %-22s %s%s\n", left, o->help,
+        fprintf(out, "  %-24s %s%s\n", left, o->help,
                 o->kind == CTL_OPT_LIST ? " (may be repeated)" : "");
     }
-    fputs("  --help                 this help\n", out);
+    fputs("  --help                   this help\n", out);
 }
 
 static void group_help(FILE *out, const struct ctl_group_def *g) {

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "args.h"
 #include "sluice/kafka.h"
 #include "sluice/topics.h"
 
@@ -18,24 +19,6 @@ static const char *const partition_flags[SL_TOPIC_COUNT] = {
 };
 #define NTOPICS SL_TOPIC_COUNT
 
-static void help(FILE *out) {
-    fputs("Usage: sluicectl topics create [options]\n"
-          "\n"
-          "Creates the Sluice topics (prefix SLUICE_TOPIC_PREFIX) with librdkafka's admin API.\n"
-          "A topic that exists already is left as it is, so running it twice is safe.\n"
-          "Kafka is reached through SLUICE_KAFKA_BOOTSTRAP_SERVERS (and any SLUICE_KAFKA_*).\n"
-          "\n"
-          "Options:\n",
-          out);
-    for (size_t i = 0; i < NTOPICS; i++)
-        fprintf(out, "  %-24s N  partitions of <prefix>%s (%d): %s\n", partition_flags[i],
-                sl_topic_catalog[i].suffix, sl_topic_catalog[i].partitions,
-                sl_topic_catalog[i].why);
-    fputs("  --replication-factor   N  (-1: the broker's default)\n"
-          "  --timeout-ms           N  how long to wait for the cluster (30000)\n",
-          out);
-}
-
 static int parse_int(const char *s, long min, long max, int *out) {
     char *end;
     errno = 0;
@@ -46,70 +29,75 @@ static int parse_int(const char *s, long min, long max, int *out) {
     return 0;
 }
 
-static int usage(const char *what, const char *arg) {
-    fprintf(stderr, "sluicectl topics: %s%s%s\nRun 'sluicectl topics --help' for usage.\n", what,
-            arg ? " " : "", arg ? arg : "");
-    return CTL_EXIT_USAGE;
-}
-
-static int cmd_create(int argc, char **argv, const struct ctl_env *env) {
+static int cmd_create(const struct ctl_args *a, const struct ctl_env *env) {
     int partitions[NTOPICS];
     int replication = -1, timeout_ms = 30000;
-    for (size_t i = 0; i < NTOPICS; i++)
+    for (size_t i = 0; i < NTOPICS; i++) {
         partitions[i] = sl_topic_catalog[i].partitions;
-    for (int i = 0; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            help(stdout);
-            return CTL_EXIT_OK;
-        }
-        if (i + 1 >= argc)
-            return usage("missing a value for", a);
-        const char *v = argv[++i];
-        int done = 0;
-        for (size_t t = 0; t < NTOPICS && !done; t++)
-            if (!strcmp(a, partition_flags[t])) {
-                if (parse_int(v, 1, 10000, &partitions[t]) < 0)
-                    return usage("partitions must be 1..10000, not", v);
-                done = 1;
-            }
-        if (done)
-            continue;
-        if (!strcmp(a, "--replication-factor")) {
-            if (parse_int(v, -1, 32, &replication) < 0 || replication == 0)
-                return usage("--replication-factor must be -1 or 1..32, not", v);
-        } else if (!strcmp(a, "--timeout-ms")) {
-            if (parse_int(v, 100, 600000, &timeout_ms) < 0)
-                return usage("--timeout-ms must be 100..600000, not", v);
-        } else {
-            return usage("unknown option", a);
-        }
+        const char *v = ctl_arg(a, partition_flags[i]);
+        if (v && parse_int(v, 1, 10000, &partitions[i]) < 0)
+            return ctl_usage_error("topics", "create", "%s: partitions must be 1..10000, not %s",
+                                   partition_flags[i], v);
     }
+    const char *v = ctl_arg(a, "--replication-factor");
+    if (v && (parse_int(v, -1, 32, &replication) < 0 || replication == 0))
+        return ctl_usage_error("topics", "create",
+                               "--replication-factor must be -1 or 1..32, not %s", v);
+    v = ctl_arg(a, "--timeout-ms");
+    if (v && parse_int(v, 100, 600000, &timeout_ms) < 0)
+        return ctl_usage_error("topics", "create", "--timeout-ms must be 100..600000, not %s", v);
 
     static const enum sl_topic all[NTOPICS] = {SL_TOPIC_REQUESTS, SL_TOPIC_REPLIES, SL_TOPIC_DLQ,
                                                SL_TOPIC_AUDIT};
     char names[NTOPICS][SL_TOPIC_NAME_MAX + 1];
     for (size_t i = 0; i < NTOPICS; i++)
         if (sl_topic_name(env->topic_prefix, all[i], names[i], sizeof names[i]) < 0)
-            return usage("SLUICE_TOPIC_PREFIX is too long:", env->topic_prefix);
+            return ctl_usage_error("topics", "create", "SLUICE_TOPIC_PREFIX is too long: %s",
+                                   env->topic_prefix);
     char errstr[SL_KAFKA_ERRSTR_LEN];
     if (sl_topics_create(env->kafka_props, env->topic_prefix, all, NTOPICS, partitions, replication,
-                         timeout_ms, errstr, sizeof errstr) < 0) {
-        fprintf(stderr, "sluicectl topics create: %s\n", errstr);
-        return CTL_EXIT_ERROR;
-    }
+                         timeout_ms, errstr, sizeof errstr) < 0)
+        return ctl_op_error("topics", "create", "%s", errstr);
     for (size_t i = 0; i < NTOPICS; i++)
         printf("%s\tready\n", names[i]);
     return CTL_EXIT_OK;
 }
 
+/* The partition options' help names the catalog's counts and purposes: filled at start. */
+static char partition_help[NTOPICS][200];
+static struct ctl_opt create_opts[] = {
+    {"--requests-partitions", CTL_OPT_VALUE, "N", partition_help[SL_TOPIC_REQUESTS]},
+    {"--replies-partitions", CTL_OPT_VALUE, "N", partition_help[SL_TOPIC_REPLIES]},
+    {"--dlq-partitions", CTL_OPT_VALUE, "N", partition_help[SL_TOPIC_DLQ]},
+    {"--audit-partitions", CTL_OPT_VALUE, "N", partition_help[SL_TOPIC_AUDIT]},
+    {"--replication-factor", CTL_OPT_VALUE, "N", "-1 (the broker's default) or 1..32"},
+    {"--timeout-ms", CTL_OPT_VALUE, "N", "how long to wait for the cluster (30000)"},
+};
+
+static const struct ctl_cmd cmds[] = {
+    {.name = "create",
+     .summary = "create the Sluice topics from the catalog (idempotent)",
+     .description =
+         "Creates <prefix>requests, replies, dlq and audit (prefix SLUICE_TOPIC_PREFIX) with\n"
+         "librdkafka's admin API, shaped from the topic catalog. A topic that exists\n"
+         "already is left as it is, so running it twice is safe. Kafka is reached through\n"
+         "SLUICE_KAFKA_BOOTSTRAP_SERVERS (and any SLUICE_KAFKA_*).",
+     .opts = create_opts,
+     .nopts = sizeof create_opts / sizeof create_opts[0],
+     .run = cmd_create},
+};
+
+static const struct ctl_group_def group = {
+    .name = "topics",
+    .description = "The Kafka topics Sluice uses.",
+    .cmds = cmds,
+    .ncmds = sizeof cmds / sizeof cmds[0],
+};
+
 int ctl_topics_main(int argc, char **argv, const struct ctl_env *env) {
-    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") ||
-        !strcmp(argv[1], "help")) {
-        help(argc < 2 ? stderr : stdout);
-        return argc < 2 ? CTL_EXIT_USAGE : CTL_EXIT_OK;
-    }
-    if (!strcmp(argv[1], "create"))
-        return cmd_create(argc - 2, argv + 2, env);
-    return usage("unknown command", argv[1]);
+    for (size_t i = 0; i < NTOPICS; i++)
+        snprintf(partition_help[i], sizeof partition_help[i], "partitions of <prefix>%s (%d): %s",
+                 sl_topic_catalog[i].suffix, sl_topic_catalog[i].partitions,
+                 sl_topic_catalog[i].why);
+    return ctl_group_run(&group, argc, argv, env);
 }

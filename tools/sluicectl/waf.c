@@ -2,11 +2,16 @@
  * its JSON path; `eval` runs raw HTTP requests through one and prints each verdict. */
 #include "waf.h"
 
+#include <arpa/inet.h>
+
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <cjson/cJSON.h>
+
+#include "args.h"
 #include "sluice/buf.h"
 #include "sluice/error.h"
 #include "sluice/http.h"
@@ -15,52 +20,26 @@
 #define CTL_WAF_MAX_INPUT (64u << 20)
 #define MAX_HEADERS       256
 
-static void help(FILE *out) {
-    fputs("Usage: sluicectl waf <command> [options]\n"
-          "\n"
-          "Commands:\n"
-          "  check ACL.json...                validate web ACL documents (WAFv2 JSON, a\n"
-          "                                   {\"WebACL\": ...} export, or a bare Rules list);\n"
-          "                                   prints each error with its JSON path; exit 1 if\n"
-          "                                   any is invalid\n"
-          "  eval [--ip ADDR] ACL.json [REQ...]\n"
-          "                                   read raw HTTP/1.1 requests (several per file,\n"
-          "                                   bodies by Content-Length) from the files or stdin\n"
-          "                                   and print, per request: number, method and target,\n"
-          "                                   action, terminating rule (group/rule), labels\n"
-          "\n"
-          "ACL.json may be @default: the web ACL the gateway uses when SLUICE_WAF_ACL_FILE is "
-          "unset.\n",
-          out);
-}
-
-static int usage(const char *what, const char *arg) {
-    fprintf(stderr, "sluicectl waf: %s%s%s%s\nRun 'sluicectl waf --help' for usage.\n", what,
-            arg ? " '" : "", arg ? arg : "", arg ? "'" : "");
-    return CTL_EXIT_USAGE;
-}
-
 static int open_waf(const char *path, struct sl_waf **w, struct sl_buf *err) {
     struct sl_waf_opts o = {.acl_file = strcmp(path, "@default") ? path : NULL};
     return sl_waf_open(&o, w, err);
 }
 
-static int cmd_check(int argc, char **argv) {
-    if (argc < 1)
-        return usage("check needs at least one ACL file", NULL);
+static int cmd_check(const struct ctl_args *a, const struct ctl_env *env) {
+    (void)env;
     int rc = CTL_EXIT_OK;
-    for (int i = 0; i < argc; i++) {
+    for (int i = 0; i < a->npos; i++) {
+        const char *path = a->pos[i];
         struct sl_buf err;
         sl_buf_init(&err, 1 << 20);
         struct sl_waf *w = NULL;
-        int r = open_waf(argv[i], &w, &err);
+        int r = open_waf(path, &w, &err);
         if (r < 0) {
             fputs(err.data ? err.data : sl_strerror(r), stderr);
-            fprintf(stderr, "%s: invalid\n", argv[i]);
+            fprintf(stderr, "%s: invalid\n", path);
             rc = CTL_EXIT_ERROR;
         } else {
-            printf("%s: ok: web ACL %s, %zu rules\n", argv[i], sl_waf_name(w),
-                   sl_waf_rule_count(w));
+            printf("%s: ok: web ACL %s, %zu rules\n", path, sl_waf_name(w), sl_waf_rule_count(w));
             sl_waf_free(w);
         }
         sl_buf_free(&err);
@@ -77,8 +56,35 @@ static int read_all(FILE *f, struct sl_buf *out) {
     return ferror(f) ? -1 : 0;
 }
 
-static void print_verdict(size_t n, const struct sl_http_request *r,
-                          const struct sl_waf_verdict *v) {
+static void print_verdict(size_t n, const struct sl_http_request *r, const struct sl_waf_verdict *v,
+                          bool json) {
+    if (json) {
+        cJSON *o = cJSON_CreateObject();
+        char *method = strndup(r->method.p, r->method.len);
+        char *target = strndup(r->url.p, r->url.len);
+        cJSON_AddNumberToObject(o, "n", (double)n);
+        cJSON_AddStringToObject(o, "method", method ? method : "");
+        cJSON_AddStringToObject(o, "target", target ? target : "");
+        cJSON_AddStringToObject(o, "action", sl_waf_action_name(v->action));
+        cJSON_AddStringToObject(o, "rule", v->rule);
+        if (v->group_rule)
+            cJSON_AddStringToObject(o, "group_rule", v->group_rule);
+        else
+            cJSON_AddNullToObject(o, "group_rule");
+        cJSON *labels = cJSON_AddArrayToObject(o, "labels");
+        for (size_t i = 0; i < v->nlabels; i++)
+            cJSON_AddItemToArray(labels, cJSON_CreateString(v->labels[i]));
+        if (v->action == SL_WAF_BLOCK)
+            cJSON_AddNumberToObject(o, "status", v->custom_status ? v->custom_status : 403);
+        char *line = cJSON_PrintUnformatted(o);
+        if (line)
+            printf("%s\n", line);
+        free(line);
+        free(method);
+        free(target);
+        cJSON_Delete(o);
+        return;
+    }
     printf("%zu\t%.*s %.*s\t%s\t%s%s%s\t", n, (int)r->method.len, r->method.p, (int)r->url.len,
            r->url.p, sl_waf_action_name(v->action), v->rule, v->group_rule ? "/" : "",
            v->group_rule ? v->group_rule : "");
@@ -89,7 +95,7 @@ static void print_verdict(size_t n, const struct sl_http_request *r,
     putchar('\n');
 }
 
-static int eval_stream(struct sl_waf *w, FILE *f, const char *ip, size_t *count) {
+static int eval_stream(struct sl_waf *w, FILE *f, const char *ip, bool json, size_t *count) {
     struct sl_buf in;
     sl_buf_init(&in, CTL_WAF_MAX_INPUT);
     if (read_all(f, &in) < 0) {
@@ -102,27 +108,25 @@ static int eval_stream(struct sl_waf *w, FILE *f, const char *ip, size_t *count)
     while (sl_waf_read_raw_request(&p, end, false, &r, hs, MAX_HEADERS)) {
         struct sl_waf_verdict v;
         sl_waf_evaluate(w, &r, ip, &v);
-        print_verdict(++*count, &r, &v);
+        print_verdict(++*count, &r, &v, json);
     }
     sl_buf_free(&in);
     return 0;
 }
 
-static int cmd_eval(int argc, char **argv) {
-    const char *ip = "127.0.0.1";
-    int i = 0;
-    for (; i < argc && argv[i][0] == '-' && argv[i][1]; i++) {
-        if (!strcmp(argv[i], "--ip") && i + 1 < argc)
-            ip = argv[++i];
-        else
-            return usage("unknown option", argv[i]);
-    }
-    if (i >= argc)
-        return usage("eval needs an ACL file", NULL);
+static int cmd_eval(const struct ctl_args *a, const struct ctl_env *env) {
+    (void)env;
+    const char *ip = ctl_arg(a, "--ip");
+    if (!ip)
+        ip = "127.0.0.1";
+    unsigned char probe[16];
+    if (inet_pton(AF_INET, ip, probe) != 1 && inet_pton(AF_INET6, ip, probe) != 1)
+        return ctl_usage_error("waf", "eval", "--ip: '%s' is not an IPv4 or IPv6 address", ip);
+    bool json = ctl_flag(a, "--json");
     struct sl_buf err;
     sl_buf_init(&err, 1 << 20);
     struct sl_waf *w = NULL;
-    int r = open_waf(argv[i], &w, &err);
+    int r = open_waf(a->pos[0], &w, &err);
     if (r < 0) {
         fputs(err.data ? err.data : sl_strerror(r), stderr);
         sl_buf_free(&err);
@@ -131,16 +135,13 @@ static int cmd_eval(int argc, char **argv) {
     sl_buf_free(&err);
     int rc = CTL_EXIT_OK;
     size_t count = 0;
-    if (i + 1 >= argc) {
-        if (eval_stream(w, stdin, ip, &count) < 0)
-            rc = CTL_EXIT_ERROR;
-    }
-    for (int k = i + 1; k < argc; k++) {
-        FILE *f = strcmp(argv[k], "-") ? fopen(argv[k], "rb") : stdin;
-        if (!f || eval_stream(w, f, ip, &count) < 0) {
-            fprintf(stderr, "sluicectl waf: cannot read %s\n", argv[k]);
-            rc = CTL_EXIT_ERROR;
-        }
+    if (a->npos < 2 && eval_stream(w, stdin, ip, json, &count) < 0)
+        rc = ctl_op_error("waf", "eval", "cannot read standard input");
+    for (int k = 1; k < a->npos; k++) {
+        const char *path = a->pos[k];
+        FILE *f = strcmp(path, "-") ? fopen(path, "rb") : stdin;
+        if (!f || eval_stream(w, f, ip, json, &count) < 0)
+            rc = ctl_op_error("waf", "eval", "cannot read %s", path);
         if (f && f != stdin)
             fclose(f);
     }
@@ -148,16 +149,45 @@ static int cmd_eval(int argc, char **argv) {
     return rc;
 }
 
+static const struct ctl_opt eval_opts[] = {
+    {"--ip", CTL_OPT_VALUE, "ADDR", "the client address the rules see (default 127.0.0.1)"},
+    {"--json", CTL_OPT_FLAG, NULL, "one JSON object per request and line"},
+};
+
+static const struct ctl_cmd cmds[] = {
+    {.name = "check",
+     .positionals = "ACL.json...",
+     .min_pos = 1,
+     .max_pos = CTL_ARGS_MAX_POS,
+     .summary = "validate web ACL documents; every error with its JSON path",
+     .description =
+         "Loads each web ACL document as the gateway does (WAFv2 JSON, a {\"WebACL\": ...}\n"
+         "export, or a bare Rules list) and prints every error with its JSON path.\n"
+         "Exit 1 if any is invalid. ACL.json may be @default: the web ACL the gateway\n"
+         "uses when SLUICE_WAF_ACL_FILE is unset.",
+     .run = cmd_check},
+    {.name = "eval",
+     .positionals = "ACL.json [REQ...]",
+     .min_pos = 1,
+     .max_pos = CTL_ARGS_MAX_POS,
+     .summary = "run raw HTTP requests through a web ACL; print each verdict",
+     .description =
+         "Reads raw HTTP/1.1 requests (several per file, bodies by Content-Length) from\n"
+         "the files, or standard input when none is given ('-' is standard input too),\n"
+         "and prints per request: number, method and target, action, terminating rule\n"
+         "(group/rule), labels, and the status of a block; tab-separated, or --json.",
+     .opts = eval_opts,
+     .nopts = sizeof eval_opts / sizeof eval_opts[0],
+     .run = cmd_eval},
+};
+
+static const struct ctl_group_def group = {
+    .name = "waf",
+    .description = "Check a WAFv2 web ACL and evaluate requests against it, as the gateway would.",
+    .cmds = cmds,
+    .ncmds = sizeof cmds / sizeof cmds[0],
+};
+
 int ctl_waf_main(int argc, char **argv, const struct ctl_env *env) {
-    (void)env;
-    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") ||
-        !strcmp(argv[1], "help")) {
-        help(argc < 2 ? stderr : stdout);
-        return argc < 2 ? CTL_EXIT_USAGE : CTL_EXIT_OK;
-    }
-    if (!strcmp(argv[1], "check"))
-        return cmd_check(argc - 2, argv + 2);
-    if (!strcmp(argv[1], "eval"))
-        return cmd_eval(argc - 2, argv + 2);
-    return usage("unknown command", argv[1]);
+    return ctl_group_run(&group, argc, argv, env);
 }
