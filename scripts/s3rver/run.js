@@ -27,6 +27,10 @@ const server = new S3rver({
   directory: dir,
   silent: true,
   allowMismatchedSignatures: false,
+  // Path-style only, as MinIO without MINIO_DOMAIN: otherwise a request to a host name other
+  // than localhost or the container's own (http://minio:9000 on a compose network) is read as
+  // a virtual-hosted bucket, its path rewritten and its signature no longer matching.
+  vhostBuckets: false,
   configureBuckets: buckets.map((name) => ({ name, configs: [] })),
 })
 
