@@ -10,6 +10,8 @@ the ones it needs are healthy. The fixture below therefore does what Docker Comp
 depends_on: it starts one service at a time, in dependency order, each after its dependencies
 meet their conditions (service_healthy: the service's own health check, run with `podman
 healthcheck run`, passes; service_completed_successfully: it exited 0)."""
+import gzip
+import json
 import os
 import pathlib
 import re
@@ -196,6 +198,42 @@ def test_the_audit_bucket_exists_and_only_published_ports_are_published(stack):
     assert sorted(published.values()) == [
         [["8080/tcp", f"127.0.0.1:{ENV['SLUICE_HTTP_PORT']}"]],
         [["9001/tcp", f"127.0.0.1:{ENV['MINIO_CONSOLE_PORT']}"]]], published
+
+
+def test_the_archiver_writes_the_audit_trail_to_the_bucket(stack):
+    key, _ = demo_key()
+    url = f"http://127.0.0.1:{ENV['SLUICE_HTTP_PORT']}/archived/{os.getpid()}"
+    deadline = time.monotonic() + 120
+    while True:
+        r = requests.get(url, headers={"X-API-Key": key}, timeout=40)
+        if r.status_code == 200 or time.monotonic() > deadline:
+            break
+        time.sleep(2)
+    assert r.status_code == 200, r.text
+    rid = r.headers["x-amzn-RequestId"]
+    (minio,) = containers("minio", all_states=False)
+    # The archiver closes a batch 10 s after its first record (compose.yaml), then uploads it,
+    # signed, to the S3 service; the emulator keeps each object as a file under /data.
+    deadline = time.monotonic() + 120
+    found = []
+    while not found and time.monotonic() < deadline:
+        out = run("podman", "exec", minio, "find", "/data/sluice-audit", "-type", "f",
+                  "-path", "*/dev/api-logs/year=*", check=False).stdout.split()
+        for path in (p for p in out if ".ndjson.gz" in p and "metadata" not in p):
+            blob = subprocess.run(["podman", "exec", minio, "cat", path], capture_output=True,
+                                  timeout=60, env=ENV).stdout
+            try:
+                lines = gzip.decompress(blob).decode().splitlines()
+            except (OSError, EOFError):
+                continue  # not the object's bytes (the emulator's metadata file)
+            found += [json.loads(line) for line in lines
+                      if json.loads(line).get("request_id") == rid]
+        if not found:
+            time.sleep(3)
+    (name,) = containers("archiver", all_states=False)
+    assert found, f"no audit record of {rid} in the bucket; archiver log:\n{logs(name)}"
+    assert len(found) == 1, found  # in exactly one object
+    assert found[0]["status"] == 200 and found[0]["path"] == f"/archived/{os.getpid()}", found[0]
 
 
 def test_the_worker_scales_to_three(stack):

@@ -14,8 +14,7 @@ import pytest
 import requests
 import yaml
 
-from harness import Gateway, create_topics, new_key, new_prefix, write_keys_file
-from test_worker import WorkerProcess
+from test_deploy import exported_metrics
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "compose.yaml"
@@ -24,6 +23,7 @@ SCHEMA = ROOT / ".deps" / "compose-spec.json"
 DASHBOARD = ROOT / "deploy" / "grafana" / "sluice.json"
 BINARIES = {"sluice-gateway": "services/gateway/sluice-gateway",
             "sluice-worker": "services/worker/sluice-worker",
+            "sluice-archiver": "services/archiver/sluice-archiver",
             "sluicectl": "tools/sluicectl/sluicectl"}
 
 
@@ -175,26 +175,7 @@ def test_every_metric_the_dashboard_names_is_exported(build_dir, kafka_bootstrap
     for q in dashboard_queries():
         names |= {re.sub(r"_(bucket|sum|count)$", "", n)
                   for n in re.findall(r"\bsluice_[a-z_]+", q)}
-    prefix = new_prefix()
-    create_topics(kafka_bootstrap, prefix)
-    routes = tmp_path / "routes.json"
-    routes.write_text(json.dumps({"routes": [
-        {"method": "ANY", "path": "/{proxy+}", "api_key_required": True, "handler": "echo"}]}))
-    value, kid, digest = new_key()
-    keys = tmp_path / "keys.json"
-    write_keys_file(keys, [{"id": kid, "hash": digest}])
-    worker = WorkerProcess(build_dir, tmp_path, kafka_bootstrap, prefix, routes).start()
-    gw = Gateway(build_dir, tmp_path, kafka_bootstrap, prefix, keys,
-                 SLUICE_ROUTES_FILE=routes).start()
-    try:
-        r = requests.get(gw.url + "/x", headers={"X-API-Key": value}, timeout=30)
-        assert r.status_code == 200, r.text
-        exported = set()
-        for text in (gw.metrics(), requests.get(worker.admin + "/metrics", timeout=5).text):
-            exported |= set(re.findall(r"^# TYPE (\S+)", text, re.M))
-    finally:
-        gw.stop()
-        worker.stop()
+    exported = exported_metrics(build_dir, kafka_bootstrap, tmp_path)
     missing = names - exported
     assert not missing, f"the dashboard names metrics no service exports: {sorted(missing)}"
     assert len(names) >= 12

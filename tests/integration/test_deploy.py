@@ -15,6 +15,7 @@ import requests
 import yaml
 
 from harness import Gateway, create_topics, new_key, new_prefix, write_keys_file
+from test_archiver import Archiver
 from test_worker import WorkerProcess
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -40,7 +41,7 @@ def kustomize(overlay):
 
 
 def test_alert_rules_pass_promtool_checks_and_unit_tests():
-    assert "SUCCESS: 6 rules found" in run("promtool", "check", "rules", str(ALERTS))
+    assert "SUCCESS: 9 rules found" in run("promtool", "check", "rules", str(ALERTS))
     assert "SUCCESS" in run("promtool", "test", "rules",
                             str(ROOT / "deploy" / "prometheus" / "alerts_test.yaml"))
 
@@ -53,7 +54,10 @@ def alert_metrics():
     return names
 
 
-def test_every_metric_an_alert_names_is_exported(build_dir, kafka_bootstrap, tmp_path):
+def exported_metrics(build_dir, kafka_bootstrap, tmp_path):
+    """The metric families the gateway, the worker and the archiver export, after one request
+    went through (so that per-route families have a sample as well as a TYPE line) and its
+    audit record was archived."""
     prefix = new_prefix()
     create_topics(kafka_bootstrap, prefix)
     routes = tmp_path / "routes.json"
@@ -65,18 +69,26 @@ def test_every_metric_an_alert_names_is_exported(build_dir, kafka_bootstrap, tmp
     worker = WorkerProcess(build_dir, tmp_path, kafka_bootstrap, prefix, routes).start()
     gw = Gateway(build_dir, tmp_path, kafka_bootstrap, prefix, keys,
                  SLUICE_ROUTES_FILE=routes).start()
+    archiver = Archiver(build_dir, tmp_path, kafka_bootstrap, prefix, prefix + "archiver",
+                        f"file://{tmp_path / 'archive'}").start()
     try:
-        # One request through, so that per-route families have a sample as well as a TYPE line.
         r = requests.get(gw.url + "/x", headers={"X-API-Key": value}, timeout=30)
         assert r.status_code == 200, r.text
         exported = set()
-        for text in (gw.metrics(), requests.get(worker.admin + "/metrics", timeout=5).text):
+        for text in (gw.metrics(), requests.get(worker.admin + "/metrics", timeout=5).text,
+                     requests.get(archiver.admin + "/metrics", timeout=5).text):
             exported |= set(re.findall(r"^# TYPE (\S+)", text, re.M))
     finally:
         gw.stop()
         worker.stop()
-    missing = alert_metrics() - exported
+        archiver.stop()
+    return exported
+
+
+def test_every_metric_an_alert_names_is_exported(build_dir, kafka_bootstrap, tmp_path):
+    missing = alert_metrics() - exported_metrics(build_dir, kafka_bootstrap, tmp_path)
     assert not missing, f"alerts name metrics no service exports: {sorted(missing)}"
+    assert {"sluice_archiver_failures_total", "sluice_archiver_consumer_lag"} <= alert_metrics()
 
 
 @pytest.fixture(scope="module", params=["dev", "prod"])
@@ -87,9 +99,10 @@ def manifests(request):
 def test_overlays_build_and_validate_against_the_kubernetes_schemas(manifests):
     env, docs = manifests
     kinds = sorted(d["kind"] for d in docs)
-    assert kinds.count("StatefulSet") == 1 and kinds.count("Deployment") == 1
-    assert {"Job", "HorizontalPodAutoscaler", "PodDisruptionBudget", "NetworkPolicy", "Service",
-            "ConfigMap", "Secret"} <= set(kinds)
+    assert kinds.count("StatefulSet") == 1 and kinds.count("Deployment") == 2  # worker, archiver
+    assert kinds.count("PodDisruptionBudget") == 3
+    assert {"Job", "HorizontalPodAutoscaler", "NetworkPolicy", "Service", "ConfigMap", "Secret",
+            "ServiceAccount"} <= set(kinds)
     for d in docs:
         kubernetes_validate.validate(d, "1.32.0", strict=True)
         assert d["metadata"]["name"].split("-")[-1] in (env, ) or \
@@ -120,7 +133,7 @@ def test_every_container_is_locked_down_and_bounded(manifests):
         assert pod["automountServiceAccountToken"] is False
         for kind in ("requests", "limits"):
             assert {"cpu", "memory"} <= set(c["resources"][kind]), (d["metadata"]["name"], kind)
-    assert seen == 3
+    assert seen == 4  # gateway, worker, archiver, topic-init
 
 
 def test_services_have_probes_on_the_admin_port(manifests):
@@ -144,7 +157,8 @@ def test_gateway_replicas_never_exceed_the_replies_partitions(manifests, build_d
     assert gw["spec"]["serviceName"].startswith("sluice-gateway-pods")
     hpa = next(d for d in docs if d["kind"] == "HorizontalPodAutoscaler")
     assert hpa["spec"]["scaleTargetRef"]["name"] == next(
-        d["metadata"]["name"] for d in docs if d["kind"] == "Deployment")
+        d["metadata"]["name"] for d in docs if d["kind"] == "Deployment" and
+        d["metadata"]["name"].startswith("sluice-worker"))
 
 
 def test_network_policies_expose_only_the_gateway_and_admin_to_monitoring(manifests):
@@ -163,7 +177,8 @@ def test_network_policies_expose_only_the_gateway_and_admin_to_monitoring(manife
 
 def declared_settings(build_dir):
     names = set()
-    for binary in ("services/gateway/sluice-gateway", "services/worker/sluice-worker"):
+    for binary in ("services/gateway/sluice-gateway", "services/worker/sluice-worker",
+                   "services/archiver/sluice-archiver"):
         names |= set(re.findall(r"\bSLUICE_[A-Z0-9_]+", run(build_dir / binary, "--help")))
     return names
 
