@@ -17,8 +17,11 @@
 #include "sluice/kafka.h"
 #include "sluice/log.h"
 #include "sluice/metrics.h"
+#include "sluice/otlp.h"
 #include "sluice/time.h"
 #include "sluice/topics.h"
+
+extern char **environ;
 
 #define AR_STARTUP_TIMEOUT_MS 15000
 #define AR_KEY_MAX            1024
@@ -54,6 +57,7 @@ struct ar_job {
     unsigned attempts;
     uint64_t retry_at_ns;
     uint64_t first_try_ns;
+    int64_t first_try_epoch_ns; /* the batch span's start, when traced */
     size_t raw_bytes;
 };
 
@@ -91,6 +95,8 @@ struct ar_archiver {
     void *stop_data;
 
     struct sl_metrics *metrics;
+    struct sl_otlp_tracer *tracer; /* NULL: tracing off */
+    struct sl_trace_rand trace_rand;
     struct sl_metric *records, *bytes_raw, *bytes_stored, *objects, *upload_seconds, *retries,
         *commit_failures, *lag, *oldest_age, *paused_parts, *buffered_bytes;
     struct sl_metric *failures[AR_FAIL_COUNT];
@@ -267,6 +273,27 @@ static void job_retry_later(struct ar_archiver *a, struct ar_job *j, bool heals)
     sl_counter_inc(a->retries);
 }
 
+/* A batch's span, a root of its own (a batch holds records of many traces): from the first
+ * write attempt to the commit, with the object, its records, bytes and attempts. */
+static void trace_batch(struct ar_archiver *a, const struct ar_part *p, const struct ar_job *j) {
+    struct sl_otlp_span s;
+    if (!a->tracer || sl_otlp_span_start(a->tracer, &s, "archive batch", SL_OTLP_KIND_CLIENT, NULL,
+                                         &a->trace_rand) < 0)
+        return;
+    sl_otlp_span_set_start(&s, j->first_try_epoch_ns);
+    sl_otlp_span_set_str(&s, "sluice.archive.object", j->key);
+    sl_otlp_span_set_str(&s, "messaging.system", "kafka");
+    sl_otlp_span_set_str(&s, "messaging.destination.name", a->topic);
+    sl_otlp_span_set_int(&s, "messaging.destination.partition.id", p->id);
+    sl_otlp_span_set_int(&s, "sluice.archive.first_offset", j->batch->first_offset);
+    sl_otlp_span_set_int(&s, "sluice.archive.last_offset", j->batch->last_offset);
+    sl_otlp_span_set_int(&s, "sluice.archive.records", (int64_t)j->batch->records);
+    sl_otlp_span_set_int(&s, "sluice.archive.bytes_raw", (int64_t)j->raw_bytes);
+    sl_otlp_span_set_int(&s, "sluice.archive.bytes_stored", (int64_t)j->batch->body.len);
+    sl_otlp_span_set_int(&s, "sluice.archive.attempts", (int64_t)j->attempts + 1);
+    sl_otlp_span_end(a->tracer, &s, 0);
+}
+
 /* The object is durable: commit the offset after its last record. A synchronous commit on
  * the loop thread, so a revocation (also on this thread) never races it. */
 static void job_commit(struct ar_archiver *a, struct ar_part *p, struct ar_job *j) {
@@ -288,6 +315,7 @@ static void job_commit(struct ar_archiver *a, struct ar_part *p, struct ar_job *
     sl_counter_add(a->bytes_stored, j->batch->body.len);
     sl_counter_inc(a->objects);
     sl_histogram_observe(a->upload_seconds, (double)(sl_time_mono_ns() - j->first_try_ns) / 1e9);
+    trace_batch(a, p, j);
     SL_DEBUG("archived %s: %" PRIu64 " records, offsets %" PRId64 "..%" PRId64, j->key,
              j->batch->records, j->batch->first_offset, j->batch->last_offset);
     p->job = NULL;
@@ -351,6 +379,7 @@ static void dispatch(struct ar_archiver *a, struct ar_part *p) {
         pthread_mutex_init(&j->mu, NULL);
         pthread_cond_init(&j->cv, NULL);
         j->first_try_ns = sl_time_mono_ns();
+        j->first_try_epoch_ns = a->tracer ? sl_otlp_now_ns() : 0;
         if (ar_batch_key(b, a->sink->prefix, a->topic, j->key, sizeof j->key) < 0) {
             SL_ERROR("object key too long for %s[%" PRId32 "]", a->topic, p->id);
             _exit(1);
@@ -555,7 +584,18 @@ int ar_archiver_new(uv_loop_t *loop, const struct ar_settings *s, const char *co
         free(a);
         return -ENOMEM;
     }
+    sl_trace_rand_init(&a->trace_rand);
+    struct sl_otlp_options oo;
+    sl_otlp_options_from_env(&oo, environ, "sluice-archiver");
+    oo.endpoint = s->otlp_endpoint;
+    if ((rc = sl_otlp_tracer_new(&oo, a->metrics, &a->tracer)) < 0) {
+        sl_buf_printf(err, "SLUICE_OTLP_ENDPOINT: %s: %s\n", s->otlp_endpoint, sl_strerror(rc));
+        sl_metrics_free(a->metrics);
+        free(a);
+        return rc;
+    }
     if ((rc = ar_sink_open(s, &a->sink, err)) < 0) {
+        sl_otlp_tracer_free(a->tracer);
         sl_metrics_free(a->metrics);
         free(a);
         return rc;
@@ -634,6 +674,7 @@ static void maybe_finish_stop(struct ar_archiver *a) {
     free(a->parts);
     if (a->sink)
         a->sink->free(a->sink);
+    sl_otlp_tracer_free(a->tracer); /* a last flush, bounded */
     sl_metrics_free(a->metrics);
     void (*cb)(void *) = a->stop_cb;
     void *data = a->stop_data;

@@ -1,6 +1,8 @@
 /* The archiver's settings table: names, types, defaults, bounds and descriptions in one place. */
 #include "settings.h"
 
+#include "sluice/otlp.h"
+
 #define OPT(field) offsetof(struct ar_settings, field)
 
 static const char *const sse_names[] = {"none", "aws:kms", "AES256", NULL};
@@ -125,6 +127,7 @@ const struct sl_config_option ar_settings_table[] = {
                     "credentials, missing bucket); the batch is kept."},
     SL_CONFIG_OPT_AUTO_CREATE_TOPICS(struct ar_settings, auto_create_topics),
     SL_CONFIG_OPT_LOG_LEVEL(struct ar_settings, log_level),
+    SL_OTLP_ENDPOINT_OPTION(struct ar_settings, otlp_endpoint),
 };
 
 const size_t ar_settings_count = sizeof ar_settings_table / sizeof ar_settings_table[0];

@@ -34,7 +34,8 @@ struct ar_settings {
     int64_t retry_max_ms;
     int64_t retry_slow_ms;
     bool auto_create_topics;
-    int log_level; /* index into debug, info, warn, error */
+    int log_level;       /* index into debug, info, warn, error */
+    char *otlp_endpoint; /* NULL: tracing off */
 };
 
 extern const struct sl_config_option ar_settings_table[];

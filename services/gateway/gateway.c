@@ -6,10 +6,13 @@
 
 #include "gateway_internal.h"
 #include "index_claim.h"
+#include "sluice/otlp.h"
 #include "sluice/error.h"
 #include "sluice/envelope.h"
 #include "sluice/log.h"
 #include "sluice/topics.h"
+
+extern char **environ;
 
 #define GW_STARTUP_TIMEOUT_MS 10000
 /* A number macro as a string literal (librdkafka properties are strings). */
@@ -162,6 +165,13 @@ int gw_gateway_new(uv_loop_t *loop, const struct gw_settings *s, const char *con
     }
     if ((rc = gw_inflight_init(&g->inflight, (size_t)s->max_in_flight)) < 0)
         return rc;
+    struct sl_otlp_options oo;
+    sl_otlp_options_from_env(&oo, environ, "sluice-gateway");
+    oo.endpoint = s->otlp_endpoint;
+    if ((rc = sl_otlp_tracer_new(&oo, g->metrics, &g->tracer)) < 0) {
+        sl_buf_printf(err, "SLUICE_OTLP_ENDPOINT: %s: %s\n", s->otlp_endpoint, sl_strerror(rc));
+        return rc;
+    }
     if ((rc = gw_auth_new(loop, s->keys_file, g->metrics, &g->auth)) < 0) {
         sl_buf_printf(err, "SLUICE_KEYS_FILE: cannot load %s: %s (see the log line above)\n",
                       s->keys_file, sl_strerror(rc));
@@ -347,6 +357,7 @@ void gw_gateway_free(struct gw_gateway *g) {
     free(g->route_stats);
     gw_cors_free(&g->cors);
     sl_waf_free(g->waf);
+    sl_otlp_tracer_free(g->tracer); /* a last flush, bounded */
     gw_inflight_free(&g->inflight);
     sl_buf_free(&g->encode_buf);
     sl_buf_free(&g->audit_buf);

@@ -9,6 +9,7 @@
 #include "pipeline.h"
 #include "publish.h"
 #include "respond.h"
+#include "trace_spans.h"
 #include "sluice/log.h"
 #include "sluice/time.h"
 
@@ -76,22 +77,16 @@ static void find_headers(struct gw_req *r, const struct sl_http_request *http) {
 /* ---- steps -------------------------------------------------------------------------------- */
 
 static enum gw_step step_request_id(struct gw_req *r) {
-    struct sl_trace_ctx parent, ctx;
-    struct sl_str tp = r->traceparent_in;
-    struct sl_trace_rand *rnd = &r->g->rand;
-    int rc = sl_trace_request_id_r(rnd, r->id);
+    int rc = sl_trace_request_id_r(&r->g->rand, r->id);
     if (rc == 0)
-        rc = tp.p && sl_trace_parse(tp.p, tp.len, &parent) == 0
-                 ? sl_trace_child_r(rnd, &parent, &ctx)
-                 : sl_trace_generate_r(rnd, &ctx);
+        rc = gw_trace_begin(r);
     if (rc < 0) {
         /* No randomness: refuse rather than send colliding ids through Kafka. */
         snprintf(r->id, sizeof r->id, "00000000-0000-4000-8000-000000000000");
         gw_respond_error(r, GW_ERR_UNAVAILABLE, NULL, 0);
         return GW_DONE;
     }
-    r->trace = ctx;
-    sl_trace_id_hex(&ctx, r->trace_id);
+    sl_trace_id_hex(&r->trace, r->trace_id);
     return GW_NEXT;
 }
 
@@ -108,7 +103,9 @@ static enum gw_step step_path(struct gw_req *r) {
 }
 
 static enum gw_step step_waf(struct gw_req *r) {
+    r->tm.waf0 = gw_trace_mark(r);
     sl_waf_evaluate(r->g->waf, r->http, r->client_ip, &r->waf);
+    r->tm.waf1 = gw_trace_mark(r);
     if (r->waf.action != SL_WAF_BLOCK)
         return GW_NEXT;
     if (r->waf.custom_status) {
@@ -150,7 +147,10 @@ static enum gw_step step_api_key(struct gw_req *r) {
         return GW_NEXT;
     struct sl_str key = r->api_key;
     struct gw_auth_result res;
-    if (gw_auth_check(r->g->auth, key.p, key.len, r->received_ms, &res) != GW_AUTH_OK) {
+    r->tm.key0 = gw_trace_mark(r);
+    enum gw_auth_status st = gw_auth_check(r->g->auth, key.p, key.len, r->received_ms, &res);
+    r->tm.key1 = gw_trace_mark(r);
+    if (st != GW_AUTH_OK) {
         if (res.key_id[0]) {
             r->has_key = true;
             memcpy(r->key_id, res.key_id, sizeof r->key_id);
@@ -171,6 +171,7 @@ static void on_usage(const struct gw_usage_decision *d, void *opaque) {
         return;
     }
     r->state = GW_REQ_PIPELINE;
+    r->tm.usage1 = gw_trace_mark(r);
     r->has_ratelimit = gw_usage_headers(&r->plan, d, &r->ratelimit) == 0;
     switch (d->outcome) {
     case GW_USAGE_ALLOWED:
@@ -196,6 +197,7 @@ static enum gw_step step_usage_plan(struct gw_req *r) {
         return GW_NEXT;
     r->state = GW_REQ_USAGE;
     r->refs++;
+    r->tm.usage0 = gw_trace_mark(r);
     if (gw_usage_check(r->g->usage, r->key_id, &r->plan, r->received_ms, on_usage, r) < 0) {
         r->refs--;
         r->state = GW_REQ_PIPELINE;

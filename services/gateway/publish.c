@@ -10,6 +10,7 @@
 
 #include "inflight.h"
 #include "publish.h"
+#include "trace_spans.h"
 #include "reply_router.h"
 #include "respond.h"
 #include "sluice/error.h"
@@ -181,6 +182,8 @@ static void on_delivery(int err, rd_kafka_resp_err_t kerr, int32_t partition, in
     (void)partition;
     (void)offset;
     struct gw_req *r = opaque;
+    if (r->tm.publish)
+        r->tm.delivered = gw_trace_mark(r);
     if (err < 0) {
         sl_counter_inc(r->g->m.delivery_errors);
         if (r->state == GW_REQ_AWAIT) {
@@ -213,7 +216,9 @@ void gw_publish(struct gw_req *r) {
     }
     int64_t timeout = r->route->timeout_ms ? r->route->timeout_ms : g->s->request_timeout_ms;
     r->deadline_ms = r->received_ms + timeout;
-    sl_trace_format(&r->trace, r->traceparent);
+    struct sl_trace_ctx producer;
+    gw_trace_publish_ctx(r, &producer);
+    sl_trace_format(&producer, r->traceparent);
 
     size_t arena_size = list_bytes(h->nheaders + 1) + list_bytes(h->query.len + 1) + h->query.len +
                         1 + (SL_ROUTES_MAX_PARAMS + 1) * sizeof(struct sl_envelope_pair) +
@@ -283,6 +288,7 @@ void gw_publish(struct gw_req *r) {
     }
     rd_kafka_resp_err_t kerr = RD_KAFKA_RESP_ERR_NO_ERROR;
     r->refs++;
+    r->tm.publish = gw_trace_mark(r);
     rc = sl_kafka_produce(g->producer, g->topic_requests, RD_KAFKA_PARTITION_UA, r->id,
                           strlen(r->id), g->encode_buf.data, g->encode_buf.len, kh, 4, on_delivery,
                           r, &kerr);

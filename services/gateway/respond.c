@@ -6,6 +6,7 @@
 #include "audit.h"
 #include "inflight.h"
 #include "respond.h"
+#include "trace_spans.h"
 #include "sluice/time.h"
 
 /* Headers the gateway may add to any answer, on top of the handler's. */
@@ -93,6 +94,7 @@ void gw_respond(struct gw_req *r, int status, const struct sl_http_header *extra
         sl_counter_inc(g->m.cancelled);
 
     gw_audit_request(g, r, r->http, r->http->body_len, elapsed_ns);
+    gw_trace_answered(r);
     sl_http_respond_own(r->http, status, more, nmore, own, n, body, len);
     r->http = NULL;
     gw_req_unref(r); /* the reference the answer held */
@@ -116,6 +118,7 @@ void gw_respond_error(struct gw_req *r, enum gw_error e, const struct sl_http_he
 }
 
 void gw_respond_reply(struct gw_req *r, const struct sl_envelope_reply *rep) {
+    r->tm.reply = gw_trace_mark(r);
     size_t nvalues = 0;
     for (size_t i = 0; i < rep->headers.n; i++)
         nvalues += rep->headers.fields[i].n_values;

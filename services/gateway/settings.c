@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "sluice/otlp.h"
+
 #define OPT(field) offsetof(struct gw_settings, field)
 
 const struct sl_config_option gw_settings_table[] = {
@@ -203,6 +205,7 @@ const struct sl_config_option gw_settings_table[] = {
                     "records."},
     SL_CONFIG_OPT_AUTO_CREATE_TOPICS(struct gw_settings, auto_create_topics),
     SL_CONFIG_OPT_LOG_LEVEL(struct gw_settings, log_level),
+    SL_OTLP_ENDPOINT_OPTION(struct gw_settings, otlp_endpoint),
 };
 
 const size_t gw_settings_count = sizeof gw_settings_table / sizeof gw_settings_table[0];

@@ -44,7 +44,8 @@ struct gw_settings {
     int64_t drain_timeout_ms;
     char *stage;
     bool auto_create_topics;
-    int log_level; /* index into sl_log levels: debug, info, warn, error */
+    int log_level;       /* index into sl_log levels: debug, info, warn, error */
+    char *otlp_endpoint; /* NULL: tracing off */
 };
 
 extern const struct sl_config_option gw_settings_table[];

@@ -96,6 +96,7 @@ struct gw_gateway {
     struct gw_proxies proxies;
     bool warned_forwarded; /* forwarded headers seen with no proxy trusted: logged once */
     struct sl_waf *waf;
+    struct sl_otlp_tracer *tracer; /* NULL: tracing off */
     struct gw_auth *auth;
     struct gw_usage *usage;
     struct sl_kafka_producer *producer;       /* requests: small linger, short timeout */
@@ -172,6 +173,15 @@ struct gw_req {
     int status;
     size_t bytes_out;
     const char *error_class; /* NULL on success */
+
+    /* Tracing (trace_spans.c): the client's span, the producer span's id, and timing marks in
+     * epoch ns, taken only for a recorded trace (0: the step did not run). */
+    bool has_client_span;
+    uint8_t client_span[8];
+    uint8_t publish_span[8];
+    struct {
+        int64_t start, waf0, waf1, key0, key1, usage0, usage1, publish, delivered, reply;
+    } tm;
 };
 
 #endif

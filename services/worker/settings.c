@@ -3,6 +3,8 @@
 
 #include <unistd.h>
 
+#include "sluice/otlp.h"
+
 #define OPT(field) offsetof(struct wk_settings, field)
 
 const struct sl_config_option wk_settings_table[] = {
@@ -92,6 +94,7 @@ const struct sl_config_option wk_settings_table[] = {
                            "Largest request or reply body accepted in an envelope."),
     SL_CONFIG_OPT_AUTO_CREATE_TOPICS(struct wk_settings, auto_create_topics),
     SL_CONFIG_OPT_LOG_LEVEL(struct wk_settings, log_level),
+    SL_OTLP_ENDPOINT_OPTION(struct wk_settings, otlp_endpoint),
 };
 
 const size_t wk_settings_count = sizeof wk_settings_table / sizeof wk_settings_table[0];

@@ -29,7 +29,8 @@ struct wk_settings {
     int64_t shutdown_grace_ms;
     uint64_t max_body_bytes;
     bool auto_create_topics;
-    int log_level; /* index into debug, info, warn, error */
+    int log_level;       /* index into debug, info, warn, error */
+    char *otlp_endpoint; /* NULL: tracing off */
 };
 
 extern const struct sl_config_option wk_settings_table[];

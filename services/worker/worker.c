@@ -8,12 +8,16 @@
 #include <unistd.h>
 
 #include "sluice/error.h"
+#include "sluice/otlp.h"
 #include "sluice/log.h"
 #include "sluice/time.h"
 #include "sluice/topics.h"
 #include "frame.h"
 #include "sandbox.h"
+#include "trace_spans.h"
 #include "worker_internal.h"
+
+extern char **environ;
 
 #define WK_STARTUP_TIMEOUT_MS 10000
 #define WK_REEMIT_MS          1000
@@ -206,6 +210,7 @@ static void job_finish(struct wk_job *j) {
     struct wk_worker *w = j->w;
     struct wk_partition *p = partition(w, j->partition);
     int64_t store;
+    wk_trace_finished(j);
     if (p && p->assigned && p->generation == j->generation &&
         wk_offsets_done(&p->offsets, j->offset, &store) == 1 && w->consumer)
         sl_kafka_consumer_store_offset(w->consumer, w->topic_requests, j->partition, store);
@@ -259,6 +264,7 @@ static void on_dlq_delivered(int err, rd_kafka_resp_err_t kerr, int32_t partitio
 static void emit(struct wk_job *j) {
     struct wk_worker *w = j->w;
     j->state = WK_JOB_EMITTING;
+    wk_trace_emitting(j);
     j->due_ms = 0;
     if (!w->producer || w->producer_closed) {
         wk_list_push(&w->reemit, j);
@@ -399,6 +405,7 @@ static struct wk_route_stats *stats(struct wk_job *j) {
 }
 
 static void attempt_done(struct wk_job *j, int outcome) {
+    wk_trace_attempt_end(j, outcome);
     struct wk_route_stats *st = stats(j);
     sl_counter_inc(st->exec[outcome]);
     sl_histogram_observe(st->latency, (double)(sl_time_mono_ns() - j->start_ns) / 1e9);
@@ -505,6 +512,7 @@ static void dispatch(struct wk_worker *w) {
         j->req.attempt = j->attempts;
         j->state = WK_JOB_RUNNING;
         j->start_ns = sl_time_mono_ns();
+        wk_trace_attempt_start(j);
         if (wk_pool_run(c, j->value, j->vlen, attempt_timeout_ms(j), j) < 0) {
             j->attempts--;
             j->state = WK_JOB_QUEUED;
@@ -590,6 +598,8 @@ static void on_message(const struct sl_kafka_message *msg, void *opaque) {
     }
     struct sl_envelope_error err;
     int rc = sl_envelope_decode_request(j->value, j->vlen, &w->limits, &j->req, &err);
+    j->decoded = rc == 0;
+    wk_trace_received(j);
     if (rc < 0) {
         snprintf(j->id, sizeof j->id, "%.*s", (int)(j->keylen < 64 ? j->keylen : 64),
                  j->key ? j->key : "");
@@ -755,6 +765,15 @@ int wk_worker_new(uv_loop_t *loop, const struct wk_settings *s, const char *cons
         rc = -ENOMEM;
     if (rc == 0)
         rc = register_metrics(w);
+    sl_trace_rand_init(&w->rand);
+    if (rc == 0) {
+        struct sl_otlp_options oo;
+        sl_otlp_options_from_env(&oo, environ, "sluice-worker");
+        oo.endpoint = s->otlp_endpoint;
+        if ((rc = sl_otlp_tracer_new(&oo, w->metrics, &w->tracer)) < 0)
+            sl_buf_printf(errors, "SLUICE_OTLP_ENDPOINT: %s: %s\n", s->otlp_endpoint,
+                          sl_strerror(rc));
+    }
     if (rc < 0) {
         sl_metrics_free(w->metrics);
         free(w->route_stats);
@@ -871,6 +890,7 @@ static void step_done(void *data) {
     for (size_t i = 0; i < w->nparts; i++)
         wk_offsets_free(&w->parts[i].offsets);
     free(w->parts);
+    sl_otlp_tracer_free(w->tracer); /* a last flush, bounded */
     sl_metrics_free(w->metrics);
     free(w->route_stats);
     wk_pool_free(&w->pool);

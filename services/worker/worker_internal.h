@@ -16,6 +16,7 @@
 #include "sluice/kafka.h"
 #include "sluice/metrics.h"
 #include "sluice/routes.h"
+#include "sluice/trace.h"
 #include "worker.h"
 
 #define WK_TOPIC_MAX 256
@@ -60,6 +61,11 @@ struct wk_job {
     enum wk_reason reason;
     char error[256];
     uint64_t start_ns;
+    /* tracing (trace_spans.c): the consumer span's context, its parent (the gateway's producer
+     * span), epoch-ns marks taken only for a recorded trace */
+    bool traced, has_trace_parent;
+    struct sl_trace_ctx trace, trace_parent;
+    int64_t tm_received, tm_attempt, tm_emit;
     /* emitting */
     struct sl_buf reply; /* encoded reply envelope to produce, empty when none */
     bool want_reply, want_dlq, reply_acked, dlq_acked;
@@ -97,6 +103,8 @@ struct wk_worker {
     struct sl_envelope_limits reply_limits; /* a child's reply: up to a frame */
 
     struct sl_metrics *metrics;
+    struct sl_otlp_tracer *tracer;      /* NULL: tracing off */
+    struct sl_trace_rand rand;          /* span ids */
     struct wk_route_stats *route_stats; /* routes->n + 1; the last is "none" */
     struct sl_metric *dlq[WK_REASON_COUNT];
     struct sl_metric *restarts, *in_flight, *produce_errors, *replays, *lag;
