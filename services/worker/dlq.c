@@ -14,6 +14,7 @@ static const char *const reason_names[WK_REASON_COUNT] = {
     [WK_REASON_DECODE_ERROR] = "decode_error",
     [WK_REASON_EXPIRED] = "expired",
     [WK_REASON_HANDLER_ERROR] = "handler_error",
+    [WK_REASON_ROUTE_UNKNOWN] = "route_unknown",
 };
 
 const char *wk_reason_name(enum wk_reason r) {

@@ -14,6 +14,7 @@ enum wk_reason {
     WK_REASON_DECODE_ERROR,  /* the record is not a request envelope */
     WK_REASON_EXPIRED,       /* read after its deadline; not executed */
     WK_REASON_HANDLER_ERROR, /* the handler reported a failure (or no route/handler) */
+    WK_REASON_ROUTE_UNKNOWN, /* the gateway's route (the envelope's resource) is not in our table */
     WK_REASON_COUNT,
 };
 

@@ -622,6 +622,19 @@ static void on_message(const struct sl_kafka_message *msg, void *opaque) {
         give_up(j, WK_REASON_EXPIRED);
         return;
     }
+    /* One decision per request: the gateway authorized the route it names (the envelope's
+     * resource); a worker whose table maps the path elsewhere, or nowhere, runs nothing. */
+    const struct sl_str res = j->req.resource;
+    if (res.len && (!j->route || strlen(j->route->path) != res.len ||
+                    memcmp(j->route->path, res.p, res.len))) {
+        snprintf(j->error, sizeof j->error,
+                 "the gateway's route %.*s is not this worker's route for %.*s %.*s (%s)",
+                 (int)(res.len < 100 ? res.len : 100), res.p, (int)j->req.method.len,
+                 j->req.method.p, (int)(j->req.path.len < 100 ? j->req.path.len : 100),
+                 j->req.path.p, j->route ? j->route->path : "no route");
+        give_up(j, WK_REASON_ROUTE_UNKNOWN);
+        return;
+    }
     j->state = WK_JOB_QUEUED;
     wk_list_push(&w->queue, j);
     dispatch(w);

@@ -183,3 +183,46 @@ class TestRealWorkerBehindTheGateway:
         for rid, (path, status) in sent.items():
             assert rid in recs, f"no audit record for {path}"
             assert (recs[rid]["path"], recs[rid]["status"]) == (path, status)
+
+
+def test_a_route_only_the_gateway_has_gets_502_and_route_unknown_and_runs_nothing(
+        build_dir, kafka_bootstrap, tmp_path):
+    """A gateway and a worker with different routes tables (a rolling change half done): the
+    worker runs a request only for the route the gateway matched."""
+    prefix = new_prefix()
+    create_topics(kafka_bootstrap, prefix)
+    gw_routes, wk_routes = tmp_path / "gw-routes.json", tmp_path / "wk-routes.json"
+    gw_routes.write_text(json.dumps({"routes": [
+        {"method": "ANY", "path": "/orders/{id}", "api_key_required": True, "handler": "echo"},
+        {"method": "ANY", "path": "/{proxy+}", "api_key_required": True, "handler": "echo"}]}))
+    # The worker lacks /orders/{id}: its table sends /orders/7 to the catch-all.
+    wk_routes.write_text(json.dumps({"routes": [
+        {"method": "ANY", "path": "/{proxy+}", "api_key_required": True, "handler": "echo"}]}))
+    value, kid, digest = new_key()
+    keys = tmp_path / "keys.json"
+    write_keys_file(keys, [{"id": kid, "hash": digest}])
+    worker = WorkerProcess(build_dir, tmp_path, kafka_bootstrap, prefix, wk_routes).start()
+    gw = Gateway(build_dir, tmp_path, kafka_bootstrap, prefix, keys,
+                 SLUICE_ROUTES_FILE=gw_routes).start()
+    try:
+        ok = requests.get(gw.url + "/other", headers={"X-API-Key": value}, timeout=30)
+        assert ok.status_code == 200  # a route both tables share runs
+        r = requests.get(gw.url + "/orders/7", headers={"X-API-Key": value}, timeout=30)
+        assert r.status_code == 502, r.text
+        rid = r.headers["x-amzn-RequestId"]
+        executed = worker.metric('sluice_worker_executions_total{route="ANY /{proxy+}",'
+                                 'outcome="ok"}')
+        assert executed == 1  # only /other ran: /orders/7 ran no handler
+        deadline = time.monotonic() + 20
+        dead = []
+        while not dead and time.monotonic() < deadline:
+            dead = [m for m in consume_all(kafka_bootstrap, prefix + "dlq")
+                    if m.key() == rid.encode()]
+        assert len(dead) == 1
+        h = dict(dead[0].headers())
+        assert h["sluice-dlq-reason"] == b"route_unknown"
+        assert b"/orders/{id}" in h["sluice-dlq-error"] and h["sluice-attempts"] == b"0"
+        assert worker.metric('sluice_worker_dlq_records_total{reason="route_unknown"}') == 1
+    finally:
+        gw.stop()
+        worker.stop()

@@ -138,7 +138,7 @@ def synthetic_job(bootstrap, n, reason="crash", replay_count=0):
 
 @pytest.fixture(scope="module")
 def real_dlq(build_dir, kafka_bootstrap, tmp_path_factory):
-    """crash (a segfaulting plugin, reply address: 502), expired (504), handler_error (no route,
+    """crash (a segfaulting plugin, reply address: 502), expired (504), route_unknown (no route,
     no reply address: 0) and decode_error (poison records): what each filter must find is known."""
     tmp = tmp_path_factory.mktemp("dlq")
     prefix = new_prefix()
@@ -172,7 +172,7 @@ def real_dlq(build_dir, kafka_bootstrap, tmp_path_factory):
         rid = f"noroute-{i}"
         recs.append((rid.encode(), msgpack.packb(envelope(
             rid, f"/orders/h{i}", "/orders/{proxy+}"), use_bin_type=True), None))
-        expected.append({"id": rid, "reason": "handler_error", "route": "/orders/{proxy+}",
+        expected.append({"id": rid, "reason": "route_unknown", "route": "/orders/{proxy+}",
                          "status": 0, "key_id": None, "path": f"/orders/h{i}"})
     for i in range(5):
         recs.append((f"poison-{i}".encode(), b"\xc1not msgpack " + bytes([i]), None))
@@ -229,7 +229,7 @@ def test_every_filter_selects_exactly_the_right_records(build_dir, kafka_bootstr
     assert sorted(g for g in got if g) == sorted(w for w in want if w)
     assert got.count(None) == want.count(None)
     for x in rows:  # each row says what its DLQ record says
-        assert x["reason"] in ("crash", "expired", "handler_error", "decode_error")
+        assert x["reason"] in ("crash", "expired", "route_unknown", "decode_error")
 
 
 def test_time_filters_and_limit(build_dir, kafka_bootstrap, real_dlq):
@@ -289,7 +289,7 @@ def test_stats_counts_by_reason_route_and_status(build_dir, kafka_bootstrap, rea
     assert r.returncode == 0, r.stderr
     s = json.loads(r.stdout)
     assert s["total"] == 305 and s["last_hour"] == 305
-    assert s["reason"] == {"crash": 100, "expired": 100, "handler_error": 100, "decode_error": 5}
+    assert s["reason"] == {"crash": 100, "expired": 100, "route_unknown": 100, "decode_error": 5}
     assert s["route"] == {"/fail/{proxy+}": 100, "/orders/{proxy+}": 200, "-": 5}
     assert s["status"] == {"502": 100, "504": 100, "0": 105}
     r = ctl(build_dir, kafka_bootstrap, real_dlq["prefix"], "stats", "--reason", "crash")

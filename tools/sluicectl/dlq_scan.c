@@ -15,8 +15,8 @@
 /* How long a scan waits for Kafka before it says it cannot reach it. */
 #define DLQ_KAFKA_TIMEOUT_MS 10000
 
-static const char *const reasons[] = {"crash",        "timeout", "invalid_reply",
-                                      "decode_error", "expired", "handler_error"};
+static const char *const reasons[] = {"crash",   "timeout",       "invalid_reply", "decode_error",
+                                      "expired", "handler_error", "route_unknown"};
 
 const void *dlq_header(const rd_kafka_message_t *m, const char *name, size_t *len) {
     rd_kafka_headers_t *h = NULL;
@@ -114,7 +114,7 @@ int dlq_filter_from_args(const struct ctl_args *a, const char *cmd, struct dlq_f
         if (!known)
             return ctl_usage_error("dlq", cmd,
                                    "--reason: '%s' is not one of crash, timeout, invalid_reply, "
-                                   "decode_error, expired, handler_error",
+                                   "decode_error, expired, handler_error, route_unknown",
                                    f->reasons[i]);
     }
     f->route = ctl_arg(a, "--route");

@@ -53,7 +53,7 @@ struct dlq_filter {
     {"--since", CTL_OPT_VALUE, "T", "dead-lettered at or after T (RFC 3339 or -15m, -2h, -7d)"},   \
         {"--until", CTL_OPT_VALUE, "T", "dead-lettered before T"},                                 \
         {"--reason", CTL_OPT_LIST, "R",                                                            \
-         "crash, timeout, invalid_reply, decode_error, expired, handler_error"},                   \
+         "crash, timeout, invalid_reply, decode_error, expired, handler_error, route_unknown"},    \
         {"--route", CTL_OPT_VALUE, "GLOB", "route template or path, e.g. '/orders/*'"},            \
         {"--status", CTL_OPT_VALUE, "N", "status the client got: 502, 504, or 0 (none)"}, {        \
         "--key-id", CTL_OPT_VALUE, "ID", "the API key id of the request"                           \
