@@ -217,6 +217,10 @@ static void job_finish(struct wk_job *j) {
     job_free(j);
 }
 
+/* Log lines about a record name its request id and, when it carries a trace, the trace id. */
+#define LOG_CTX(j)                                                                                 \
+    { .request_id = (j)->id, .trace_id = (j)->trace_id[0] ? (j)->trace_id : NULL }
+
 /* ---- emitting replies and DLQ records --------------------------------------------------- */
 
 static void emit(struct wk_job *j);
@@ -229,7 +233,7 @@ static void on_delivered(int err, rd_kafka_resp_err_t kerr, int32_t partition, i
     j->pending_acks--;
     if (err < 0) {
         sl_counter_inc(j->w->produce_errors);
-        struct sl_log_ctx ctx = {.request_id = j->id};
+        struct sl_log_ctx ctx = LOG_CTX(j);
         sl_log(SL_LOG_WARN, &ctx, "record not acknowledged: %s; producing it again",
                rd_kafka_err2str(kerr));
     } else {
@@ -374,7 +378,7 @@ static void give_up(struct wk_job *j, enum wk_reason reason) {
     j->reason = reason;
     if (!j->first_failure_ms)
         j->first_failure_ms = sl_time_now_ms();
-    struct sl_log_ctx ctx = {.request_id = j->id};
+    struct sl_log_ctx ctx = LOG_CTX(j);
     sl_log(SL_LOG_WARN, &ctx,
            "request %d:%" PRId64 " to the DLQ after %" PRIu32 " attempt(s): %s: %s", j->partition,
            j->offset, j->attempts, wk_reason_name(reason), j->error);
@@ -426,12 +430,10 @@ static void job_failed(struct wk_job *j, enum wk_reason reason, const char *fmt,
     if (!j->first_failure_ms)
         j->first_failure_ms = now;
     j->reason = reason;
-    struct sl_log_ctx ctx = {.request_id = j->id};
+    struct sl_log_ctx ctx = LOG_CTX(j);
     sl_log(SL_LOG_WARN, &ctx, "attempt %" PRIu32 " failed: %s: %s", j->attempts,
            wk_reason_name(reason), j->error);
-    int64_t backoff = w->s->retry_backoff_ms << (j->attempts > 5 ? 5 : j->attempts - 1);
-    if (backoff > 2000)
-        backoff = 2000;
+    int64_t backoff = wk_backoff_ms(w->s->retry_backoff_ms, j->attempts, 2000, &w->backoff_rng);
     if (!w->stopping && j->attempts < (uint32_t)w->s->max_attempts &&
         now + backoff < j->req.deadline_ms && reason != WK_REASON_DECODE_ERROR) {
         j->state = WK_JOB_BACKOFF;
@@ -469,7 +471,7 @@ static void job_replied(struct wk_job *j, const uint8_t *payload, size_t len) {
     uint32_t status = rep.status;
     sl_envelope_reply_free(&rep);
     attempt_done(j, WK_REASON_COUNT);
-    struct sl_log_ctx ctx = {.request_id = j->id};
+    struct sl_log_ctx ctx = LOG_CTX(j);
     if (j->req.reply_partition < 0) {
         sl_counter_inc(j->w->replays);
         sl_log(SL_LOG_INFO, &ctx, "replayed request executed: status %" PRIu32, status);
@@ -504,8 +506,16 @@ static void dispatch(struct wk_worker *w) {
         struct wk_job *j = w->queue.head;
         wk_list_remove(&w->queue, j);
         if (sl_time_now_ms() >= j->req.deadline_ms) {
-            snprintf(j->error, sizeof j->error, "deadline passed before execution");
-            give_up(j, j->attempts ? j->reason : WK_REASON_EXPIRED);
+            /* The gateway has answered 504 at the deadline: expired, and no reply. */
+            char was[sizeof j->error];
+            snprintf(was, sizeof was, "%s", j->error);
+            if (j->attempts)
+                snprintf(j->error, sizeof j->error,
+                         "deadline passed before attempt %" PRIu32 " (attempt %" PRIu32 ": %.180s)",
+                         j->attempts + 1, j->attempts, was);
+            else
+                snprintf(j->error, sizeof j->error, "deadline passed before execution");
+            give_up(j, WK_REASON_EXPIRED);
             continue;
         }
         j->attempts++;
@@ -568,6 +578,36 @@ static int copy_record(struct wk_job *j, const struct sl_kafka_message *msg) {
     return 0;
 }
 
+/* The trace id for log lines: the record's traceparent header, else the envelope's. */
+static void record_trace_id(struct wk_job *j) {
+    struct sl_trace_ctx ctx;
+    bool found = false;
+    for (size_t i = 0; i < j->nheaders && !found; i++)
+        if (!strcmp(j->headers[i].name, "traceparent"))
+            found = sl_trace_parse(j->headers[i].value, j->headers[i].len, &ctx) == 0;
+    if (!found && j->decoded && j->req.trace.len)
+        found = sl_trace_parse(j->req.trace.p, j->req.trace.len, &ctx) == 0;
+    if (found)
+        sl_trace_id_hex(&ctx, j->trace_id);
+}
+
+/* Full jitter (AWS's "exponential backoff and jitter"): a delay drawn from [0, ceiling], the
+ * ceiling base × 2^(attempt−1) up to cap, so that retries of many failed requests spread out. */
+int64_t wk_backoff_ms(int64_t base, uint32_t attempt, int64_t cap, uint64_t *rng) {
+    int64_t ceiling = base;
+    for (uint32_t i = 1; i < attempt && ceiling < cap; i++)
+        ceiling *= 2;
+    if (ceiling > cap)
+        ceiling = cap;
+    /* xorshift64*: no cryptography needed to spread retries */
+    uint64_t x = *rng ? *rng : 0x9e3779b97f4a7c15u;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    *rng = x;
+    return (int64_t)((x * 0x2545f4914f6cdd1du) % (uint64_t)(ceiling + 1));
+}
+
 static void on_message(const struct sl_kafka_message *msg, void *opaque) {
     struct wk_worker *w = opaque;
     struct wk_partition *p = partition(w, msg->partition);
@@ -600,6 +640,7 @@ static void on_message(const struct sl_kafka_message *msg, void *opaque) {
     int rc = sl_envelope_decode_request(j->value, j->vlen, &w->limits, &j->req, &err);
     j->decoded = rc == 0;
     wk_trace_received(j);
+    record_trace_id(j);
     if (rc < 0) {
         snprintf(j->id, sizeof j->id, "%.*s", (int)(j->keylen < 64 ? j->keylen : 64),
                  j->key ? j->key : "");
@@ -779,6 +820,7 @@ int wk_worker_new(uv_loop_t *loop, const struct wk_settings *s, const char *cons
     if (rc == 0)
         rc = register_metrics(w);
     sl_trace_rand_init(&w->rand);
+    w->backoff_rng = sl_time_mono_ns() ^ ((uint64_t)getpid() << 32);
     if (rc == 0) {
         struct sl_otlp_options oo;
         sl_otlp_options_from_env(&oo, environ, "sluice-worker");

@@ -53,6 +53,7 @@ struct wk_job {
     bool decoded;
     struct sl_envelope_request req;
     char id[80];
+    char trace_id[33]; /* hex, for log lines; empty when the record carries no trace */
     const struct sl_route *route;
     size_t route_idx;
     uint32_t attempts;
@@ -105,6 +106,7 @@ struct wk_worker {
     struct sl_metrics *metrics;
     struct sl_otlp_tracer *tracer;      /* NULL: tracing off */
     struct sl_trace_rand rand;          /* span ids */
+    uint64_t backoff_rng;               /* retry jitter */
     struct wk_route_stats *route_stats; /* routes->n + 1; the last is "none" */
     struct sl_metric *dlq[WK_REASON_COUNT];
     struct sl_metric *restarts, *in_flight, *produce_errors, *replays, *lag;
@@ -139,6 +141,9 @@ struct wk_worker {
 };
 
 /* worker.c */
+/* The delay before retry number `attempt` (1 = the first retry): full jitter in
+ * [0, min(cap, base × 2^(attempt−1))] ms, from the xorshift state *rng. */
+int64_t wk_backoff_ms(int64_t base, uint32_t attempt, int64_t cap, uint64_t *rng);
 void wk_list_push(struct wk_list *l, struct wk_job *j);
 void wk_list_remove(struct wk_list *l, struct wk_job *j);
 

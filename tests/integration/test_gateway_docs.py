@@ -13,7 +13,7 @@ def test_every_setting_is_documented_with_its_default(build_dir, root_dir):
     help_text = subprocess.run([str(build_dir / "services/gateway/sluice-gateway"), "--help"],
                                capture_output=True, text=True, check=True).stdout
     doc = (root_dir / "docs" / "gateway.md").read_text()
-    rows = dict(re.findall(r"^\| `(SLUICE_[A-Z_]+)` \| ([^|]*) \|", doc, re.M))
+    rows = dict(re.findall(r"^\| `(SLUICE_[A-Z0-9_]+)` \| ([^|]*) \|", doc, re.M))
     documented = {k for k in rows if k != "SLUICE_KAFKA_"}
     assert documented == set(effective), (set(effective) ^ documented)
     for name in effective:

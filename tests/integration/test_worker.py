@@ -296,6 +296,29 @@ def test_failing_plugin_gives_502_and_a_dlq_record(stack, plugin, reason, status
         (3 if reason != "invalid_reply" else 0)
 
 
+def test_every_worker_log_line_about_a_request_carries_its_trace_id(stack):
+    tid = os.urandom(16).hex()
+    r = call(stack, "POST", "/fail/segfault", data=b"x",
+             headers={"traceparent": f"00-{tid}-{os.urandom(8).hex()}-01"})
+    assert r.status_code == 502
+    rid = r.headers["x-amzn-RequestId"]
+    deadline = time.monotonic() + 10
+    lines = []
+    while time.monotonic() < deadline and not any("to the DLQ" in x.get("msg", "") for x in lines):
+        lines = []
+        for raw in stack["worker"].log_text().splitlines():
+            try:
+                rec = json.loads(raw)
+            except ValueError:
+                continue  # AddressSanitizer's report of the crashing child
+            if rec.get("request_id") == rid:
+                lines.append(rec)
+        time.sleep(0.2)
+    # Three failed attempts and the dead letter, each naming the request and its trace.
+    assert len(lines) >= 4, lines
+    assert {x.get("trace_id") for x in lines} == {tid}
+
+
 def test_a_dlq_record_produced_again_is_counted_once_when_written(build_dir, kafka_bootstrap,
                                                                    tmp_path):
     """A DLQ topic too small for any record makes every DLQ produce fail; the worker produces

@@ -1,18 +1,23 @@
-"""docs/worker.md's settings table matches the worker's settings table, name by name."""
+"""docs/worker.md's and docs/archiver.md's settings tables match the binaries' own settings
+tables, name by name, with the defaults --help gives (the gateway's: test_gateway_docs.py)."""
 import json
 import os
 import re
 import subprocess
 
+import pytest
 
-def test_every_worker_setting_is_documented_with_its_default(build_dir, root_dir):
-    exe = str(build_dir / "services/worker/sluice-worker")
+
+@pytest.mark.parametrize("binary,page", [("services/worker/sluice-worker", "worker.md"),
+                                         ("services/archiver/sluice-archiver", "archiver.md")])
+def test_every_setting_is_documented_with_its_default(build_dir, root_dir, binary, page):
+    exe = str(build_dir / binary)
     env = {"PATH": os.environ.get("PATH", "")}
     effective = json.loads(subprocess.run([exe, "--print-config", "--json"], capture_output=True,
                                           text=True, env=env, check=True).stdout)
     help_text = subprocess.run([exe, "--help"], capture_output=True, text=True, check=True).stdout
-    doc = (root_dir / "docs" / "worker.md").read_text()
-    rows = dict(re.findall(r"^\| `(SLUICE_[A-Z_]+)` \| ([^|]*) \|", doc, re.M))
+    doc = (root_dir / "docs" / page).read_text()
+    rows = dict(re.findall(r"^\| `(SLUICE_[A-Z0-9_]+)` \| ([^|]*) \|", doc, re.M))
     documented = {k for k in rows if k != "SLUICE_KAFKA_"}
     assert documented == set(effective), (set(effective) ^ documented)
     for name in effective:

@@ -11,6 +11,7 @@
 #include "frame.h"
 #include "handlers/handlers.h"
 #include "offsets.h"
+#include "worker_internal.h"
 #include "sluice/error.h"
 
 /* 2026-11-28T01:02:03.000456 UTC */
@@ -196,6 +197,34 @@ static void test_dlq_headers_carry_reason_origin_and_original_headers(void **sta
     assert_int_equal(wk_reason_parse("whatever", 8), WK_REASON_HANDLER_ERROR);
 }
 
+/* Retry delays: full jitter under a ceiling that doubles from the base up to the cap. */
+static void test_backoff_is_full_jitter_under_a_doubling_capped_ceiling(void **state) {
+    (void)state;
+    uint64_t rng = 42;
+    const int64_t ceilings[] = {100, 200, 400, 800, 1600, 2000, 2000};
+    for (uint32_t attempt = 1; attempt <= 7; attempt++) {
+        int64_t lo = INT64_MAX, hi = -1, sum = 0;
+        for (int i = 0; i < 2000; i++) {
+            int64_t d = wk_backoff_ms(100, attempt, 2000, &rng);
+            assert_true(d >= 0 && d <= ceilings[attempt - 1]);
+            lo = d < lo ? d : lo;
+            hi = d > hi ? d : hi;
+            sum += d;
+        }
+        /* Spread over the whole range, centred on half the ceiling. */
+        int64_t c = ceilings[attempt - 1];
+        assert_true(lo <= c / 20);
+        assert_true(hi >= c - c / 20);
+        assert_true(sum / 2000 > c * 2 / 5 && sum / 2000 < c * 3 / 5);
+    }
+    /* Two states give different sequences: replicas do not retry in step. */
+    uint64_t a = 1, b = 2;
+    int same = 0;
+    for (int i = 0; i < 100; i++)
+        same += wk_backoff_ms(100, 3, 2000, &a) == wk_backoff_ms(100, 3, 2000, &b);
+    assert_true(same < 10);
+}
+
 static void test_frames_parse_only_when_complete_and_within_the_limit(void **state) {
     (void)state;
     uint8_t buf[16];
@@ -224,6 +253,7 @@ int main(void) {
         cmocka_unit_test(test_offsets_survive_growth_with_many_out_of_order_completions),
         cmocka_unit_test(test_dlq_headers_carry_reason_origin_and_original_headers),
         cmocka_unit_test(test_frames_parse_only_when_complete_and_within_the_limit),
+        cmocka_unit_test(test_backoff_is_full_jitter_under_a_doubling_capped_ceiling),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
