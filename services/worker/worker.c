@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "sluice/error.h"
@@ -841,9 +842,33 @@ int wk_worker_new(uv_loop_t *loop, const struct wk_settings *s, const char *cons
     return 0;
 }
 
+/* Plugins are loaded by the handler processes; a path that cannot be opened would only show
+ * as children failing to start, over and over. Said at start instead, route by route. */
+static int check_plugins(const struct wk_worker *w, struct sl_buf *errors) {
+    int bad = 0;
+    for (size_t i = 0; i < w->routes->n; i++) {
+        const struct sl_route *r = &w->routes->routes[i];
+        struct stat st;
+        if (!r->plugin)
+            continue;
+        if (stat(r->plugin, &st) < 0 || access(r->plugin, R_OK) < 0) {
+            sl_buf_printf(errors, "routes[%zu].plugin (%s %s): cannot open %s: %s\n", r->index,
+                          r->method, r->path, r->plugin, strerror(errno));
+            bad = 1;
+        } else if (!S_ISREG(st.st_mode)) {
+            sl_buf_printf(errors, "routes[%zu].plugin (%s %s): %s is not a file\n", r->index,
+                          r->method, r->path, r->plugin);
+            bad = 1;
+        }
+    }
+    return bad ? SL_ERR_CONFIG : 0;
+}
+
 int wk_worker_start(struct wk_worker *w, struct sl_buf *errors) {
     static const enum sl_topic own_topics[] = {SL_TOPIC_REQUESTS, SL_TOPIC_REPLIES, SL_TOPIC_DLQ};
     int rc;
+    if ((rc = check_plugins(w, errors)) < 0)
+        return rc;
     if (geteuid() == 0) { /* checked here, so that a bad user stops the start, not each child */
         unsigned uid, gid;
         if ((rc = wk_sandbox_resolve_user(w->s->handler_user, &uid, &gid, errors)) < 0) {

@@ -602,3 +602,27 @@ def test_consumer_lag_rises_with_a_backlog_and_returns_to_zero(build_dir, kafka_
         code = worker.stop()
         upstream.shutdown()
     assert code == 0, worker.log_text()[-3000:]
+
+
+def test_a_plugin_that_cannot_be_opened_stops_the_start_with_its_route(build_dir, kafka_bootstrap,
+                                                                       tmp_path):
+    prefix = new_prefix()
+    create_topics(kafka_bootstrap, prefix)
+    routes = tmp_path / "routes.json"
+    routes.write_text(json.dumps({"routes": [
+        {"method": "ANY", "path": "/{proxy+}", "handler": "echo"},
+        {"method": "POST", "path": "/orders", "handler": "plugin",
+         "plugin": str(tmp_path / "missing-plugin.so")},
+        {"method": "GET", "path": "/dir", "handler": "plugin", "plugin": str(tmp_path)}]}))
+    w = WorkerProcess(build_dir, tmp_path, kafka_bootstrap, prefix, routes)
+    Service.start(w)  # the process only: it is expected to stop, not to become ready
+    try:
+        code = w.proc.wait(30)
+    finally:
+        if w.proc.poll() is None:
+            w.proc.kill()
+    log = w.log_text()
+    assert code != 0, log
+    assert f"routes[1].plugin (POST /orders): cannot open {tmp_path}/missing-plugin.so: " \
+           "No such file or directory" in log, log
+    assert f"routes[2].plugin (GET /dir): {tmp_path} is not a file" in log, log
