@@ -329,10 +329,18 @@ static int produce_replay(struct job *j, const struct dlq_record *r, struct sl_b
     rd_kafka_header_add(hs, "sluice-replay-origin", -1, origin, -1);
     const rd_kafka_message_t *m = r->msg;
     for (;;) {
-        rd_kafka_resp_err_t err = rd_kafka_producev(
-            j->producer, RD_KAFKA_V_TOPIC(j->requests), RD_KAFKA_V_KEY(m->key, m->key_len),
-            RD_KAFKA_V_VALUE(buf->data, buf->len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-            RD_KAFKA_V_HEADERS(hs), RD_KAFKA_V_END);
+        /* rd_kafka_produceva, not the producev macros: those paste GNU-style varargs. */
+        rd_kafka_vu_t vus[] = {
+            {.vtype = RD_KAFKA_VTYPE_TOPIC, .u.cstr = j->requests},
+            {.vtype = RD_KAFKA_VTYPE_KEY, .u.mem = {m->key, m->key_len}},
+            {.vtype = RD_KAFKA_VTYPE_VALUE, .u.mem = {buf->data, buf->len}},
+            {.vtype = RD_KAFKA_VTYPE_MSGFLAGS, .u.i = RD_KAFKA_MSG_F_COPY},
+            {.vtype = RD_KAFKA_VTYPE_HEADERS, .u.headers = hs},
+        };
+        rd_kafka_error_t *e = rd_kafka_produceva(j->producer, vus, sizeof vus / sizeof vus[0]);
+        rd_kafka_resp_err_t err = e ? rd_kafka_error_code(e) : RD_KAFKA_RESP_ERR_NO_ERROR;
+        if (e)
+            rd_kafka_error_destroy(e);
         if (!err)
             return 0;
         if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
