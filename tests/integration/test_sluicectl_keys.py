@@ -186,7 +186,8 @@ def test_keys_file_option_overrides_the_environment_in_any_position(ctl, tmp_pat
     assert out.returncode == 0, out.stderr
     created = json.loads(out.stdout)
     # A positional before and after it: rotate ID --keys-file P, rotate --keys-file P ID.
-    for rotate in (["keys", "rotate", created["id"], *opt], ["keys", "rotate", *opt, created["id"]]):
+    for rotate in (["keys", "rotate", created["id"], *opt],
+                   ["keys", "rotate", *opt, created["id"]]):
         out = ctl(*rotate)
         assert out.returncode == 0, out.stderr
     [entry] = json.loads(other.read_text())["keys"]
