@@ -14,6 +14,9 @@ static void who(char *buf, size_t len, const char *group, const char *cmd) {
              group && cmd ? " " : "", group && cmd ? cmd : "");
 }
 
+static int vmessage(int code, const char *group, const char *cmd, const char *fmt, va_list ap)
+    __attribute__((format(printf, 4, 0)));
+
 static int vmessage(int code, const char *group, const char *cmd, const char *fmt, va_list ap) {
     char w[128];
     who(w, sizeof w, group, cmd);
