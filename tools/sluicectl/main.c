@@ -101,8 +101,8 @@ static void print_help(FILE *out) {
         snprintf(left, sizeof left, "%s %s", ctl_global_opts[i].name, ctl_global_opts[i].metavar);
         fprintf(out, "  %-20s %s\n", left, ctl_global_opts[i].help);
     }
-    fputs("  --help               this help\n"
-          "  --version            the version\n"
+    fputs("  --help               this help; after a group or a command, its help\n"
+          "  --version            the version (before the group only)\n"
           "\nRun 'sluicectl <group> --help' for the commands of a group.\n\nEnvironment:\n",
           out);
     for (size_t i = 0; i < CTL_NOPTIONS; i++)
