@@ -144,17 +144,18 @@ def test_expires_in_and_plans_from_the_file(ctl):
     (["keys", "frob"], "unknown command 'frob'"),
     (["keys", "create"], "--name is required"),
     (["keys", "create", "--name", "x", "--frob"], "unknown option '--frob'"),
-    (["keys", "create", "--name"], "option '--name' needs a value"),
-    (["keys", "create", "--name", ""], "--name must not be empty"),
+    (["keys", "create", "--name"], "--name needs a value (NAME)"),
+    (["keys", "create", "--name", ""], "--name needs a non-empty value"),
+    (["keys", "create", "--name", "   "], "--name must not be blank"),
     (["keys", "create", "--name", "x", "--expires", "2001-01-01T00:00:00Z"],
      "--expires: 2001-01-01T00:00:00Z is not in the future"),
     (["keys", "create", "--name", "x", "--expires", "tomorrow"], "--expires: expected"),
     (["keys", "create", "--name", "x", "--expires-in", "30y"], "--expires-in: expected"),
     (["keys", "create", "--name", "x", "--expires", "2099-01-01T00:00:00Z", "--expires-in", "1d"],
      "exclude each other"),
-    (["keys", "revoke"], "missing the key ID"),
+    (["keys", "revoke"], "missing ID"),
     (["keys", "revoke", "a", "b"], "unexpected argument 'b'"),
-    (["keys", "list", "--name", "x"], "does not apply here"),
+    (["keys", "list", "--name", "x"], "unknown option '--name'"),
 ])
 def test_usage_errors_exit_2_with_a_message_on_stderr(ctl, args, message):
     out = ctl(*args)
@@ -170,12 +171,42 @@ def test_missing_keys_file_setting_is_a_usage_error(ctl):
     assert "pass --keys-file PATH or set SLUICE_KEYS_FILE" in out.stderr
 
 
-def test_keys_file_option_overrides_the_environment(ctl, tmp_path):
+@pytest.mark.parametrize("where", ["before the group", "after the group", "after the command",
+                                   "at the end"])
+@pytest.mark.parametrize("form", ["--keys-file PATH", "--keys-file=PATH"])
+def test_keys_file_option_overrides_the_environment_in_any_position(ctl, tmp_path, where, form):
     other = tmp_path / "other.json"
-    assert ctl("--keys-file", str(other), "keys", "create", "--name", "a").returncode == 0
-    assert ctl("keys", "create", "--name", "b", "--keys-file", str(other)).returncode == 0
-    assert len(json.loads(other.read_text())["keys"]) == 2
+    opt = ["--keys-file", str(other)] if " " in form else [f"--keys-file={other}"]
+    cmd = ["create", "--name", "a", "--json"]
+    args = {"before the group": [*opt, "keys", *cmd],
+            "after the group": ["keys", *opt, *cmd],
+            "after the command": ["keys", "create", *opt, *cmd[1:]],
+            "at the end": ["keys", *cmd, *opt]}[where]
+    out = ctl(*args)
+    assert out.returncode == 0, out.stderr
+    created = json.loads(out.stdout)
+    # A positional before and after it: rotate ID --keys-file P, rotate --keys-file P ID.
+    for rotate in (["keys", "rotate", created["id"], *opt],
+                   ["keys", "rotate", *opt, created["id"]]):
+        out = ctl(*rotate)
+        assert out.returncode == 0, out.stderr
+    [entry] = json.loads(other.read_text())["keys"]
+    assert entry["id"] == created["id"] and entry["name"] == "a"
     assert not ctl.keys_file.exists()
+
+
+@pytest.mark.parametrize("args, first", [
+    (["--keys-file"], "sluicectl: --keys-file needs a value (PATH)"),
+    (["keys", "--keys-file"], "sluicectl keys: --keys-file needs a value (PATH)"),
+    (["keys", "list", "--keys-file"], "sluicectl keys list: --keys-file needs a value (PATH)"),
+    (["keys", "list", "--keys-file="], "sluicectl keys list: --keys-file needs a non-empty value"),
+    (["keys", "--frob", "list"], "sluicectl keys: unknown option '--frob'"),
+])
+def test_keys_file_without_a_value_is_a_usage_error(ctl, args, first):
+    out = ctl(*args)
+    assert out.returncode == 2
+    assert out.stderr.splitlines()[0] == first
+    assert out.stdout == ""
 
 
 def test_operational_errors_exit_1(ctl):
@@ -231,7 +262,7 @@ def run_shell(ctl, redirect, *args):
 def test_create_with_stdout_closed_refuses_and_writes_no_key(ctl, tmp_path, json_flag):
     out = run_shell(ctl, ">&-", "keys", "create", "--name", "cron", *json_flag)
     assert out.returncode == 1
-    assert out.stderr.startswith("sluicectl: standard output is closed"), out.stderr
+    assert out.stderr.startswith("sluicectl keys create: standard output is closed"), out.stderr
     assert not ctl.keys_file.exists()
     no_key_value_on_disk(tmp_path)
 
@@ -240,7 +271,8 @@ def test_create_with_stdout_full_revokes_the_key_and_names_it(ctl, tmp_path):
     out = run_shell(ctl, "> /dev/full", "keys", "create", "--name", "cron")
     assert out.returncode == 1
     [entry] = list_json(ctl)
-    assert out.stderr == (f"sluicectl: cannot print the new key: No space left on device; key "
+    assert out.stderr == (f"sluicectl keys create: cannot print the new key: No space left on "
+                          f"device; key "
                           f"{entry['id']} was revoked at once; create another\n")
     assert entry["status"] == "revoked" and entry["enabled"] is False
     no_key_value_on_disk(tmp_path)
@@ -251,7 +283,7 @@ def test_rotate_with_stdout_closed_refuses_and_keeps_the_old_value(ctl, tmp_path
     before = file_hashes(ctl)
     out = run_shell(ctl, ">&-", "keys", "rotate", created["id"])
     assert out.returncode == 1
-    assert out.stderr.startswith("sluicectl: standard output is closed"), out.stderr
+    assert out.stderr.startswith("sluicectl keys rotate: standard output is closed"), out.stderr
     assert file_hashes(ctl) == before
     no_key_value_on_disk(tmp_path)
 
@@ -262,8 +294,8 @@ def test_rotate_with_stdout_full_undoes_the_rotation(ctl, tmp_path, json_flag):
     before = file_hashes(ctl)
     out = run_shell(ctl, "> /dev/full", "keys", "rotate", created["id"], *json_flag)
     assert out.returncode == 1
-    assert out.stderr == (f"sluicectl: cannot print the new value: No space left on device; the "
-                          f"rotation of key {created['id']} was undone and its old value still "
+    assert out.stderr == (f"sluicectl keys rotate: cannot print the new value: No space left "
+                          f"on device; the rotation of key {created['id']} was undone and its old value still "
                           f"works\n")
     assert file_hashes(ctl) == before
     assert [e["status"] for e in list_json(ctl)] == ["ok"]
@@ -276,7 +308,8 @@ def test_a_revoked_key_is_not_rotated(ctl):
     before = ctl.keys_file.read_text()
     out = ctl("keys", "rotate", created["id"])
     assert out.returncode == 1
-    assert out.stderr.startswith(f"sluicectl: key {created['id']} is revoked"), out.stderr
+    assert out.stderr.startswith(f"sluicectl keys rotate: key {created['id']} is revoked"), \
+        out.stderr
     assert out.stdout == ""
     assert ctl.keys_file.read_text() == before
 

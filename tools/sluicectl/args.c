@@ -8,13 +8,23 @@
 
 #include "sluice/time.h"
 
+/* "sluicectl", "sluicectl <group>" or "sluicectl <group> <cmd>": who speaks, and whose help. */
+static void who(char *buf, size_t len, const char *group, const char *cmd) {
+    snprintf(buf, len, "sluicectl%s%s%s%s", group ? " " : "", group ? group : "",
+             group && cmd ? " " : "", group && cmd ? cmd : "");
+}
+
+static int vmessage(int code, const char *group, const char *cmd, const char *fmt, va_list ap)
+    __attribute__((format(printf, 4, 0)));
+
 static int vmessage(int code, const char *group, const char *cmd, const char *fmt, va_list ap) {
-    fprintf(stderr, "sluicectl %s%s%s: ", group, cmd ? " " : "", cmd ? cmd : "");
+    char w[128];
+    who(w, sizeof w, group, cmd);
+    fprintf(stderr, "%s: ", w);
     vfprintf(stderr, fmt, ap);
     fputc('\n', stderr);
     if (code == CTL_EXIT_USAGE)
-        fprintf(stderr, "Run 'sluicectl %s%s%s --help' for usage.\n", group, cmd ? " " : "",
-                cmd ? cmd : "");
+        fprintf(stderr, "Run '%s --help' for usage.\n", w);
     return code;
 }
 
@@ -60,21 +70,41 @@ size_t ctl_arg_list(const struct ctl_args *a, const char *name, const char *cons
     return a->nlist[i];
 }
 
-void ctl_cmd_help(FILE *out, const char *group, const struct ctl_cmd *cmd) {
-    fprintf(out, "Usage: sluicectl %s %s%s%s%s\n\n%s\n", group, cmd->name,
-            cmd->positionals ? " " : "", cmd->positionals ? cmd->positionals : "",
-            cmd->nopts ? " [options]" : "", cmd->description);
-    if (!cmd->nopts)
-        return;
-    fputs("\nOptions:\n", out);
-    for (size_t i = 0; i < cmd->nopts; i++) {
-        const struct ctl_opt *o = &cmd->opts[i];
+const struct ctl_opt ctl_global_opts[] = {
+    {"--keys-file", CTL_OPT_VALUE, "PATH",
+     "the keys file 'keys' commands edit (default: $SLUICE_KEYS_FILE)"},
+};
+const size_t ctl_nglobal_opts = sizeof ctl_global_opts / sizeof ctl_global_opts[0];
+
+static void print_opts(FILE *out, const struct ctl_opt *opts, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        const struct ctl_opt *o = &opts[i];
         char left[48];
         snprintf(left, sizeof left, "%s%s%s", o->name, o->metavar ? " " : "",
                  o->metavar ? o->metavar : "");
         fprintf(out, "  %-24s %s%s\n", left, o->help,
                 o->kind == CTL_OPT_LIST ? " (may be repeated)" : "");
     }
+}
+
+static void print_globals(FILE *out, bool show) {
+    if (!show)
+        return;
+    fputs("\nGlobal options (anywhere on the line):\n", out);
+    print_opts(out, ctl_global_opts, ctl_nglobal_opts);
+}
+
+static void cmd_help(FILE *out, const struct ctl_group_def *g, const struct ctl_cmd *cmd) {
+    ctl_cmd_help(out, g->name, cmd);
+    print_globals(out, g->show_globals);
+}
+
+void ctl_cmd_help(FILE *out, const char *group, const struct ctl_cmd *cmd) {
+    fprintf(out, "Usage: sluicectl %s %s%s%s%s\n\n%s\n", group, cmd->name,
+            cmd->positionals ? " " : "", cmd->positionals ? cmd->positionals : "",
+            cmd->nopts ? " [options]" : "", cmd->description);
+    fputs("\nOptions:\n", out);
+    print_opts(out, cmd->opts, cmd->nopts);
     fputs("  --help                   this help\n", out);
 }
 
@@ -83,12 +113,52 @@ static void group_help(FILE *out, const struct ctl_group_def *g) {
             g->description);
     for (size_t i = 0; i < g->ncmds; i++)
         fprintf(out, "  %-10s %s\n", g->cmds[i].name, g->cmds[i].summary);
+    print_globals(out, g->show_globals);
     fprintf(out, "\nRun 'sluicectl %s <command> --help' for the options of a command.\n", g->name);
 }
 
-/* Parses argv (after the command's name) into *a; 1 when --help was asked, 2 on an error. */
+/* The value of option o at argv[*i]: after the '=' (eq), else the next argument (*i moves on). */
+static int opt_value(const char *group, const char *cmd, const struct ctl_opt *o, const char *eq,
+                     int argc, char **argv, int *i, const char **value) {
+    if (o->kind == CTL_OPT_FLAG) {
+        if (eq)
+            return ctl_usage_error(group, cmd, "%s takes no value", o->name);
+        *value = "";
+        return 0;
+    }
+    if (eq)
+        *value = eq + 1;
+    else if (*i + 1 < argc)
+        *value = argv[++*i];
+    else
+        return ctl_usage_error(group, cmd, "%s needs a value (%s)", o->name, o->metavar);
+    if (!**value)
+        return ctl_usage_error(group, cmd, "%s needs a non-empty value", o->name);
+    return 0;
+}
+
+int ctl_global_opt(int argc, char **argv, int i, struct ctl_env *env, const char *group,
+                   const char *cmd) {
+    const char *arg = argv[i], *eq = strchr(arg, '=');
+    size_t len = eq ? (size_t)(eq - arg) : strlen(arg);
+    for (size_t k = 0; k < ctl_nglobal_opts; k++) {
+        const struct ctl_opt *o = &ctl_global_opts[k];
+        if (strlen(o->name) != len || strncmp(o->name, arg, len))
+            continue;
+        const char *value;
+        int j = i;
+        if (opt_value(group, cmd, o, eq, argc, argv, &j, &value))
+            return -1;
+        env->keys_file = value; /* the only global option so far */
+        return j - i + 1;
+    }
+    return 0;
+}
+
+/* Parses argv (after the command's name) into *a and the global options into *env; 1 when
+ * --help was asked, 2 on an error. */
 static int parse(const char *group, const struct ctl_cmd *cmd, int argc, char **argv,
-                 struct ctl_args *a) {
+                 struct ctl_args *a, struct ctl_env *env) {
     memset(a, 0, sizeof *a);
     a->cmd = cmd;
     bool options_done = false;
@@ -109,23 +179,19 @@ static int parse(const char *group, const struct ctl_cmd *cmd, int argc, char **
         const char *eq = strchr(arg, '=');
         size_t len = eq ? (size_t)(eq - arg) : strlen(arg);
         int k = find_opt(cmd, arg, len);
-        if (k < 0)
-            return ctl_usage_error(group, cmd->name, "unknown option '%.*s'", (int)len, arg);
+        if (k < 0) {
+            int n = ctl_global_opt(argc, argv, i, env, group, cmd->name);
+            if (n < 0)
+                return CTL_EXIT_USAGE;
+            if (n == 0)
+                return ctl_usage_error(group, cmd->name, "unknown option '%.*s'", (int)len, arg);
+            i += n - 1;
+            continue;
+        }
         const struct ctl_opt *o = &cmd->opts[k];
         const char *value;
-        if (o->kind == CTL_OPT_FLAG) {
-            if (eq)
-                return ctl_usage_error(group, cmd->name, "%s takes no value", o->name);
-            value = "";
-        } else if (eq) {
-            value = eq + 1;
-        } else if (i + 1 < argc) {
-            value = argv[++i];
-        } else {
-            return ctl_usage_error(group, cmd->name, "%s needs a value (%s)", o->name, o->metavar);
-        }
-        if (o->kind != CTL_OPT_FLAG && !*value)
-            return ctl_usage_error(group, cmd->name, "%s needs a non-empty value", o->name);
+        if (opt_value(group, cmd->name, o, eq, argc, argv, &i, &value))
+            return CTL_EXIT_USAGE;
         a->value[k] = value;
         if (o->kind == CTL_OPT_LIST) {
             if (a->nlist[k] >= CTL_ARGS_MAX_LIST)
@@ -139,30 +205,50 @@ static int parse(const char *group, const struct ctl_cmd *cmd, int argc, char **
     return 0;
 }
 
+/* "create, list, revoke": the group's commands, for messages. */
+static void command_list(const struct ctl_group_def *g, char *buf, size_t len) {
+    size_t used = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; i < g->ncmds && used < len; i++)
+        used += (size_t)snprintf(buf + used, len - used, "%s%s", i ? ", " : "", g->cmds[i].name);
+}
+
 int ctl_group_run(const struct ctl_group_def *g, int argc, char **argv, const struct ctl_env *env) {
-    if (argc < 2) {
-        group_help(stderr, g);
-        return CTL_EXIT_USAGE;
+    struct ctl_env e = *env;
+    char names[256];
+    command_list(g, names, sizeof names);
+    int i = 1;
+    /* Global options may come between the group and the command. */
+    while (i < argc && argv[i][0] == '-' && strcmp(argv[i], "--help") && strcmp(argv[i], "-h")) {
+        int n = ctl_global_opt(argc, argv, i, &e, g->name, NULL);
+        if (n < 0)
+            return CTL_EXIT_USAGE;
+        if (n == 0)
+            return ctl_usage_error(g->name, NULL, "unknown option '%.*s'",
+                                   (int)strcspn(argv[i], "="), argv[i]);
+        i += n;
     }
-    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+    if (i >= argc)
+        return ctl_usage_error(g->name, NULL, "missing a command (%s)", names);
+    if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h") || !strcmp(argv[i], "help")) {
         group_help(stdout, g);
         return CTL_EXIT_OK;
     }
-    for (size_t i = 0; i < g->ncmds; i++) {
-        const struct ctl_cmd *cmd = &g->cmds[i];
-        if (strcmp(argv[1], cmd->name))
+    for (size_t k = 0; k < g->ncmds; k++) {
+        const struct ctl_cmd *cmd = &g->cmds[k];
+        if (strcmp(argv[i], cmd->name))
             continue;
         struct ctl_args a;
-        int rc = parse(g->name, cmd, argc - 2, argv + 2, &a);
+        int rc = parse(g->name, cmd, argc - i - 1, argv + i + 1, &a, &e);
         if (rc == 1) {
-            ctl_cmd_help(stdout, g->name, cmd);
+            cmd_help(stdout, g, cmd);
             return CTL_EXIT_OK;
         }
         if (rc)
             return rc;
-        return cmd->run(&a, env);
+        return cmd->run(&a, &e);
     }
-    return ctl_usage_error(g->name, NULL, "unknown command '%s'", argv[1]);
+    return ctl_usage_error(g->name, NULL, "unknown command '%s' (%s)", argv[i], names);
 }
 
 int ctl_parse_duration(const char *s, int64_t *out_ms) {

@@ -61,14 +61,31 @@ struct ctl_group_def {
     const char *description;
     const struct ctl_cmd *cmds;
     size_t ncmds;
+    bool show_globals; /* list the global options in each command's help (the group uses them) */
 };
 
 /*
- * Runs `argv[1]` of the group (argv[0] is the group's name): `--help`/`help`/nothing print the
- * group's help (exit 0, or 2 when nothing was given), an unknown command is a usage error,
- * otherwise the command's options are parsed (options and positionals in any order,
- * `--opt=value` and `--opt value`, `--` ends options) and its function runs. A usage error
- * prints one line naming the problem and a hint, writes nothing to stdout and returns 2.
+ * The global options (--keys-file PATH): accepted before the group and anywhere after it, in
+ * either form, up to a `--`. Listed by `sluicectl --help`.
+ */
+extern const struct ctl_opt ctl_global_opts[];
+extern const size_t ctl_nglobal_opts;
+
+/*
+ * If argv[i] is a global option, stores its value in *env and returns how many arguments it
+ * took (1 or 2). Returns 0 when argv[i] is not one, and -1 after printing a usage error that
+ * names group and cmd (either may be NULL).
+ */
+int ctl_global_opt(int argc, char **argv, int i, struct ctl_env *env, const char *group,
+                   const char *cmd);
+
+/*
+ * Runs the command argv[1] of the group (argv[0] is the group's name; global options may come
+ * before the command): `--help`/`help` print the group's help (exit 0), a missing or unknown
+ * command is a usage error, otherwise the command's options are parsed (options, global options
+ * and positionals in any order, `--opt=value` and `--opt value`, `--` ends options) and its
+ * function runs with the global options applied to a copy of *env. A usage error prints one line
+ * naming the problem and a hint, writes nothing to stdout and returns 2.
  */
 int ctl_group_run(const struct ctl_group_def *g, int argc, char **argv, const struct ctl_env *env);
 
@@ -77,7 +94,8 @@ const char *ctl_arg(const struct ctl_args *a, const char *name);
 bool ctl_flag(const struct ctl_args *a, const char *name);
 size_t ctl_arg_list(const struct ctl_args *a, const char *name, const char *const **values);
 
-/* "sluicectl <group> <cmd>: <message>" and the --help hint on stderr; returns CTL_EXIT_USAGE. */
+/* "sluicectl <group> <cmd>: <message>" and the --help hint on stderr; returns CTL_EXIT_USAGE.
+ * group and cmd may be NULL: "sluicectl: <message>". */
 int ctl_usage_error(const char *group, const char *cmd, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* "sluicectl <group> <cmd>: <message>" on stderr; returns CTL_EXIT_ERROR. */

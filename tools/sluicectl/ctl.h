@@ -17,7 +17,7 @@ enum ctl_exit {
  * later (topics, dlq) add their fields here.
  */
 struct ctl_env {
-    const char *keys_file;          /* --keys-file before the group, or SLUICE_KEYS_FILE */
+    const char *keys_file;          /* --keys-file anywhere on the line, or SLUICE_KEYS_FILE */
     const char *topic_prefix;       /* SLUICE_TOPIC_PREFIX ("sluice.") */
     const char *const *kafka_props; /* SLUICE_KAFKA_* passthrough, NULL-terminated pairs */
     bool stdout_was_closed;         /* descriptor 1 was closed at start; it is /dev/null now */

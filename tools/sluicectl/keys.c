@@ -3,7 +3,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -21,199 +20,25 @@
 #include "sluice/keys.h"
 #include "sluice/time.h"
 
-static const char keys_help[] =
-    "Usage: sluicectl keys <command> [options]\n"
-    "\n"
-    "Manage the API keys in the keys file (--keys-file PATH or SLUICE_KEYS_FILE). The file\n"
-    "holds SHA-256 hashes only; a key value is printed once, when it is created or rotated.\n"
-    "\n"
-    "Commands:\n"
-    "  create   create a key and print it once\n"
-    "  list     list keys and their status (never the key values)\n"
-    "  revoke   revoke a key (sets revoked, disables it)\n"
-    "  rotate   give a key a new value (same id, name and plan) and print it once\n"
-    "  plans    list the usage plans keys can use, the built-in \"default\" included\n"
-    "\n"
-    "Run 'sluicectl keys <command> --help' for the options of a command.\n";
-
-static const char create_help[] =
-    "Usage: sluicectl keys create --name NAME [--plan PLAN] [--expires TIME | --expires-in N]\n"
-    "                             [--json] [--keys-file PATH]\n"
-    "\n"
-    "Creates a key and prints its id and value. The value is shown only this once.\n"
-    "The keys file is created (mode 0600) when it does not exist.\n"
-    "\n"
-    "  --name NAME        a label for humans (required)\n"
-    "  --plan PLAN        usage plan (default: \"default\"); must exist in the file\n"
-    "  --expires TIME     expiry as RFC 3339 UTC, e.g. 2027-01-01T00:00:00Z\n"
-    "  --expires-in N     expiry relative to now: a number with s, m, h, d or w (e.g. 30d)\n"
-    "  --json             print exactly {\"id\": \"...\", \"key\": \"...\"}\n"
-    "  --keys-file PATH   the keys file (default: $SLUICE_KEYS_FILE)\n";
-
-static const char list_help[] =
-    "Usage: sluicectl keys list [--json] [--keys-file PATH]\n"
-    "\n"
-    "Lists the keys with their status now (ok, disabled, expired, revoked). With --json, one\n"
-    "object per line: id, name, plan, enabled, created, expires, revoked, status.\n";
-
-static const char revoke_help[] =
-    "Usage: sluicectl keys revoke ID [--keys-file PATH]\n"
-    "\n"
-    "Revokes a key: sets its revoked time to now and enabled to false. Gateways pick the\n"
-    "change up within 2 seconds.\n";
-
-static const char rotate_help[] =
-    "Usage: sluicectl keys rotate ID [--json] [--keys-file PATH]\n"
-    "\n"
-    "Gives a key a new value and prints it once; id, name, plan and times stay. The old value\n"
-    "stops working as soon as gateways reload (within 2 seconds).\n";
-
-static const char plans_help[] =
-    "Usage: sluicectl keys plans [--json] [--keys-file PATH]\n"
-    "\n"
-    "Lists the usage plans in force: the file's \"plans\" object and the built-in \"default\"\n"
-    "(1000 requests/s, burst 2000, 10,000 a day) unless the file redefines it. With --json, one\n"
-    "object per line: name, throttle {rate, burst} or null, quota {limit, period} or null.\n"
-    "\n"
-    "To add a plan, add it to the keys file's \"plans\" object, e.g.\n"
-    "  \"plans\": {\"partner\": {\"throttle\": {\"rate\": 50, \"burst\": 100},\n"
-    "                         \"quota\": {\"limit\": 100000, \"period\": \"DAY\"}}}\n"
-    "then 'sluicectl keys create --plan partner ...'. See docs/keys.md for the format.\n";
-
-enum opt_id { OPT_NAME = 'n', OPT_PLAN = 'p', OPT_JSON = 'j', OPT_HELP = 'h' };
-enum { OPT_KEYS_FILE = 1000, OPT_EXPIRES, OPT_EXPIRES_IN };
-
-static const struct option long_opts[] = {
-    {"name", required_argument, NULL, OPT_NAME},
-    {"plan", required_argument, NULL, OPT_PLAN},
-    {"expires", required_argument, NULL, OPT_EXPIRES},
-    {"expires-in", required_argument, NULL, OPT_EXPIRES_IN},
-    {"json", no_argument, NULL, OPT_JSON},
-    {"keys-file", required_argument, NULL, OPT_KEYS_FILE},
-    {"help", no_argument, NULL, OPT_HELP},
-    {NULL, 0, NULL, 0},
-};
-
-/* The parsed command line of one keys command. */
-struct keys_opts {
-    const char *cmd;
-    const char *keys_file;
-    const char *name;
-    const char *plan;
-    const char *expires;
-    const char *expires_in;
-    const char *id; /* the positional argument of revoke / rotate */
-    bool json;
-    bool help;
-};
-
-static int usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static int usage_error(const char *cmd, const char *fmt, ...) {
-    va_list ap;
-    fprintf(stderr, "sluicectl keys%s%s: ", cmd ? " " : "", cmd ? cmd : "");
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fprintf(stderr, "\nRun 'sluicectl keys%s%s --help' for usage.\n", cmd ? " " : "",
-            cmd ? cmd : "");
-    return CTL_EXIT_USAGE;
-}
-
-static int op_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-static int op_error(const char *fmt, ...) {
-    va_list ap;
-    fputs("sluicectl: ", stderr);
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputc('\n', stderr);
-    return CTL_EXIT_ERROR;
-}
-
-/* Which options each command takes; anything else is a usage error. */
-static bool opt_allowed(const char *cmd, int opt) {
-    if (opt == OPT_KEYS_FILE || opt == OPT_HELP)
-        return true;
-    if (strcmp(cmd, "create") == 0)
-        return opt == OPT_NAME || opt == OPT_PLAN || opt == OPT_EXPIRES || opt == OPT_EXPIRES_IN ||
-               opt == OPT_JSON;
-    if (strcmp(cmd, "list") == 0 || strcmp(cmd, "rotate") == 0 || strcmp(cmd, "plans") == 0)
-        return opt == OPT_JSON;
-    return false;
-}
-
-static int parse_opts(int argc, char **argv, struct keys_opts *o) {
-    optind = 0; /* glibc: full re-initialisation, since main may have run getopt already */
-    opterr = 0;
-    int c;
-    while ((c = getopt_long(argc, argv, ":h", long_opts, NULL)) != -1) {
-        if (c == '?')
-            return usage_error(o->cmd, "unknown option '%s'", argv[optind - 1]);
-        if (c == ':')
-            return usage_error(o->cmd, "option '%s' needs a value", argv[optind - 1]);
-        if (!opt_allowed(o->cmd, c))
-            return usage_error(o->cmd, "option '%s' does not apply here", argv[optind - 1]);
-        switch (c) {
-        case OPT_NAME:
-            o->name = optarg;
-            break;
-        case OPT_PLAN:
-            o->plan = optarg;
-            break;
-        case OPT_EXPIRES:
-            o->expires = optarg;
-            break;
-        case OPT_EXPIRES_IN:
-            o->expires_in = optarg;
-            break;
-        case OPT_JSON:
-            o->json = true;
-            break;
-        case OPT_KEYS_FILE:
-            o->keys_file = optarg;
-            break;
-        case OPT_HELP:
-            o->help = true;
-            break;
-        default:
-            return usage_error(o->cmd, "unknown option");
-        }
-    }
-    bool wants_id = strcmp(o->cmd, "revoke") == 0 || strcmp(o->cmd, "rotate") == 0;
-    if (o->help)
-        return 0;
-    if (wants_id) {
-        if (optind >= argc)
-            return usage_error(o->cmd, "missing the key ID");
-        o->id = argv[optind++];
-    }
-    if (optind < argc)
-        return usage_error(o->cmd, "unexpected argument '%s'", argv[optind]);
-    return 0;
-}
-
-/* "30d" -> milliseconds; units s, m, h, d, w. */
 /* Keys files are edited under an exclusive flock on "<file>.lock", held until exit. */
-static int lock_file(const char *path, int *fd_out) {
+static int lock_file(const char *cmd, const char *path, int *fd_out) {
     size_t n = strlen(path) + sizeof ".lock";
     char *lock = malloc(n);
     if (!lock)
-        return op_error("out of memory");
+        return ctl_op_error("keys", cmd, "out of memory");
     snprintf(lock, n, "%s.lock", path);
     int fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (fd < 0) {
         int e = errno;
         free(lock);
-        return op_error("cannot open lock file %s.lock: %s", path, strerror(e));
+        return ctl_op_error("keys", cmd, "cannot open lock file %s.lock: %s", path, strerror(e));
     }
     while (flock(fd, LOCK_EX) != 0) {
         if (errno != EINTR) {
             int e = errno;
             close(fd);
             free(lock);
-            return op_error("cannot lock %s.lock: %s", path, strerror(e));
+            return ctl_op_error("keys", cmd, "cannot lock %s.lock: %s", path, strerror(e));
         }
     }
     free(lock);
@@ -222,20 +47,21 @@ static int lock_file(const char *path, int *fd_out) {
 }
 
 /* Loads the file; a missing file is an empty table only when `create_missing`. */
-static int load_keys(const char *path, bool create_missing, struct sl_keys **out) {
+static int load_keys(const char *cmd, const char *path, bool create_missing, struct sl_keys **out) {
     char err[SL_KEYS_ERR_SIZE];
     int rc = sl_keys_load(path, out, NULL, err, sizeof err);
     if (rc == -ENOENT && create_missing)
         rc = sl_keys_new(out);
     if (rc)
-        return op_error("keys file %s: %s", path, rc == -ENOMEM ? "out of memory" : err);
+        return ctl_op_error("keys", cmd, "keys file %s: %s", path,
+                            rc == -ENOMEM ? "out of memory" : err);
     return 0;
 }
 
-static int save_keys(const struct sl_keys *k, const char *path) {
+static int save_keys(const char *cmd, const struct sl_keys *k, const char *path) {
     char err[SL_KEYS_ERR_SIZE];
     if (sl_keys_write_file(k, path, err, sizeof err) != 0)
-        return op_error("keys file %s not written: %s", path, err);
+        return ctl_op_error("keys", cmd, "keys file %s not written: %s", path, err);
     return 0;
 }
 
@@ -276,84 +102,122 @@ static int print_new_key(const char *verb, const struct sl_key *rec, const char 
  * write may still have left part of it somewhere (a pipe, a full disk's last block).
  */
 static int unshown_created_key(struct sl_keys *k, const char *id, const char *path, int prc) {
+    const char *cmd = "create";
     char err[SL_KEYS_ERR_SIZE];
     int rc = sl_keys_revoke(k, id, sl_time_now_ms() / 1000 * 1000);
     if (!rc)
         rc = sl_keys_write_file(k, path, err, sizeof err);
     if (rc)
-        return op_error("cannot print the new key: %s; key %s is stored but nobody saw it: "
-                        "revoke it with 'sluicectl keys revoke %s'",
-                        strerror(-prc), id, id);
-    return op_error("cannot print the new key: %s; key %s was revoked at once; create another",
-                    strerror(-prc), id);
+        return ctl_op_error("keys", cmd,
+                            "cannot print the new key: %s; key %s is stored but nobody saw it: "
+                            "revoke it with 'sluicectl keys revoke %s'",
+                            strerror(-prc), id, id);
+    return ctl_op_error("keys", cmd,
+                        "cannot print the new key: %s; key %s was revoked at once; create another",
+                        strerror(-prc), id);
 }
 
 /* A rotation whose new value could not be printed is undone: the old value keeps working. */
 static int unshown_rotated_key(const struct sl_keys *before, const char *id, const char *path,
                                int prc) {
+    const char *cmd = "rotate";
     char err[SL_KEYS_ERR_SIZE];
     if (sl_keys_write_file(before, path, err, sizeof err) != 0)
-        return op_error("cannot print the new value: %s; key %s has a value nobody saw: rotate "
-                        "it again or revoke it with 'sluicectl keys revoke %s'",
-                        strerror(-prc), id, id);
-    return op_error("cannot print the new value: %s; the rotation of key %s was undone and its "
-                    "old value still works",
-                    strerror(-prc), id);
+        return ctl_op_error("keys", cmd,
+                            "cannot print the new value: %s; key %s has a value nobody saw: rotate "
+                            "it again or revoke it with 'sluicectl keys revoke %s'",
+                            strerror(-prc), id, id);
+    return ctl_op_error("keys", cmd,
+                        "cannot print the new value: %s; the rotation of key %s was undone and its "
+                        "old value still works",
+                        strerror(-prc), id);
 }
 
-static int cmd_create(const struct keys_opts *o, const char *path) {
-    if (!o->name)
-        return usage_error("create", "--name is required");
-    if (!o->name[0])
-        return usage_error("create", "--name must not be empty");
-    if (o->expires && o->expires_in)
-        return usage_error("create", "--expires and --expires-in exclude each other");
+/*
+ * The keys file (--keys-file or SLUICE_KEYS_FILE); NULL after a usage error. A command that
+ * prints a new key refuses when stdout is closed: a key printed into /dev/null would be a
+ * secret nobody holds, so it refuses before making one (*rc says how it failed).
+ */
+static const char *keys_path(const char *cmd, const struct ctl_env *env, bool prints_key, int *rc) {
+    if (!env->keys_file || !*env->keys_file) {
+        *rc = ctl_usage_error("keys", cmd,
+                              "no keys file: pass --keys-file PATH or set SLUICE_KEYS_FILE");
+        return NULL;
+    }
+    if (prints_key && env->stdout_was_closed) {
+        *rc = ctl_op_error("keys", cmd,
+                           "standard output is closed, so the new key could not be shown; "
+                           "nothing was changed");
+        return NULL;
+    }
+    return env->keys_file;
+}
+
+/* A name only of spaces is as useless a label as an empty one (the parser refuses ""). */
+static bool blank(const char *s) {
+    return s[strspn(s, " ")] == '\0';
+}
+
+static int cmd_create(const struct ctl_args *a, const struct ctl_env *env) {
+    const char *cmd = "create", *name = ctl_arg(a, "--name"), *expires = ctl_arg(a, "--expires"),
+               *expires_in = ctl_arg(a, "--expires-in");
+    bool json = ctl_flag(a, "--json");
+    if (!name)
+        return ctl_usage_error("keys", cmd, "--name is required");
+    if (blank(name))
+        return ctl_usage_error("keys", cmd, "--name must not be blank");
+    if (expires && expires_in)
+        return ctl_usage_error("keys", cmd, "--expires and --expires-in exclude each other");
     int64_t now = sl_time_now_ms() / 1000 * 1000; /* whole seconds read better in the file */
     struct sl_key rec = {.enabled = true,
                          .created_ms = now,
                          .expires_ms = SL_KEYS_TIME_NONE,
                          .revoked_ms = SL_KEYS_TIME_NONE};
-    const char *plan = o->plan ? o->plan : "default";
-    if (strlen(o->name) >= sizeof rec.name)
-        return usage_error("create", "--name is longer than %zu bytes", sizeof rec.name - 1);
+    const char *plan = ctl_arg(a, "--plan") ? ctl_arg(a, "--plan") : "default";
+    if (strlen(name) >= sizeof rec.name)
+        return ctl_usage_error("keys", cmd, "--name is longer than %zu bytes", sizeof rec.name - 1);
     if (strlen(plan) >= sizeof rec.plan)
-        return usage_error("create", "--plan is longer than %zu bytes", sizeof rec.plan - 1);
-    memcpy(rec.name, o->name, strlen(o->name) + 1);
+        return ctl_usage_error("keys", cmd, "--plan is longer than %zu bytes", sizeof rec.plan - 1);
+    memcpy(rec.name, name, strlen(name) + 1);
     memcpy(rec.plan, plan, strlen(plan) + 1);
-    if (o->expires && sl_time_parse_iso8601(o->expires, &rec.expires_ms) != 0)
-        return usage_error("create", "--expires: expected an RFC 3339 UTC time like "
-                                     "2027-01-01T00:00:00Z");
-    if (o->expires && rec.expires_ms <= now)
-        return usage_error("create", "--expires: %s is not in the future", o->expires);
-    if (o->expires_in) {
+    if (expires && sl_time_parse_iso8601(expires, &rec.expires_ms) != 0)
+        return ctl_usage_error(
+            "keys", cmd, "--expires: expected an RFC 3339 UTC time like 2027-01-01T00:00:00Z");
+    /* A key born expired would fail every request: refuse it rather than store a dead key. */
+    if (expires && rec.expires_ms <= now)
+        return ctl_usage_error("keys", cmd, "--expires: %s is not in the future", expires);
+    if (expires_in) {
         int64_t d;
-        if (ctl_parse_duration(o->expires_in, &d) != 0)
-            return usage_error("create", "--expires-in: expected a number with s, m, h, d or w "
-                                         "(e.g. 30d)");
+        if (ctl_parse_duration(expires_in, &d) != 0)
+            return ctl_usage_error(
+                "keys", cmd, "--expires-in: expected a number with s, m, h, d or w (e.g. 30d)");
         rec.expires_ms = now + d;
     }
 
-    int lock_fd = -1, rc;
+    int lock_fd = -1, rc = 0;
+    const char *path = keys_path(cmd, env, true, &rc);
+    if (!path)
+        return rc;
     struct sl_keys *k = NULL;
     char value[SL_KEYS_VALUE_SIZE];
-    if ((rc = lock_file(path, &lock_fd)) || (rc = load_keys(path, true, &k)))
+    if ((rc = lock_file(cmd, path, &lock_fd)) || (rc = load_keys(cmd, path, true, &k)))
         goto out;
     if (sl_keys_generate(value, rec.id, rec.digest) != 0) {
-        rc = op_error("the random number generator failed");
+        rc = ctl_op_error("keys", cmd, "the random number generator failed");
         goto out;
     }
     char err[SL_KEYS_ERR_SIZE];
     int arc = sl_keys_add(k, &rec, err, sizeof err);
     if (arc == SL_ERR_MISSING)
-        rc = op_error("no plan named \"%s\" in %s", plan, path);
+        rc = ctl_op_error("keys", cmd, "no plan named \"%s\" in %s", plan, path);
     else if (arc == SL_ERR_PARSE)
-        rc = usage_error("create", "--name: expected UTF-8 text without control characters");
+        rc = ctl_usage_error("keys", cmd, "--name: expected UTF-8 text without control characters");
     else if (arc)
-        rc = op_error("cannot add the key: %s", err);
+        rc = ctl_op_error("keys", cmd, "cannot add the key: %s", err);
     /* Only a key that is safely on disk is shown: an unsaved key would be a dead secret. */
     int prc;
-    if (!rc && !(rc = save_keys(k, path)) &&
-        (prc = print_new_key("Created", &rec, value, o->json)) != 0)
+    if (!rc && !(rc = save_keys(cmd, k, path)) &&
+        (prc = print_new_key("Created", &rec, value, json)) != 0)
         rc = unshown_created_key(k, rec.id, path, prc);
     OPENSSL_cleanse(value, sizeof value);
 out:
@@ -370,6 +234,7 @@ static const char *time_text(int64_t ms, char *buf, size_t len) {
 }
 
 static int list_json(const struct sl_keys *k, int64_t now) {
+    const char *cmd = "list";
     for (size_t i = 0; i < sl_keys_count(k); i++) {
         const struct sl_key *r = sl_keys_at(k, i);
         char tc[SL_TIME_STR_MAX], te[SL_TIME_STR_MAX], tr[SL_TIME_STR_MAX];
@@ -390,7 +255,7 @@ static int list_json(const struct sl_keys *k, int64_t now) {
         char *s = ok ? cJSON_PrintUnformatted(o) : NULL;
         cJSON_Delete(o);
         if (!s)
-            return op_error("out of memory");
+            return ctl_op_error("keys", cmd, "out of memory");
         puts(s);
         cJSON_free(s);
     }
@@ -421,16 +286,21 @@ static int list_table(const struct sl_keys *k, int64_t now) {
     return 0;
 }
 
-static int cmd_list(const struct keys_opts *o, const char *path) {
+static int cmd_list(const struct ctl_args *a, const struct ctl_env *env) {
+    const char *cmd = "list";
+    int rc = 0;
+    const char *path = keys_path(cmd, env, false, &rc);
+    if (!path)
+        return rc;
     struct sl_keys *k = NULL;
-    int rc = load_keys(path, false, &k); /* renames make reads atomic: no lock needed */
+    rc = load_keys(cmd, path, false, &k); /* renames make reads atomic: no lock needed */
     if (rc)
         return rc;
     int64_t now = sl_time_now_ms();
-    rc = o->json ? list_json(k, now) : list_table(k, now);
+    rc = ctl_flag(a, "--json") ? list_json(k, now) : list_table(k, now);
     sl_keys_unref(k);
     if (fflush(stdout) != 0 && !rc)
-        rc = op_error("cannot write the listing: %s", strerror(errno));
+        rc = ctl_op_error("keys", cmd, "cannot write the listing: %s", strerror(errno));
     return rc;
 }
 
@@ -441,6 +311,7 @@ static const char *const period_names[] = {[SL_QUOTA_NONE] = "",
 
 /* One plan as a JSON line in the keys file's own shape, so it can be pasted into "plans". */
 static int plan_json(const struct sl_plan *p) {
+    const char *cmd = "plans";
     cJSON *o = cJSON_CreateObject(), *t = NULL, *q = NULL;
     bool ok = o && cJSON_AddStringToObject(o, "name", p->name);
     if (ok && p->rate > 0)
@@ -458,22 +329,28 @@ static int plan_json(const struct sl_plan *p) {
     char *s = ok ? cJSON_PrintUnformatted(o) : NULL;
     cJSON_Delete(o);
     if (!s)
-        return op_error("out of memory");
+        return ctl_op_error("keys", cmd, "out of memory");
     puts(s);
     cJSON_free(s);
     return 0;
 }
 
-static int cmd_plans(const struct keys_opts *o, const char *path) {
+static int cmd_plans(const struct ctl_args *a, const struct ctl_env *env) {
+    const char *cmd = "plans";
+    bool json = ctl_flag(a, "--json");
+    int rc = 0;
+    const char *path = keys_path(cmd, env, false, &rc);
+    if (!path)
+        return rc;
     struct sl_keys *k = NULL;
-    int rc = load_keys(path, true, &k); /* no file yet: the built-in plan is what is in force */
+    rc = load_keys(cmd, path, true, &k); /* no file yet: the built-in plan is what is in force */
     if (rc)
         return rc;
-    if (!o->json)
+    if (!json)
         printf("%-20s  %-10s  %-8s  %s\n", "PLAN", "RATE/S", "BURST", "QUOTA");
     for (size_t i = 0; !rc && i < sl_keys_plan_count(k); i++) {
         const struct sl_plan *p = sl_keys_plan_at(k, i);
-        if (o->json) {
+        if (json) {
             rc = plan_json(p);
             continue;
         }
@@ -489,44 +366,48 @@ static int cmd_plans(const struct keys_opts *o, const char *path) {
     }
     sl_keys_unref(k);
     if (fflush(stdout) != 0 && !rc)
-        rc = op_error("cannot write the listing: %s", strerror(errno));
+        rc = ctl_op_error("keys", cmd, "cannot write the listing: %s", strerror(errno));
     return rc;
 }
 
-static int cmd_revoke_or_rotate(const struct keys_opts *o, const char *path, bool rotate) {
-    int lock_fd = -1, rc;
+static int revoke_or_rotate(const struct ctl_args *a, const struct ctl_env *env, bool rotate) {
+    const char *cmd = rotate ? "rotate" : "revoke", *id = a->pos[0];
+    int lock_fd = -1, rc = 0;
+    const char *path = keys_path(cmd, env, rotate, &rc);
+    if (!path)
+        return rc;
     struct sl_keys *k = NULL, *before = NULL;
     char value[SL_KEYS_VALUE_SIZE];
-    if ((rc = lock_file(path, &lock_fd)) || (rc = load_keys(path, false, &k)))
+    if ((rc = lock_file(cmd, path, &lock_fd)) || (rc = load_keys(cmd, path, false, &k)))
         goto out;
-    const struct sl_key *cur = sl_keys_find_id(k, o->id);
+    const struct sl_key *cur = sl_keys_find_id(k, id);
     /* A new value for a revoked key would never work, and the user would believe it does. */
     if (rotate && cur && cur->revoked_ms != SL_KEYS_TIME_NONE) {
-        rc = op_error("key %s is revoked, so a new value would not work: create a new key", o->id);
+        rc = ctl_op_error("keys", cmd,
+                          "key %s is revoked, so a new value would not work: create a new key", id);
         goto out;
     }
     /* A second copy of the file as it was, to undo a rotation whose value cannot be shown. */
-    if (rotate && (rc = load_keys(path, false, &before)))
+    if (rotate && (rc = load_keys(cmd, path, false, &before)))
         goto out;
-    int mrc = rotate ? sl_keys_rotate(k, o->id, value)
-                     : sl_keys_revoke(k, o->id, sl_time_now_ms() / 1000 * 1000);
+    int mrc = rotate ? sl_keys_rotate(k, id, value)
+                     : sl_keys_revoke(k, id, sl_time_now_ms() / 1000 * 1000);
     if (mrc == -ENOENT) {
-        rc = op_error("no key with id \"%s\" in %s", o->id, path);
+        rc = ctl_op_error("keys", cmd, "no key with id \"%s\" in %s", id, path);
         goto out;
     }
     if (mrc) {
-        rc =
-            op_error("cannot %s key %s: %s", rotate ? "rotate" : "revoke", o->id, sl_strerror(mrc));
+        rc = ctl_op_error("keys", cmd, "cannot %s key %s: %s", cmd, id, sl_strerror(mrc));
         goto out;
     }
-    if ((rc = save_keys(k, path)))
+    if ((rc = save_keys(cmd, k, path)))
         goto out;
     if (rotate) {
-        int prc = print_new_key("Rotated", sl_keys_find_id(k, o->id), value, o->json);
+        int prc = print_new_key("Rotated", sl_keys_find_id(k, id), value, ctl_flag(a, "--json"));
         if (prc)
-            rc = unshown_rotated_key(before, o->id, path, prc);
+            rc = unshown_rotated_key(before, id, path, prc);
     } else {
-        printf("Revoked key %s.\n", o->id);
+        printf("Revoked key %s.\n", id);
     }
 out:
     OPENSSL_cleanse(value, sizeof value);
@@ -537,50 +418,104 @@ out:
     return rc;
 }
 
-int ctl_keys_main(int argc, char **argv, const struct ctl_env *env) {
-    if (argc < 2)
-        return usage_error(NULL, "missing a command (create, list, revoke, rotate, plans)");
-    const char *cmd = argv[1];
-    if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
-        fputs(keys_help, stdout);
-        return CTL_EXIT_OK;
-    }
-    static const struct {
-        const char *name;
-        const char *help;
-    } cmds[] = {{"create", create_help},
-                {"list", list_help},
-                {"revoke", revoke_help},
-                {"rotate", rotate_help},
-                {"plans", plans_help}};
-    const char *help = NULL;
-    for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
-        if (strcmp(cmd, cmds[i].name) == 0)
-            help = cmds[i].help;
-    if (!help)
-        return usage_error(NULL, "unknown command '%s' (create, list, revoke, rotate, plans)", cmd);
+static int cmd_revoke(const struct ctl_args *a, const struct ctl_env *env) {
+    return revoke_or_rotate(a, env, false);
+}
 
-    struct keys_opts o = {.cmd = cmd};
-    int rc = parse_opts(argc - 1, argv + 1, &o);
-    if (rc)
-        return rc;
-    if (o.help) {
-        fputs(help, stdout);
-        return CTL_EXIT_OK;
-    }
-    const char *path = o.keys_file ? o.keys_file : env->keys_file;
-    if (!path || !*path)
-        return usage_error(cmd, "no keys file: pass --keys-file PATH or set SLUICE_KEYS_FILE");
-    /* A key printed into /dev/null would be a secret nobody holds: refuse before making one. */
-    bool prints_key = strcmp(cmd, "create") == 0 || strcmp(cmd, "rotate") == 0;
-    if (prints_key && env->stdout_was_closed)
-        return op_error("standard output is closed, so the new key could not be shown; "
-                        "nothing was changed");
-    if (strcmp(cmd, "create") == 0)
-        return cmd_create(&o, path);
-    if (strcmp(cmd, "list") == 0)
-        return cmd_list(&o, path);
-    if (strcmp(cmd, "plans") == 0)
-        return cmd_plans(&o, path);
-    return cmd_revoke_or_rotate(&o, path, strcmp(cmd, "rotate") == 0);
+static int cmd_rotate(const struct ctl_args *a, const struct ctl_env *env) {
+    return revoke_or_rotate(a, env, true);
+}
+
+static const struct ctl_opt create_opts[] = {
+    {"--name", CTL_OPT_VALUE, "NAME", "a label for humans (required; not blank)"},
+    {"--plan", CTL_OPT_VALUE, "PLAN", "usage plan (default: \"default\"); must exist in the file"},
+    {"--expires", CTL_OPT_VALUE, "TIME",
+     "expiry in the future, RFC 3339 UTC: 2027-01-01T00:00:00Z"},
+    {"--expires-in", CTL_OPT_VALUE, "N",
+     "expiry relative to now: a number with s, m, h, d or w (e.g. 30d)"},
+    {"--json", CTL_OPT_FLAG, NULL, "print exactly {\"id\": \"...\", \"key\": \"...\"}"},
+};
+static const struct ctl_opt list_opts[] = {
+    {"--json", CTL_OPT_FLAG, NULL, "one JSON object per key and line"},
+};
+static const struct ctl_opt rotate_opts[] = {
+    {"--json", CTL_OPT_FLAG, NULL, "print exactly {\"id\": \"...\", \"key\": \"...\"}"},
+};
+static const struct ctl_opt plans_opts[] = {
+    {"--json", CTL_OPT_FLAG, NULL, "one JSON object per plan and line"},
+};
+
+#define N(a) (sizeof(a) / sizeof((a)[0]))
+
+static const struct ctl_cmd cmds[] = {
+    {.name = "create",
+     .summary = "create a key and print it once",
+     .description =
+         "Creates a key and prints its id and value. The value is shown only this once.\n"
+         "The keys file is created (mode 0600) when it does not exist. --expires and\n"
+         "--expires-in exclude each other. A plan that is not in the file, or standard\n"
+         "output closed (the key could not be shown), is refused with exit 1.",
+     .opts = create_opts,
+     .nopts = N(create_opts),
+     .run = cmd_create},
+    {.name = "list",
+     .summary = "list keys and their status (never the key values)",
+     .description =
+         "Lists the keys with their status now (ok, disabled, expired, revoked). With --json, one\n"
+         "object per line: id, name, plan, enabled, created, expires, revoked, status.",
+     .opts = list_opts,
+     .nopts = N(list_opts),
+     .run = cmd_list},
+    {.name = "revoke",
+     .positionals = "ID",
+     .min_pos = 1,
+     .max_pos = 1,
+     .summary = "revoke a key (sets revoked, disables it)",
+     .description =
+         "Revokes a key: sets its revoked time to now and enabled to false. Gateways pick the\n"
+         "change up within 2 seconds.",
+     .run = cmd_revoke},
+    {.name = "rotate",
+     .positionals = "ID",
+     .min_pos = 1,
+     .max_pos = 1,
+     .summary = "give a key a new value (same id, name and plan) and print it once",
+     .description =
+         "Gives a key a new value and prints it once; id, name, plan and times stay. The old "
+         "value\n"
+         "stops working as soon as gateways reload (within 2 seconds). A revoked key is not\n"
+         "rotated (exit 1): its new value would never work; create a new key instead.",
+     .opts = rotate_opts,
+     .nopts = N(rotate_opts),
+     .run = cmd_rotate},
+    {.name = "plans",
+     .summary = "list the usage plans keys can use, the built-in \"default\" included",
+     .description =
+         "Lists the usage plans in force: the file's \"plans\" object and the built-in "
+         "\"default\"\n"
+         "(1000 requests/s, burst 2000, 10,000 a day) unless the file redefines it. With --json, "
+         "one\n"
+         "object per line: name, throttle {rate, burst} or null, quota {limit, period} or null.\n"
+         "\n"
+         "To add a plan, add it to the keys file's \"plans\" object, e.g.\n"
+         "  \"plans\": {\"partner\": {\"throttle\": {\"rate\": 50, \"burst\": 100},\n"
+         "                         \"quota\": {\"limit\": 100000, \"period\": \"DAY\"}}}\n"
+         "then 'sluicectl keys create --plan partner ...'. See docs/keys.md for the format.",
+     .opts = plans_opts,
+     .nopts = N(plans_opts),
+     .run = cmd_plans},
+};
+
+static const struct ctl_group_def group = {
+    .name = "keys",
+    .description =
+        "Manage the API keys in the keys file (--keys-file PATH or SLUICE_KEYS_FILE). The file\n"
+        "holds SHA-256 hashes only; a key value is printed once, when it is created or rotated.",
+    .cmds = cmds,
+    .ncmds = N(cmds),
+    .show_globals = true,
+};
+
+int ctl_keys_main(int argc, char **argv, const struct ctl_env *env) {
+    return ctl_group_run(&group, argc, argv, env);
 }

@@ -4,6 +4,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "args.h"
 #include "ctl.h"
 #include "dlq.h"
 #include "keys.h"
@@ -85,27 +86,27 @@ static const struct ctl_group groups[] = {
 #define CTL_NGROUPS (sizeof groups / sizeof groups[0])
 
 static void print_help(FILE *out) {
-    fputs("Usage: sluicectl [--version] [--keys-file PATH] <group> <command> [options]\n"
+    fputs("Usage: sluicectl [global options] <group> <command> [arguments] [options]\n"
           "\n"
-          "The Sluice operator CLI. Exit codes: 0 ok, 1 operational error, 2 usage error.\n"
+          "The Sluice operator CLI. Exit codes: 0 ok, 1 operational error (the files, Kafka or\n"
+          "S3 refused or failed), 2 usage error (the command line alone is wrong; nothing done).\n"
           "\n"
           "Groups:\n",
           out);
     for (size_t i = 0; i < CTL_NGROUPS; i++)
         fprintf(out, "  %-8s %s\n", groups[i].name, groups[i].summary);
-    fputs("\nRun 'sluicectl <group> --help' for the commands of a group.\n\nEnvironment:\n", out);
+    fputs("\nGlobal options (before the group or anywhere after it):\n", out);
+    for (size_t i = 0; i < ctl_nglobal_opts; i++) {
+        char left[48];
+        snprintf(left, sizeof left, "%s %s", ctl_global_opts[i].name, ctl_global_opts[i].metavar);
+        fprintf(out, "  %-20s %s\n", left, ctl_global_opts[i].help);
+    }
+    fputs("  --help               this help; after a group or a command, its help\n"
+          "  --version            the version (before the group only)\n"
+          "\nRun 'sluicectl <group> --help' for the commands of a group.\n\nEnvironment:\n",
+          out);
     for (size_t i = 0; i < CTL_NOPTIONS; i++)
         fprintf(out, "  %-20s %s\n", ctl_options[i].env, ctl_options[i].description);
-}
-
-/* Prints "sluicectl: <what> '<arg>'" (or just <what>) and the hint; returns the usage code. */
-static int usage(const char *what, const char *arg) {
-    if (arg)
-        fprintf(stderr, "sluicectl: %s '%s'", what, arg);
-    else
-        fprintf(stderr, "sluicectl: %s", what);
-    fputs("\nRun 'sluicectl --help' for usage.\n", stderr);
-    return CTL_EXIT_USAGE;
 }
 
 int main(int argc, char **argv) {
@@ -134,9 +135,9 @@ int main(int argc, char **argv) {
                           .s3_region = settings.s3_region,
                           .s3_path_style = settings.s3_path_style};
 
-    /* Global options come before the group; a group's own options come after it. */
+    /* Global options before the group; the group's parser takes them anywhere after it. */
     int i = 1;
-    for (; i < argc && argv[i][0] == '-'; i++) {
+    while (i < argc && argv[i][0] == '-') {
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             print_help(stdout);
             sl_config_free(ctl_options, CTL_NOPTIONS, &settings);
@@ -149,19 +150,24 @@ int main(int argc, char **argv) {
             sl_config_props_free(kafka_props);
             return CTL_EXIT_OK;
         }
-        if (strcmp(argv[i], "--keys-file") == 0 && i + 1 < argc) {
-            env.keys_file = argv[++i];
-        } else if (strncmp(argv[i], "--keys-file=", 12) == 0) {
-            env.keys_file = argv[i] + 12;
-        } else {
+        int n = ctl_global_opt(argc, argv, i, &env, NULL, NULL);
+        if (n <= 0) {
             sl_config_free(ctl_options, CTL_NOPTIONS, &settings);
             sl_config_props_free(kafka_props);
-            return usage("unknown option", argv[i]);
+            return n < 0 ? CTL_EXIT_USAGE
+                         : ctl_usage_error(NULL, NULL, "unknown option '%.*s'",
+                                           (int)strcspn(argv[i], "="), argv[i]);
         }
+        i += n;
     }
+    char group_names[128];
+    size_t used = 0;
+    for (size_t j = 0; j < CTL_NGROUPS && used < sizeof group_names; j++)
+        used += (size_t)snprintf(group_names + used, sizeof group_names - used, "%s%s",
+                                 j ? ", " : "", groups[j].name);
     int rc;
     if (i >= argc) {
-        rc = usage("missing a group (run 'sluicectl --help' for the list)", NULL);
+        rc = ctl_usage_error(NULL, NULL, "missing a group (%s)", group_names);
     } else {
         const struct ctl_group *g = NULL;
         for (size_t j = 0; j < CTL_NGROUPS; j++)
@@ -171,7 +177,7 @@ int main(int argc, char **argv) {
             print_help(stdout);
             rc = CTL_EXIT_OK;
         } else if (!g) {
-            rc = usage("unknown group", argv[i]);
+            rc = ctl_usage_error(NULL, NULL, "unknown group '%s' (%s)", argv[i], group_names);
         } else {
             rc = g->run(argc - i, argv + i, &env);
         }

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "args.h"
 #include "sluice/buf.h"
 #include "sluice/error.h"
 #include "sluice/s3.h"
@@ -14,31 +15,6 @@
 /* The archive bucket's lifecycle: infrequent access after 30 days, deleted after 90. */
 #define LIFECYCLE_IA_DAYS     30
 #define LIFECYCLE_EXPIRE_DAYS 90
-
-static void help(FILE *out) {
-    fputs("Usage: sluicectl s3 setup --bucket NAME [--kms-key-id ID [--no-bucket-key] | "
-          "--sse-s3] [--create]\n"
-          "       sluicectl s3 policy --bucket NAME [--prefix P] [--kms-key-arn ARN]\n"
-          "\n"
-          "setup applies the archive bucket's settings; each is replaced whole, so running it "
-          "again is safe:\n"
-          "  default encryption  SSE-KMS with the key (and an S3 bucket key), or SSE-S3\n"
-          "  public access       all four blocks on\n"
-          "  lifecycle           rule DeleteOldLogs: STANDARD_IA after 30 days, expire after 90\n"
-          "  --create            create the bucket first when it does not exist\n"
-          "policy prints the least-privilege IAM policy sluice-archiver needs.\n"
-          "\n"
-          "S3 is reached at SLUICE_S3_ENDPOINT (unset: AWS), signed for SLUICE_S3_REGION, with "
-          "AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN; SLUICE_S3_PATH_STYLE "
-          "puts the bucket in the path.\n",
-          out);
-}
-
-static int usage(const char *what, const char *arg) {
-    fprintf(stderr, "sluicectl s3: %s%s%s\nRun 'sluicectl s3 --help' for usage.\n", what,
-            arg ? " " : "", arg ? arg : "");
-    return CTL_EXIT_USAGE;
-}
 
 /* One PUT of a bucket subresource; prints what failed. Returns 0 or a negative code. */
 static int put_config(struct sl_s3_client *c, const char *query, const struct sl_buf *xml,
@@ -53,11 +29,11 @@ static int put_config(struct sl_s3_client *c, const char *query, const struct sl
     if (rc < 0 && !(query == NULL && (res.status == 409) &&
                     strcmp(res.code, "BucketAlreadyOwnedByYou") == 0)) {
         if (res.curl_error)
-            fprintf(stderr, "sluicectl s3 setup: %s of s3://%s: %s\n", what, sl_s3_client_bucket(c),
-                    res.error_text);
+            ctl_op_error("s3", "setup", "%s of s3://%s: %s", what, sl_s3_client_bucket(c),
+                         res.error_text);
         else
-            fprintf(stderr, "sluicectl s3 setup: %s of s3://%s: HTTP %ld %s: %s\n", what,
-                    sl_s3_client_bucket(c), res.status, res.code, res.message);
+            ctl_op_error("s3", "setup", "%s of s3://%s: HTTP %ld %s: %s", what,
+                         sl_s3_client_bucket(c), res.status, res.code, res.message);
     } else {
         rc = 0;
     }
@@ -73,36 +49,19 @@ static bool bucket_exists(struct sl_s3_client *c) {
     return rc == 0;
 }
 
-static int cmd_setup(int argc, char **argv, const struct ctl_env *env) {
-    const char *bucket = NULL, *kms_key = NULL;
-    bool sse_s3 = false, bucket_key = true, create = false;
-    for (int i = 0; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            help(stdout);
-            return CTL_EXIT_OK;
-        } else if (!strcmp(a, "--sse-s3")) {
-            sse_s3 = true;
-        } else if (!strcmp(a, "--no-bucket-key")) {
-            bucket_key = false;
-        } else if (!strcmp(a, "--create")) {
-            create = true;
-        } else if (i + 1 >= argc) {
-            return usage("missing a value for", a);
-        } else if (!strcmp(a, "--bucket")) {
-            bucket = argv[++i];
-        } else if (!strcmp(a, "--kms-key-id")) {
-            kms_key = argv[++i];
-        } else {
-            return usage("unknown option", a);
-        }
-    }
+static int cmd_setup(const struct ctl_args *a, const struct ctl_env *env) {
+    const char *bucket = ctl_arg(a, "--bucket"), *kms_key = ctl_arg(a, "--kms-key-id");
+    bool sse_s3 = ctl_flag(a, "--sse-s3"), bucket_key = !ctl_flag(a, "--no-bucket-key"),
+         create = ctl_flag(a, "--create");
     if (!bucket)
-        return usage("--bucket is required", NULL);
+        return ctl_usage_error("s3", "setup", "--bucket is required");
     if (!kms_key == !sse_s3)
-        return usage("choose the encryption: --kms-key-id ID or --sse-s3", NULL);
-    if (strchr(kms_key ? kms_key : "", '<') || strchr(kms_key ? kms_key : "", '&'))
-        return usage("--kms-key-id holds characters a key id never has:", kms_key);
+        return ctl_usage_error("s3", "setup", "choose the encryption: --kms-key-id ID or --sse-s3");
+    if (!bucket_key && !kms_key)
+        return ctl_usage_error("s3", "setup", "--no-bucket-key goes with --kms-key-id");
+    if (kms_key && strpbrk(kms_key, "<&"))
+        return ctl_usage_error("s3", "setup",
+                               "--kms-key-id: '%s' holds characters a key id never has", kms_key);
 
     struct sl_s3_config cfg = {
         .endpoint = env->s3_endpoint, .region = env->s3_region, .path_style = env->s3_path_style};
@@ -175,29 +134,16 @@ static int cmd_setup(int argc, char **argv, const struct ctl_env *env) {
 
 /* The permissions sluice-archiver uses: PutObject under its prefix, and KMS data keys when the
  * bucket's default encryption is SSE-KMS. Nothing reads, lists or deletes. */
-static int cmd_policy(int argc, char **argv) {
-    const char *bucket = NULL, *prefix = "", *kms = NULL;
-    for (int i = 0; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            help(stdout);
-            return CTL_EXIT_OK;
-        } else if (i + 1 >= argc) {
-            return usage("missing a value for", a);
-        } else if (!strcmp(a, "--bucket")) {
-            bucket = argv[++i];
-        } else if (!strcmp(a, "--prefix")) {
-            prefix = argv[++i];
-        } else if (!strcmp(a, "--kms-key-arn")) {
-            kms = argv[++i];
-        } else {
-            return usage("unknown option", a);
-        }
-    }
+static int cmd_policy(const struct ctl_args *a, const struct ctl_env *env) {
+    (void)env;
+    const char *bucket = ctl_arg(a, "--bucket"), *prefix = ctl_arg(a, "--prefix"),
+               *kms = ctl_arg(a, "--kms-key-arn");
+    if (!prefix)
+        prefix = "";
     if (!bucket)
-        return usage("--bucket is required", NULL);
+        return ctl_usage_error("s3", "policy", "--bucket is required");
     if (strpbrk(bucket, "\"\\") || strpbrk(prefix, "\"\\") || (kms && strpbrk(kms, "\"\\")))
-        return usage("names must not contain quotes or backslashes", NULL);
+        return ctl_usage_error("s3", "policy", "names must not contain quotes or backslashes");
     size_t pl = strlen(prefix);
     while (pl > 0 && prefix[pl - 1] == '/')
         pl--;
@@ -215,15 +161,56 @@ static int cmd_policy(int argc, char **argv) {
     return CTL_EXIT_OK;
 }
 
+static const struct ctl_opt setup_opts[] = {
+    {"--bucket", CTL_OPT_VALUE, "NAME", "the archive bucket (required)"},
+    {"--kms-key-id", CTL_OPT_VALUE, "ID", "default encryption SSE-KMS with this key (id or alias)"},
+    {"--no-bucket-key", CTL_OPT_FLAG, NULL, "with --kms-key-id: no S3 bucket key"},
+    {"--sse-s3", CTL_OPT_FLAG, NULL, "default encryption SSE-S3 (AES256) instead"},
+    {"--create", CTL_OPT_FLAG, NULL, "create the bucket first when it does not exist"},
+};
+static const struct ctl_opt policy_opts[] = {
+    {"--bucket", CTL_OPT_VALUE, "NAME", "the archive bucket (required)"},
+    {"--prefix", CTL_OPT_VALUE, "P", "the prefix of the archive URL, s3://NAME/P"},
+    {"--kms-key-arn", CTL_OPT_VALUE, "ARN", "the bucket's KMS key: allow its data keys too"},
+};
+
+#define N(a) (sizeof(a) / sizeof((a)[0]))
+
+static const struct ctl_cmd cmds[] = {
+    {.name = "setup",
+     .summary = "apply the archive bucket's encryption, public access block and lifecycle",
+     .description =
+         "Applies the archive bucket's settings; each is replaced whole, so running it again\n"
+         "is safe:\n"
+         "  default encryption  SSE-KMS with the key (and an S3 bucket key), or SSE-S3\n"
+         "  public access       all four blocks on\n"
+         "  lifecycle           rule DeleteOldLogs: STANDARD_IA after 30 days, expire after 90\n"
+         "Choose one encryption: --kms-key-id ID [--no-bucket-key], or --sse-s3.",
+     .opts = setup_opts,
+     .nopts = N(setup_opts),
+     .run = cmd_setup},
+    {.name = "policy",
+     .summary = "print the least-privilege IAM policy sluice-archiver needs",
+     .description =
+         "Prints the least-privilege IAM policy sluice-archiver needs: s3:PutObject under\n"
+         "<prefix>/api-logs/, and kms:GenerateDataKey and kms:Decrypt on --kms-key-arn when\n"
+         "the bucket is SSE-KMS. Nothing reads, lists or deletes. Works offline.",
+     .opts = policy_opts,
+     .nopts = N(policy_opts),
+     .run = cmd_policy},
+};
+
+static const struct ctl_group_def group = {
+    .name = "s3",
+    .description =
+        "Set up the archive bucket and print the policy the archiver needs. S3 is reached at\n"
+        "SLUICE_S3_ENDPOINT (unset: AWS), signed for SLUICE_S3_REGION, with AWS_ACCESS_KEY_ID,\n"
+        "AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN; SLUICE_S3_PATH_STYLE puts the bucket in\n"
+        "the path.",
+    .cmds = cmds,
+    .ncmds = N(cmds),
+};
+
 int ctl_s3_main(int argc, char **argv, const struct ctl_env *env) {
-    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") ||
-        !strcmp(argv[1], "help")) {
-        help(argc < 2 ? stderr : stdout);
-        return argc < 2 ? CTL_EXIT_USAGE : CTL_EXIT_OK;
-    }
-    if (!strcmp(argv[1], "setup"))
-        return cmd_setup(argc - 2, argv + 2, env);
-    if (!strcmp(argv[1], "policy"))
-        return cmd_policy(argc - 2, argv + 2);
-    return usage("unknown command", argv[1]);
+    return ctl_group_run(&group, argc, argv, env);
 }
