@@ -89,6 +89,25 @@ COMMANDS = {
              "sluicectl topics create: --replication-factor must be -1 or 1..32, not 0"),
         missing=(["--timeout-ms"], "sluicectl topics create: --timeout-ms needs a value (N)"),
     ),
+    ("topics", "describe"): dict(
+        option="--keys-file",
+        forms=(["--json=1", "--keys-file=k.json"], ["--json=1", "--keys-file", "k.json"],
+               ("usage", "sluicectl topics describe: --json takes no value")),
+        order=(["--keys-file", "k.json", "--json=1"], ["--json=1", "--keys-file", "k.json"],
+               ("usage", "sluicectl topics describe: --json takes no value")),
+        bad=(["--json=yes"], "sluicectl topics describe: --json takes no value"),
+        missing=(["--keys-file"], "sluicectl topics describe: --keys-file needs a value (PATH)"),
+    ),
+    ("config", "print"): dict(
+        option="--keys-file",
+        forms=(["worker", "--keys-file={KEYS}"], ["worker", "--keys-file", "{KEYS}"],
+               ("ok", "SLUICE_ADMIN_LISTEN=")),
+        order=(["--json", "worker"], ["worker", "--json"], ("ok", "{")),
+        bad=(["workers"], "sluicectl config print: 'workers' is not a service: gateway, worker "
+                          "or archiver"),
+        missing=(["worker", "--keys-file"],
+                 "sluicectl config print: --keys-file needs a value (PATH)"),
+    ),
     ("waf", "check"): dict(
         option="--keys-file",
         forms=(["@default", "--keys-file={KEYS}"], ["@default", "--keys-file", "{KEYS}"],
@@ -186,9 +205,9 @@ COMMANDS = {
     ),
 }
 
-GROUPS = {"keys": ["create", "list", "revoke", "rotate", "plans"], "topics": ["create"],
-          "s3": ["setup", "policy"], "waf": ["check", "eval"],
-          "dlq": ["list", "show", "stats", "replay", "jobs"]}
+GROUPS = {"keys": ["create", "list", "revoke", "rotate", "plans"],
+          "topics": ["create", "describe"], "s3": ["setup", "policy"], "waf": ["check", "eval"],
+          "dlq": ["list", "show", "stats", "replay", "jobs"], "config": ["print"]}
 
 ALL = sorted(COMMANDS, key=lambda c: (list(GROUPS).index(c[0]), GROUPS[c[0]].index(c[1])))
 IDS = [f"{g}-{c}" for g, c in ALL]
@@ -361,8 +380,8 @@ def test_top_level_help_lists_groups_and_global_options(ctl):
 
 
 @pytest.mark.parametrize("args, first", [
-    ([], "sluicectl: missing a group (keys, topics, s3, waf, dlq)"),
-    (["bogus"], "sluicectl: unknown group 'bogus' (keys, topics, s3, waf, dlq)"),
+    ([], "sluicectl: missing a group (keys, topics, s3, waf, dlq, config)"),
+    (["bogus"], "sluicectl: unknown group 'bogus' (keys, topics, s3, waf, dlq, config)"),
     (["--bogus", "keys"], "sluicectl: unknown option '--bogus'"),
     (["--keys-file"], "sluicectl: --keys-file needs a value (PATH)"),
     (["--keys-file=", "keys", "list"], "sluicectl: --keys-file needs a non-empty value"),

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include "args.h"
+#include "config.h"
 #include "ctl.h"
 #include "dlq.h"
 #include "keys.h"
@@ -82,6 +83,9 @@ static const struct ctl_group groups[] = {
     {.name = "dlq",
      .run = ctl_dlq_main,
      .summary = "inspect, filter and replay the dead-letter topic"},
+    {.name = "config",
+     .run = ctl_config_main,
+     .summary = "a service's effective configuration, secrets redacted"},
 };
 #define CTL_NGROUPS (sizeof groups / sizeof groups[0])
 
