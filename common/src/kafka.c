@@ -170,3 +170,19 @@ void sl__kafka_report_error(rd_kafka_t *rk, enum sl_kafka_state *state, sl_kafka
     if (cb)
         cb(kerr, reason, fatal, cb_opaque);
 }
+
+int sl_kafka_err_permanent(rd_kafka_resp_err_t kerr) {
+    switch (kerr) {
+    case RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE:
+    case RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE:
+    case RD_KAFKA_RESP_ERR_INVALID_RECORD:
+    case RD_KAFKA_RESP_ERR_INVALID_MSG:
+    case RD_KAFKA_RESP_ERR_INVALID_MSG_SIZE:
+    case RD_KAFKA_RESP_ERR_INVALID_TIMESTAMP:
+    case RD_KAFKA_RESP_ERR__BAD_MSG:
+    case RD_KAFKA_RESP_ERR__INVALID_ARG:
+        return 1;
+    default:
+        return 0;
+    }
+}

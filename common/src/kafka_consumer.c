@@ -161,6 +161,8 @@ int sl_kafka_consumer_new(uv_loop_t *loop, const char *const *props, sl_kafka_me
                                            "true",
                                            "statistics.interval.ms",
                                            "1000",
+                                           "max.partition.fetch.bytes",
+                                           SL_KAFKA_MAX_MESSAGE_BYTES_STR,
                                            NULL};
     if (!loop || !out)
         return -EINVAL;

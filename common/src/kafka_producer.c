@@ -180,6 +180,8 @@ int sl_kafka_producer_new(uv_loop_t *loop, const char *const *props, struct sl_k
                                            "true",
                                            "statistics.interval.ms",
                                            "1000",
+                                           "message.max.bytes",
+                                           SL_KAFKA_MAX_MESSAGE_BYTES_STR,
                                            NULL};
     if (!loop || !out)
         return -EINVAL;

@@ -10,9 +10,10 @@
 #include "sluice/log.h"
 
 /*
- * max.message.bytes is Kafka's own default, written down so that the limit lives here and not
- * in each broker's configuration; the producers' message.max.bytes (librdkafka's 1000000) is
- * below it.
+ * max.message.bytes is SL_KAFKA_MAX_MESSAGE_BYTES on every topic, the same value the glue sets
+ * as every producer's message.max.bytes and every consumer's fetch size, so that a record one
+ * service may write is one Kafka accepts and the next service can read. The broker's own
+ * default (message.max.bytes, 1 MB) does not apply to a topic that sets it.
  */
 const struct sl_topic_shape sl_topic_catalog[SL_TOPIC_COUNT] = {
     [SL_TOPIC_REQUESTS] = {.suffix = "requests",
@@ -20,7 +21,7 @@ const struct sl_topic_shape sl_topic_catalog[SL_TOPIC_COUNT] = {
                            .retention_ms = "86400000",
                            .cleanup_policy = "delete",
                            .compression_type = "producer",
-                           .max_message_bytes = "1048588",
+                           .max_message_bytes = SL_KAFKA_MAX_MESSAGE_BYTES_STR,
                            .why = "request envelopes; partitions = the most worker processes that "
                                   "can share the load"},
     [SL_TOPIC_REPLIES] = {.suffix = "replies",
@@ -28,7 +29,7 @@ const struct sl_topic_shape sl_topic_catalog[SL_TOPIC_COUNT] = {
                           .retention_ms = "3600000",
                           .cleanup_policy = "delete",
                           .compression_type = "producer",
-                          .max_message_bytes = "1048588",
+                          .max_message_bytes = SL_KAFKA_MAX_MESSAGE_BYTES_STR,
                           .why = "replies; partition N belongs to gateway replica N, so >= the "
                                  "most gateway replicas"},
     [SL_TOPIC_DLQ] = {.suffix = "dlq",
@@ -36,14 +37,14 @@ const struct sl_topic_shape sl_topic_catalog[SL_TOPIC_COUNT] = {
                       .retention_ms = "1209600000",
                       .cleanup_policy = "delete",
                       .compression_type = "producer",
-                      .max_message_bytes = "1048588",
+                      .max_message_bytes = SL_KAFKA_MAX_MESSAGE_BYTES_STR,
                       .why = "dead letters, kept 14 days like the SQS DLQ"},
     [SL_TOPIC_AUDIT] = {.suffix = "audit",
                         .partitions = 6,
                         .retention_ms = "604800000",
                         .cleanup_policy = "delete",
                         .compression_type = "producer",
-                        .max_message_bytes = "1048588",
+                        .max_message_bytes = SL_KAFKA_MAX_MESSAGE_BYTES_STR,
                         .why = "audit records for the archiver"},
 };
 

@@ -1,5 +1,6 @@
 /* The gateway service object: building it from settings, starting, readiness, reload, stop. */
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -112,6 +113,10 @@ int gw_gateway_new(uv_loop_t *loop, const struct gw_settings *s, const char *con
     sl_buf_init(&g->audit_buf, GW_AUDIT_MAX);
     sl_buf_init(&g->audit_tail, GW_AUDIT_MAX);
     g->limits = sl_envelope_limits_default(s->max_body_bytes);
+    if (s->max_body_bytes > SL_KAFKA_MAX_ENVELOPE_BYTES)
+        SL_WARN("SLUICE_MAX_BODY_BYTES (%" PRIu64 ") is over what a Kafka record holds: bodies "
+                "whose envelope passes %u bytes answer 413",
+                s->max_body_bytes, (unsigned)SL_KAFKA_MAX_ENVELOPE_BYTES);
     sl_trace_rand_init(&g->rand);
     *out = g; /* from here on, gw_gateway_stop cleans up whatever was made */
 

@@ -177,6 +177,13 @@ static int build_path_params(struct arena *a, const struct sl_route_match *m,
     return 0;
 }
 
+/* Kafka refused the record for its size (a topic whose max.message.bytes is below Sluice's
+ * limit): asking again will not help, so the client hears 413, not 503. */
+static bool too_large(rd_kafka_resp_err_t kerr) {
+    return kerr == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE ||
+           kerr == RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE;
+}
+
 static void on_delivery(int err, rd_kafka_resp_err_t kerr, int32_t partition, int64_t offset,
                         void *opaque) {
     (void)partition;
@@ -189,10 +196,14 @@ static void on_delivery(int err, rd_kafka_resp_err_t kerr, int32_t partition, in
         if (r->state == GW_REQ_AWAIT) {
             struct sl_log_ctx ctx = {.request_id = r->id, .trace_id = r->trace_id};
             sl_log(SL_LOG_WARN, &ctx, "request not delivered to Kafka: %s", rd_kafka_err2str(kerr));
-            sl_counter_inc(r->g->m.kafka_unavailable);
-            static const struct sl_http_header retry = {SL_STR_INIT("Retry-After"),
-                                                        SL_STR_INIT("1")};
-            gw_respond_error(r, GW_ERR_UNAVAILABLE, &retry, 1);
+            if (too_large(kerr)) {
+                gw_respond_error(r, GW_ERR_TOO_LARGE, NULL, 0);
+            } else {
+                sl_counter_inc(r->g->m.kafka_unavailable);
+                static const struct sl_http_header retry = {SL_STR_INIT("Retry-After"),
+                                                            SL_STR_INIT("1")};
+                gw_respond_error(r, GW_ERR_UNAVAILABLE, &retry, 1);
+            }
         }
     }
     gw_req_unref(r); /* the delivery report's reference */
@@ -271,6 +282,11 @@ void gw_publish(struct gw_req *r) {
         gw_respond_error(r, GW_ERR_UNAVAILABLE, NULL, 0);
         return;
     }
+    /* Kafka would refuse the record (and the DLQ could not hold it): too large, for good. */
+    if (g->encode_buf.len > SL_KAFKA_MAX_ENVELOPE_BYTES) {
+        gw_respond_error(r, GW_ERR_TOO_LARGE, NULL, 0);
+        return;
+    }
 
     char deadline[24], partition[16];
     snprintf(deadline, sizeof deadline, "%" PRId64, r->deadline_ms);
@@ -298,6 +314,9 @@ void gw_publish(struct gw_req *r) {
         struct sl_log_ctx ctx = {.request_id = r->id, .trace_id = r->trace_id};
         sl_log(SL_LOG_WARN, &ctx, "produce to %s failed: %s", g->topic_requests,
                rd_kafka_err2str(kerr));
-        unavailable(r);
+        if (too_large(kerr))
+            gw_respond_error(r, GW_ERR_TOO_LARGE, NULL, 0);
+        else
+            unavailable(r);
     }
 }

@@ -37,7 +37,7 @@ static void put_be(unsigned char *out, uint64_t v, int n) {
 
 int wk_dlq_headers_build(const struct wk_dlq_info *info, struct wk_dlq_headers *out) {
     memset(out, 0, sizeof *out);
-    out->h = calloc(info->n_original + WK_DLQ_OWN_HEADERS, sizeof *out->h);
+    out->h = calloc(info->n_original + WK_DLQ_MAX_HEADERS, sizeof *out->h);
     if (!out->h)
         return -ENOMEM;
     for (size_t i = 0; i < info->n_original; i++)
@@ -65,6 +65,16 @@ int wk_dlq_headers_build(const struct wk_dlq_info *info, struct wk_dlq_headers *
     };
     for (size_t i = 0; i < WK_DLQ_OWN_HEADERS; i++)
         out->h[out->n++] = own[i];
+    if (info->reply_dropped) {
+        snprintf(out->reply_dropped, sizeof out->reply_dropped, "%zu", info->reply_dropped);
+        out->h[out->n++] = (struct sl_kafka_header){"sluice-dlq-reply-dropped-bytes",
+                                                    out->reply_dropped, strlen(out->reply_dropped)};
+    }
+    if (info->value_dropped) {
+        snprintf(out->value_dropped, sizeof out->value_dropped, "%zu", info->value_dropped);
+        out->h[out->n++] = (struct sl_kafka_header){"sluice-dlq-value-dropped-bytes",
+                                                    out->value_dropped, strlen(out->value_dropped)};
+    }
     return 0;
 }
 

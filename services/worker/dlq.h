@@ -36,16 +36,23 @@ struct wk_dlq_info {
     int64_t timestamp_ms;
     const struct sl_kafka_header *original; /* the original record's headers, kept first */
     size_t n_original;
+    size_t reply_dropped; /* bytes of a reply too large for Kafka, not kept (0: none) */
+    size_t value_dropped; /* bytes of the original value Kafka refused here (0: value kept) */
 };
 
 #define WK_DLQ_OWN_HEADERS 10
+/* sluice-dlq-reply-dropped-bytes and sluice-dlq-value-dropped-bytes, when they apply. */
+#define WK_DLQ_MAX_HEADERS (WK_DLQ_OWN_HEADERS + 2)
 
 /*
  * The headers of the DLQ record: the original ones, then sluice-dlq-reason, sluice-dlq-error,
  * sluice-attempts, sluice-first-failure-ms, sluice-worker (decimal text), and the
  * Spring-compatible kafka_dlt-original-topic (text), -partition (4-byte big-endian),
  * -offset and -timestamp (8-byte big-endian), -exception-message (text), which is what
- * Spring's DeadLetterPublishingRecoverer writes. `h` is heap memory owned by the struct and
+ * Spring's DeadLetterPublishingRecoverer writes; then sluice-dlq-reply-dropped-bytes (decimal:
+ * the handler's reply was larger than a record may be and was dropped) and
+ * sluice-dlq-value-dropped-bytes (decimal: Kafka refused the DLQ record with the original
+ * value, so it carries none), each only when it applies. `h` is heap memory owned by the struct and
  * points into it and into `info`: both must outlive the produce call. Free with
  * wk_dlq_headers_free.
  */
@@ -57,6 +64,8 @@ struct wk_dlq_headers {
     unsigned char partition[4];
     unsigned char offset[8];
     unsigned char timestamp[8];
+    char reply_dropped[24];
+    char value_dropped[24];
 };
 
 int wk_dlq_headers_build(const struct wk_dlq_info *info, struct wk_dlq_headers *out);

@@ -96,6 +96,8 @@ static int register_metrics(struct wk_worker *w) {
     ONE(in_flight, gauge, "sluice_worker_in_flight", "Records read and not yet finished.")
     ONE(produce_errors, counter, "sluice_worker_produce_errors_total",
         "Replies or DLQ records Kafka refused or lost (they are produced again).")
+    ONE(dropped, counter, "sluice_worker_records_dropped_total",
+        "Replies or DLQ records Kafka refused for good (too large, invalid); logged, not retried.")
     ONE(replays, counter, "sluice_worker_replays_total",
         "Requests without a reply partition (replays) executed; outcome only logged.")
     ONE(lag, gauge, "sluice_worker_queued", "Records read and waiting for a handler process.")
@@ -225,18 +227,52 @@ static void job_finish(struct wk_job *j) {
 /* ---- emitting replies and DLQ records --------------------------------------------------- */
 
 static void emit(struct wk_job *j);
+static void give_up_prepare(struct wk_job *j, enum wk_reason reason);
 
-static void on_delivered(int err, rd_kafka_resp_err_t kerr, int32_t partition, int64_t offset,
-                         void *opaque, bool *acked) {
-    (void)partition;
-    (void)offset;
-    struct wk_job *j = opaque;
+/*
+ * Kafka refused a record for good (too large, invalid): producing it again would fail the same
+ * way and hold the partition's commit point forever. A handler's reply becomes a 502 + DLQ
+ * record; a DLQ record is produced once more without the original value; what still does not
+ * fit (a 502 reply, a value-less DLQ record) is logged, counted and given up.
+ */
+static void refused(struct wk_job *j, bool dlq, rd_kafka_resp_err_t kerr) {
+    struct sl_log_ctx ctx = LOG_CTX(j);
+    if (!dlq && !j->want_dlq) {
+        j->reply_dropped = j->reply.len;
+        snprintf(j->error, sizeof j->error, "reply of %zu bytes refused by Kafka: %s", j->reply.len,
+                 rd_kafka_err2str(kerr));
+        give_up_prepare(j, WK_REASON_INVALID_REPLY);
+        return;
+    }
+    if (dlq && !j->dlq_value_dropped) {
+        sl_log(SL_LOG_WARN, &ctx, "DLQ record refused by Kafka: %s; producing it without its value",
+               rd_kafka_err2str(kerr));
+        j->dlq_value_dropped = true;
+        return;
+    }
+    sl_counter_inc(j->w->dropped);
+    sl_log(SL_LOG_ERROR, &ctx, "%s of request %d:%" PRId64 " refused by Kafka: %s; dropped",
+           dlq ? "DLQ record" : "reply", j->partition, j->offset, rd_kafka_err2str(kerr));
+    if (dlq)
+        j->dlq_acked = true;
+    else
+        j->reply_acked = true;
+}
+
+static void on_delivered(int err, rd_kafka_resp_err_t kerr, struct wk_job *j, bool dlq) {
     j->pending_acks--;
+    bool *acked = dlq ? &j->dlq_acked : &j->reply_acked;
+    int64_t delay = WK_REEMIT_MS;
     if (err < 0) {
         sl_counter_inc(j->w->produce_errors);
-        struct sl_log_ctx ctx = LOG_CTX(j);
-        sl_log(SL_LOG_WARN, &ctx, "record not acknowledged: %s; producing it again",
-               rd_kafka_err2str(kerr));
+        if (sl_kafka_err_permanent(kerr)) {
+            refused(j, dlq, kerr);
+            delay = 0; /* what replaces it goes out at the next tick */
+        } else {
+            struct sl_log_ctx ctx = LOG_CTX(j);
+            sl_log(SL_LOG_WARN, &ctx, "record not acknowledged: %s; producing it again",
+                   rd_kafka_err2str(kerr));
+        }
     } else {
         *acked = true;
     }
@@ -246,23 +282,55 @@ static void on_delivered(int err, rd_kafka_resp_err_t kerr, int32_t partition, i
         job_finish(j);
         return;
     }
-    j->due_ms = sl_time_now_ms() + WK_REEMIT_MS; /* the tick produces the rest again */
+    j->due_ms = sl_time_now_ms() + delay; /* the tick produces the rest again */
     wk_list_push(&j->w->reemit, j);
 }
 
 static void on_reply_delivered(int err, rd_kafka_resp_err_t kerr, int32_t partition, int64_t offset,
                                void *opaque) {
-    struct wk_job *j = opaque;
-    on_delivered(err, kerr, partition, offset, opaque, &j->reply_acked);
+    (void)partition;
+    (void)offset;
+    on_delivered(err, kerr, opaque, false);
 }
 
 static void on_dlq_delivered(int err, rd_kafka_resp_err_t kerr, int32_t partition, int64_t offset,
                              void *opaque) {
+    (void)partition;
+    (void)offset;
     struct wk_job *j = opaque;
     /* Counted when written, so a record produced again after a failure counts once. */
     if (err >= 0 && !j->dlq_acked)
         sl_counter_inc(j->w->dlq[j->reason]);
-    on_delivered(err, kerr, partition, offset, opaque, &j->dlq_acked);
+    on_delivered(err, kerr, j, true);
+}
+
+static int emit_dlq(struct wk_job *j, rd_kafka_resp_err_t *kerr) {
+    struct wk_worker *w = j->w;
+    struct wk_dlq_info info = {
+        .reason = j->reason,
+        .error = j->error,
+        .attempts = j->attempts,
+        .first_failure_ms = j->first_failure_ms,
+        .worker = w->instance_id,
+        .topic = w->topic_requests,
+        .partition = j->partition,
+        .offset = j->offset,
+        .timestamp_ms = j->timestamp_ms,
+        .original = j->headers,
+        .n_original = j->nheaders,
+        .reply_dropped = j->reply_dropped,
+        .value_dropped = j->dlq_value_dropped ? j->vlen : 0,
+    };
+    struct wk_dlq_headers dh;
+    int rc = wk_dlq_headers_build(&info, &dh);
+    if (rc == 0) {
+        rc = sl_kafka_produce(w->producer, w->topic_dlq, RD_KAFKA_PARTITION_UA, j->key, j->keylen,
+                              j->dlq_value_dropped ? NULL : j->value,
+                              j->dlq_value_dropped ? 0 : j->vlen, dh.h, dh.n, on_dlq_delivered, j,
+                              kerr);
+        wk_dlq_headers_free(&dh);
+    }
+    return rc;
 }
 
 /* Produces what is still unacknowledged; a refused produce is retried from the tick. */
@@ -279,41 +347,37 @@ static void emit(struct wk_job *j) {
     size_t idlen = strlen(j->id);
     if (j->want_reply && !j->reply_acked) {
         const struct sl_kafka_header h[] = {{"sluice-id", j->id, idlen}};
+        rd_kafka_resp_err_t kerr = RD_KAFKA_RESP_ERR_NO_ERROR;
         int rc =
             sl_kafka_produce(w->producer, w->topic_replies, j->req.reply_partition, j->id, idlen,
-                             j->reply.data, j->reply.len, h, 1, on_reply_delivered, j, NULL);
-        if (rc == 0)
-            j->pending_acks++;
-        else
-            failed = 1;
-    }
-    if (j->want_dlq && !j->dlq_acked) {
-        struct wk_dlq_info info = {
-            .reason = j->reason,
-            .error = j->error,
-            .attempts = j->attempts,
-            .first_failure_ms = j->first_failure_ms,
-            .worker = w->instance_id,
-            .topic = w->topic_requests,
-            .partition = j->partition,
-            .offset = j->offset,
-            .timestamp_ms = j->timestamp_ms,
-            .original = j->headers,
-            .n_original = j->nheaders,
-        };
-        struct wk_dlq_headers dh;
-        int rc = wk_dlq_headers_build(&info, &dh);
-        if (rc == 0) {
-            rc = sl_kafka_produce(w->producer, w->topic_dlq, RD_KAFKA_PARTITION_UA, j->key,
-                                  j->keylen, j->value, j->vlen, dh.h, dh.n, on_dlq_delivered, j,
-                                  NULL);
-            wk_dlq_headers_free(&dh);
-        }
+                             j->reply.data, j->reply.len, h, 1, on_reply_delivered, j, &kerr);
         if (rc == 0) {
             j->pending_acks++;
+        } else if (sl_kafka_err_permanent(kerr)) {
+            sl_counter_inc(w->produce_errors);
+            bool was_dlq = j->want_dlq;
+            refused(j, false, kerr);
+            if (!was_dlq && j->pending_acks == 0) {
+                emit(j); /* the 502 and the DLQ record in its place */
+                return;
+            }
         } else {
             failed = 1;
         }
+    }
+    if (j->want_dlq && !j->dlq_acked) {
+        rd_kafka_resp_err_t kerr = RD_KAFKA_RESP_ERR_NO_ERROR;
+        int rc = emit_dlq(j, &kerr);
+        if (rc < 0 && sl_kafka_err_permanent(kerr)) {
+            sl_counter_inc(w->produce_errors);
+            refused(j, true, kerr); /* the value dropped, or given up */
+            if (!j->dlq_acked && (rc = emit_dlq(j, &kerr)) < 0 && sl_kafka_err_permanent(kerr))
+                refused(j, true, kerr); /* given up */
+        }
+        if (rc == 0)
+            j->pending_acks++;
+        else if (!j->dlq_acked)
+            failed = 1;
     }
     if (failed) {
         sl_counter_inc(w->produce_errors);
@@ -322,7 +386,12 @@ static void emit(struct wk_job *j) {
             wk_list_push(&w->reemit, j);
         }
     } else if (j->pending_acks == 0) {
-        job_finish(j);
+        if ((!j->want_reply || j->reply_acked) && (!j->want_dlq || j->dlq_acked))
+            job_finish(j);
+        else {
+            j->due_ms = sl_time_now_ms();
+            wk_list_push(&w->reemit, j);
+        }
     }
 }
 
@@ -372,8 +441,9 @@ static bool reply_address_from_headers(struct wk_job *j) {
     return true;
 }
 
-/* Dead-letters the record; the gateway gets a 502 reply when it still waits for one. */
-static void give_up(struct wk_job *j, enum wk_reason reason) {
+/* Dead-letters the record (without producing yet); the gateway gets a 502 reply when it still
+ * waits for one. */
+static void give_up_prepare(struct wk_job *j, enum wk_reason reason) {
     struct wk_worker *w = j->w;
     bool has_address = j->decoded ? j->req.reply_partition >= 0 : reply_address_from_headers(j);
     j->reason = reason;
@@ -398,8 +468,13 @@ static void give_up(struct wk_job *j, enum wk_reason reason) {
         if (sl_envelope_encode_reply(&rep, &j->reply) == 0)
             j->want_reply = true;
     }
+    j->reply_acked = j->dlq_acked = false;
     if (!has_address)
         sl_counter_inc(w->replays);
+}
+
+static void give_up(struct wk_job *j, enum wk_reason reason) {
+    give_up_prepare(j, reason);
     emit(j);
 }
 
@@ -471,6 +546,16 @@ static void job_replied(struct wk_job *j, const uint8_t *payload, size_t len) {
     }
     uint32_t status = rep.status;
     sl_envelope_reply_free(&rep);
+    if (len > SL_KAFKA_MAX_ENVELOPE_BYTES && j->req.reply_partition >= 0) {
+        /* No record may carry it; the handler would answer the same again: 502 + DLQ. */
+        attempt_done(j, WK_REASON_INVALID_REPLY);
+        j->reply_dropped = len;
+        snprintf(j->error, sizeof j->error,
+                 "reply of %zu bytes is over the %u-byte record limit; dropped", len,
+                 (unsigned)SL_KAFKA_MAX_ENVELOPE_BYTES);
+        give_up(j, WK_REASON_INVALID_REPLY);
+        return;
+    }
     attempt_done(j, WK_REASON_COUNT);
     struct sl_log_ctx ctx = LOG_CTX(j);
     if (j->req.reply_partition < 0) {

@@ -70,6 +70,8 @@ struct wk_job {
     /* emitting */
     struct sl_buf reply; /* encoded reply envelope to produce, empty when none */
     bool want_reply, want_dlq, reply_acked, dlq_acked;
+    size_t reply_dropped;   /* a reply Kafka cannot take, replaced by a 502 (its bytes) */
+    bool dlq_value_dropped; /* Kafka refused the DLQ record: produced again without value */
     int pending_acks;
 };
 
@@ -109,7 +111,7 @@ struct wk_worker {
     uint64_t backoff_rng;               /* retry jitter */
     struct wk_route_stats *route_stats; /* routes->n + 1; the last is "none" */
     struct sl_metric *dlq[WK_REASON_COUNT];
-    struct sl_metric *restarts, *in_flight, *produce_errors, *replays, *lag;
+    struct sl_metric *restarts, *in_flight, *produce_errors, *replays, *lag, *dropped;
     struct sl_metric_family *consumer_lag; /* by partition */
     uint64_t lag_due_ns;                   /* next refresh of the consumer lag gauges */
 

@@ -23,7 +23,7 @@ CATALOG = {
     "audit": (6, {"retention.ms": "604800000"}),
 }
 COMMON = {"cleanup.policy": "delete", "compression.type": "producer",
-          "max.message.bytes": "1048588"}
+          "max.message.bytes": "16777216"}
 
 
 def wait_ready(svc, admin_url, what, timeout=60):

@@ -319,10 +319,12 @@ def test_every_worker_log_line_about_a_request_carries_its_trace_id(stack):
     assert {x.get("trace_id") for x in lines} == {tid}
 
 
-def test_a_dlq_record_produced_again_is_counted_once_when_written(build_dir, kafka_bootstrap,
-                                                                   tmp_path):
-    """A DLQ topic too small for any record makes every DLQ produce fail; the worker produces
-    the record again each second, and the counter, which counts records written, stays 0."""
+def test_a_dlq_record_kafka_refuses_for_good_is_dropped_and_the_offset_moves_on(
+        build_dir, kafka_bootstrap, tmp_path):
+    """A DLQ topic too small for any record refuses every DLQ produce with MSG_SIZE_TOO_LARGE,
+    which producing again cannot fix: the record is produced once with its value, once without,
+    then logged and counted as dropped (never as written), and the commit point moves past it
+    instead of holding the partition forever."""
     prefix = new_prefix()
     admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
     for f in admin.create_topics([
@@ -340,11 +342,25 @@ def test_a_dlq_record_produced_again_is_counted_once_when_written(build_dir, kaf
         p.produce(prefix + "requests", key=b"k", value=b"\xc1\xc1 not an envelope " + b"x" * 100)
         p.flush(10)
         deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and w.metric("sluice_worker_produce_errors_total") < 1:
+        while time.monotonic() < deadline and w.metric("sluice_worker_records_dropped_total") < 1:
             time.sleep(0.2)
-        assert w.metric("sluice_worker_produce_errors_total") >= 1, w.log_text()[-3000:]
-        time.sleep(2.5)  # room for the re-produces, one a second
+        assert w.metric("sluice_worker_records_dropped_total") == 1, w.log_text()[-3000:]
+        time.sleep(2.5)  # room for re-produces, one a second, if there were any
+        assert w.metric("sluice_worker_produce_errors_total") == 2
         assert w.metric('sluice_worker_dlq_records_total{reason="decode_error"}') == 0
+        assert "DLQ record refused by Kafka: Broker: Message size too large; producing it " \
+            "without its value" in w.log_text()
+        c = Consumer({"bootstrap.servers": kafka_bootstrap, "group.id": prefix + "worker",
+                      "enable.auto.commit": False})
+        try:
+            committed, deadline = None, time.monotonic() + 20
+            while committed != 1 and time.monotonic() < deadline:
+                committed = c.committed([TopicPartition(prefix + "requests", 0)],
+                                        timeout=5)[0].offset
+                time.sleep(0.5)
+            assert committed == 1
+        finally:
+            c.close()
     finally:
         w.stop()
 

@@ -584,6 +584,20 @@ static void test_topic_names_are_prefix_and_catalog_suffix(void **state) {
     assert_int_equal(sl_topic_name("sluice.", SL_TOPIC_REPLIES, name, 8), -ENAMETOOLONG);
 }
 
+static void test_size_and_validity_errors_are_permanent_and_outages_are_not(void **state) {
+    (void)state;
+    assert_true(sl_kafka_err_permanent(RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE));
+    assert_true(sl_kafka_err_permanent(RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE));
+    assert_true(sl_kafka_err_permanent(RD_KAFKA_RESP_ERR_INVALID_RECORD));
+    assert_true(sl_kafka_err_permanent(RD_KAFKA_RESP_ERR_INVALID_MSG));
+    assert_false(sl_kafka_err_permanent(RD_KAFKA_RESP_ERR_NO_ERROR));
+    assert_false(sl_kafka_err_permanent(RD_KAFKA_RESP_ERR__QUEUE_FULL));
+    assert_false(sl_kafka_err_permanent(RD_KAFKA_RESP_ERR__MSG_TIMED_OUT));
+    assert_false(sl_kafka_err_permanent(RD_KAFKA_RESP_ERR__TRANSPORT));
+    assert_false(sl_kafka_err_permanent(RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION));
+    assert_false(sl_kafka_err_permanent(RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED));
+}
+
 int main(void) {
     sl_log_init("test_kafka", SL_LOG_ERROR);
     const struct CMUnitTest tests[] = {
@@ -591,6 +605,7 @@ int main(void) {
         cmocka_unit_test(test_topic_partitions_are_counted_and_missing_ones_are_zero),
         cmocka_unit_test(test_topic_check_names_each_missing_topic_unless_it_may_create),
         cmocka_unit_test(test_topic_names_are_prefix_and_catalog_suffix),
+        cmocka_unit_test(test_size_and_validity_errors_are_permanent_and_outages_are_not),
         cmocka_unit_test(test_roundtrip_keeps_order_keys_and_headers),
         cmocka_unit_test(test_injected_produce_error_reaches_callback_on_loop_thread),
         cmocka_unit_test(test_errors_only_producer_reports_losses_alone),

@@ -28,6 +28,30 @@
 #define SL_KAFKA_BATCH      256
 #define SL_KAFKA_ERRSTR_LEN 512
 
+/*
+ * The largest record Sluice writes or reads, in one place: the topics' max.message.bytes at
+ * creation (topics.c), every producer's message.max.bytes and every consumer's fetch sizes
+ * (set here as defaults). 16 MiB holds a request envelope with the largest default body
+ * (SLUICE_MAX_BODY_BYTES, 10 MiB) and its headers, query and metadata.
+ */
+#define SL_KAFKA_MAX_MESSAGE_BYTES     (16u << 20)
+#define SL_KAFKA_MAX_MESSAGE_BYTES_STR "16777216"
+/*
+ * The largest envelope (request or reply) a service hands to Kafka: the record limit minus
+ * room for the key, the Kafka headers (a DLQ record adds a dozen to the request's own) and
+ * the record batch framing, so that a request that was produced also fits in the DLQ. The
+ * gateway answers 413 for a request envelope above it, the worker 502 for a reply above it.
+ */
+#define SL_KAFKA_MAX_ENVELOPE_BYTES (SL_KAFKA_MAX_MESSAGE_BYTES - (64u << 10))
+
+/*
+ * True for a produce error that producing the same record again cannot fix: the record is too
+ * large, malformed or refused as invalid (MSG_SIZE_TOO_LARGE, from librdkafka or the broker,
+ * INVALID_RECORD, RECORD_LIST_TOO_LARGE, ...). A caller drops or replaces such a record
+ * instead of retrying it.
+ */
+int sl_kafka_err_permanent(rd_kafka_resp_err_t kerr);
+
 /* One Kafka header: a name (NUL-terminated) and a value of len bytes, borrowed by the call. */
 struct sl_kafka_header {
     const char *name;
@@ -62,7 +86,7 @@ typedef void (*sl_kafka_close_cb)(void *data);
  * Defaults (applied first; `props` overrides them): enable.idempotence=true, acks=all
  * (idempotence needs it and it is what durability means here), linger.ms=0 (request traffic
  * wants latency, not batches), socket.nagle.disable=true, statistics.interval.ms=1000 (drives
- * the connection state).
+ * the connection state), message.max.bytes=SL_KAFKA_MAX_MESSAGE_BYTES.
  */
 struct sl_kafka_producer;
 
@@ -149,7 +173,9 @@ void sl_kafka_producer_close(struct sl_kafka_producer *p, int flush_timeout_ms,
  *
  * Defaults (then `props`): enable.auto.commit=true with enable.auto.offset.store=false, so
  * only offsets the service stores (sl_kafka_consumer_store_offset, after it has finished with
- * a message) are committed; socket.nagle.disable=true; statistics.interval.ms=1000.
+ * a message) are committed; socket.nagle.disable=true; statistics.interval.ms=1000;
+ * max.partition.fetch.bytes=SL_KAFKA_MAX_MESSAGE_BYTES, so the largest record comes in one
+ * fetch (librdkafka's fetch.max.bytes, 50 MiB, is above it).
  */
 struct sl_kafka_consumer;
 

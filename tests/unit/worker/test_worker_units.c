@@ -225,6 +225,32 @@ static void test_backoff_is_full_jitter_under_a_doubling_capped_ceiling(void **s
     assert_true(same < 10);
 }
 
+static void test_dlq_headers_say_what_was_dropped_only_when_something_was(void **state) {
+    (void)state;
+    struct wk_dlq_info info = {.reason = WK_REASON_INVALID_REPLY,
+                               .error = "reply of 70000153 bytes is over the limit",
+                               .reply_dropped = 70000153,
+                               .value_dropped = 2000123};
+    struct wk_dlq_headers h;
+    assert_int_equal(wk_dlq_headers_build(&info, &h), 0);
+    assert_int_equal(h.n, WK_DLQ_OWN_HEADERS + 2);
+    const struct sl_kafka_header *r = find(&h, "sluice-dlq-reply-dropped-bytes");
+    assert_non_null(r);
+    assert_int_equal(r->len, 8);
+    assert_memory_equal(r->value, "70000153", 8);
+    const struct sl_kafka_header *v = find(&h, "sluice-dlq-value-dropped-bytes");
+    assert_non_null(v);
+    assert_int_equal(v->len, 7);
+    assert_memory_equal(v->value, "2000123", 7);
+    wk_dlq_headers_free(&h);
+    info.reply_dropped = info.value_dropped = 0;
+    assert_int_equal(wk_dlq_headers_build(&info, &h), 0);
+    assert_int_equal(h.n, WK_DLQ_OWN_HEADERS);
+    assert_null(find(&h, "sluice-dlq-reply-dropped-bytes"));
+    assert_null(find(&h, "sluice-dlq-value-dropped-bytes"));
+    wk_dlq_headers_free(&h);
+}
+
 static void test_frames_parse_only_when_complete_and_within_the_limit(void **state) {
     (void)state;
     uint8_t buf[16];
@@ -252,6 +278,7 @@ int main(void) {
         cmocka_unit_test(test_offsets_lag_is_high_watermark_minus_the_commit_point),
         cmocka_unit_test(test_offsets_survive_growth_with_many_out_of_order_completions),
         cmocka_unit_test(test_dlq_headers_carry_reason_origin_and_original_headers),
+        cmocka_unit_test(test_dlq_headers_say_what_was_dropped_only_when_something_was),
         cmocka_unit_test(test_frames_parse_only_when_complete_and_within_the_limit),
         cmocka_unit_test(test_backoff_is_full_jitter_under_a_doubling_capped_ceiling),
     };
