@@ -533,7 +533,8 @@ static int ready(struct sl_buf *reason, void *data) {
 /* ---- lifecycle -------------------------------------------------------------------------- */
 
 int ar_archiver_new(uv_loop_t *loop, const struct ar_settings *s, const char *const *kafka_props,
-                    const char *instance_id, struct ar_archiver **out, struct sl_buf *err) {
+                    const char *instance_id, bool check, struct ar_archiver **out,
+                    struct sl_buf *err) {
     struct ar_archiver *a = calloc(1, sizeof *a);
     if (!a)
         return -ENOMEM;
@@ -555,7 +556,7 @@ int ar_archiver_new(uv_loop_t *loop, const struct ar_settings *s, const char *co
         free(a);
         return -ENOMEM;
     }
-    if ((rc = ar_sink_open(s, &a->sink, err)) < 0) {
+    if ((rc = ar_sink_open(s, check, &a->sink, err)) < 0) {
         sl_metrics_free(a->metrics);
         free(a);
         return rc;
