@@ -12,6 +12,7 @@
 #include <librdkafka/rdkafka.h>
 
 #include "sluice/error.h"
+#include "sluice/kafka.h"
 #include "sluice/log.h"
 
 extern char **environ;
@@ -21,9 +22,12 @@ static const char *const own_kafka_vars[] = {NULL};
 
 struct app {
     const struct sl_service *svc;
+    uv_loop_t *loop;
     void *obj;
     uv_signal_t sigterm, sigint, sighup;
     int exit_code;
+    bool starting;   /* create and start are running: `stop` must wait for them */
+    bool stop_asked; /* SIGTERM/SIGINT came while starting */
 };
 
 int sl_service_open_stdio(void) {
@@ -166,6 +170,13 @@ static void on_signal(uv_signal_t *h, int signum) {
             app->svc->reload(app->obj);
         return;
     }
+    if (app->starting) {
+        /* The start is waiting for Kafka (it runs the loop between slices of the wait): it
+         * ends that wait, and run() stops the half-started service once start returns. */
+        SL_INFO("%s while starting: stopping", signum == SIGTERM ? "SIGTERM" : "SIGINT");
+        app->stop_asked = true;
+        return;
+    }
     SL_INFO("%s: shutting down gracefully", signum == SIGTERM ? "SIGTERM" : "SIGINT");
     if (app->obj)
         app->svc->stop(app->obj, on_stopped, app);
@@ -230,11 +241,19 @@ static int check_load(const struct sl_service *svc, void *ctx, const void *setti
     return rc;
 }
 
+/* The Kafka wait hook while starting: one turn of the loop, so that the admin listener answers
+ * /healthz and a SIGTERM is seen; non-zero ends the wait. */
+static int startup_wait(void *data) {
+    struct app *app = data;
+    uv_run(app->loop, UV_RUN_NOWAIT);
+    return app->stop_asked;
+}
+
 /* Starts the service and runs the loop until it has stopped; returns the exit code. */
 static int run(const struct sl_service *svc, void *ctx, const void *settings,
                const char *const *kafka_props, struct sl_buf *errors) {
     uv_loop_t *loop = uv_default_loop();
-    struct app app = {.svc = svc, .exit_code = 0};
+    struct app app = {.svc = svc, .loop = loop, .exit_code = 0};
     signal(SIGPIPE, SIG_IGN);
     uv_signal_t *sigs[] = {&app.sigterm, &app.sigint, &app.sighup};
     const int nums[] = {SIGTERM, SIGINT, SIGHUP};
@@ -243,10 +262,20 @@ static int run(const struct sl_service *svc, void *ctx, const void *settings,
         sigs[i]->data = &app;
         uv_signal_start(sigs[i], on_signal, nums[i]);
     }
+    app.starting = true;
+    sl_kafka_set_wait_hook(startup_wait, &app);
     int rc = svc->create(ctx, loop, settings, kafka_props, false, &app.obj, errors);
     if (rc == 0)
         rc = svc->start(app.obj, errors);
-    if (rc < 0) {
+    sl_kafka_set_wait_hook(NULL, NULL);
+    app.starting = false;
+    if (app.stop_asked) {
+        /* Asked to stop while starting: a stop, not a failure, whatever the start came to. */
+        if (app.obj)
+            svc->stop(app.obj, on_stopped, &app);
+        else
+            on_stopped(&app);
+    } else if (rc < 0) {
         const char *why = errors->data ? errors->data : sl_strerror(rc);
         /* A Kafka failure names the brokers it tried: the setting is the usual culprit. */
         const char *brokers =

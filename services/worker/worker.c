@@ -779,6 +779,18 @@ int wk_worker_start(struct wk_worker *w, struct sl_buf *errors) {
         SL_INFO("running as root: handler processes switch to %s (uid %u, gid %u)",
                 w->s->handler_user, uid, gid);
     }
+    /* First, so that /healthz answers while the worker waits for Kafka (/readyz says 503). */
+    struct sl_admin_options ao = {.metrics = w->metrics, .ready = ready, .data = w};
+    char listen[SL_CONFIG_HOST_MAX + 16];
+    const struct sl_config_hostport *hp = &w->s->admin_listen;
+    snprintf(listen, sizeof listen, strchr(hp->host, ':') ? "[%s]:%d" : "%s:%d", hp->host,
+             hp->port);
+    if ((rc = sl_admin_init(&w->admin, w->loop, &ao)) < 0 ||
+        (rc = sl_admin_start(w->admin, hp->host, hp->port)) < 0) {
+        sl_buf_printf(errors, "SLUICE_ADMIN_LISTEN: cannot listen on %s: %s\n", listen,
+                      sl_strerror(rc));
+        return rc;
+    }
     rc = sl_topics_ensure(w->kafka_props, w->s->topic_prefix, own_topics, 3,
                           w->s->auto_create_topics, WK_STARTUP_TIMEOUT_MS, errors);
     if (rc < 0)
@@ -837,16 +849,6 @@ int wk_worker_start(struct wk_worker *w, struct sl_buf *errors) {
         return rc;
     }
     sl_kafka_consumer_set_rebalance_cb(w->consumer, on_rebalance, w);
-    struct sl_admin_options ao = {.metrics = w->metrics, .ready = ready, .data = w};
-    char listen[SL_CONFIG_HOST_MAX + 16];
-    const struct sl_config_hostport *hp = &w->s->admin_listen;
-    snprintf(listen, sizeof listen, strchr(hp->host, ':') ? "[%s]:%d" : "%s:%d", hp->host,
-             hp->port);
-    if ((rc = sl_admin_init(&w->admin, w->loop, &ao)) < 0 ||
-        (rc = sl_admin_start(w->admin, hp->host, hp->port)) < 0) {
-        sl_buf_printf(errors, "admin listener %s: %s", listen, sl_strerror(rc));
-        return rc;
-    }
     uv_timer_init(w->loop, &w->tick);
     w->tick.data = w;
     uv_timer_start(&w->tick, on_tick, WK_TICK_MS, WK_TICK_MS);

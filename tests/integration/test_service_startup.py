@@ -5,8 +5,10 @@ import json
 import os
 import pty
 import re
+import signal
 import socket
 import subprocess
+import time
 
 import pytest
 
@@ -289,3 +291,79 @@ def test_print_config_shows_kafka_properties_in_text_and_json_redacted(build_dir
     assert effective["SLUICE_KAFKA_SASL_USERNAME"] == "svc"
     assert effective["SLUICE_KAFKA_SASL_PASSWORD"] == "<redacted>"
     assert "hunter2" not in text.stdout + text.stderr + js.stdout + js.stderr
+
+
+# ---- the wait for Kafka: /healthz answers, SIGTERM ends it, the failure names the brokers --
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def http_status(port, path):
+    """The status of GET path on 127.0.0.1:port, or None when nothing answers."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
+            s.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+            head = s.recv(64).decode(errors="replace")
+    except OSError:
+        return None
+    m = re.match(r"HTTP/1\.1 (\d{3})", head)
+    return int(m.group(1)) if m else None
+
+
+def start_unreachable(build_dir, tmp_path, name):
+    """The service started against a Kafka nobody listens on; returns (process, admin port)."""
+    admin = free_port()
+    env = clean_env(SLUICE_KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:1",
+                    SLUICE_ADMIN_LISTEN=f"127.0.0.1:{admin}",
+                    SLUICE_LISTEN=f"127.0.0.1:{free_port()}", **service_settings(name, tmp_path))
+    proc = subprocess.Popen([str(binary(build_dir, name))], stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
+    return proc, admin
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_healthz_answers_and_sigterm_ends_the_wait_for_unreachable_kafka(build_dir, tmp_path,
+                                                                        name):
+    proc, admin = start_unreachable(build_dir, tmp_path, name)
+    try:
+        deadline = time.monotonic() + 8  # inside the 10 s the start waits for Kafka
+        while http_status(admin, "/healthz") != 200:
+            assert proc.poll() is None, proc.stderr.read()
+            assert time.monotonic() < deadline, "no /healthz while waiting for Kafka"
+            time.sleep(0.05)
+        assert http_status(admin, "/readyz") == 503
+        time.sleep(1)
+        assert proc.poll() is None
+        sent = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        rc = proc.wait(timeout=10)
+        took = time.monotonic() - sent
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    stderr = proc.stderr.read()
+    assert rc == 0, stderr
+    assert took < 2, f"{took:.2f} s after SIGTERM"
+    assert "SIGTERM while starting: stopping" in stderr
+
+
+def test_unreachable_brokers_failure_names_the_brokers_and_the_setting(build_dir, tmp_path):
+    procs = {name: start_unreachable(build_dir, tmp_path, name)[0] for name in SERVICES}
+    for name, proc in procs.items():
+        try:
+            rc = proc.wait(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        assert rc == 1
+        [error] = [json.loads(line)["msg"] for line in proc.stderr.read().splitlines()
+                   if line.startswith("{") and json.loads(line)["level"] == "error"
+                   and "cannot start" in line]
+        assert error.startswith("cannot start: kafka: "), error
+        assert error.endswith(
+            "(brokers tried: 127.0.0.1:1, from SLUICE_KAFKA_BOOTSTRAP_SERVERS)"), error

@@ -239,6 +239,18 @@ void sl_kafka_consumer_close(struct sl_kafka_consumer *c, sl_kafka_close_cb cb, 
 
 /* ---- admin (blocking; for startup checks and sluicectl) --------------------------------- */
 
+/*
+ * The blocking start-up calls (sl_kafka_topics_partitions, sl_kafka_topics_exist,
+ * sl_kafka_topics_create, sl_kafka_consumer_assign) can wait up to their timeout for brokers
+ * that never answer. With a wait hook they wait in slices of at most SL_KAFKA_WAIT_SLICE_MS
+ * and call hook(data) between slices; a non-zero return ends the call at once with
+ * SL_ERR_CLOSED ("interrupted"). sl_service_main sets one that runs the loop once (so /healthz
+ * answers and SIGTERM is seen) and says whether a stop was asked. NULL removes it. Process-wide:
+ * set and cleared on the loop thread around a service's start.
+ */
+#define SL_KAFKA_WAIT_SLICE_MS 200
+void sl_kafka_set_wait_hook(int (*hook)(void *data), void *data);
+
 struct sl_kafka_topic_spec {
     const char *name;
     int partitions;
