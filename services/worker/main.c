@@ -74,7 +74,7 @@ int main(int argc, char **argv) {
             "Options: --help, --version, --check (load and validate everything, connect nothing, "
             "exit 0 or 1), --print-config [--json]. Signals: SIGTERM/SIGINT finish in-flight "
             "work and stop; SIGHUP reloads nothing (it is logged).",
-        .checks = "routes",
+        .checks = "routes, handler user (when root)",
         .table = wk_settings_table,
         .table_len = wk_settings_count,
         .settings_size = sizeof(struct wk_settings),

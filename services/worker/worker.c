@@ -742,6 +742,18 @@ int wk_worker_new(uv_loop_t *loop, const struct wk_settings *s, const char *cons
     w->reply_limits.max_input = w->reply_limits.max_body = WK_FRAME_MAX;
     int rc = s->routes_file ? sl_routes_load_file(s->routes_file, &w->routes, errors)
                             : sl_routes_default(&w->routes);
+    /* Checked here, so that a bad user stops the start (and --check), not each child. */
+    if (geteuid() == 0) {
+        unsigned uid, gid;
+        int urc = wk_sandbox_resolve_user(s->handler_user, &uid, &gid, errors);
+        if (urc < 0) {
+            sl_buf_append_str(errors, "\n");
+            rc = rc < 0 ? rc : urc;
+        } else {
+            SL_INFO("running as root: handler processes switch to %s (uid %u, gid %u)",
+                    s->handler_user, uid, gid);
+        }
+    }
     w->nchildren = (size_t)wk_settings_concurrency(s);
     if (rc == 0)
         rc = wk_pool_init(&w->pool, &(struct wk_pool_config){
@@ -770,15 +782,6 @@ int wk_worker_new(uv_loop_t *loop, const struct wk_settings *s, const char *cons
 int wk_worker_start(struct wk_worker *w, struct sl_buf *errors) {
     static const enum sl_topic own_topics[] = {SL_TOPIC_REQUESTS, SL_TOPIC_REPLIES, SL_TOPIC_DLQ};
     int rc;
-    if (geteuid() == 0) { /* checked here, so that a bad user stops the start, not each child */
-        unsigned uid, gid;
-        if ((rc = wk_sandbox_resolve_user(w->s->handler_user, &uid, &gid, errors)) < 0) {
-            sl_buf_append_str(errors, "\n");
-            return rc;
-        }
-        SL_INFO("running as root: handler processes switch to %s (uid %u, gid %u)",
-                w->s->handler_user, uid, gid);
-    }
     /* First, so that /healthz answers while the worker waits for Kafka (/readyz says 503). */
     struct sl_admin_options ao = {.metrics = w->metrics, .ready = ready, .data = w};
     char listen[SL_CONFIG_HOST_MAX + 16];

@@ -10,7 +10,8 @@
 struct wk_worker;
 
 /*
- * Lifecycle: wk_worker_new (loads routes, registers metrics; nothing runs yet) ->
+ * Lifecycle: wk_worker_new (loads routes, resolves SLUICE_HANDLER_USER when root, registers
+ * metrics; nothing runs yet) ->
  * wk_worker_start (admin listener first, so /healthz answers while Kafka is waited for; topics
  * checked, Kafka clients, children spawned, group joined) -> wk_worker_stop (stop fetching, finish
  * or fail in-flight within the grace period, store and commit offsets, stop children, leave); the

@@ -250,6 +250,15 @@ def test_check_refuses_a_bad_value_naming_its_setting(build_dir, tmp_path, case)
         out.stderr
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="the handler user is resolved only by a root worker")
+def test_worker_check_resolves_the_handler_user_as_a_root_start_does(build_dir, tmp_path):
+    out = run(build_dir, "worker", "--check", SLUICE_KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:1",
+              SLUICE_HANDLER_USER="no-such-user-here", SLUICE_ROUTES_FILE=bad_routes(tmp_path))
+    assert out.returncode == 1
+    named = [line.split(":")[0] for line in problem_lines("worker", out.stderr)]
+    assert named == ["SLUICE_ROUTES_FILE", "SLUICE_HANDLER_USER"], out.stderr
+
+
 def test_check_lists_every_problem_at_once(build_dir, tmp_path):
     out = run(build_dir, "gateway", "--check", SLUICE_CORS_ORIGINS="*",
               SLUICE_TRUSTED_PROXIES="10.0.0.0/33", SLUICE_ROUTES_FILE=bad_routes(tmp_path),
