@@ -228,7 +228,10 @@ static int check_load(const struct sl_service *svc, void *ctx, const void *setti
                       char *const *kafka_props, bool need_brokers, struct sl_buf *errors) {
     uv_loop_t *loop = uv_default_loop();
     void *obj = NULL;
+    int krc = sl_kafka_props_check((const char *const *)kafka_props, errors);
     int rc = svc->create(ctx, loop, settings, (const char *const *)kafka_props, true, &obj, errors);
+    if (rc == 0 && krc < 0)
+        rc = krc;
     if (obj)
         svc->stop(obj, check_stopped, NULL);
     uv_run(loop, UV_RUN_DEFAULT);

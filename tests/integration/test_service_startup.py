@@ -250,6 +250,20 @@ def test_check_refuses_a_bad_value_naming_its_setting(build_dir, tmp_path, case)
         out.stderr
 
 
+@pytest.mark.parametrize("name", SERVICES)
+def test_check_refuses_kafka_properties_librdkafka_refuses(build_dir, tmp_path, name):
+    out = run(build_dir, name, "--check", SLUICE_KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:1",
+              SLUICE_KAFKA_SOCKET_TIMEOUT_MS="soon", SLUICE_KAFKA_NO_SUCH_THING="1",
+              SLUICE_KAFKA_SSL_KEY_PASSWORD="hunter2", **service_settings(name, tmp_path))
+    assert out.returncode == 1
+    assert problem_lines(name, out.stderr) == [
+        "SLUICE_KAFKA_SOCKET_TIMEOUT_MS: kafka property 'socket.timeout.ms': Invalid value for "
+        "configuration property \"socket.timeout.ms\"",
+        "SLUICE_KAFKA_NO_SUCH_THING: kafka property 'no.such.thing': No such configuration "
+        "property: \"no.such.thing\""]
+    assert "hunter2" not in out.stderr
+
+
 @pytest.mark.skipif(os.geteuid() != 0, reason="the handler user is resolved only by a root worker")
 def test_worker_check_resolves_the_handler_user_as_a_root_start_does(build_dir, tmp_path):
     out = run(build_dir, "worker", "--check", SLUICE_KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:1",

@@ -8,6 +8,8 @@
 #include <librdkafka/rdkafka.h>
 #include <uv.h>
 
+#include "sluice/buf.h"
+
 /*
  * Threading model. librdkafka runs its own threads; none of them ever calls back into Sluice
  * code except the log callback (which only writes a line with sl_log, itself thread-safe).
@@ -238,6 +240,14 @@ int sl_kafka_message_header_at(const struct sl_kafka_message *msg, size_t idx, c
 void sl_kafka_consumer_close(struct sl_kafka_consumer *c, sl_kafka_close_cb cb, void *data);
 
 /* ---- admin (blocking; for startup checks and sluicectl) --------------------------------- */
+
+/*
+ * --check of the SLUICE_KAFKA_* properties (name,value pairs, NULL-terminated): each is set on
+ * a librdkafka configuration as a client would set it, nothing is connected. Every property
+ * librdkafka refuses (unknown name, bad value) is a line "SLUICE_KAFKA_<NAME>: <reason>" in
+ * err (a secret's value is never quoted). Returns 0, SL_ERR_CONFIG or -ENOMEM.
+ */
+int sl_kafka_props_check(const char *const *props, struct sl_buf *err);
 
 /*
  * The blocking start-up calls (sl_kafka_topics_partitions, sl_kafka_topics_exist,
