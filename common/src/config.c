@@ -528,9 +528,9 @@ int sl_config_format_value(const struct sl_config_option *opt, const void *setti
 }
 
 void sl_config_print_help(const struct sl_config_option *table, size_t n, const char *program_name,
-                          const char *description, FILE *out) {
-    fprintf(out, "Usage: %s [--help]\n\n%s\n\nConfiguration (environment variables):\n",
-            program_name, description ? description : "");
+                          const char *flags, const char *description, FILE *out) {
+    fprintf(out, "Usage: %s %s\n\n%s\n\nConfiguration (environment variables):\n", program_name,
+            flags ? flags : "[--help]", description ? description : "");
     for (size_t i = 0; i < n; i++) {
         const struct sl_config_option *opt = &table[i];
         fprintf(out, "  %s (%s", opt->env, type_names[opt->type]);
@@ -609,28 +609,50 @@ static cJSON *json_value(const struct sl_config_option *opt, const void *setting
     }
 }
 
+/* The SLUICE_KAFKA_<PROPERTY> name of a librdkafka property, as the operator wrote it. */
+static void kafka_env_name(const char *property, char *out, size_t len) {
+    int k = snprintf(out, len, KAFKA_PREFIX "%s", property);
+    for (size_t i = KAFKA_PREFIX_LEN; k > 0 && i < len && out[i]; i++)
+        out[i] = out[i] == '.' ? '_' : (char)toupper((unsigned char)out[i]);
+}
+
+/* The settings as one JSON object, then the Kafka passthrough as strings (secrets redacted). */
+static int print_json(const struct sl_config_option *table, size_t n, const void *settings,
+                      char *const *kafka_props, FILE *out) {
+    cJSON *root = cJSON_CreateObject();
+    if (!root)
+        return -ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        cJSON *v = json_value(&table[i], settings);
+        if (!v || !cJSON_AddItemToObject(root, table[i].env, v)) {
+            cJSON_Delete(v);
+            cJSON_Delete(root);
+            return -ENOMEM;
+        }
+    }
+    for (char *const *p = kafka_props; p && p[0] && p[1]; p += 2) {
+        char env[256];
+        kafka_env_name(p[0], env, sizeof env);
+        cJSON *v = cJSON_CreateString(sl_config_redact(sl_config_kafka_prop_is_secret(p[0]), p[1]));
+        if (!v || !cJSON_AddItemToObject(root, env, v)) {
+            cJSON_Delete(v);
+            cJSON_Delete(root);
+            return -ENOMEM;
+        }
+    }
+    char *text = cJSON_Print(root);
+    cJSON_Delete(root);
+    if (!text)
+        return -ENOMEM;
+    fprintf(out, "%s\n", text);
+    cJSON_free(text);
+    return 0;
+}
+
 int sl_config_print_effective(const struct sl_config_option *table, size_t n, const void *settings,
                               enum sl_config_format format, FILE *out) {
-    if (format == SL_CONFIG_FORMAT_JSON) {
-        cJSON *root = cJSON_CreateObject();
-        if (!root)
-            return -ENOMEM;
-        for (size_t i = 0; i < n; i++) {
-            cJSON *v = json_value(&table[i], settings);
-            if (!v || !cJSON_AddItemToObject(root, table[i].env, v)) {
-                cJSON_Delete(v);
-                cJSON_Delete(root);
-                return -ENOMEM;
-            }
-        }
-        char *text = cJSON_Print(root);
-        cJSON_Delete(root);
-        if (!text)
-            return -ENOMEM;
-        fprintf(out, "%s\n", text);
-        cJSON_free(text);
-        return 0;
-    }
+    if (format == SL_CONFIG_FORMAT_JSON)
+        return print_json(table, n, settings, NULL, out);
     struct sl_buf b;
     sl_buf_init(&b, SIZE_MAX / 2);
     for (size_t i = 0; i < n; i++) {
@@ -726,9 +748,10 @@ void sl_config_print_kafka_props(char *const *props, FILE *out) {
 
 int sl_config_print_all(const struct sl_config_option *table, size_t n, const void *settings,
                         char *const *kafka_props, bool json, FILE *out) {
-    int rc = sl_config_print_effective(table, n, settings,
-                                       json ? SL_CONFIG_FORMAT_JSON : SL_CONFIG_FORMAT_ENV, out);
-    if (rc == 0 && !json)
+    if (json)
+        return print_json(table, n, settings, kafka_props, out);
+    int rc = sl_config_print_effective(table, n, settings, SL_CONFIG_FORMAT_ENV, out);
+    if (rc == 0)
         sl_config_print_kafka_props(kafka_props, out);
     return rc;
 }

@@ -1,6 +1,7 @@
 /* Kafka glue, shared pieces: librdkafka queues served on a libuv loop, properties, logs. */
 #include "kafka_internal.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -10,6 +11,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "sluice/config.h"
 #include "sluice/error.h"
 #include "sluice/log.h"
 
@@ -39,6 +41,32 @@ int sl__kafka_conf_apply(rd_kafka_conf_t *conf, const char *const *pairs, char *
         }
     }
     return 0;
+}
+
+int sl_kafka_props_check(const char *const *props, struct sl_buf *err) {
+    int rc = 0;
+    for (size_t i = 0; props && props[i] && props[i + 1]; i += 2) {
+        /* One property at a time, each on a fresh configuration, so every bad one is named. */
+        rd_kafka_conf_t *conf = rd_kafka_conf_new();
+        if (!conf)
+            return -ENOMEM;
+        const char *const pair[] = {props[i], props[i + 1], NULL};
+        char errstr[512];
+        if (sl__kafka_conf_apply(conf, pair, errstr, sizeof errstr) < 0) {
+            char env[256];
+            int n = snprintf(env, sizeof env, "SLUICE_KAFKA_%s", props[i]);
+            for (size_t k = 13; n > 0 && k < sizeof env && env[k]; k++)
+                env[k] = env[k] == '.' ? '_' : (char)toupper((unsigned char)env[k]);
+            /* librdkafka's message may quote the value, which a secret's must never reach. */
+            if (sl_config_kafka_prop_is_secret(props[i]))
+                sl_buf_printf(err, "%s: kafka property '%s': invalid value\n", env, props[i]);
+            else
+                sl_buf_printf(err, "%s: %s\n", env, errstr);
+            rc = SL_ERR_CONFIG;
+        }
+        rd_kafka_conf_destroy(conf);
+    }
+    return rc;
 }
 
 int sl__kafka_conf_is_set(const rd_kafka_conf_t *conf, const char *name) {

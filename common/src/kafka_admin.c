@@ -20,6 +20,28 @@ rd_kafka_conf_t *sl_kafka_conf_new(const char *const *props, char *errstr, size_
     return conf;
 }
 
+static int (*wait_hook)(void *data);
+static void *wait_hook_data;
+
+void sl_kafka_set_wait_hook(int (*hook)(void *data), void *data) {
+    wait_hook = hook;
+    wait_hook_data = data;
+}
+
+int sl__kafka_wait_slice(int left) {
+    return wait_hook && left > SL_KAFKA_WAIT_SLICE_MS ? SL_KAFKA_WAIT_SLICE_MS : left;
+}
+
+int sl__kafka_wait_interrupted(void) {
+    return wait_hook && wait_hook(wait_hook_data);
+}
+
+/* Milliseconds until `deadline` (uv_hrtime nanoseconds), 0 once passed. */
+static int ms_left(uint64_t deadline) {
+    uint64_t now = uv_hrtime();
+    return now < deadline ? (int)((deadline - now) / 1000000u) : 0;
+}
+
 static rd_kafka_t *admin_client(const char *const *props, char *errstr, size_t errlen, int *rc) {
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     *rc = sl__kafka_conf_apply(conf, props, errstr, errlen);
@@ -48,7 +70,24 @@ int sl_kafka_topics_partitions(const char *const *props, const char *const *topi
     if (!rk)
         return rc;
     const struct rd_kafka_metadata *md = NULL;
-    rd_kafka_resp_err_t err = rd_kafka_metadata(rk, 1, NULL, &md, timeout_ms);
+    /* In slices, so that a stop asked while the brokers do not answer is seen at once; the
+     * client keeps connecting between slices. */
+    uint64_t deadline = uv_hrtime() + (uint64_t)(timeout_ms > 0 ? timeout_ms : 0) * 1000000u;
+    rd_kafka_resp_err_t err;
+    for (;;) {
+        int left = ms_left(deadline);
+        int slice = sl__kafka_wait_slice(left);
+        err = rd_kafka_metadata(rk, 1, NULL, &md, slice);
+        if (err != RD_KAFKA_RESP_ERR__TIMED_OUT && err != RD_KAFKA_RESP_ERR__TRANSPORT)
+            break;
+        if (slice >= left)
+            break;
+        if (sl__kafka_wait_interrupted()) {
+            sl__kafka_set_err(errstr, errstr_len, "kafka metadata: interrupted while waiting");
+            rd_kafka_destroy(rk);
+            return SL_ERR_CLOSED;
+        }
+    }
     if (err) {
         sl__kafka_set_err(errstr, errstr_len, "kafka metadata: %s", rd_kafka_err2str(err));
         rd_kafka_destroy(rk);
@@ -124,7 +163,18 @@ int sl_kafka_topics_create(const char *const *props, const struct sl_kafka_topic
     }
     rd_kafka_CreateTopics(rk, nts, n, opts, q);
     /* The request timeout bounds the answer; the margin covers connecting first. */
-    ev = rd_kafka_queue_poll(q, timeout_ms + 1000);
+    uint64_t deadline = uv_hrtime() + (uint64_t)(timeout_ms + 1000) * 1000000u;
+    for (;;) {
+        int left = ms_left(deadline);
+        int slice = sl__kafka_wait_slice(left);
+        if ((ev = rd_kafka_queue_poll(q, slice)) || slice >= left)
+            break;
+        if (sl__kafka_wait_interrupted()) {
+            sl__kafka_set_err(errstr, errstr_len, "create topics: interrupted while waiting");
+            rc = SL_ERR_CLOSED;
+            goto out;
+        }
+    }
     if (!ev) {
         sl__kafka_set_err(errstr, errstr_len, "create topics: no answer within %d ms", timeout_ms);
         rc = SL_ERR_TIMEOUT;

@@ -273,10 +273,16 @@ int sl_kafka_consumer_assign(struct sl_kafka_consumer *c, const char *topic, int
         for (;;) {
             uint64_t now = uv_hrtime();
             int left = now < deadline ? (int)((deadline - now) / 1000000u) : 0;
-            err = rd_kafka_query_watermark_offsets(c->rk, topic, partition, &lo, &hi, left);
-            if (!is_retriable_leader_error(err) || left < 100)
+            int slice = sl__kafka_wait_slice(left);
+            err = rd_kafka_query_watermark_offsets(c->rk, topic, partition, &lo, &hi, slice);
+            /* A slice that ran out is waited again, unless a stop was asked meanwhile. */
+            int sliced = err == RD_KAFKA_RESP_ERR__TIMED_OUT && slice < left;
+            if ((!sliced && !is_retriable_leader_error(err)) || left < 100)
                 break;
-            uv_sleep(100);
+            if (sl__kafka_wait_interrupted())
+                return SL_ERR_CLOSED;
+            if (!sliced)
+                uv_sleep(100);
         }
         if (err) {
             SL_WARN("kafka %s: watermarks of %s[%d]: %s", rd_kafka_name(c->rk), topic,

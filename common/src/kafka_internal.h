@@ -24,6 +24,12 @@ struct sl__kafka_pump {
     void (*closed)(struct sl__kafka_pump *); /* runs once both handles are closed */
 };
 
+/* How long the next slice of a blocking wait may take (see sl_kafka_set_wait_hook): `left`
+ * without a hook, else at most SL_KAFKA_WAIT_SLICE_MS. */
+int sl__kafka_wait_slice(int left);
+/* Runs the wait hook between slices: 1 when the wait must end now. */
+int sl__kafka_wait_interrupted(void);
+
 void sl__kafka_set_err(char *errstr, size_t len, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* Applies name,value pairs; the error names the property so a typo in config is obvious. */

@@ -259,17 +259,30 @@ out:
     return 0;
 }
 
+/* Appends each line of `text` to err as "SLUICE_ROUTES_FILE: <path>: <line>": every service
+ * loads the file from that setting, and an operator should see which setting to fix. */
+static void append_named(struct sl_buf *err, const char *path, const struct sl_buf *text) {
+    const char *p = text->data ? text->data : "";
+    while (*p) {
+        const char *nl = strchr(p, '\n');
+        size_t n = nl ? (size_t)(nl - p) : strlen(p);
+        sl_buf_printf(err, "SLUICE_ROUTES_FILE: %s: %.*s\n", path, (int)n, p);
+        p += n + (nl != NULL);
+    }
+}
+
 int sl_routes_load_file(const char *path, struct sl_routes **out, struct sl_buf *err) {
     *out = NULL;
     FILE *f = fopen(path, "rb");
     if (!f) {
         int e = errno;
         if (err)
-            sl_buf_printf(err, "%s: %s\n", path, strerror(e));
+            sl_buf_printf(err, "SLUICE_ROUTES_FILE: %s: %s\n", path, strerror(e));
         return -e;
     }
-    struct sl_buf text;
+    struct sl_buf text, problems;
     sl_buf_init(&text, ROUTES_FILE_MAX);
+    sl_buf_init(&problems, 1 << 16);
     char chunk[4096];
     size_t n;
     int rc = 0;
@@ -278,10 +291,14 @@ int sl_routes_load_file(const char *path, struct sl_routes **out, struct sl_buf 
     fclose(f);
     if (rc < 0) {
         if (err)
-            sl_buf_printf(err, "%s: larger than %u bytes\n", path, ROUTES_FILE_MAX);
+            sl_buf_printf(err, "SLUICE_ROUTES_FILE: %s: larger than %u bytes\n", path,
+                          ROUTES_FILE_MAX);
     } else {
-        rc = sl_routes_parse(text.data ? text.data : "", text.len, out, err);
+        rc = sl_routes_parse(text.data ? text.data : "", text.len, out, &problems);
+        if (err)
+            append_named(err, path, &problems);
     }
+    sl_buf_free(&problems);
     sl_buf_free(&text);
     return rc;
 }

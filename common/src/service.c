@@ -12,6 +12,7 @@
 #include <librdkafka/rdkafka.h>
 
 #include "sluice/error.h"
+#include "sluice/kafka.h"
 #include "sluice/log.h"
 
 extern char **environ;
@@ -21,9 +22,12 @@ static const char *const own_kafka_vars[] = {NULL};
 
 struct app {
     const struct sl_service *svc;
+    uv_loop_t *loop;
     void *obj;
     uv_signal_t sigterm, sigint, sighup;
     int exit_code;
+    bool starting;   /* create and start are running: `stop` must wait for them */
+    bool stop_asked; /* SIGTERM/SIGINT came while starting */
 };
 
 int sl_service_open_stdio(void) {
@@ -143,7 +147,7 @@ static void print_plain(const char *name, const char *why, const char *brokers) 
         }
     }
     if (brokers)
-        fprintf(stderr, " (brokers tried: %s)", brokers);
+        fprintf(stderr, " (brokers tried: %s, from SLUICE_KAFKA_BOOTSTRAP_SERVERS)", brokers);
     fputc('\n', stderr);
 }
 
@@ -166,6 +170,13 @@ static void on_signal(uv_signal_t *h, int signum) {
             app->svc->reload(app->obj);
         return;
     }
+    if (app->starting) {
+        /* The start is waiting for Kafka (it runs the loop between slices of the wait): it
+         * ends that wait, and run() stops the half-started service once start returns. */
+        SL_INFO("%s while starting: stopping", signum == SIGTERM ? "SIGTERM" : "SIGINT");
+        app->stop_asked = true;
+        return;
+    }
     SL_INFO("%s: shutting down gracefully", signum == SIGTERM ? "SIGTERM" : "SIGINT");
     if (app->obj)
         app->svc->stop(app->obj, on_stopped, app);
@@ -186,14 +197,66 @@ static enum sl_log_level log_level(const struct sl_service *svc, const void *set
 static void usage(const struct sl_service *svc, FILE *out) {
     char program[64];
     snprintf(program, sizeof program, "sluice-%s", svc->name);
-    sl_config_print_help(svc->table, svc->table_len, program, svc->summary, out);
+    sl_config_print_help(svc->table, svc->table_len, program,
+                         "[--help] [--version] [--check] [--print-config [--json]]", svc->summary,
+                         out);
+}
+
+/* Prints each line of `problems` (or the code's meaning when it has none) as its own line. */
+static void print_problems(const struct sl_service *svc, const char *problems, int rc) {
+    const char *p = problems && *problems ? problems : sl_strerror(rc);
+    while (*p) {
+        const char *nl = strchr(p, '\n');
+        size_t n = nl ? (size_t)(nl - p) : strlen(p);
+        if (n)
+            fprintf(stderr, "sluice-%s: %.*s\n", svc->name, (int)n, p);
+        p += n + (nl != NULL);
+    }
+}
+
+static void check_stopped(void *data) {
+    (void)data;
+}
+
+/*
+ * --check and --print-config: builds the service as the real start does, with `check` set, so
+ * the same functions load and validate every file and setting, and stops it at once. Nothing
+ * connects to Kafka, Redis or S3. Returns 0 or the code of the first problem, with every
+ * problem in `errors`.
+ */
+static int check_load(const struct sl_service *svc, void *ctx, const void *settings,
+                      char *const *kafka_props, bool need_brokers, struct sl_buf *errors) {
+    uv_loop_t *loop = uv_default_loop();
+    void *obj = NULL;
+    int krc = sl_kafka_props_check((const char *const *)kafka_props, errors);
+    int rc = svc->create(ctx, loop, settings, (const char *const *)kafka_props, true, &obj, errors);
+    if (rc == 0 && krc < 0)
+        rc = krc;
+    if (obj)
+        svc->stop(obj, check_stopped, NULL);
+    uv_run(loop, UV_RUN_DEFAULT);
+    uv_loop_close(loop);
+    if (need_brokers && !prop(kafka_props, "bootstrap.servers")) {
+        sl_buf_printf(errors, "SLUICE_KAFKA_BOOTSTRAP_SERVERS: not set: name the Kafka brokers, "
+                              "e.g. SLUICE_KAFKA_BOOTSTRAP_SERVERS=localhost:9092\n");
+        rc = rc < 0 ? rc : SL_ERR_CONFIG;
+    }
+    return rc;
+}
+
+/* The Kafka wait hook while starting: one turn of the loop, so that the admin listener answers
+ * /healthz and a SIGTERM is seen; non-zero ends the wait. */
+static int startup_wait(void *data) {
+    struct app *app = data;
+    uv_run(app->loop, UV_RUN_NOWAIT);
+    return app->stop_asked;
 }
 
 /* Starts the service and runs the loop until it has stopped; returns the exit code. */
 static int run(const struct sl_service *svc, void *ctx, const void *settings,
                const char *const *kafka_props, struct sl_buf *errors) {
     uv_loop_t *loop = uv_default_loop();
-    struct app app = {.svc = svc, .exit_code = 0};
+    struct app app = {.svc = svc, .loop = loop, .exit_code = 0};
     signal(SIGPIPE, SIG_IGN);
     uv_signal_t *sigs[] = {&app.sigterm, &app.sigint, &app.sighup};
     const int nums[] = {SIGTERM, SIGINT, SIGHUP};
@@ -202,10 +265,20 @@ static int run(const struct sl_service *svc, void *ctx, const void *settings,
         sigs[i]->data = &app;
         uv_signal_start(sigs[i], on_signal, nums[i]);
     }
-    int rc = svc->create(ctx, loop, settings, kafka_props, &app.obj, errors);
+    app.starting = true;
+    sl_kafka_set_wait_hook(startup_wait, &app);
+    int rc = svc->create(ctx, loop, settings, kafka_props, false, &app.obj, errors);
     if (rc == 0)
         rc = svc->start(app.obj, errors);
-    if (rc < 0) {
+    sl_kafka_set_wait_hook(NULL, NULL);
+    app.starting = false;
+    if (app.stop_asked) {
+        /* Asked to stop while starting: a stop, not a failure, whatever the start came to. */
+        if (app.obj)
+            svc->stop(app.obj, on_stopped, &app);
+        else
+            on_stopped(&app);
+    } else if (rc < 0) {
         const char *why = errors->data ? errors->data : sl_strerror(rc);
         /* A Kafka failure names the brokers it tried: the setting is the usual culprit. */
         const char *brokers =
@@ -214,7 +287,8 @@ static int run(const struct sl_service *svc, void *ctx, const void *settings,
             print_plain(svc->name, why, brokers);
         else
             sl_log(SL_LOG_ERROR, NULL, "cannot start: %.*s%s%s%s", (int)trimmed_len(why), why,
-                   brokers ? " (brokers tried: " : "", brokers ? brokers : "", brokers ? ")" : "");
+                   brokers ? " (brokers tried: " : "", brokers ? brokers : "",
+                   brokers ? ", from SLUICE_KAFKA_BOOTSTRAP_SERVERS)" : "");
         app.exit_code = 1;
         if (app.obj)
             svc->stop(app.obj, on_stopped, &app);
@@ -227,7 +301,7 @@ static int run(const struct sl_service *svc, void *ctx, const void *settings,
 }
 
 int sl_service_main(const struct sl_service *svc, void *ctx, int argc, char **argv) {
-    int print = 0, json = 0;
+    int print = 0, json = 0, check = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             usage(svc, stdout);
@@ -241,6 +315,8 @@ int sl_service_main(const struct sl_service *svc, void *ctx, int argc, char **ar
             return 0;
         } else if (!strcmp(argv[i], "--print-config")) {
             print = 1;
+        } else if (!strcmp(argv[i], "--check")) {
+            check = 1;
         } else if (!strcmp(argv[i], "--json")) {
             json = 1;
         } else if (!svc->arg || !svc->arg(ctx, argv[i])) {
@@ -259,19 +335,37 @@ int sl_service_main(const struct sl_service *svc, void *ctx, int argc, char **ar
     char **kafka_props = NULL;
     int code;
     if (sl_config_load(svc->table, svc->table_len, settings, environ, &errors) < 0) {
-        fprintf(stderr, "sluice-%s: invalid configuration:\n%s", svc->name,
-                errors.data ? errors.data : "");
-        code = 2;
+        if (check) {
+            print_problems(svc, errors.data, SL_ERR_CONFIG);
+            code = 1;
+        } else {
+            fprintf(stderr, "sluice-%s: invalid configuration:\n%s", svc->name,
+                    errors.data ? errors.data : "");
+            code = 2;
+        }
     } else if (svc->divert && (code = svc->divert(ctx, settings)) >= 0) {
         /* Not the service: the diverted process has run. */
     } else if (sl_config_kafka_props(environ, own_kafka_vars, &kafka_props) < 0) {
         fprintf(stderr, "sluice-%s: out of memory\n", svc->name);
         code = 1;
-    } else if (warn_unknown_vars(svc), print) { /* after divert: a child would warn twice */
-        code =
-            sl_config_print_all(svc->table, svc->table_len, settings, kafka_props, json, stdout) < 0
-                ? 1
-                : 0;
+    } else if (warn_unknown_vars(svc), check || print) { /* after divert: no double warning */
+        enum sl_log_level level = log_level(svc, settings);
+        sl_log_init(svc->name, level > SL_LOG_WARN ? level : SL_LOG_WARN);
+        /* --print-config shows a configuration still being written: brokers may come later. */
+        int rc = check_load(svc, ctx, settings, kafka_props, check, &errors);
+        if (rc < 0) {
+            print_problems(svc, errors.data, rc);
+            code = 1;
+        } else if (check) {
+            printf("sluice-%s: configuration ok: settings, SLUICE_KAFKA_* properties%s%s\n",
+                   svc->name, svc->checks ? ", " : "", svc->checks ? svc->checks : "");
+            code = 0;
+        } else {
+            code = sl_config_print_all(svc->table, svc->table_len, settings, kafka_props, json,
+                                       stdout) < 0
+                       ? 1
+                       : 0;
+        }
     } else if (!prop(kafka_props, "bootstrap.servers")) {
         fprintf(stderr,
                 "sluice-%s: SLUICE_KAFKA_BOOTSTRAP_SERVERS is not set: name the Kafka brokers, "

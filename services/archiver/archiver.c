@@ -562,7 +562,8 @@ static int ready(struct sl_buf *reason, void *data) {
 /* ---- lifecycle -------------------------------------------------------------------------- */
 
 int ar_archiver_new(uv_loop_t *loop, const struct ar_settings *s, const char *const *kafka_props,
-                    const char *instance_id, struct ar_archiver **out, struct sl_buf *err) {
+                    const char *instance_id, bool check, struct ar_archiver **out,
+                    struct sl_buf *err) {
     struct ar_archiver *a = calloc(1, sizeof *a);
     if (!a)
         return -ENOMEM;
@@ -594,7 +595,7 @@ int ar_archiver_new(uv_loop_t *loop, const struct ar_settings *s, const char *co
         free(a);
         return rc;
     }
-    if ((rc = ar_sink_open(s, &a->sink, err)) < 0) {
+    if ((rc = ar_sink_open(s, check, &a->sink, err)) < 0) {
         sl_otlp_tracer_free(a->tracer);
         sl_metrics_free(a->metrics);
         free(a);
@@ -606,8 +607,21 @@ int ar_archiver_new(uv_loop_t *loop, const struct ar_settings *s, const char *co
 
 int ar_archiver_start(struct ar_archiver *a, struct sl_buf *err) {
     static const enum sl_topic own_topics[] = {SL_TOPIC_AUDIT};
-    int rc = sl_topics_ensure(a->kafka_props, a->s->topic_prefix, own_topics, 1,
-                              a->s->auto_create_topics, AR_STARTUP_TIMEOUT_MS, err);
+    /* First, so that /healthz answers while the archiver waits for Kafka (/readyz says 503). */
+    int rc;
+    struct sl_admin_options ao = {.metrics = a->metrics, .ready = ready, .data = a};
+    const struct sl_config_hostport *hp = &a->s->admin_listen;
+    char listen[SL_CONFIG_HOST_MAX + 16]; /* for the message only */
+    snprintf(listen, sizeof listen, strchr(hp->host, ':') ? "[%s]:%d" : "%s:%d", hp->host,
+             hp->port);
+    if ((rc = sl_admin_init(&a->admin, a->loop, &ao)) < 0 ||
+        (rc = sl_admin_start(a->admin, hp->host, hp->port)) < 0) {
+        sl_buf_printf(err, "SLUICE_ADMIN_LISTEN: cannot listen on %s: %s\n", listen,
+                      sl_strerror(rc));
+        return rc;
+    }
+    rc = sl_topics_ensure(a->kafka_props, a->s->topic_prefix, own_topics, 1,
+                          a->s->auto_create_topics, AR_STARTUP_TIMEOUT_MS, err);
     if (rc < 0)
         return rc;
     /* Offsets move only through job_commit, after an object is written: nothing else may
@@ -640,16 +654,6 @@ int ar_archiver_start(struct ar_archiver *a, struct sl_buf *err) {
         return rc;
     }
     sl_kafka_consumer_set_rebalance_cb(a->consumer, on_rebalance, a);
-    struct sl_admin_options ao = {.metrics = a->metrics, .ready = ready, .data = a};
-    const struct sl_config_hostport *hp = &a->s->admin_listen;
-    char listen[SL_CONFIG_HOST_MAX + 16]; /* for the message only */
-    snprintf(listen, sizeof listen, strchr(hp->host, ':') ? "[%s]:%d" : "%s:%d", hp->host,
-             hp->port);
-    if ((rc = sl_admin_init(&a->admin, a->loop, &ao)) < 0 ||
-        (rc = sl_admin_start(a->admin, hp->host, hp->port)) < 0) {
-        sl_buf_printf(err, "admin listener %s: %s", listen, sl_strerror(rc));
-        return rc;
-    }
     uv_timer_init(a->loop, &a->tick);
     a->tick.data = a;
     a->tick_started = true;

@@ -2,6 +2,8 @@
 #ifndef SLUICE_ARCHIVER_H
 #define SLUICE_ARCHIVER_H
 
+#include <stdbool.h>
+
 #include <uv.h>
 
 #include "settings.h"
@@ -22,8 +24,10 @@
 struct ar_archiver;
 
 int ar_archiver_new(uv_loop_t *loop, const struct ar_settings *s, const char *const *kafka_props,
-                    const char *instance_id, struct ar_archiver **out, struct sl_buf *err);
-/* Checks the topic, opens the sink, joins the group, listens on the admin address. */
+                    const char *instance_id, bool check, struct ar_archiver **out,
+                    struct sl_buf *err);
+/* Listens on the admin address (first: /healthz answers while Kafka is waited for), checks
+ * the topic, joins the group. */
 int ar_archiver_start(struct ar_archiver *a, struct sl_buf *err);
 /* Leaves the group; batches not yet committed are dropped (the group reads them again). */
 void ar_archiver_stop(struct ar_archiver *a, void (*cb)(void *data), void *data);

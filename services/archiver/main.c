@@ -6,7 +6,7 @@
 #include "sluice/service.h"
 
 static int create(void *ctx, uv_loop_t *loop, const void *settings, const char *const *kafka_props,
-                  void **obj, struct sl_buf *err) {
+                  bool check, void **obj, struct sl_buf *err) {
     (void)ctx;
     const struct ar_settings *s = settings;
     char instance[256];
@@ -14,7 +14,7 @@ static int create(void *ctx, uv_loop_t *loop, const void *settings, const char *
         snprintf(instance, sizeof instance, "%s", s->instance_id);
     else
         sl_config_hostname(instance, sizeof instance, "archiver");
-    return ar_archiver_new(loop, s, kafka_props, instance, (struct ar_archiver **)obj, err);
+    return ar_archiver_new(loop, s, kafka_props, instance, check, (struct ar_archiver **)obj, err);
 }
 
 static int start(void *obj, struct sl_buf *err) {
@@ -32,8 +32,11 @@ int main(int argc, char **argv) {
         .summary = "Archives the audit topic as gzip'd NDJSON objects, one per partition, UTC "
                    "day and batch, in S3 or a directory; offsets are committed only after an "
                    "object is written.\n"
-                   "Options: --help, --print-config [--json]. Signals: SIGTERM/SIGINT leave the "
-                   "group (uncommitted batches are read again); SIGHUP reloads nothing.",
+                   "Options: --help, --version, --check (load and validate everything, connect "
+                   "nothing, exit 0 or 1), --print-config [--json]. Signals: SIGTERM/SIGINT "
+                   "leave the group (uncommitted batches are read again); SIGHUP reloads "
+                   "nothing.",
+        .checks = "archive URL (file:// directory or S3 bucket and credentials)",
         .table = ar_settings_table,
         .table_len = ar_settings_count,
         .settings_size = sizeof(struct ar_settings),

@@ -28,14 +28,15 @@ bool ar_failure_heals(enum ar_failure f) {
            f == AR_FAIL_THROTTLE || f == AR_FAIL_CANCELLED;
 }
 
-int ar_sink_open(const struct ar_settings *s, struct ar_sink **out, struct sl_buf *err) {
+int ar_sink_open(const struct ar_settings *s, bool check, struct ar_sink **out,
+                 struct sl_buf *err) {
     const char *url = s->archive_url;
     if (strncmp(url, "file://", 7) == 0) {
         if (!url[7]) {
             sl_buf_printf(err, "SLUICE_ARCHIVE_URL: file:// needs a directory\n");
             return SL_ERR_CONFIG;
         }
-        return ar_sink_file_open(url + 7, out, err);
+        return ar_sink_file_open(url + 7, check, out, err);
     }
     if (strncmp(url, "s3://", 5) == 0) {
         const char *b = url + 5;

@@ -53,11 +53,12 @@ struct ar_sink {
 /*
  * Opens the sink SLUICE_ARCHIVE_URL names: file://dir (created if missing) or
  * s3://bucket[/prefix] (credentials from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and
- * AWS_SESSION_TOKEN). Returns 0 or SL_ERR_CONFIG with err saying what is wrong.
+ * AWS_SESSION_TOKEN). Returns 0 or SL_ERR_CONFIG with err saying what is wrong. With `check`
+ * (--check) nothing is created or removed: a directory must exist or be creatable.
  */
-int ar_sink_open(const struct ar_settings *s, struct ar_sink **out, struct sl_buf *err);
+int ar_sink_open(const struct ar_settings *s, bool check, struct ar_sink **out, struct sl_buf *err);
 
-int ar_sink_file_open(const char *dir, struct ar_sink **out, struct sl_buf *err);
+int ar_sink_file_open(const char *dir, bool check, struct ar_sink **out, struct sl_buf *err);
 int ar_sink_s3_open(const struct ar_settings *s, const char *bucket, const char *prefix,
                     struct ar_sink **out, struct sl_buf *err);
 

@@ -138,7 +138,30 @@ static void file_free(struct ar_sink *base) {
     free(s);
 }
 
-int ar_sink_file_open(const char *dir, struct ar_sink **out, struct sl_buf *err) {
+/* Whether make_dirs could create path: its nearest existing ancestor is a directory this
+ * process may write. 0 or -errno; changes nothing. */
+static int could_make_dirs(char *path, size_t len) {
+    struct stat st;
+    while (len > 0) {
+        char saved = path[len];
+        path[len] = '\0';
+        int rc = stat(path, &st) == 0 ? 0 : -errno;
+        if (rc == 0)
+            rc = !S_ISDIR(st.st_mode) ? -ENOTDIR : access(path, W_OK | X_OK) < 0 ? -errno : 0;
+        path[len] = saved;
+        if (rc != -ENOENT)
+            return rc;
+        while (len > 0 && path[len - 1] != '/')
+            len--;
+        while (len > 1 && path[len - 1] == '/')
+            len--;
+        if (len == 1 && path[0] == '/')
+            return access("/", W_OK | X_OK) < 0 ? -errno : 0;
+    }
+    return access(".", W_OK | X_OK) < 0 ? -errno : 0;
+}
+
+int ar_sink_file_open(const char *dir, bool check, struct ar_sink **out, struct sl_buf *err) {
     struct file_sink *s = calloc(1, sizeof *s);
     if (!s || !(s->dir = strdup(dir))) {
         free(s);
@@ -149,8 +172,9 @@ int ar_sink_file_open(const char *dir, struct ar_sink **out, struct sl_buf *err)
         s->dir[--len] = '\0';
     char tmpdir[4200];
     snprintf(tmpdir, sizeof tmpdir, "%s/.tmp", s->dir);
-    int rc = make_dirs(tmpdir, strlen(tmpdir));
-    if (rc == 0)
+    /* A check must not touch the directory: another archiver may be writing in it. */
+    int rc = check ? could_make_dirs(tmpdir, strlen(tmpdir)) : make_dirs(tmpdir, strlen(tmpdir));
+    if (rc == 0 && !check)
         clear_stale(tmpdir);
     if (rc < 0) {
         sl_buf_printf(err, "SLUICE_ARCHIVE_URL: cannot create %s: %s\n", s->dir, strerror(-rc));

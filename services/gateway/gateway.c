@@ -94,8 +94,16 @@ static int64_t request_clock_ms(void *data) {
     return (int64_t)(g->req_mono_ns / 1000000u);
 }
 
+/* Keeps the first failure while the loaders after it still run, so that one start (or one
+ * --check) reports every problem; running out of memory stops at once. */
+static int first_failure(int *first, int rc) {
+    if (rc < 0 && *first == 0)
+        *first = rc;
+    return rc == -ENOMEM;
+}
+
 int gw_gateway_new(uv_loop_t *loop, const struct gw_settings *s, const char *const *kafka_props,
-                   const char *hostname, struct gw_gateway **out, struct sl_buf *err) {
+                   const char *hostname, bool check, struct gw_gateway **out, struct sl_buf *err) {
     struct gw_gateway *g = calloc(1, sizeof *g);
     if (!g)
         return -ENOMEM;
@@ -120,7 +128,7 @@ int gw_gateway_new(uv_loop_t *loop, const struct gw_settings *s, const char *con
     sl_trace_rand_init(&g->rand);
     *out = g; /* from here on, gw_gateway_stop cleans up whatever was made */
 
-    int rc;
+    int rc, failed = 0;
     if (gw_audit_tail(g) < 0)
         return -ENOMEM;
     if (!(g->metrics = sl_metrics_new()) || (rc = register_metrics(g)) < 0)
@@ -130,9 +138,9 @@ int gw_gateway_new(uv_loop_t *loop, const struct gw_settings *s, const char *con
     } else {
         rc = sl_routes_default(&g->routes);
     }
-    if (rc < 0)
+    if (first_failure(&failed, rc))
         return rc;
-    if (!(g->route_stats = calloc(g->routes->n + 1, sizeof *g->route_stats)))
+    if (rc == 0 && !(g->route_stats = calloc(g->routes->n + 1, sizeof *g->route_stats)))
         return -ENOMEM;
     rc = gw_cors_init(&g->cors, "", s->cors_allow_methods, s->cors_allow_headers,
                       (long)(s->cors_max_age_ms / 1000), err);
@@ -147,10 +155,10 @@ int gw_gateway_new(uv_loop_t *loop, const struct gw_settings *s, const char *con
     rc = gw_cors_init(&g->cors, origins.data ? origins.data : "", s->cors_allow_methods,
                       s->cors_allow_headers, (long)(s->cors_max_age_ms / 1000), err);
     sl_buf_free(&origins);
-    if (rc < 0)
+    if (first_failure(&failed, rc))
         return rc;
-    if ((rc = gw_proxies_init(&g->proxies, s->trusted_proxies.items, s->trusted_proxies.n, err)) <
-        0)
+    rc = gw_proxies_init(&g->proxies, s->trusted_proxies.items, s->trusted_proxies.n, err);
+    if (first_failure(&failed, rc))
         return rc;
     /* ---- WAF engine: the web ACL file (or the shipped default), watched like the keys file */
     /* Rate-based rules count on the request's arrival time, read once for the whole pipeline. */
@@ -162,26 +170,26 @@ int gw_gateway_new(uv_loop_t *loop, const struct gw_settings *s, const char *con
                              .forwarded_from_trusted_only = true,
                              .trusted_proxies = g->proxies.cidrs,
                              .ntrusted_proxies = g->proxies.n};
-    if ((rc = sl_waf_open(&wo, &g->waf, err)) < 0) {
+    if ((rc = sl_waf_open(&wo, &g->waf, err)) < 0)
         sl_buf_printf(err, "SLUICE_WAF_ACL_FILE: cannot load %s: %s\n",
                       s->waf_acl_file ? s->waf_acl_file : "the shipped default web ACL",
                       sl_strerror(rc));
+    if (first_failure(&failed, rc))
         return rc;
-    }
     if ((rc = gw_inflight_init(&g->inflight, (size_t)s->max_in_flight)) < 0)
         return rc;
     struct sl_otlp_options oo;
     sl_otlp_options_from_env(&oo, environ, "sluice-gateway");
     oo.endpoint = s->otlp_endpoint;
-    if ((rc = sl_otlp_tracer_new(&oo, g->metrics, &g->tracer)) < 0) {
+    if ((rc = sl_otlp_tracer_new(&oo, g->metrics, &g->tracer)) < 0)
         sl_buf_printf(err, "SLUICE_OTLP_ENDPOINT: %s: %s\n", s->otlp_endpoint, sl_strerror(rc));
+    if (first_failure(&failed, rc))
         return rc;
-    }
-    if ((rc = gw_auth_new(loop, s->keys_file, g->metrics, &g->auth)) < 0) {
+    if ((rc = gw_auth_new(loop, s->keys_file, g->metrics, &g->auth)) < 0)
         sl_buf_printf(err, "SLUICE_KEYS_FILE: cannot load %s: %s (see the log line above)\n",
                       s->keys_file, sl_strerror(rc));
+    if (first_failure(&failed, rc))
         return rc;
-    }
     struct gw_usage_opts uo;
     gw_usage_opts_default(&uo);
     uo.redis_url = s->redis_url;
@@ -189,11 +197,11 @@ int gw_gateway_new(uv_loop_t *loop, const struct gw_settings *s, const char *con
     uo.timeout_ms = (uint32_t)s->redis_timeout_ms;
     uo.connect_timeout_ms = (uint32_t)s->redis_connect_timeout_ms;
     uo.reconnect_max_ms = (uint32_t)s->redis_reconnect_max_ms;
-    if ((rc = gw_usage_new(loop, &uo, g->metrics, &g->usage)) < 0) {
+    uo.no_connect = check;
+    if ((rc = gw_usage_new(loop, &uo, g->metrics, &g->usage)) < 0)
         sl_buf_printf(err, "SLUICE_REDIS_URL: %s\n", sl_strerror(rc));
-        return rc;
-    }
-    return 0;
+    first_failure(&failed, rc);
+    return failed;
 }
 
 int gw_gateway_start(struct gw_gateway *g, struct sl_buf *err) {

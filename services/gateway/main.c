@@ -5,11 +5,12 @@
 #include "sluice/service.h"
 
 static int create(void *ctx, uv_loop_t *loop, const void *settings, const char *const *kafka_props,
-                  void **obj, struct sl_buf *err) {
+                  bool check, void **obj, struct sl_buf *err) {
     (void)ctx;
     char hostname[256];
     sl_config_hostname(hostname, sizeof hostname, "gateway");
-    return gw_gateway_new(loop, settings, kafka_props, hostname, (struct gw_gateway **)obj, err);
+    return gw_gateway_new(loop, settings, kafka_props, hostname, check, (struct gw_gateway **)obj,
+                          err);
 }
 
 static int start(void *obj, struct sl_buf *err) {
@@ -31,9 +32,10 @@ int main(int argc, char **argv) {
         .name = "gateway",
         .summary = "The authenticated HTTP front door to Kafka: API keys, usage plans, WAF, CORS; "
                    "publishes each request and answers with its reply.\n"
-                   "Options: --help, --version, --print-config [--json]. Signals: SIGTERM/SIGINT "
-                   "drain and "
-                   "stop, SIGHUP reloads the keys file and the web ACL.",
+                   "Options: --help, --version, --check (load and validate everything, connect "
+                   "nothing, exit 0 or 1), --print-config [--json]. Signals: SIGTERM/SIGINT "
+                   "drain and stop, SIGHUP reloads the keys file and the web ACL.",
+        .checks = "keys file, routes, CORS origins, trusted proxies, web ACL, usage-plan store URL",
         .table = gw_settings_table,
         .table_len = gw_settings_count,
         .settings_size = sizeof(struct gw_settings),

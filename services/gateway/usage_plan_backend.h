@@ -64,6 +64,8 @@ struct gw_usage_opts {
      */
     bool redis_server_time;
     uint32_t memory_initial_keys; /* [1024] in-memory table size hint; it grows as needed */
+    /* [false] Check the Redis URL only, never connect (`sluice-gateway --check`). */
+    bool no_connect;
 };
 
 /* Metric children; any may be NULL (no registry). Owned by the registry. */

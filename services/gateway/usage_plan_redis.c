@@ -753,7 +753,8 @@ int gw_usage_redis_new(uv_loop_t *loop, const struct gw_usage_opts *opts,
     r->conn_timer.data = r;
     r->call_timer.data = r;
     r->handles_open = 2;
-    r_connect(r);
+    if (!opts->no_connect)
+        r_connect(r);
     *out = &r->base;
     return 0;
 }

@@ -32,8 +32,9 @@ static int divert(void *ctx, const void *settings) {
 }
 
 static int create(void *ctx, uv_loop_t *loop, const void *settings, const char *const *kafka_props,
-                  void **obj, struct sl_buf *err) {
+                  bool check, void **obj, struct sl_buf *err) {
     (void)ctx;
+    (void)check; /* the worker connects nothing and spawns nothing before start */
     const struct wk_settings *s = settings;
     char instance[256];
     if (s->instance_id)
@@ -70,8 +71,10 @@ int main(int argc, char **argv) {
         .summary =
             "Executes handlers for requests read from Kafka, in a pool of child processes; "
             "answers on replies, dead-letters failures on dlq.\n"
-            "Options: --help, --version, --print-config [--json]. Signals: SIGTERM/SIGINT finish "
-            "in-flight work and stop; SIGHUP reloads nothing (it is logged).",
+            "Options: --help, --version, --check (load and validate everything, connect nothing, "
+            "exit 0 or 1), --print-config [--json]. Signals: SIGTERM/SIGINT finish in-flight "
+            "work and stop; SIGHUP reloads nothing (it is logged).",
+        .checks = "routes, handler user (when root)",
         .table = wk_settings_table,
         .table_len = wk_settings_count,
         .settings_size = sizeof(struct wk_settings),

@@ -872,6 +872,28 @@ static struct wk_pool_events pool_events(struct wk_worker *w) {
 
 /* ---- lifecycle -------------------------------------------------------------------------- */
 
+/* Plugins are loaded by the handler processes; a path that cannot be opened would only show
+ * as children failing to start, over and over. Said at start instead, route by route. */
+static int check_plugins(const struct wk_worker *w, struct sl_buf *errors) {
+    int bad = 0;
+    for (size_t i = 0; i < w->routes->n; i++) {
+        const struct sl_route *r = &w->routes->routes[i];
+        struct stat st;
+        if (!r->plugin)
+            continue;
+        if (stat(r->plugin, &st) < 0 || access(r->plugin, R_OK) < 0) {
+            sl_buf_printf(errors, "routes[%zu].plugin (%s %s): cannot open %s: %s\n", r->index,
+                          r->method, r->path, r->plugin, strerror(errno));
+            bad = 1;
+        } else if (!S_ISREG(st.st_mode)) {
+            sl_buf_printf(errors, "routes[%zu].plugin (%s %s): %s is not a file\n", r->index,
+                          r->method, r->path, r->plugin);
+            bad = 1;
+        }
+    }
+    return bad ? SL_ERR_CONFIG : 0;
+}
+
 int wk_worker_new(uv_loop_t *loop, const struct wk_settings *s, const char *const *kafka_props,
                   const char *instance_id, const char *exe, struct wk_worker **out,
                   struct sl_buf *errors) {
@@ -892,6 +914,20 @@ int wk_worker_new(uv_loop_t *loop, const struct wk_settings *s, const char *cons
     w->reply_limits.max_input = w->reply_limits.max_body = WK_FRAME_MAX;
     int rc = s->routes_file ? sl_routes_load_file(s->routes_file, &w->routes, errors)
                             : sl_routes_default(&w->routes);
+    if (rc == 0)
+        rc = check_plugins(w, errors);
+    /* Checked here, so that a bad user stops the start (and --check), not each child. */
+    if (geteuid() == 0) {
+        unsigned uid, gid;
+        int urc = wk_sandbox_resolve_user(s->handler_user, &uid, &gid, errors);
+        if (urc < 0) {
+            sl_buf_append_str(errors, "\n");
+            rc = rc < 0 ? rc : urc;
+        } else {
+            SL_INFO("running as root: handler processes switch to %s (uid %u, gid %u)",
+                    s->handler_user, uid, gid);
+        }
+    }
     w->nchildren = (size_t)wk_settings_concurrency(s);
     if (rc == 0)
         rc = wk_pool_init(&w->pool, &(struct wk_pool_config){
@@ -927,41 +963,20 @@ int wk_worker_new(uv_loop_t *loop, const struct wk_settings *s, const char *cons
     return 0;
 }
 
-/* Plugins are loaded by the handler processes; a path that cannot be opened would only show
- * as children failing to start, over and over. Said at start instead, route by route. */
-static int check_plugins(const struct wk_worker *w, struct sl_buf *errors) {
-    int bad = 0;
-    for (size_t i = 0; i < w->routes->n; i++) {
-        const struct sl_route *r = &w->routes->routes[i];
-        struct stat st;
-        if (!r->plugin)
-            continue;
-        if (stat(r->plugin, &st) < 0 || access(r->plugin, R_OK) < 0) {
-            sl_buf_printf(errors, "routes[%zu].plugin (%s %s): cannot open %s: %s\n", r->index,
-                          r->method, r->path, r->plugin, strerror(errno));
-            bad = 1;
-        } else if (!S_ISREG(st.st_mode)) {
-            sl_buf_printf(errors, "routes[%zu].plugin (%s %s): %s is not a file\n", r->index,
-                          r->method, r->path, r->plugin);
-            bad = 1;
-        }
-    }
-    return bad ? SL_ERR_CONFIG : 0;
-}
-
 int wk_worker_start(struct wk_worker *w, struct sl_buf *errors) {
     static const enum sl_topic own_topics[] = {SL_TOPIC_REQUESTS, SL_TOPIC_REPLIES, SL_TOPIC_DLQ};
     int rc;
-    if ((rc = check_plugins(w, errors)) < 0)
+    /* First, so that /healthz answers while the worker waits for Kafka (/readyz says 503). */
+    struct sl_admin_options ao = {.metrics = w->metrics, .ready = ready, .data = w};
+    char listen[SL_CONFIG_HOST_MAX + 16];
+    const struct sl_config_hostport *hp = &w->s->admin_listen;
+    snprintf(listen, sizeof listen, strchr(hp->host, ':') ? "[%s]:%d" : "%s:%d", hp->host,
+             hp->port);
+    if ((rc = sl_admin_init(&w->admin, w->loop, &ao)) < 0 ||
+        (rc = sl_admin_start(w->admin, hp->host, hp->port)) < 0) {
+        sl_buf_printf(errors, "SLUICE_ADMIN_LISTEN: cannot listen on %s: %s\n", listen,
+                      sl_strerror(rc));
         return rc;
-    if (geteuid() == 0) { /* checked here, so that a bad user stops the start, not each child */
-        unsigned uid, gid;
-        if ((rc = wk_sandbox_resolve_user(w->s->handler_user, &uid, &gid, errors)) < 0) {
-            sl_buf_append_str(errors, "\n");
-            return rc;
-        }
-        SL_INFO("running as root: handler processes switch to %s (uid %u, gid %u)",
-                w->s->handler_user, uid, gid);
     }
     rc = sl_topics_ensure(w->kafka_props, w->s->topic_prefix, own_topics, 3,
                           w->s->auto_create_topics, WK_STARTUP_TIMEOUT_MS, errors);
@@ -1021,16 +1036,6 @@ int wk_worker_start(struct wk_worker *w, struct sl_buf *errors) {
         return rc;
     }
     sl_kafka_consumer_set_rebalance_cb(w->consumer, on_rebalance, w);
-    struct sl_admin_options ao = {.metrics = w->metrics, .ready = ready, .data = w};
-    char listen[SL_CONFIG_HOST_MAX + 16];
-    const struct sl_config_hostport *hp = &w->s->admin_listen;
-    snprintf(listen, sizeof listen, strchr(hp->host, ':') ? "[%s]:%d" : "%s:%d", hp->host,
-             hp->port);
-    if ((rc = sl_admin_init(&w->admin, w->loop, &ao)) < 0 ||
-        (rc = sl_admin_start(w->admin, hp->host, hp->port)) < 0) {
-        sl_buf_printf(errors, "admin listener %s: %s", listen, sl_strerror(rc));
-        return rc;
-    }
     uv_timer_init(w->loop, &w->tick);
     w->tick.data = w;
     uv_timer_start(&w->tick, on_tick, WK_TICK_MS, WK_TICK_MS);

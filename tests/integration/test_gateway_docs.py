@@ -5,8 +5,11 @@ import re
 import subprocess
 
 
-def test_every_setting_is_documented_with_its_default(build_dir, root_dir):
-    env = {"SLUICE_KEYS_FILE": "/dev/null", "PATH": os.environ.get("PATH", "")}
+def test_every_setting_is_documented_with_its_default(build_dir, root_dir, tmp_path):
+    # --print-config loads what the start loads: the keys file must be a keys file.
+    keys = tmp_path / "keys.json"
+    keys.write_text(json.dumps({"version": 1, "keys": []}))
+    env = {"SLUICE_KEYS_FILE": str(keys), "PATH": os.environ.get("PATH", "")}
     out = subprocess.run([str(build_dir / "services/gateway/sluice-gateway"), "--print-config",
                           "--json"], capture_output=True, text=True, env=env, check=True).stdout
     effective = json.loads(out)

@@ -327,7 +327,7 @@ static void print_json(FILE *f, void *arg) {
 
 static void print_help(FILE *f, void *arg) {
     (void)arg;
-    sl_config_print_help(table, N, "sluice-gateway", "The HTTP front door.", f);
+    sl_config_print_help(table, N, "sluice-gateway", NULL, "The HTTP front door.", f);
 }
 
 static void test_config_prints_effective_values_with_secrets_redacted(void **state) {

@@ -84,11 +84,12 @@ int sl_config_load(const struct sl_config_option *table, size_t n, void *setting
 void sl_config_free(const struct sl_config_option *table, size_t n, void *settings);
 
 /*
- * Writes the generated --help: usage line, `description`, then each variable with its type,
- * default, bounds or choices, and description; ends with the SLUICE_KAFKA_<PROPERTY> note.
+ * Writes the generated --help: usage line ("Usage: <program_name> <flags>", flags NULL:
+ * "[--help]"), `description`, then each variable with its type, default, bounds or choices,
+ * and description; ends with the SLUICE_KAFKA_<PROPERTY> note.
  */
 void sl_config_print_help(const struct sl_config_option *table, size_t n, const char *program_name,
-                          const char *description, FILE *out);
+                          const char *flags, const char *description, FILE *out);
 
 enum sl_config_format {
     SL_CONFIG_FORMAT_ENV = 0, /* one NAME=value per line, reusable as an env file */
@@ -146,8 +147,9 @@ const char *sl_config_redact(bool secret, const char *value);
 void sl_config_print_kafka_props(char *const *props, FILE *out);
 
 /*
- * `--print-config [--json]` of every binary: the effective settings (secrets redacted), then,
- * in the ENV format, the SLUICE_KAFKA_* passthrough properties. Returns 0 or -ENOMEM.
+ * `--print-config [--json]` of every binary: the effective settings (secrets redacted), then
+ * the SLUICE_KAFKA_* passthrough properties (secrets redacted): NAME=value lines, or, with
+ * json, string members of the same object. Returns 0 or -ENOMEM.
  */
 int sl_config_print_all(const struct sl_config_option *table, size_t n, const void *settings,
                         char *const *kafka_props, bool json, FILE *out);

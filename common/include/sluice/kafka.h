@@ -8,6 +8,8 @@
 #include <librdkafka/rdkafka.h>
 #include <uv.h>
 
+#include "sluice/buf.h"
+
 /*
  * Threading model. librdkafka runs its own threads; none of them ever calls back into Sluice
  * code except the log callback (which only writes a line with sl_log, itself thread-safe).
@@ -264,6 +266,26 @@ int sl_kafka_message_header_at(const struct sl_kafka_message *msg, size_t idx, c
 void sl_kafka_consumer_close(struct sl_kafka_consumer *c, sl_kafka_close_cb cb, void *data);
 
 /* ---- admin (blocking; for startup checks and sluicectl) --------------------------------- */
+
+/*
+ * --check of the SLUICE_KAFKA_* properties (name,value pairs, NULL-terminated): each is set on
+ * a librdkafka configuration as a client would set it, nothing is connected. Every property
+ * librdkafka refuses (unknown name, bad value) is a line "SLUICE_KAFKA_<NAME>: <reason>" in
+ * err (a secret's value is never quoted). Returns 0, SL_ERR_CONFIG or -ENOMEM.
+ */
+int sl_kafka_props_check(const char *const *props, struct sl_buf *err);
+
+/*
+ * The blocking start-up calls (sl_kafka_topics_partitions, sl_kafka_topics_exist,
+ * sl_kafka_topics_create, sl_kafka_consumer_assign) can wait up to their timeout for brokers
+ * that never answer. With a wait hook they wait in slices of at most SL_KAFKA_WAIT_SLICE_MS
+ * and call hook(data) between slices; a non-zero return ends the call at once with
+ * SL_ERR_CLOSED ("interrupted"). sl_service_main sets one that runs the loop once (so /healthz
+ * answers and SIGTERM is seen) and says whether a stop was asked. NULL removes it. Process-wide:
+ * set and cleared on the loop thread around a service's start.
+ */
+#define SL_KAFKA_WAIT_SLICE_MS 200
+void sl_kafka_set_wait_hook(int (*hook)(void *data), void *data);
 
 struct sl_kafka_topic_spec {
     const char *name;

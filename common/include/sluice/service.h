@@ -2,6 +2,7 @@
 #ifndef SLUICE_SERVICE_H
 #define SLUICE_SERVICE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <uv.h>
@@ -12,15 +13,19 @@
 /*
  * A service is a library object with four hooks; sl_service_main does the rest:
  *
- *   parse --help / --print-config [--json] (and the service's own flags through `arg`),
+ *   parse --help / --version / --check / --print-config [--json] (and the service's own flags
+ *   through `arg`),
  *   load the settings from `table` (every error printed, exit 2),
  *   run `divert` (a process that is not the service, such as the worker's handler child),
- *   collect the SLUICE_KAFKA_* properties, print the effective config when asked,
+ *   collect the SLUICE_KAFKA_* properties,
+ *   for --check and --print-config: `create` with check set (everything the service loads,
+ *   nothing it connects to), `stop`, then print "ok" or the effective config,
  *   start logging, ignore SIGPIPE, turn SIGTERM/SIGINT into `stop` and SIGHUP into `reload`,
  *   `create` then `start` the service, run the loop until it has stopped.
  *
- * Exit codes: 0 after a graceful stop, 1 when the service could not start (the reason is
- * logged), 2 for a bad argument or invalid settings.
+ * Exit codes: 0 after a graceful stop (also when SIGTERM/SIGINT came while it waited for Kafka),
+ * 1 when the service could not start (the reason is logged) and for every problem --check finds,
+ * 2 for a bad argument or invalid settings.
  *
  * Lifetimes: the settings and the Kafka properties are owned by sl_service_main and outlive
  * the service object; `create` receives them borrowed. The service object belongs to the
@@ -29,6 +34,7 @@
 struct sl_service {
     const char *name;    /* log name; the program is "sluice-<name>" */
     const char *summary; /* --help text: what the service does, its options and signals */
+    const char *checks;  /* what `create` loads, for --check's "ok" line ("keys file, routes") */
     const struct sl_config_option *table;
     size_t table_len;
     size_t settings_size; /* sizeof the struct the table fills */
@@ -39,10 +45,13 @@ struct sl_service {
     /* Runs after the settings are loaded: a return >= 0 is the exit code of a process that
      * is not the service (nothing else starts), -1 goes on. May be NULL. */
     int (*divert)(void *ctx, const void *settings);
-    /* Builds the service on `loop`. On failure returns a negative code with err filled; *obj
-     * may then be set, and is stopped to clean up. */
+    /* Builds the service on `loop`: loads and validates every file and setting it uses. With
+     * `check` (--check, --print-config) it must not connect anywhere (Kafka, Redis, S3) nor
+     * change anything on disk; the object is stopped right after. On failure returns a negative
+     * code with err filled, one problem per line; *obj may then be set, and is stopped to clean
+     * up. */
     int (*create)(void *ctx, uv_loop_t *loop, const void *settings, const char *const *kafka_props,
-                  void **obj, struct sl_buf *err);
+                  bool check, void **obj, struct sl_buf *err);
     /* Starts it: listeners, Kafka clients, readiness. Negative code with err filled. */
     int (*start)(void *obj, struct sl_buf *err);
     /* SIGHUP (the hook logs what it reloads). May be NULL: the signal is then logged as

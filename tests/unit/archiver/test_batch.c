@@ -85,7 +85,7 @@ static void test_file_sink_replaces_an_object_whole(void **state) {
     assert_non_null(mkdtemp(dir));
     struct ar_sink *s = NULL;
     struct sl_buf err = {0};
-    assert_int_equal(ar_sink_file_open(dir, &s, &err), 0);
+    assert_int_equal(ar_sink_file_open(dir, false, &s, &err), 0);
     atomic_bool cancel = false;
     struct ar_put_result res = {0};
     const char *key = "api-logs/year=2026/month=12/day=02/t+0+00000000000000000001.ndjson.gz";
