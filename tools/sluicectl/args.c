@@ -145,7 +145,7 @@ int ctl_global_opt(int argc, char **argv, int i, struct ctl_env *env, const char
         const struct ctl_opt *o = &ctl_global_opts[k];
         if (strlen(o->name) != len || strncmp(o->name, arg, len))
             continue;
-        const char *value;
+        const char *value = NULL;
         int j = i;
         if (opt_value(group, cmd, o, eq, argc, argv, &j, &value))
             return -1;
@@ -189,7 +189,7 @@ static int parse(const char *group, const struct ctl_cmd *cmd, int argc, char **
             continue;
         }
         const struct ctl_opt *o = &cmd->opts[k];
-        const char *value;
+        const char *value = NULL;
         if (opt_value(group, cmd->name, o, eq, argc, argv, &i, &value))
             return CTL_EXIT_USAGE;
         a->value[k] = value;
