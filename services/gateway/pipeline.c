@@ -108,6 +108,9 @@ static enum gw_step step_waf(struct gw_req *r) {
     r->tm.waf1 = gw_trace_mark(r);
     if (r->waf.action != SL_WAF_BLOCK)
         return GW_NEXT;
+    struct sl_log_ctx ctx = {.request_id = r->id, .trace_id = r->trace_id};
+    sl_log(SL_LOG_DEBUG, &ctx, "blocked by the web ACL: rule %s%s%s", r->waf.rule,
+           r->waf.group_rule ? ", " : "", r->waf.group_rule ? r->waf.group_rule : "");
     if (r->waf.custom_status) {
         gw_respond(r, r->waf.custom_status, NULL, 0, r->waf.custom_headers, r->waf.ncustom_headers,
                    r->waf.custom_body.p, r->waf.custom_body.len, gw_error_info(GW_ERR_WAF)->audit);
