@@ -18,6 +18,7 @@
 #define DEF_MAX_PIPELINED    16
 #define DEF_HEADER_TIMEOUT   10000
 #define DEF_BODY_TIMEOUT     10000
+#define DEF_READ_TIMEOUT     60000
 #define DEF_KEEPALIVE        60000
 #define DEF_WRITE_TIMEOUT    30000
 #define DEF_DRAIN_TIMEOUT    30000
@@ -101,8 +102,9 @@ struct http_conn {
     size_t nwriting;
     int nhandles;
     enum conn_timer timer_kind;
-    uint64_t deadline; /* loop time when timer_kind expires */
-    uint64_t armed_at; /* loop time the uv timer fires; 0 when not armed */
+    uint64_t deadline;     /* loop time when timer_kind expires */
+    uint64_t armed_at;     /* loop time the uv timer fires; 0 when not armed */
+    uint64_t req_deadline; /* loop time the request being read must be complete by */
     struct scan scan;
     struct sl_buf pending; /* bytes read but not yet parsed (pipeline limit reached) */
     int in_feed;
@@ -119,7 +121,7 @@ struct http_conn {
 };
 
 enum err_kind { EK_BAD_REQUEST, EK_HEADER_TOO_LARGE, EK_URL_TOO_LONG, EK_BODY_TOO_LARGE, EK_MAX };
-enum to_kind { TO_HEADER, TO_BODY, TO_KEEPALIVE, TO_WRITE, TO_MAX };
+enum to_kind { TO_HEADER, TO_BODY, TO_READ, TO_KEEPALIVE, TO_WRITE, TO_MAX };
 
 struct sl_http_server {
     uv_loop_t *loop;
@@ -263,6 +265,7 @@ struct http_req *sl_http__req_get(struct sl_http_server *s);
 void sl_http__req_free_mem(struct http_req *r);
 void sl_http__req_release(struct sl_http_server *s, struct http_req *r);
 void sl_http__conn_timer(struct http_conn *c, enum conn_timer kind, uint64_t ms);
+void sl_http__conn_body_timer(struct http_conn *c);
 void sl_http__conn_on_write_timer(uv_timer_t *t);
 void sl_http__conn_read_start(struct http_conn *c);
 void sl_http__conn_resume(struct http_conn *c);

@@ -87,6 +87,8 @@ static int on_message_begin(http_parser *p) {
     c->tail = r;
     c->nqueued++;
     c->cur = r;
+    /* Whole-request deadline: body bytes restart the idle timer, never this one. */
+    c->req_deadline = uv_now(s->loop) + s->o.read_timeout_ms;
     /* The header deadline runs from the first byte (or from accept), never reset by bytes. */
     if (c->timer_kind == T_FIRST)
         c->timer_kind = T_HEADER;
@@ -267,7 +269,7 @@ static int on_headers_complete(http_parser *p) {
             struct sl_str v = trim_ows(e->value.p, e->value.len);
             r->want_continue = EQ_LIT(v.p, v.len, "100-continue");
         }
-        sl_http__conn_timer(c, T_BODY, s->o.body_timeout_ms);
+        sl_http__conn_body_timer(c);
         if (r->want_continue)
             sl_http__conn_flush(c); /* sends 100 Continue when this request is at the head */
     }
@@ -282,8 +284,8 @@ static int on_body(http_parser *p, const char *at, size_t len) {
         c->err_status = rc == SL_ERR_TOO_LARGE ? 413 : 500;
         return -1;
     }
-    /* Body idle timeout: restarted by every chunk of body bytes. */
-    sl_http__conn_timer(c, T_BODY, c->server->o.body_timeout_ms);
+    /* Body idle timeout: restarted by every chunk of body bytes, capped by the request's. */
+    sl_http__conn_body_timer(c);
     return 0;
 }
 

@@ -9,7 +9,7 @@
 
 const char *const sl_http__err_kind_names[EK_MAX] = {"bad_request", "header_too_large",
                                                      "url_too_long", "body_too_large"};
-static const char *const to_kind_names[TO_MAX] = {"header", "body", "keepalive", "write"};
+static const char *const to_kind_names[TO_MAX] = {"header", "body", "read", "keepalive", "write"};
 
 /* ---- accept ------------------------------------------------------------------------------- */
 
@@ -192,6 +192,7 @@ int sl_http_server_init(struct sl_http_server **out, uv_loop_t *loop,
     DEFAULT(max_pipelined, DEF_MAX_PIPELINED);
     DEFAULT(header_timeout_ms, DEF_HEADER_TIMEOUT);
     DEFAULT(body_timeout_ms, DEF_BODY_TIMEOUT);
+    DEFAULT(read_timeout_ms, DEF_READ_TIMEOUT);
     DEFAULT(keepalive_timeout_ms, DEF_KEEPALIVE);
     DEFAULT(write_timeout_ms, DEF_WRITE_TIMEOUT);
     DEFAULT(drain_timeout_ms, DEF_DRAIN_TIMEOUT);

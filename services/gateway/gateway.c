@@ -305,6 +305,7 @@ int gw_gateway_start(struct gw_gateway *g, struct sl_buf *err) {
         .max_connections = (size_t)s->max_connections,
         .header_timeout_ms = (uint64_t)s->header_timeout_ms,
         .body_timeout_ms = (uint64_t)s->body_timeout_ms,
+        .read_timeout_ms = (uint64_t)s->read_timeout_ms,
         .keepalive_timeout_ms = (uint64_t)s->keepalive_timeout_ms,
         .drain_timeout_ms = (uint64_t)s->drain_timeout_ms,
     };

@@ -40,6 +40,7 @@ struct gw_settings {
     int64_t max_connections;
     int64_t header_timeout_ms;
     int64_t body_timeout_ms;
+    int64_t read_timeout_ms;
     int64_t keepalive_timeout_ms;
     int64_t drain_timeout_ms;
     char *stage;

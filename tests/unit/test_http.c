@@ -201,6 +201,7 @@ static void test_options(struct sl_http_options *o, struct fx *f) {
     o->max_pipelined = 4;
     o->header_timeout_ms = 1500;
     o->body_timeout_ms = 1000;
+    o->read_timeout_ms = 3000;
     o->keepalive_timeout_ms = 5000;
     o->drain_timeout_ms = 3000;
 }
@@ -883,6 +884,30 @@ static void test_body_idle_timeout_answers_408_and_closes(void **state) {
     client_close(&c);
 }
 
+static void
+test_body_trickled_inside_the_idle_timeout_is_cut_off_at_the_read_timeout(void **state) {
+    struct fx *f = *state;
+    struct client c;
+    client_open(&c, f->port);
+    client_send(&c, "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 1000\r\n\r\n");
+    double start = now_s();
+    double cut = 0;
+    /* One byte every 0.5 s: each one comes well before the 1 s body idle timeout. */
+    for (int i = 0; i < 20 && !cut; i++) {
+        if (send(c.fd, "a", 1, MSG_NOSIGNAL) != 1)
+            break;
+        if (client_wait_closed(&c, 500))
+            cut = now_s() - start;
+    }
+    assert_true(cut >= 2.4);
+    assert_true(cut <= 3.6);
+    assert_int_equal(c.n, 1);
+    assert_int_equal(c.r[0].status, 408);
+    assert_int_equal(metric_value(f, "sluice_http_timeouts_total{kind=\"read\"} "), 1);
+    assert_int_equal(metric_value(f, "sluice_http_timeouts_total{kind=\"body\"} "), 0);
+    client_close(&c);
+}
+
 static void test_idle_keep_alive_connection_is_closed_after_the_keepalive_timeout(void **state) {
     struct fx *f = *state;
     struct client c;
@@ -1229,6 +1254,7 @@ int main(void) {
                                         setup_two_connections, teardown),
         T(test_client_trickling_headers_is_cut_off_at_the_header_timeout),
         T(test_body_idle_timeout_answers_408_and_closes),
+        T(test_body_trickled_inside_the_idle_timeout_is_cut_off_at_the_read_timeout),
         cmocka_unit_test_setup_teardown(
             test_idle_keep_alive_connection_is_closed_after_the_keepalive_timeout,
             setup_short_keepalive, teardown),
