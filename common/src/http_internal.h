@@ -79,6 +79,14 @@ struct scan {
     size_t bytes;
 };
 
+/* State of the chunked-body framing check (see scan_chunks in http_parse.c). */
+struct chunk_scan {
+    int active;
+    int state;
+    int ndigits;
+    uint64_t size; /* the chunk-size being read, then the data bytes left in the chunk */
+};
+
 /*
  * One client connection. Owned by the server (in its list); freed in the close callback of its
  * last handle. Requests in `head..tail` are in arrival order; the head is written first.
@@ -106,6 +114,7 @@ struct http_conn {
     uint64_t armed_at;     /* loop time the uv timer fires; 0 when not armed */
     uint64_t req_deadline; /* loop time the request being read must be complete by */
     struct scan scan;
+    struct chunk_scan chunks;
     struct sl_buf pending; /* bytes read but not yet parsed (pipeline limit reached) */
     int in_feed;
     int reading;

@@ -662,6 +662,28 @@ static void test_chunked_body_is_reassembled_exactly(void **state) {
     client_close(&c);
 }
 
+static void
+test_chunked_body_sent_byte_by_byte_then_a_pipelined_one_are_both_answered(void **state) {
+    struct fx *f = *state;
+    struct client c;
+    client_open(&c, f->port);
+    const char *raw = "POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+                      "5;e=\"x\"\r\nhello\r\n1\r\n \r\n0\r\nX-T: 1\r\n\r\n"
+                      "POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+                      "2\r\nok\r\n0\r\n\r\n";
+    /* The chunk checker keeps its state across reads: each byte may arrive alone. */
+    for (size_t i = 0; raw[i]; i++) {
+        assert_int_equal(send(c.fd, raw + i, 1, MSG_NOSIGNAL), 1);
+        usleep(200);
+    }
+    assert_int_equal(client_read(&c, 2, 3000), 2);
+    assert_int_equal(c.r[0].status, 200);
+    assert_string_equal(c.r[0].body, "hello ");
+    assert_int_equal(c.r[1].status, 200);
+    assert_string_equal(c.r[1].body, "ok");
+    client_close(&c);
+}
+
 static void test_expect_100_continue_sends_100_before_the_body(void **state) {
     struct fx *f = *state;
     struct client c;
@@ -982,6 +1004,27 @@ static void test_bad_chunk_size_is_rejected(void **state) {
                                "\r\nzz\r\nhello\r\n0\r\n\r\n");
 }
 
+static void test_chunk_data_not_followed_by_crlf_is_rejected(void **state) {
+    /* Lenient http-parser takes any two bytes after the data as its CRLF: "hello" + "0" end. */
+    expect_bad_request(*state, "POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n"
+                               "\r\n5\r\nhelloXX0\r\n\r\n");
+}
+
+static void test_chunk_size_line_ending_in_bare_lf_is_rejected(void **state) {
+    expect_bad_request(*state, "POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n"
+                               "\r\n5\nhello\r\n0\r\n\r\n");
+}
+
+static void test_chunk_extension_with_bare_lf_is_rejected(void **state) {
+    expect_bad_request(*state, "POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n"
+                               "\r\n5;a=b\nhello\r\n0\r\n\r\n");
+}
+
+static void test_last_chunk_and_trailer_lines_need_crlf(void **state) {
+    expect_bad_request(*state, "POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n"
+                               "\r\n5\r\nhello\r\n0\r\nX-T: 1\n\r\n");
+}
+
 static void test_overflowing_chunk_size_is_rejected(void **state) {
     expect_bad_request(*state, "POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n"
                                "\r\nffffffffffffffffff\r\nhello\r\n0\r\n\r\n");
@@ -1239,6 +1282,7 @@ int main(void) {
             setup_short_write_timeout, teardown),
         T(test_content_length_body_reaches_the_handler),
         T(test_chunked_body_is_reassembled_exactly),
+        T(test_chunked_body_sent_byte_by_byte_then_a_pipelined_one_are_both_answered),
         T(test_expect_100_continue_sends_100_before_the_body),
         T(test_expect_100_continue_over_the_limit_gets_413_without_100),
         T(test_pipelined_100_continue_requests_are_answered_in_order),
@@ -1264,6 +1308,10 @@ int main(void) {
         T(test_duplicate_content_length_is_rejected_even_when_equal),
         T(test_differing_content_lengths_are_rejected),
         T(test_bad_chunk_size_is_rejected),
+        T(test_chunk_data_not_followed_by_crlf_is_rejected),
+        T(test_chunk_size_line_ending_in_bare_lf_is_rejected),
+        T(test_chunk_extension_with_bare_lf_is_rejected),
+        T(test_last_chunk_and_trailer_lines_need_crlf),
         T(test_overflowing_chunk_size_is_rejected),
         T(test_transfer_encoding_xchunked_is_rejected),
         T(test_transfer_encoding_chunked_then_identity_is_rejected),
