@@ -240,6 +240,7 @@ void sl_http__conn_on_handle_closed(uv_handle_t *h) {
     if (--c->nhandles > 0)
         return;
     struct sl_http_server *s = c->server;
+    sl_http__ip_release(s, c);
     sl_buf_free(&c->pending);
     free(c);
     s->nconns--;

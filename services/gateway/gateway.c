@@ -303,6 +303,7 @@ int gw_gateway_start(struct gw_gateway *g, struct sl_buf *err) {
         .max_body_bytes = s->max_body_bytes,
         .max_url_bytes = s->max_url_bytes,
         .max_connections = (size_t)s->max_connections,
+        .max_connections_per_ip = (size_t)s->max_connections_per_ip,
         .header_timeout_ms = (uint64_t)s->header_timeout_ms,
         .body_timeout_ms = (uint64_t)s->body_timeout_ms,
         .read_timeout_ms = (uint64_t)s->read_timeout_ms,

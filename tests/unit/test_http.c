@@ -237,6 +237,14 @@ static int setup_two_connections(void **state) {
     return fx_start(state, two_connections);
 }
 
+static void two_connections_per_ip(struct sl_http_options *o) {
+    o->max_connections_per_ip = 2;
+}
+
+static int setup_two_connections_per_ip(void **state) {
+    return fx_start(state, two_connections_per_ip);
+}
+
 static void short_keepalive(struct sl_http_options *o) {
     o->keepalive_timeout_ms = 1000;
 }
@@ -858,6 +866,46 @@ static void test_connections_beyond_max_connections_are_closed_at_once(void **st
     client_close(&x);
 }
 
+static void get_ok(struct client *c, const char *path) {
+    char req[128], want[64];
+    snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: t\r\n\r\n", path);
+    snprintf(want, sizeof(want), "ok:%s", path);
+    int n = c->n;
+    client_send(c, req);
+    assert_int_equal(client_read(c, n + 1, 3000), n + 1);
+    assert_int_equal(c->r[n].status, 200);
+    assert_string_equal(c->r[n].body, want);
+}
+
+static void test_connections_beyond_the_per_ip_cap_are_closed_at_once(void **state) {
+    struct fx *f = *state;
+    struct client a, b, x, y;
+    client_open(&a, f->port);
+    client_open(&b, f->port);
+    get_ok(&a, "/a");
+    get_ok(&b, "/b");
+    /* A third from 127.0.0.1, with max_connections (8) far from reached. */
+    client_open(&x, f->port);
+    assert_true(client_wait_closed(&x, 5000));
+    assert_int_equal(x.n, 0);
+    assert_int_equal(metric_value(f, "sluice_http_connections_rejected_per_ip_total "), 1);
+    assert_int_equal(metric_value(f, "sluice_http_connections_rejected_total "), 0);
+    /* The admitted ones still work. */
+    get_ok(&a, "/a2");
+    get_ok(&b, "/b2");
+    /* Once one closes (and the server has seen it), its slot is free again. */
+    client_close(&a);
+    for (int i = 0; i < 300 && metric_value(f, "sluice_http_connections_open ") != 1; i++)
+        usleep(10000);
+    assert_int_equal(metric_value(f, "sluice_http_connections_open "), 1);
+    client_open(&y, f->port);
+    get_ok(&y, "/y");
+    assert_int_equal(metric_value(f, "sluice_http_connections_rejected_per_ip_total "), 1);
+    client_close(&b);
+    client_close(&x);
+    client_close(&y);
+}
+
 /* ---- timeouts ------------------------------------------------------------------------------- */
 
 static void test_client_trickling_headers_is_cut_off_at_the_header_timeout(void **state) {
@@ -1296,6 +1344,8 @@ int main(void) {
                                         setup_error_hook, teardown),
         cmocka_unit_test_setup_teardown(test_connections_beyond_max_connections_are_closed_at_once,
                                         setup_two_connections, teardown),
+        cmocka_unit_test_setup_teardown(test_connections_beyond_the_per_ip_cap_are_closed_at_once,
+                                        setup_two_connections_per_ip, teardown),
         T(test_client_trickling_headers_is_cut_off_at_the_header_timeout),
         T(test_body_idle_timeout_answers_408_and_closes),
         T(test_body_trickled_inside_the_idle_timeout_is_cut_off_at_the_read_timeout),

@@ -101,6 +101,7 @@ struct sl_http_options {
     size_t max_body_bytes;              /* [10 MiB] decoded body -> 413 */
     size_t max_url_bytes;               /* [8192] request target -> 414 */
     size_t max_connections;             /* [10000] beyond: accepted and closed at once */
+    size_t max_connections_per_ip;      /* [256] from one address (IPv6: one /64), same */
     size_t max_pipelined;               /* [16] requests queued per connection */
     uint64_t header_timeout_ms;         /* [10000] first byte (or accept) -> end of headers */
     uint64_t body_timeout_ms;           /* [10000] idle time between body bytes */
