@@ -108,6 +108,8 @@ int gw_gateway_new(uv_loop_t *loop, const struct gw_settings *s, const char *con
     sl_buf_init(&g->encode_buf, s->max_body_bytes + (UINT64_C(1) << 20));
     sl_buf_init(&g->audit_buf, GW_AUDIT_MAX);
     sl_buf_init(&g->audit_tail, GW_AUDIT_MAX);
+    g->audit_lost_log.period_ns = GW_AUDIT_LOG_PERIOD_S * UINT64_C(1000000000);
+    g->audit_queue_log.period_ns = GW_AUDIT_LOG_PERIOD_S * UINT64_C(1000000000);
     g->limits = sl_envelope_limits_default(s->max_body_bytes);
     sl_trace_rand_init(&g->rand);
     *out = g; /* from here on, gw_gateway_stop cleans up whatever was made */
