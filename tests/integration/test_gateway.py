@@ -166,6 +166,22 @@ def test_body_over_the_limit_is_request_too_long(env):
     assert r.headers["Connection"] == "close"
 
 
+def test_declared_length_over_the_limit_is_refused_before_any_body_byte(env):
+    # No body follows: the answer can only come from the declared Content-Length, at once
+    # (waiting for the body would end at the 10 s body timeout, well past this socket's 2 s).
+    key = env["keys"]["ok"]["value"]
+    start = time.monotonic()
+    out = raw(env["gw"], b"POST /big HTTP/1.1\r\nHost: gw.test\r\nX-API-Key: " + key.encode() +
+              b"\r\nContent-Length: 1000000000\r\n\r\n", timeout=2)
+    assert time.monotonic() - start < 2
+    head, _, body = out.partition(b"\r\n\r\n")
+    lines = head.split(b"\r\n")
+    assert lines[0] == b"HTTP/1.1 413 Content Too Large"
+    assert body == b'{"message":"Request Too Long"}'
+    assert b"x-amzn-ErrorType: RequestTooLargeException" in lines
+    assert b"Connection: close" in lines
+
+
 def test_headers_over_the_limit_are_431(env):
     r = call(env["gw"], "/h", env["keys"]["ok"]["value"],
              headers={f"X-Filler-{i}": "v" * 100 for i in range(110)})
