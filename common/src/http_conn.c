@@ -105,6 +105,20 @@ void sl_http__conn_timer(struct http_conn *c, enum conn_timer kind, uint64_t ms)
     }
 }
 
+/*
+ * Arms the body timer: the idle time between body bytes, but never past the whole-request
+ * deadline, so a client sending one byte just before each idle timeout is still cut off.
+ */
+void sl_http__conn_body_timer(struct http_conn *c) {
+    uint64_t now = uv_now(c->server->loop);
+    uint64_t ms = c->server->o.body_timeout_ms;
+    if (c->req_deadline <= now)
+        ms = 0;
+    else if (c->req_deadline - now < ms)
+        ms = c->req_deadline - now;
+    sl_http__conn_timer(c, T_BODY, ms);
+}
+
 static void conn_on_timer(uv_timer_t *t) {
     struct http_conn *c = t->data;
     struct sl_http_server *s = c->server;
@@ -132,8 +146,13 @@ static void conn_on_timer(uv_timer_t *t) {
         }
         break;
     case T_BODY:
-        metric_inc(s->m_timeouts[TO_BODY]);
-        c->err_kind = "body_timeout";
+        if (now >= c->req_deadline) {
+            metric_inc(s->m_timeouts[TO_READ]);
+            c->err_kind = "read_timeout";
+        } else {
+            metric_inc(s->m_timeouts[TO_BODY]);
+            c->err_kind = "body_timeout";
+        }
         sl_http__conn_fail(c, 408, EK_MAX);
         break;
     case T_KEEPALIVE:
@@ -221,6 +240,7 @@ void sl_http__conn_on_handle_closed(uv_handle_t *h) {
     if (--c->nhandles > 0)
         return;
     struct sl_http_server *s = c->server;
+    sl_http__ip_release(s, c);
     sl_buf_free(&c->pending);
     free(c);
     s->nconns--;

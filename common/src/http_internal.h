@@ -15,9 +15,11 @@
 #define DEF_MAX_BODY_BYTES   (10u * 1024u * 1024u)
 #define DEF_MAX_URL_BYTES    8192
 #define DEF_MAX_CONNECTIONS  10000
+#define DEF_MAX_CONNS_PER_IP 256
 #define DEF_MAX_PIPELINED    16
 #define DEF_HEADER_TIMEOUT   10000
 #define DEF_BODY_TIMEOUT     10000
+#define DEF_READ_TIMEOUT     60000
 #define DEF_KEEPALIVE        60000
 #define DEF_WRITE_TIMEOUT    30000
 #define DEF_DRAIN_TIMEOUT    30000
@@ -78,6 +80,21 @@ struct scan {
     size_t bytes;
 };
 
+/* Open connections from one client address (an IPv6 client's /64), in the server's table. */
+struct ip_count {
+    struct ip_count *next;
+    struct sl_addr key;
+    size_t n;
+};
+
+/* State of the chunked-body framing check (see scan_chunks in http_parse.c). */
+struct chunk_scan {
+    int active;
+    int state;
+    int ndigits;
+    uint64_t size; /* the chunk-size being read, then the data bytes left in the chunk */
+};
+
 /*
  * One client connection. Owned by the server (in its list); freed in the close callback of its
  * last handle. Requests in `head..tail` are in arrival order; the head is written first.
@@ -101,9 +118,11 @@ struct http_conn {
     size_t nwriting;
     int nhandles;
     enum conn_timer timer_kind;
-    uint64_t deadline; /* loop time when timer_kind expires */
-    uint64_t armed_at; /* loop time the uv timer fires; 0 when not armed */
+    uint64_t deadline;     /* loop time when timer_kind expires */
+    uint64_t armed_at;     /* loop time the uv timer fires; 0 when not armed */
+    uint64_t req_deadline; /* loop time the request being read must be complete by */
     struct scan scan;
+    struct chunk_scan chunks;
     struct sl_buf pending; /* bytes read but not yet parsed (pipeline limit reached) */
     int in_feed;
     int reading;
@@ -115,11 +134,12 @@ struct http_conn {
     struct http_conn *flush_prev, *flush_next; /* in the server's flush list when queued */
     int flush_queued;
     struct sl_addr peer; /* read once at accept; every request carries a copy */
+    struct ip_count *ip; /* this connection's entry in the per-IP table; NULL: not counted */
     uint16_t peer_port;
 };
 
 enum err_kind { EK_BAD_REQUEST, EK_HEADER_TOO_LARGE, EK_URL_TOO_LONG, EK_BODY_TOO_LARGE, EK_MAX };
-enum to_kind { TO_HEADER, TO_BODY, TO_KEEPALIVE, TO_WRITE, TO_MAX };
+enum to_kind { TO_HEADER, TO_BODY, TO_READ, TO_KEEPALIVE, TO_WRITE, TO_MAX };
 
 struct sl_http_server {
     uv_loop_t *loop;
@@ -141,7 +161,10 @@ struct sl_http_server {
     http_parser_settings settings;
     struct http_conn *conns;
     size_t nconns;
-    size_t live_reqs; /* requests allocated and not yet released */
+    struct ip_count **ip_buckets; /* open connections per client address */
+    size_t ip_nbuckets;           /* a power of two */
+    uint64_t ip_seed;             /* so clients cannot aim addresses at one bucket */
+    size_t live_reqs;             /* requests allocated and not yet released */
     struct http_req *free_reqs;
     size_t nfree;
     int stopping;
@@ -153,7 +176,7 @@ struct sl_http_server {
     time_t date_sec;
     char date[40];
     size_t date_len;
-    struct sl_metric *m_open, *m_rejected, *m_requests;
+    struct sl_metric *m_open, *m_rejected, *m_rejected_ip, *m_requests;
     struct sl_metric *m_errors[EK_MAX];
     struct sl_metric *m_timeouts[TO_MAX];
     char rbuf[READ_BUF_SIZE]; /* shared: every read is parsed before the next one */
@@ -263,6 +286,8 @@ struct http_req *sl_http__req_get(struct sl_http_server *s);
 void sl_http__req_free_mem(struct http_req *r);
 void sl_http__req_release(struct sl_http_server *s, struct http_req *r);
 void sl_http__conn_timer(struct http_conn *c, enum conn_timer kind, uint64_t ms);
+void sl_http__conn_body_timer(struct http_conn *c);
+void sl_http__ip_release(struct sl_http_server *s, struct http_conn *c);
 void sl_http__conn_on_write_timer(uv_timer_t *t);
 void sl_http__conn_read_start(struct http_conn *c);
 void sl_http__conn_resume(struct http_conn *c);

@@ -9,7 +9,7 @@
 
 const char *const sl_http__err_kind_names[EK_MAX] = {"bad_request", "header_too_large",
                                                      "url_too_long", "body_too_large"};
-static const char *const to_kind_names[TO_MAX] = {"header", "body", "keepalive", "write"};
+static const char *const to_kind_names[TO_MAX] = {"header", "body", "read", "keepalive", "write"};
 
 /* ---- accept ------------------------------------------------------------------------------- */
 
@@ -21,6 +21,67 @@ static void peer_name(struct http_conn *c) {
         uv_tcp_getpeername(&c->h.tcp, (struct sockaddr *)&ss, &len) != 0)
         ss.ss_family = AF_UNSPEC;
     sl_addr_from_sockaddr(&c->peer, &c->peer_port, (const struct sockaddr *)&ss);
+}
+
+/* ---- open connections per client address ------------------------------------------------ */
+
+/* The counted key: the address itself, or for IPv6 its /64, which one client usually holds. */
+static struct sl_addr ip_key(const struct sl_addr *a) {
+    struct sl_addr k = *a;
+    if (k.family == AF_INET6)
+        memset(k.bytes + 8, 0, 8);
+    return k;
+}
+
+static size_t ip_bucket(const struct sl_http_server *s, const struct sl_addr *k) {
+    uint64_t h = 0xcbf29ce484222325ull ^ s->ip_seed; /* FNV-1a, seeded */
+    h = (h ^ (uint64_t)k->family) * 0x100000001b3ull;
+    for (int i = 0; i < 16; i++)
+        h = (h ^ k->bytes[i]) * 0x100000001b3ull;
+    h ^= h >> 29;
+    return (size_t)h & (s->ip_nbuckets - 1);
+}
+
+/*
+ * Counts c against its client address. Returns 0, or -1 when that address already holds
+ * max_connections_per_ip (the connection is not counted) or no entry can be allocated. A peer
+ * without an IP address (Unix socket) is never counted.
+ */
+static int ip_admit(struct sl_http_server *s, struct http_conn *c) {
+    if (c->peer.family == AF_UNSPEC || !s->ip_buckets)
+        return 0;
+    struct sl_addr k = ip_key(&c->peer);
+    struct ip_count **b = &s->ip_buckets[ip_bucket(s, &k)];
+    struct ip_count *e = *b;
+    while (e && !sl_addr_equal(&e->key, &k))
+        e = e->next;
+    if (e && e->n >= s->o.max_connections_per_ip)
+        return -1;
+    if (!e) {
+        if (!(e = calloc(1, sizeof(*e))))
+            return -1;
+        e->key = k;
+        e->next = *b;
+        *b = e;
+    }
+    e->n++;
+    c->ip = e;
+    return 0;
+}
+
+/* Uncounts a closed connection; the entry goes when its last connection does. */
+void sl_http__ip_release(struct sl_http_server *s, struct http_conn *c) {
+    struct ip_count *e = c->ip;
+    if (!e)
+        return;
+    c->ip = NULL;
+    if (--e->n > 0)
+        return;
+    struct ip_count **pp = &s->ip_buckets[ip_bucket(s, &e->key)];
+    while (*pp != e)
+        pp = &(*pp)->next;
+    *pp = e->next;
+    free(e);
 }
 
 static struct http_conn *conn_new(struct sl_http_server *s) {
@@ -48,7 +109,6 @@ static void conn_begin(struct sl_http_server *s, struct http_conn *c) {
     s->conns = c;
     s->nconns++;
     metric_add(s->m_open, 1);
-    peer_name(c);
     if (c->h.handle.type == UV_TCP)
         uv_tcp_nodelay(&c->h.tcp, 1);
     sl_http__conn_timer(c, T_FIRST, s->o.header_timeout_ms);
@@ -98,6 +158,13 @@ static void on_connection(uv_stream_t *ls, int status) {
         conn_abort(c, 1);
         return;
     }
+    peer_name(c);
+    if (ip_admit(s, c) < 0) {
+        /* Over the per-address cap: closed at once like over max_connections, counted first. */
+        metric_inc(s->m_rejected_ip);
+        conn_abort(c, 1);
+        return;
+    }
     conn_begin(s, c);
 }
 
@@ -123,6 +190,10 @@ int sl_http_server_adopt(struct sl_http_server *s, uv_os_sock_t fd) {
         conn_abort(c, 1);
         return rc;
     }
+    /* Adopted connections are counted (they hold their address's slots) but never refused. */
+    peer_name(c);
+    if (ip_admit(s, c) < 0)
+        c->ip = NULL;
     conn_begin(s, c);
     return 0;
 }
@@ -149,6 +220,12 @@ static int register_metrics(struct sl_http_server *s) {
                                  NULL)))
         goto out;
     s->m_rejected = sl_metric_get(f);
+    sl_buf_reset(&n);
+    if (sl_buf_printf(&n, "%s_connections_rejected_per_ip_total", pfx) < 0 ||
+        !(f = sl_metrics_counter(m, n.data,
+                                 "Connections closed at once over max_connections_per_ip.", NULL)))
+        goto out;
+    s->m_rejected_ip = sl_metric_get(f);
     sl_buf_reset(&n);
     if (sl_buf_printf(&n, "%s_requests_total", pfx) < 0 ||
         !(f = sl_metrics_counter(m, n.data, "Requests parsed and dispatched.", NULL)))
@@ -189,16 +266,25 @@ int sl_http_server_init(struct sl_http_server **out, uv_loop_t *loop,
     DEFAULT(max_body_bytes, DEF_MAX_BODY_BYTES);
     DEFAULT(max_url_bytes, DEF_MAX_URL_BYTES);
     DEFAULT(max_connections, DEF_MAX_CONNECTIONS);
+    DEFAULT(max_connections_per_ip, DEF_MAX_CONNS_PER_IP);
     DEFAULT(max_pipelined, DEF_MAX_PIPELINED);
     DEFAULT(header_timeout_ms, DEF_HEADER_TIMEOUT);
     DEFAULT(body_timeout_ms, DEF_BODY_TIMEOUT);
+    DEFAULT(read_timeout_ms, DEF_READ_TIMEOUT);
     DEFAULT(keepalive_timeout_ms, DEF_KEEPALIVE);
     DEFAULT(write_timeout_ms, DEF_WRITE_TIMEOUT);
     DEFAULT(drain_timeout_ms, DEF_DRAIN_TIMEOUT);
     DEFAULT(backlog, 511);
 #undef DEFAULT
-    int rc = register_metrics(s);
+    /* About one address per four allowed connections per bucket; chains stay short. */
+    s->ip_nbuckets = 64;
+    while (s->ip_nbuckets < s->o.max_connections / 4 && s->ip_nbuckets < (1u << 16))
+        s->ip_nbuckets *= 2;
+    s->ip_buckets = calloc(s->ip_nbuckets, sizeof(*s->ip_buckets));
+    s->ip_seed = uv_hrtime() ^ (uint64_t)(uintptr_t)s;
+    int rc = s->ip_buckets ? register_metrics(s) : -ENOMEM;
     if (rc < 0) {
+        free(s->ip_buckets);
         free(s);
         return rc;
     }
@@ -277,6 +363,7 @@ void sl_http__server_maybe_finish(struct sl_http_server *s) {
             s->free_reqs = r->next;
             sl_http__req_free_mem(r);
         }
+        free(s->ip_buckets); /* empty: every connection released its entry on close */
         free(s);
         if (cb)
             cb(data);

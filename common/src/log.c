@@ -42,6 +42,19 @@ const char *sl_log_level_name(enum sl_log_level level) {
     return level <= SL_LOG_ERROR ? level_names[level] : "unknown";
 }
 
+int sl_log_every_take(struct sl_log_every *l, uint64_t now_ns, uint64_t *held) {
+    if (l->next_ns && now_ns < l->next_ns) {
+        l->held++;
+        return 0;
+    }
+    *held = l->held;
+    l->held = 0;
+    l->next_ns = now_ns + l->period_ns;
+    if (!l->next_ns)
+        l->next_ns = 1;
+    return 1;
+}
+
 int sl_log_enabled(enum sl_log_level level) {
     return level >= logger.min_level;
 }

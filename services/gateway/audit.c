@@ -16,7 +16,11 @@ void gw_audit_on_lost(int err, rd_kafka_resp_err_t kerr, int32_t partition, int6
     (void)offset;
     struct gw_gateway *g = opaque;
     sl_counter_inc(g->m.audit_errors);
-    SL_ERROR("audit record lost: %s", rd_kafka_err2str(kerr));
+    uint64_t held;
+    if (sl_log_every_take(&g->audit_lost_log, sl_time_mono_ns(), &held))
+        SL_ERROR("audit record lost: %s (%" PRIu64 " more lost since the last such line, "
+                 "logged at most every %d s)",
+                 rd_kafka_err2str(kerr), held, GW_AUDIT_LOG_PERIOD_S);
 }
 
 /* ts_ms: the record's Kafka timestamp (its request's arrival; 0: now). */
@@ -28,7 +32,11 @@ static void produce(struct gw_gateway *g, const char *id, struct sl_buf *rec, in
                             strlen(id), rec->data, rec->len, ts_ms, NULL, 0, NULL, NULL,
                             &kerr) < 0) {
         sl_counter_inc(g->m.audit_errors);
-        SL_ERROR("audit record not queued: %s", rd_kafka_err2str(kerr));
+        uint64_t held;
+        if (sl_log_every_take(&g->audit_queue_log, sl_time_mono_ns(), &held))
+            SL_ERROR("audit record not queued: %s (%" PRIu64 " more dropped since the last "
+                     "such line, logged at most every %d s)",
+                     rd_kafka_err2str(kerr), held, GW_AUDIT_LOG_PERIOD_S);
     }
 }
 

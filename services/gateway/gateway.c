@@ -120,6 +120,8 @@ int gw_gateway_new(uv_loop_t *loop, const struct gw_settings *s, const char *con
     sl_buf_init(&g->encode_buf, s->max_body_bytes + (UINT64_C(1) << 20));
     sl_buf_init(&g->audit_buf, GW_AUDIT_MAX);
     sl_buf_init(&g->audit_tail, GW_AUDIT_MAX);
+    g->audit_lost_log.period_ns = GW_AUDIT_LOG_PERIOD_S * UINT64_C(1000000000);
+    g->audit_queue_log.period_ns = GW_AUDIT_LOG_PERIOD_S * UINT64_C(1000000000);
     g->limits = sl_envelope_limits_default(s->max_body_bytes);
     if (s->max_body_bytes > SL_KAFKA_MAX_ENVELOPE_BYTES)
         SL_WARN("SLUICE_MAX_BODY_BYTES (%" PRIu64 ") is over what a Kafka record holds: bodies "
@@ -326,8 +328,10 @@ int gw_gateway_start(struct gw_gateway *g, struct sl_buf *err) {
         .max_body_bytes = s->max_body_bytes,
         .max_url_bytes = s->max_url_bytes,
         .max_connections = (size_t)s->max_connections,
+        .max_connections_per_ip = (size_t)s->max_connections_per_ip,
         .header_timeout_ms = (uint64_t)s->header_timeout_ms,
         .body_timeout_ms = (uint64_t)s->body_timeout_ms,
+        .read_timeout_ms = (uint64_t)s->read_timeout_ms,
         .keepalive_timeout_ms = (uint64_t)s->keepalive_timeout_ms,
         .drain_timeout_ms = (uint64_t)s->drain_timeout_ms,
     };

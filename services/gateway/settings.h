@@ -38,8 +38,10 @@ struct gw_settings {
     uint64_t max_header_bytes;
     uint64_t max_url_bytes;
     int64_t max_connections;
+    int64_t max_connections_per_ip;
     int64_t header_timeout_ms;
     int64_t body_timeout_ms;
+    int64_t read_timeout_ms;
     int64_t keepalive_timeout_ms;
     int64_t drain_timeout_ms;
     char *stage;

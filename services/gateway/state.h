@@ -18,6 +18,7 @@
 #include "sluice/http.h"
 #include "sluice/kafka.h"
 #include "sluice/keys.h"
+#include "sluice/log.h"
 #include "sluice/metrics.h"
 #include "sluice/plan.h"
 #include "sluice/routes.h"
@@ -35,6 +36,8 @@
 /* An audit record's limit: its worst case (eight strings and sixteen labels of 2,048 bytes, each
  * escaped to 6 bytes a byte) is about 300 KiB; the buffer grows only as far as records need. */
 #define GW_AUDIT_MAX (512u * 1024u)
+/* During a Kafka outage every request's audit record can fail: one ERROR line per this long. */
+#define GW_AUDIT_LOG_PERIOD_S 10
 
 /* Metric children the request path updates; owned by the registry. */
 struct gw_metrics {
@@ -101,6 +104,8 @@ struct gw_gateway {
     struct gw_usage *usage;
     struct sl_kafka_producer *producer;       /* requests: small linger, short timeout */
     struct sl_kafka_producer *audit_producer; /* audit: batched, never times out */
+    struct sl_log_every audit_lost_log;       /* one line per period during an outage */
+    struct sl_log_every audit_queue_log;
     struct sl_kafka_consumer *replies;
     struct sl_kafka_consumer *claim; /* holds this replica's index: see index_claim.c */
     struct sl_http_server *http;

@@ -82,8 +82,19 @@ static int has_crlf(const char *p, size_t n) {
     return p && (memchr(p, '\r', n) || memchr(p, '\n', n));
 }
 
+/* An RFC 9110 token: the ABI's header names (handler_v1.h). */
+static int is_token(const char *p, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)p[i];
+        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+              (c && strchr("!#$%&'*+-.^_`|~", c))))
+            return 0;
+    }
+    return 1;
+}
+
 /* The ABI's rules for an answer (handler_v1.h). */
-static const char *invalid(const struct sluice_response_v1 *r) {
+const char *wk_plugin_reply_invalid(const struct sluice_response_v1 *r) {
     if (r->status < 100 || r->status > 599)
         return "status outside 100..599";
     if (!r->body && r->body_len)
@@ -97,7 +108,7 @@ static const char *invalid(const struct sluice_response_v1 *r) {
         if (!h->name.p || !h->name.len || (!h->value.p && h->value.len))
             return "a header without a name";
         if (has_crlf(h->name.p, h->name.len) || has_crlf(h->value.p, h->value.len) ||
-            memchr(h->name.p, ':', h->name.len) || memchr(h->name.p, ' ', h->name.len))
+            !is_token(h->name.p, h->name.len))
             return "a header name or value with forbidden characters";
     }
     return NULL;
@@ -149,7 +160,7 @@ int wk_plugin_handle(struct wk_plugin *p, const struct sl_envelope_request *req,
         wk_response_fail(out, "handler_error", "plugin %s: handle returned %d", p->h->name, rc);
         return 0;
     }
-    const char *why = invalid(&resp);
+    const char *why = wk_plugin_reply_invalid(&resp);
     if (why) {
         wk_response_fail(out, "invalid_reply", "plugin %s: %s", p->h->name, why);
         return 0;

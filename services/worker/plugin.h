@@ -31,4 +31,7 @@ void wk_plugin_unload(struct wk_plugin *p);
 int wk_plugin_handle(struct wk_plugin *p, const struct sl_envelope_request *req,
                      struct wk_response *out);
 
+/* Why a plugin's answer breaks the ABI's rules (handler_v1.h), or NULL when it keeps them. */
+const char *wk_plugin_reply_invalid(const struct sluice_response_v1 *r);
+
 #endif

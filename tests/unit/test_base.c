@@ -220,6 +220,28 @@ static void test_log_writes_one_json_line_with_ids(void **state) {
                               "\"trace_id\":\"0af7651916cd43dd8448eb211c80319c\"}\n");
 }
 
+static void test_log_every_lets_one_line_a_period_through_with_the_count_held(void **state) {
+    (void)state;
+    const uint64_t s = 1000000000;
+    struct sl_log_every l = {.period_ns = 10 * s};
+    uint64_t held = 99;
+    /* The first line passes at once, whatever the clock says (even 0). */
+    assert_int_equal(sl_log_every_take(&l, 0, &held), 1);
+    assert_int_equal(held, 0);
+    /* 1000 failures within the period: all held back. */
+    for (int i = 0; i < 1000; i++)
+        assert_int_equal(sl_log_every_take(&l, (uint64_t)i * (s / 100), &held), 0);
+    assert_int_equal(sl_log_every_take(&l, 10 * s - 1, &held), 0);
+    /* At the period: one line, reporting the 1001 held back since the first. */
+    assert_int_equal(sl_log_every_take(&l, 10 * s, &held), 1);
+    assert_int_equal(held, 1001);
+    assert_int_equal(sl_log_every_take(&l, 15 * s, &held), 0);
+    /* A quiet spell: the next line passes at once and reports the one held back. */
+    assert_int_equal(sl_log_every_take(&l, 100 * s, &held), 1);
+    assert_int_equal(held, 1);
+    assert_int_equal(sl_log_every_take(&l, 100 * s, &held), 0);
+}
+
 static void test_log_drops_lines_below_the_level(void **state) {
     (void)state;
     sl_log_init("worker", SL_LOG_WARN);
@@ -246,6 +268,7 @@ int main(void) {
         cmocka_unit_test(test_strerror_names_sluice_and_errno_codes),
         cmocka_unit_test(test_log_writes_one_json_line_with_ids),
         cmocka_unit_test(test_log_drops_lines_below_the_level),
+        cmocka_unit_test(test_log_every_lets_one_line_a_period_through_with_the_count_held),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -201,6 +201,7 @@ static void test_options(struct sl_http_options *o, struct fx *f) {
     o->max_pipelined = 4;
     o->header_timeout_ms = 1500;
     o->body_timeout_ms = 1000;
+    o->read_timeout_ms = 3000;
     o->keepalive_timeout_ms = 5000;
     o->drain_timeout_ms = 3000;
 }
@@ -234,6 +235,14 @@ static void two_connections(struct sl_http_options *o) {
 
 static int setup_two_connections(void **state) {
     return fx_start(state, two_connections);
+}
+
+static void two_connections_per_ip(struct sl_http_options *o) {
+    o->max_connections_per_ip = 2;
+}
+
+static int setup_two_connections_per_ip(void **state) {
+    return fx_start(state, two_connections_per_ip);
 }
 
 static void short_keepalive(struct sl_http_options *o) {
@@ -661,6 +670,28 @@ static void test_chunked_body_is_reassembled_exactly(void **state) {
     client_close(&c);
 }
 
+static void
+test_chunked_body_sent_byte_by_byte_then_a_pipelined_one_are_both_answered(void **state) {
+    struct fx *f = *state;
+    struct client c;
+    client_open(&c, f->port);
+    const char *raw = "POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+                      "5;e=\"x\"\r\nhello\r\n1\r\n \r\n0\r\nX-T: 1\r\n\r\n"
+                      "POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+                      "2\r\nok\r\n0\r\n\r\n";
+    /* The chunk checker keeps its state across reads: each byte may arrive alone. */
+    for (size_t i = 0; raw[i]; i++) {
+        assert_int_equal(send(c.fd, raw + i, 1, MSG_NOSIGNAL), 1);
+        usleep(200);
+    }
+    assert_int_equal(client_read(&c, 2, 3000), 2);
+    assert_int_equal(c.r[0].status, 200);
+    assert_string_equal(c.r[0].body, "hello ");
+    assert_int_equal(c.r[1].status, 200);
+    assert_string_equal(c.r[1].body, "ok");
+    client_close(&c);
+}
+
 static void test_expect_100_continue_sends_100_before_the_body(void **state) {
     struct fx *f = *state;
     struct client c;
@@ -835,6 +866,46 @@ static void test_connections_beyond_max_connections_are_closed_at_once(void **st
     client_close(&x);
 }
 
+static void get_ok(struct client *c, const char *path) {
+    char req[128], want[64];
+    snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: t\r\n\r\n", path);
+    snprintf(want, sizeof(want), "ok:%s", path);
+    int n = c->n;
+    client_send(c, req);
+    assert_int_equal(client_read(c, n + 1, 3000), n + 1);
+    assert_int_equal(c->r[n].status, 200);
+    assert_string_equal(c->r[n].body, want);
+}
+
+static void test_connections_beyond_the_per_ip_cap_are_closed_at_once(void **state) {
+    struct fx *f = *state;
+    struct client a, b, x, y;
+    client_open(&a, f->port);
+    client_open(&b, f->port);
+    get_ok(&a, "/a");
+    get_ok(&b, "/b");
+    /* A third from 127.0.0.1, with max_connections (8) far from reached. */
+    client_open(&x, f->port);
+    assert_true(client_wait_closed(&x, 5000));
+    assert_int_equal(x.n, 0);
+    assert_int_equal(metric_value(f, "sluice_http_connections_rejected_per_ip_total "), 1);
+    assert_int_equal(metric_value(f, "sluice_http_connections_rejected_total "), 0);
+    /* The admitted ones still work. */
+    get_ok(&a, "/a2");
+    get_ok(&b, "/b2");
+    /* Once one closes (and the server has seen it), its slot is free again. */
+    client_close(&a);
+    for (int i = 0; i < 300 && metric_value(f, "sluice_http_connections_open ") != 1; i++)
+        usleep(10000);
+    assert_int_equal(metric_value(f, "sluice_http_connections_open "), 1);
+    client_open(&y, f->port);
+    get_ok(&y, "/y");
+    assert_int_equal(metric_value(f, "sluice_http_connections_rejected_per_ip_total "), 1);
+    client_close(&b);
+    client_close(&x);
+    client_close(&y);
+}
+
 /* ---- timeouts ------------------------------------------------------------------------------- */
 
 static void test_client_trickling_headers_is_cut_off_at_the_header_timeout(void **state) {
@@ -880,6 +951,30 @@ static void test_body_idle_timeout_answers_408_and_closes(void **state) {
     assert_int_equal(c.n, 1);
     assert_int_equal(c.r[0].status, 408);
     assert_int_equal(metric_value(f, "sluice_http_timeouts_total{kind=\"body\"} "), 1);
+    client_close(&c);
+}
+
+static void
+test_body_trickled_inside_the_idle_timeout_is_cut_off_at_the_read_timeout(void **state) {
+    struct fx *f = *state;
+    struct client c;
+    client_open(&c, f->port);
+    client_send(&c, "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 1000\r\n\r\n");
+    double start = now_s();
+    double cut = 0;
+    /* One byte every 0.5 s: each one comes well before the 1 s body idle timeout. */
+    for (int i = 0; i < 20 && !cut; i++) {
+        if (send(c.fd, "a", 1, MSG_NOSIGNAL) != 1)
+            break;
+        if (client_wait_closed(&c, 500))
+            cut = now_s() - start;
+    }
+    assert_true(cut >= 2.4);
+    assert_true(cut <= 3.6);
+    assert_int_equal(c.n, 1);
+    assert_int_equal(c.r[0].status, 408);
+    assert_int_equal(metric_value(f, "sluice_http_timeouts_total{kind=\"read\"} "), 1);
+    assert_int_equal(metric_value(f, "sluice_http_timeouts_total{kind=\"body\"} "), 0);
     client_close(&c);
 }
 
@@ -955,6 +1050,27 @@ static void test_differing_content_lengths_are_rejected(void **state) {
 static void test_bad_chunk_size_is_rejected(void **state) {
     expect_bad_request(*state, "POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n"
                                "\r\nzz\r\nhello\r\n0\r\n\r\n");
+}
+
+static void test_chunk_data_not_followed_by_crlf_is_rejected(void **state) {
+    /* Lenient http-parser takes any two bytes after the data as its CRLF: "hello" + "0" end. */
+    expect_bad_request(*state, "POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n"
+                               "\r\n5\r\nhelloXX0\r\n\r\n");
+}
+
+static void test_chunk_size_line_ending_in_bare_lf_is_rejected(void **state) {
+    expect_bad_request(*state, "POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n"
+                               "\r\n5\nhello\r\n0\r\n\r\n");
+}
+
+static void test_chunk_extension_with_bare_lf_is_rejected(void **state) {
+    expect_bad_request(*state, "POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n"
+                               "\r\n5;a=b\nhello\r\n0\r\n\r\n");
+}
+
+static void test_last_chunk_and_trailer_lines_need_crlf(void **state) {
+    expect_bad_request(*state, "POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n"
+                               "\r\n5\r\nhello\r\n0\r\nX-T: 1\n\r\n");
 }
 
 static void test_overflowing_chunk_size_is_rejected(void **state) {
@@ -1214,6 +1330,7 @@ int main(void) {
             setup_short_write_timeout, teardown),
         T(test_content_length_body_reaches_the_handler),
         T(test_chunked_body_is_reassembled_exactly),
+        T(test_chunked_body_sent_byte_by_byte_then_a_pipelined_one_are_both_answered),
         T(test_expect_100_continue_sends_100_before_the_body),
         T(test_expect_100_continue_over_the_limit_gets_413_without_100),
         T(test_pipelined_100_continue_requests_are_answered_in_order),
@@ -1227,8 +1344,11 @@ int main(void) {
                                         setup_error_hook, teardown),
         cmocka_unit_test_setup_teardown(test_connections_beyond_max_connections_are_closed_at_once,
                                         setup_two_connections, teardown),
+        cmocka_unit_test_setup_teardown(test_connections_beyond_the_per_ip_cap_are_closed_at_once,
+                                        setup_two_connections_per_ip, teardown),
         T(test_client_trickling_headers_is_cut_off_at_the_header_timeout),
         T(test_body_idle_timeout_answers_408_and_closes),
+        T(test_body_trickled_inside_the_idle_timeout_is_cut_off_at_the_read_timeout),
         cmocka_unit_test_setup_teardown(
             test_idle_keep_alive_connection_is_closed_after_the_keepalive_timeout,
             setup_short_keepalive, teardown),
@@ -1238,6 +1358,10 @@ int main(void) {
         T(test_duplicate_content_length_is_rejected_even_when_equal),
         T(test_differing_content_lengths_are_rejected),
         T(test_bad_chunk_size_is_rejected),
+        T(test_chunk_data_not_followed_by_crlf_is_rejected),
+        T(test_chunk_size_line_ending_in_bare_lf_is_rejected),
+        T(test_chunk_extension_with_bare_lf_is_rejected),
+        T(test_last_chunk_and_trailer_lines_need_crlf),
         T(test_overflowing_chunk_size_is_rejected),
         T(test_transfer_encoding_xchunked_is_rejected),
         T(test_transfer_encoding_chunked_then_identity_is_rejected),

@@ -72,8 +72,8 @@ typedef void (*sl_http_server_cb)(struct sl_http_server *server, void *data);
  * `scratch`. Everything is copied when the hook returns; Date, Content-Length and
  * `Connection: close` are the server's. `kind` names the cause for logs and records:
  * "bad_request", "header_too_large", "url_too_long", "body_too_large", "header_timeout",
- * "body_timeout". `peer` is the connection's peer, read-only, so the refusal can be recorded
- * with its source.
+ * "body_timeout", "read_timeout". `peer` is the connection's peer, read-only, so the refusal can be
+ * recorded with its source.
  */
 struct sl_http_error_response {
     int status;
@@ -101,9 +101,11 @@ struct sl_http_options {
     size_t max_body_bytes;              /* [10 MiB] decoded body -> 413 */
     size_t max_url_bytes;               /* [8192] request target -> 414 */
     size_t max_connections;             /* [10000] beyond: accepted and closed at once */
+    size_t max_connections_per_ip;      /* [256] from one address (IPv6: one /64), same */
     size_t max_pipelined;               /* [16] requests queued per connection */
     uint64_t header_timeout_ms;         /* [10000] first byte (or accept) -> end of headers */
     uint64_t body_timeout_ms;           /* [10000] idle time between body bytes */
+    uint64_t read_timeout_ms;           /* [60000] first byte -> end of body, however it trickles */
     uint64_t keepalive_timeout_ms;      /* [60000] idle keep-alive connection */
     uint64_t write_timeout_ms;          /* [30000] a response not fully written in time */
     uint64_t drain_timeout_ms;          /* [30000] graceful stop bound */

@@ -3,6 +3,7 @@
 #define SLUICE_LOG_H
 
 #include <stdarg.h>
+#include <stdint.h>
 
 enum sl_log_level { SL_LOG_DEBUG = 0, SL_LOG_INFO, SL_LOG_WARN, SL_LOG_ERROR };
 
@@ -33,6 +34,23 @@ void sl_log(enum sl_log_level level, const struct sl_log_ctx *ctx, const char *f
     __attribute__((format(printf, 3, 4)));
 void sl_vlog(enum sl_log_level level, const struct sl_log_ctx *ctx, const char *fmt, va_list ap)
     __attribute__((format(printf, 3, 0)));
+
+/*
+ * A limit for a line that can repeat without bound (one per record lost during a long outage):
+ * the first call logs, then at most one a period, each saying how many were held back since the
+ * line before. Held-back lines are only reported by the next line that passes; count the events
+ * in a metric too. Not thread-safe: one limiter per thread or event loop. Zero-initialised plus
+ * `period_ns` is ready.
+ */
+struct sl_log_every {
+    uint64_t period_ns;
+    uint64_t next_ns; /* monotonic time the next line may pass; 0: the next call passes */
+    uint64_t held;    /* calls held back since the last line that passed */
+};
+
+/* Returns 1 when the caller should log now, with *held = lines held back since the previous
+ * one (then reset); 0 when the line is held back (counted). now_ns: a monotonic clock. */
+int sl_log_every_take(struct sl_log_every *l, uint64_t now_ns, uint64_t *held);
 
 #define SL_DEBUG(...) sl_log(SL_LOG_DEBUG, NULL, __VA_ARGS__)
 #define SL_INFO(...)  sl_log(SL_LOG_INFO, NULL, __VA_ARGS__)

@@ -8,6 +8,7 @@
 #include <cmocka.h>
 
 #include "handlers/handlers.h"
+#include "plugin.h"
 #include "sluice/envelope.h"
 #include "sluice/error.h"
 
@@ -55,9 +56,29 @@ static void test_repeated_header_names_become_one_field_with_every_value(void **
     wk_response_free(&r);
 }
 
+static const char *check_name(const char *name) {
+    struct sluice_pair_v1 h = {{name, strlen(name)}, {"v", 1}};
+    struct sluice_response_v1 r = {.status = 200, .headers = &h, .n_headers = 1};
+    return wk_plugin_reply_invalid(&r);
+}
+
+static void test_plugin_header_names_must_be_tokens(void **state) {
+    (void)state;
+    assert_null(check_name("X-Ok_1.~!#$%&'*+^`|"));
+    /* Bytes the ABI forbids in a name: not only CR, LF, ':' and SP (found by fuzz_worker_reply). */
+    const char *const bad[] = {"X\xff-A", "X\tA", "X(A)",  "X\"A", "X/A", "X@A", "X,A",
+                               "X=A",     "X{A}", "X\x7f", "X:A",  "X A", "X\rA"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        assert_string_equal(check_name(bad[i]), "a header name or value with forbidden characters");
+    struct sluice_pair_v1 nul = {{"X\0A", 3}, {"v", 1}};
+    struct sluice_response_v1 r = {.status = 200, .headers = &nul, .n_headers = 1};
+    assert_non_null(wk_plugin_reply_invalid(&r));
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_repeated_header_names_become_one_field_with_every_value),
+        cmocka_unit_test(test_plugin_header_names_must_be_tokens),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
