@@ -7,8 +7,12 @@
 #include <time.h>
 
 #include "otlp_internal.h"
+#include "sluice/buf.h"
+#include "sluice/error.h"
 #include "sluice/log.h"
 #include "sluice/time.h"
+
+extern char **environ;
 
 int sl_otlp_queue_init(struct sl_otlp_queue *q, uint32_t cap) {
     *q = (struct sl_otlp_queue){.cap = cap};
@@ -381,6 +385,18 @@ int sl_otlp_tracer_new_from_env(char *const *envp, const char *service_default,
     struct sl_otlp_options o;
     sl_otlp_options_from_env(&o, envp, service_default);
     return sl_otlp_tracer_new(&o, metrics, out);
+}
+
+int sl_otlp_tracer_for_service(const char *endpoint, const char *service_default,
+                               struct sl_metrics *metrics, struct sl_otlp_tracer **out,
+                               struct sl_buf *err) {
+    struct sl_otlp_options o;
+    sl_otlp_options_from_env(&o, environ, service_default);
+    o.endpoint = endpoint;
+    int rc = sl_otlp_tracer_new(&o, metrics, out);
+    if (rc < 0)
+        sl_buf_printf(err, "SLUICE_OTLP_ENDPOINT: %s: %s\n", endpoint, sl_strerror(rc));
+    return rc;
 }
 
 int sl_otlp_tracer_flush(struct sl_otlp_tracer *t, uint32_t timeout_ms) {

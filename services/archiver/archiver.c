@@ -21,8 +21,6 @@
 #include "sluice/time.h"
 #include "sluice/topics.h"
 
-extern char **environ;
-
 #define AR_STARTUP_TIMEOUT_MS 15000
 #define AR_KEY_MAX            1024
 
@@ -586,11 +584,8 @@ int ar_archiver_new(uv_loop_t *loop, const struct ar_settings *s, const char *co
         return -ENOMEM;
     }
     sl_trace_rand_init(&a->trace_rand);
-    struct sl_otlp_options oo;
-    sl_otlp_options_from_env(&oo, environ, "sluice-archiver");
-    oo.endpoint = s->otlp_endpoint;
-    if ((rc = sl_otlp_tracer_new(&oo, a->metrics, &a->tracer)) < 0) {
-        sl_buf_printf(err, "SLUICE_OTLP_ENDPOINT: %s: %s\n", s->otlp_endpoint, sl_strerror(rc));
+    if ((rc = sl_otlp_tracer_for_service(s->otlp_endpoint, "sluice-archiver", a->metrics,
+                                         &a->tracer, err)) < 0) {
         sl_metrics_free(a->metrics);
         free(a);
         return rc;

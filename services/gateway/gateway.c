@@ -13,8 +13,6 @@
 #include "sluice/log.h"
 #include "sluice/topics.h"
 
-extern char **environ;
-
 #define GW_STARTUP_TIMEOUT_MS 10000
 /* A number macro as a string literal (librdkafka properties are strings). */
 #define STRINGIFY_(x) #x
@@ -180,11 +178,8 @@ int gw_gateway_new(uv_loop_t *loop, const struct gw_settings *s, const char *con
         return rc;
     if ((rc = gw_inflight_init(&g->inflight, (size_t)s->max_in_flight)) < 0)
         return rc;
-    struct sl_otlp_options oo;
-    sl_otlp_options_from_env(&oo, environ, "sluice-gateway");
-    oo.endpoint = s->otlp_endpoint;
-    if ((rc = sl_otlp_tracer_new(&oo, g->metrics, &g->tracer)) < 0)
-        sl_buf_printf(err, "SLUICE_OTLP_ENDPOINT: %s: %s\n", s->otlp_endpoint, sl_strerror(rc));
+    rc =
+        sl_otlp_tracer_for_service(s->otlp_endpoint, "sluice-gateway", g->metrics, &g->tracer, err);
     if (first_failure(&failed, rc))
         return rc;
     if ((rc = gw_auth_new(loop, s->keys_file, g->metrics, &g->auth)) < 0)

@@ -18,8 +18,6 @@
 #include "trace_spans.h"
 #include "worker_internal.h"
 
-extern char **environ;
-
 #define WK_STARTUP_TIMEOUT_MS 10000
 #define WK_REEMIT_MS          1000
 
@@ -943,14 +941,9 @@ int wk_worker_new(uv_loop_t *loop, const struct wk_settings *s, const char *cons
         rc = register_metrics(w);
     sl_trace_rand_init(&w->rand);
     w->backoff_rng = sl_time_mono_ns() ^ ((uint64_t)getpid() << 32);
-    if (rc == 0) {
-        struct sl_otlp_options oo;
-        sl_otlp_options_from_env(&oo, environ, "sluice-worker");
-        oo.endpoint = s->otlp_endpoint;
-        if ((rc = sl_otlp_tracer_new(&oo, w->metrics, &w->tracer)) < 0)
-            sl_buf_printf(errors, "SLUICE_OTLP_ENDPOINT: %s: %s\n", s->otlp_endpoint,
-                          sl_strerror(rc));
-    }
+    if (rc == 0)
+        rc = sl_otlp_tracer_for_service(s->otlp_endpoint, "sluice-worker", w->metrics, &w->tracer,
+                                        errors);
     if (rc < 0) {
         sl_metrics_free(w->metrics);
         free(w->route_stats);

@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "sluice/buf.h"
 #include "sluice/config.h"
 #include "sluice/metrics.h"
 #include "sluice/trace.h"
@@ -177,6 +178,14 @@ struct sl_otlp_tracer;
  */
 int sl_otlp_tracer_new(const struct sl_otlp_options *o, struct sl_metrics *metrics,
                        struct sl_otlp_tracer **out);
+/*
+ * A service's tracer: the OTEL_* environment (environ) with `endpoint`, the service's own
+ * SLUICE_OTLP_ENDPOINT setting, as the endpoint (NULL or "": tracing off, *out NULL). On
+ * failure appends "SLUICE_OTLP_ENDPOINT: <endpoint>: <reason>" to `err` and returns the code.
+ */
+int sl_otlp_tracer_for_service(const char *endpoint, const char *service_default,
+                               struct sl_metrics *metrics, struct sl_otlp_tracer **out,
+                               struct sl_buf *err);
 /* sl_otlp_options_from_env + sl_otlp_tracer_new. */
 int sl_otlp_tracer_new_from_env(char *const *envp, const char *service_default,
                                 struct sl_metrics *metrics, struct sl_otlp_tracer **out);
