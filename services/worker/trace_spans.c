@@ -16,26 +16,13 @@ static bool on(const struct wk_job *j) {
     return j->w->tracer && j->traced;
 }
 
-/* The parent: the gateway's traceparent Kafka header, else the envelope's trace field. */
-static bool parent_of(const struct wk_job *j, struct sl_trace_ctx *out) {
-    for (size_t i = 0; i < j->nheaders; i++)
-        if (!strcmp(j->headers[i].name, "traceparent"))
-            return sl_trace_parse(j->headers[i].value, j->headers[i].len, out) == 0;
-    return j->decoded && j->req.trace.len &&
-           sl_trace_parse(j->req.trace.p, j->req.trace.len, out) == 0;
-}
-
 void wk_trace_received(struct wk_job *j) {
     struct wk_worker *w = j->w;
     if (!w->tracer)
         return;
-    struct sl_trace_ctx parent;
-    j->has_trace_parent = parent_of(j, &parent);
-    if (j->has_trace_parent)
-        j->trace_parent = parent;
     struct sl_otlp_span s;
     if (sl_otlp_span_start(w->tracer, &s, NULL, SL_OTLP_KIND_CONSUMER,
-                           j->has_trace_parent ? &parent : NULL, &w->rand) < 0)
+                           j->has_trace_parent ? &j->trace_parent : NULL, &w->rand) < 0)
         return;
     j->trace = s.ctx;
     j->traced = s.recording;

@@ -5,7 +5,8 @@
 
 #include "worker_internal.h"
 
-/* At read: the record's traceparent header (or envelope) starts the consumer span's context. */
+/* At read, after the record's trace context was parsed (j->trace_parent): the consumer span's
+ * context, with the sampler's decision. */
 void wk_trace_received(struct wk_job *j);
 /* An attempt starts / ended (outcome: a reason, or WK_REASON_COUNT for ok). */
 void wk_trace_attempt_start(struct wk_job *j);

@@ -662,17 +662,19 @@ static int copy_record(struct wk_job *j, const struct sl_kafka_message *msg) {
     return 0;
 }
 
-/* The trace id for log lines: the record's traceparent header, else the envelope's. */
-static void record_trace_id(struct wk_job *j) {
-    struct sl_trace_ctx ctx;
+/* The record's trace context, parsed once: the gateway's traceparent header, else the
+ * envelope's. Its id goes on log lines; its span is the parent of the worker's spans. */
+static void record_trace(struct wk_job *j) {
+    struct sl_trace_ctx *ctx = &j->trace_parent;
     bool found = false;
     for (size_t i = 0; i < j->nheaders && !found; i++)
         if (!strcmp(j->headers[i].name, "traceparent"))
-            found = sl_trace_parse(j->headers[i].value, j->headers[i].len, &ctx) == 0;
+            found = sl_trace_parse(j->headers[i].value, j->headers[i].len, ctx) == 0;
     if (!found && j->decoded && j->req.trace.len)
-        found = sl_trace_parse(j->req.trace.p, j->req.trace.len, &ctx) == 0;
+        found = sl_trace_parse(j->req.trace.p, j->req.trace.len, ctx) == 0;
+    j->has_trace_parent = found;
     if (found)
-        sl_trace_id_hex(&ctx, j->trace_id);
+        sl_trace_id_hex(ctx, j->trace_id);
 }
 
 /* Full jitter (AWS's "exponential backoff and jitter"): a delay drawn from [0, ceiling], the
@@ -723,8 +725,8 @@ static void on_message(const struct sl_kafka_message *msg, void *opaque) {
     struct sl_envelope_error err;
     int rc = sl_envelope_decode_request(j->value, j->vlen, &w->limits, &j->req, &err);
     j->decoded = rc == 0;
+    record_trace(j);
     wk_trace_received(j);
-    record_trace_id(j);
     if (rc < 0) {
         snprintf(j->id, sizeof j->id, "%.*s", (int)(j->keylen < 64 ? j->keylen : 64),
                  j->key ? j->key : "");
