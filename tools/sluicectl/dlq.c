@@ -30,12 +30,12 @@ static void print_line(const struct dlq_table *t, const char *line) {
         printf("%s\n", line);
 }
 
-#define ROW_FMT "%s%-20s  %-10s  %-13s  %-7s  %-24.*s  %8s  %7s  %s"
+#define ROW_FMT "%-*s%-20s  %-10s  %-13s  %-7s  %-24.*s  %8s  %7s  %s"
 
 void dlq_table_header(const struct dlq_table *t, const char *first) {
     char line[1024];
-    snprintf(line, sizeof line, ROW_FMT, first ? first : "", "TIME", "P:O", "REASON", "METHOD", 24,
-             "PATH", "ATTEMPTS", "REPLAYS", "ERROR");
+    snprintf(line, sizeof line, ROW_FMT, first ? 24 : 0, first ? first : "", "TIME", "P:O",
+             "REASON", "METHOD", 24, "PATH", "ATTEMPTS", "REPLAYS", "ERROR");
     print_line(t, line);
 }
 
@@ -53,8 +53,8 @@ void dlq_table_row(const struct dlq_table *t, const struct dlq_record *r, const 
         snprintf(method, sizeof method, "%.*s", (int)r->req.method.len, r->req.method.p);
         snprintf(path, sizeof path, "%.*s", (int)r->req.path.len, r->req.path.p);
     }
-    snprintf(line, sizeof line, ROW_FMT, first ? first : "", when, po, r->reason, method, 24, path,
-             attempts, replays, r->decoded ? r->error : r->decode_error);
+    snprintf(line, sizeof line, ROW_FMT, first ? 24 : 0, first ? first : "", when, po, r->reason,
+             method, 24, path, attempts, replays, r->decoded ? r->error : r->decode_error);
     print_line(t, line);
 }
 

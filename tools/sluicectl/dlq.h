@@ -16,6 +16,7 @@ struct dlq_table {
     int width; /* terminal columns; 0: no truncation (not a terminal) */
 };
 void dlq_table_init(struct dlq_table *t);
+/* `first` (NULL: none) is an extra leading column, 24 characters wide (a dry run's action). */
 void dlq_table_header(const struct dlq_table *t, const char *first);
 void dlq_table_row(const struct dlq_table *t, const struct dlq_record *r, const char *first);
 /* One JSON object on a line; `action` (NULL: none) says what a dry run would do. */

@@ -435,7 +435,7 @@ int ctl_dlq_replay(const struct ctl_args *a, const struct ctl_env *env) {
     struct dlq_table table;
     dlq_table_init(&table);
     if (j.dry_run && !j.json)
-        dlq_table_header(&table, "ACTION                  ");
+        dlq_table_header(&table, "ACTION");
     struct sl_buf buf;
     sl_buf_init(&buf, 80u << 20);
     bool in_txn = false, interrupted = false, finished = false;
@@ -502,10 +502,7 @@ int ctl_dlq_replay(const struct ctl_args *a, const struct ctl_env *env) {
                 if (j.json)
                     dlq_json_line(&r, skip ? skip : "replay");
                 else
-                    dlq_table_row(&table, &r,
-                                  skip ? (skip[5] == 'n' ? "skip: not a request     "
-                                                         : "skip: replay limit      ")
-                                       : "replay                  ");
+                    dlq_table_row(&table, &r, skip ? skip : "replay");
             }
         }
         dlq_record_free(&r);
