@@ -391,10 +391,8 @@ int ctl_dlq_replay(const struct ctl_args *a, const struct ctl_env *env) {
     if (dlq_job_group(env, j.name, j.group, sizeof j.group) < 0 ||
         dlq_topic_names(env, dlq_topic, j.requests, sizeof j.requests) < 0)
         return ctl_op_error("dlq", "replay", "SLUICE_TOPIC_PREFIX is too long");
-    if (!strcmp(dlq_bootstrap(env), "(unset)"))
-        return ctl_op_error("dlq", "replay",
-                            "SLUICE_KAFKA_BOOTSTRAP_SERVERS is not set: name the Kafka brokers, "
-                            "e.g. SLUICE_KAFKA_BOOTSTRAP_SERVERS=localhost:9092");
+    if (dlq_require_bootstrap(env, "dlq", "replay"))
+        return CTL_EXIT_ERROR;
     struct sigaction sa = {.sa_handler = on_signal};
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);

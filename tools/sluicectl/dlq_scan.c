@@ -168,6 +168,14 @@ const char *dlq_bootstrap(const struct ctl_env *env) {
     return "(unset)";
 }
 
+int dlq_require_bootstrap(const struct ctl_env *env, const char *group, const char *cmd) {
+    if (strcmp(dlq_bootstrap(env), "(unset)"))
+        return 0;
+    return ctl_op_error(group, cmd,
+                        "SLUICE_KAFKA_BOOTSTRAP_SERVERS is not set: name the Kafka brokers, "
+                        "e.g. SLUICE_KAFKA_BOOTSTRAP_SERVERS=localhost:9092");
+}
+
 int dlq_topic_names(const struct ctl_env *env, char *dlq, char *requests, size_t len) {
     if (sl_topic_name(env->topic_prefix, SL_TOPIC_DLQ, dlq, len) < 0 ||
         sl_topic_name(env->topic_prefix, SL_TOPIC_REQUESTS, requests, len) < 0)
@@ -200,10 +208,8 @@ int dlq_scan_open(struct dlq_scan *s, const struct ctl_env *env, const char *cmd
     char requests[256];
     if (dlq_topic_names(env, s->topic, requests, sizeof s->topic) < 0)
         return ctl_op_error("dlq", cmd, "SLUICE_TOPIC_PREFIX is too long");
-    if (!strcmp(dlq_bootstrap(env), "(unset)"))
-        return ctl_op_error("dlq", cmd,
-                            "SLUICE_KAFKA_BOOTSTRAP_SERVERS is not set: name the Kafka brokers, "
-                            "e.g. SLUICE_KAFKA_BOOTSTRAP_SERVERS=localhost:9092");
+    if (dlq_require_bootstrap(env, "dlq", cmd))
+        return CTL_EXIT_ERROR;
     char errstr[512];
     rd_kafka_conf_t *conf = dlq_kafka_conf(env, errstr, sizeof errstr);
     if (!conf)

@@ -93,6 +93,8 @@ void dlq_scan_close(struct dlq_scan *s);
 rd_kafka_conf_t *dlq_kafka_conf(const struct ctl_env *env, char *errstr, size_t len);
 /* "host:port,..." of the Kafka passthrough, for messages ("(unset)" when missing). */
 const char *dlq_bootstrap(const struct ctl_env *env);
+/* 0 when SLUICE_KAFKA_BOOTSTRAP_SERVERS is set; else one line saying so, CTL_EXIT_ERROR. */
+int dlq_require_bootstrap(const struct ctl_env *env, const char *group, const char *cmd);
 /* The DLQ / requests topic names from the prefix. */
 int dlq_topic_names(const struct ctl_env *env, char *dlq, char *requests, size_t len);
 

@@ -187,10 +187,8 @@ static void print_lags(rd_kafka_t *rk, const struct topic_view *t, bool json, cJ
 
 static int cmd_describe(const struct ctl_args *a, const struct ctl_env *env) {
     bool json = ctl_flag(a, "--json");
-    if (!strcmp(dlq_bootstrap(env), "(unset)"))
-        return ctl_op_error("topics", "describe",
-                            "SLUICE_KAFKA_BOOTSTRAP_SERVERS is not set: name the Kafka brokers, "
-                            "e.g. SLUICE_KAFKA_BOOTSTRAP_SERVERS=localhost:9092");
+    if (dlq_require_bootstrap(env, "topics", "describe"))
+        return CTL_EXIT_ERROR;
     char errstr[512];
     rd_kafka_conf_t *conf = dlq_kafka_conf(env, errstr, sizeof errstr);
     if (!conf)
