@@ -31,9 +31,8 @@ void gw_count_answer(struct gw_gateway *g, const struct sl_route *route, int sta
                      uint64_t latency_ns) {
     size_t idx = route ? (size_t)(route - g->routes->routes) : g->routes->n;
     struct gw_route_stats *st = &g->route_stats[idx];
-    char label[600] = "none";
-    if (route)
-        snprintf(label, sizeof label, "%s %s", route->method, route->path);
+    const char *label = "none";
+    char buf[600]; /* written only when a child is looked up, not for every answer */
     struct sl_metric *count = NULL;
     size_t i = 0;
     for (; i < GW_STATUS_CACHE && st->count[i]; i++)
@@ -41,6 +40,10 @@ void gw_count_answer(struct gw_gateway *g, const struct sl_route *route, int sta
             count = st->count[i];
             break;
         }
+    if ((!count || !st->latency) && route) {
+        snprintf(buf, sizeof buf, "%s %s", route->method, route->path);
+        label = buf;
+    }
     if (!count) {
         char status_text[8];
         snprintf(status_text, sizeof status_text, "%d", status);
