@@ -10,6 +10,7 @@
 void wk_offsets_init(struct wk_offsets *o) {
     memset(o, 0, sizeof *o);
     o->next = -1;
+    o->hold = -1;
 }
 
 void wk_offsets_free(struct wk_offsets *o) {
@@ -21,6 +22,12 @@ void wk_offsets_free(struct wk_offsets *o) {
 void wk_offsets_reset(struct wk_offsets *o) {
     o->head = o->len = 0;
     o->next = -1;
+    o->hold = -1;
+}
+
+void wk_offsets_hold(struct wk_offsets *o, int64_t offset) {
+    if (o->hold < 0 || offset < o->hold)
+        o->hold = offset;
 }
 
 int wk_offsets_track(struct wk_offsets *o, int64_t offset) {
@@ -70,9 +77,13 @@ int wk_offsets_done(struct wk_offsets *o, int64_t offset, int64_t *store) {
         return 0;
     while (o->head < o->len && o->done[o->head])
         o->head++;
-    *store = o->head < o->len ? o->offs[o->head] : o->next;
+    int64_t point = o->head < o->len ? o->offs[o->head] : o->next;
     if (o->head == o->len)
         o->head = o->len = 0;
+    /* Nothing past a held record is committed (storing the hold again is harmless). */
+    if (o->hold >= 0 && point > o->hold)
+        point = o->hold;
+    *store = point;
     return 1;
 }
 

@@ -17,14 +17,21 @@ struct wk_offsets {
     unsigned char *done;
     size_t head, len, cap; /* live entries are [head, len) */
     int64_t next;          /* last tracked + 1; -1 before the first */
+    int64_t hold;          /* the lowest record that could not be tracked; -1 when none */
 };
 
 void wk_offsets_init(struct wk_offsets *o);
 void wk_offsets_free(struct wk_offsets *o);
-/* Forgets everything (after a revocation). */
+/* Forgets everything, a hold too (after a revocation). */
 void wk_offsets_reset(struct wk_offsets *o);
 /* Adds an offset; it must be above every tracked one (-EINVAL otherwise), or -ENOMEM. */
 int wk_offsets_track(struct wk_offsets *o, int64_t offset);
+/*
+ * A record at `offset` was read but could not be tracked (out of memory): the commit point
+ * never moves past it until wk_offsets_reset, so the record is read again after the next
+ * assignment (a rebalance or a restart) instead of being committed unseen.
+ */
+void wk_offsets_hold(struct wk_offsets *o, int64_t offset);
 /*
  * Marks `offset` finished. Returns 1 and sets *store (the next offset to read, what Kafka
  * commits) when the commit point moved, 0 when it did not, SL_ERR_MISSING for an offset that

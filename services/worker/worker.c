@@ -698,10 +698,21 @@ static void on_message(const struct sl_kafka_message *msg, void *opaque) {
     struct wk_worker *w = opaque;
     struct wk_partition *p = partition(w, msg->partition);
     struct wk_job *j = calloc(1, sizeof *j);
-    if (!p || !j || wk_offsets_track(&p->offsets, msg->offset) < 0) {
-        /* Not tracked, so never stored: the record is read again after a restart. */
-        SL_ERROR("cannot track record %d:%" PRId64 "; skipped until a restart", msg->partition,
-                 msg->offset);
+    int tracked = p && j ? wk_offsets_track(&p->offsets, msg->offset) : -ENOMEM;
+    if (tracked == -EINVAL) { /* at or below an offset in flight: a second delivery of a record */
+        SL_WARN("record %d:%" PRId64 " delivered again while in flight; the first delivery runs it",
+                msg->partition, msg->offset);
+        free(j);
+        return;
+    }
+    if (tracked < 0) {
+        /* Held: the partition commits nothing past it, so it is read again after the next
+         * assignment (a rebalance or a restart), not committed unseen. */
+        if (p)
+            wk_offsets_hold(&p->offsets, msg->offset);
+        SL_ERROR("out of memory taking record %d:%" PRId64 "; the partition commits nothing past "
+                 "it until it is reassigned or the worker restarts, then it is read again",
+                 msg->partition, msg->offset);
         free(j);
         return;
     }

@@ -113,6 +113,34 @@ static void test_offsets_store_up_to_the_lowest_unfinished(void **state) {
     wk_offsets_free(&o);
 }
 
+/* A record the worker could not take on (out of memory) is held: nothing past it is committed
+ * until the partition is reassigned, so it is read again rather than committed unseen. */
+static void test_offsets_never_commit_past_a_held_record(void **state) {
+    (void)state;
+    struct wk_offsets o;
+    wk_offsets_init(&o);
+    assert_int_equal(wk_offsets_track(&o, 10), 0);
+    wk_offsets_hold(&o, 11); /* 11 was read but not tracked */
+    assert_int_equal(wk_offsets_track(&o, 12), 0);
+    assert_int_equal(wk_offsets_track(&o, 13), 0);
+    int64_t store = -1;
+    assert_int_equal(wk_offsets_done(&o, 10, &store), 1);
+    assert_int_equal(store, 11); /* 11 is next: not past it */
+    assert_int_equal(wk_offsets_done(&o, 12, &store), 1);
+    assert_int_equal(store, 11);
+    assert_int_equal(wk_offsets_done(&o, 13, &store), 1);
+    assert_int_equal(store, 11); /* every tracked record done, and still 11 */
+    wk_offsets_hold(&o, 15);     /* a later hold does not move the first */
+    assert_int_equal(wk_offsets_track(&o, 16), 0);
+    assert_int_equal(wk_offsets_done(&o, 16, &store), 1);
+    assert_int_equal(store, 11);
+    wk_offsets_reset(&o); /* reassigned: read again from the committed 11 */
+    assert_int_equal(wk_offsets_track(&o, 11), 0);
+    assert_int_equal(wk_offsets_done(&o, 11, &store), 1);
+    assert_int_equal(store, 12);
+    wk_offsets_free(&o);
+}
+
 static void test_offsets_lag_is_high_watermark_minus_the_commit_point(void **state) {
     (void)state;
     struct wk_offsets o;
@@ -275,6 +303,7 @@ int main(void) {
         cmocka_unit_test(test_echo_post_non_json_is_a_string_and_empty_is_null),
         cmocka_unit_test(test_echo_patch_is_405_with_allow),
         cmocka_unit_test(test_offsets_store_up_to_the_lowest_unfinished),
+        cmocka_unit_test(test_offsets_never_commit_past_a_held_record),
         cmocka_unit_test(test_offsets_lag_is_high_watermark_minus_the_commit_point),
         cmocka_unit_test(test_offsets_survive_growth_with_many_out_of_order_completions),
         cmocka_unit_test(test_dlq_headers_carry_reason_origin_and_original_headers),
