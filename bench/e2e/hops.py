@@ -1,8 +1,10 @@
 """Where a bench/e2e measurement spent its time: snapshots before and after it, and the difference.
 
-  hops.py snap OUT GW_ADMIN WK_ADMIN GC_LOG   the gateway's and the worker's /metrics (either
-                                              port may be "-"), /proc/stat's cpu line and the
-                                              broker's GC log length, into OUT (JSON)
+  hops.py snap OUT GW_ADMIN WK_ADMIN GC_LOG [NAME:PID,...]
+                                              the gateway's and the worker's /metrics (either
+                                              port may be "-"), /proc/stat's cpu line, the
+                                              broker's GC log length and the CPU time of the
+                                              named processes, into OUT (JSON)
   hops.py diff BEFORE AFTER OUT               prints one line, writes the figures to OUT (JSON)
 
 The hops are the services' histograms (docs/gateway.md, docs/worker.md); p50 and p99 are
@@ -54,12 +56,27 @@ def cpu_pressure_us():
         return -1
 
 
-def snap(out, gw, wk, gc_log):
+def proc_ticks(pids):
+    """{name: CPU ticks (user + system)} of NAME:PID,... (names may repeat: summed)."""
+    out = {}
+    for item in filter(None, pids.split(",")):
+        name, _, pid = item.partition(":")
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            out.setdefault(name, {})[pid] = int(fields[11]) + int(fields[12])
+        except (OSError, IndexError, ValueError):
+            pass
+    return out
+
+
+def snap(out, gw, wk, gc_log, pids=""):
     with open("/proc/stat") as f:
         cpu = [int(v) for v in f.readline().split()[1:]]
     gc_size = os.path.getsize(gc_log) if os.path.exists(gc_log) else -1
     json.dump({"t": time.time(), "metrics": scrape(gw) + scrape(wk), "cpu": cpu,
-               "psi_us": cpu_pressure_us(), "gc_log": gc_log, "gc_size": gc_size},
+               "psi_us": cpu_pressure_us(), "gc_log": gc_log, "gc_size": gc_size,
+               "procs": proc_ticks(pids)},
               open(out, "w"))
 
 
@@ -128,7 +145,14 @@ def diff(before_path, after_path, out_path):
                     gc["count"] += 1
                     gc["total_ms"] = round(gc["total_ms"] + ms, 3)
                     gc["max_ms"] = max(gc["max_ms"], ms)
-    result = {"seconds": round(seconds, 1), "steal_pct": round(steal, 2),
+    # The path's own processes, in % of one CPU: what Sluice and the broker took of the busy.
+    procs = {}
+    hz = os.sysconf("SC_CLK_TCK")
+    for name, ticks in a.get("procs", {}).items():
+        t = sum(v - b.get("procs", {}).get(name, {}).get(pid, v) for pid, v in ticks.items())
+        if seconds > 0:
+            procs[name] = round(100.0 * t / hz / seconds, 1)
+    result = {"seconds": round(seconds, 1), "process_cpu_pct": procs, "steal_pct": round(steal, 2),
               "cpu_busy_pct": round(busy, 1),
               "cpu_pressure_pct": None if pressure is None else round(pressure, 1), "gc": gc,
               "hops": hops}
@@ -141,6 +165,8 @@ def diff(before_path, after_path, out_path):
     line += f"steal {steal:.1f} %, CPUs busy {busy:.0f} %"
     if pressure is not None:
         line += f", CPU pressure {pressure:.0f} %"
+    if procs:
+        line += " (of one CPU: " + ", ".join(f"{k} {v:.0f} %" for k, v in procs.items()) + ")"
     line += "; broker GC "
     if gc["count"] is None:
         line += "unknown (no GC log: restart the stack with scripts/stack)"
@@ -150,7 +176,7 @@ def diff(before_path, after_path, out_path):
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 6 and sys.argv[1] == "snap":
+    if len(sys.argv) in (6, 7) and sys.argv[1] == "snap":
         snap(*sys.argv[2:])
     elif len(sys.argv) == 5 and sys.argv[1] == "diff":
         diff(*sys.argv[2:])
