@@ -51,8 +51,8 @@ static int register_metrics(struct gw_gateway *g) {
     /* The request path split in hops (bench/e2e prints them): publish -> broker ack, and the
      * age of a reply record when the gateway reads it (worker produce -> gateway). */
 #define HIST(field, name, help)                                                                    \
-    gm->field = sl_metric_get(sl_metrics_histogram(                                                \
-        m, name, help, NULL, sl_metrics_latency_buckets, sl_metrics_latency_nbuckets));            \
+    gm->field = sl_metric_get(sl_metrics_histogram(m, name, help, NULL, sl_metrics_hop_buckets,    \
+                                                   sl_metrics_hop_nbuckets));                      \
     if (!gm->field)                                                                                \
         return -ENOMEM;
     HIST(publish_ack, "sluice_gateway_publish_ack_seconds",

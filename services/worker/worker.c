@@ -102,7 +102,7 @@ static int register_metrics(struct wk_worker *w) {
 #undef ONE
 #define HIST(field, name, help)                                                                    \
     if (!(w->field = sl_metric_get(sl_metrics_histogram(                                           \
-              m, name, help, NULL, sl_metrics_latency_buckets, sl_metrics_latency_nbuckets))))     \
+              m, name, help, NULL, sl_metrics_hop_buckets, sl_metrics_hop_nbuckets))))             \
         return -ENOMEM;
     HIST(request_age, "sluice_worker_request_record_age_seconds",
          "Age of a request record (now minus its Kafka timestamp) when the worker reads it.")
