@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "sluice/error.h"
 #include "sluice/log.h"
@@ -357,6 +358,15 @@ int sl_kafka_message_header(const struct sl_kafka_message *msg, const char *name
     if (rd_kafka_header_get_last(hdrs, name, value, len) != RD_KAFKA_RESP_ERR_NO_ERROR)
         return SL_ERR_MISSING;
     return 0;
+}
+
+double sl_kafka_message_age_s(const struct sl_kafka_message *msg) {
+    if (msg->timestamp_ms < 0)
+        return -1;
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    int64_t age_ns = ((int64_t)now.tv_sec * 1000 - msg->timestamp_ms) * 1000000 + now.tv_nsec;
+    return age_ns > 0 ? (double)age_ns / 1e9 : 0;
 }
 
 int sl_kafka_message_header_at(const struct sl_kafka_message *msg, size_t idx, const char **name,

@@ -14,6 +14,11 @@ const double sl_metrics_latency_buckets[] = {0.0005, 0.001, 0.0025, 0.005, 0.01,
                                              0.25,   0.5,   1,      2.5,   5,    10,    30};
 const size_t sl_metrics_latency_nbuckets =
     sizeof sl_metrics_latency_buckets / sizeof sl_metrics_latency_buckets[0];
+const double sl_metrics_hop_buckets[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
+                                         0.01,   0.025,   0.05,   0.1,   0.25,   0.5,
+                                         1,      2.5,     5,      10,    30};
+const size_t sl_metrics_hop_nbuckets =
+    sizeof sl_metrics_hop_buckets / sizeof sl_metrics_hop_buckets[0];
 
 struct sl_metric {
     struct sl_metric *next;

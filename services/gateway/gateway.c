@@ -48,6 +48,18 @@ static int register_metrics(struct gw_gateway *g) {
     ONE(cancelled, counter, "sluice_gateway_cancelled_total",
         "Requests whose client went away before the answer.")
 #undef ONE
+    /* The request path split in hops (bench/e2e prints them): publish -> broker ack, and the
+     * age of a reply record when the gateway reads it (worker produce -> gateway). */
+#define HIST(field, name, help)                                                                    \
+    gm->field = sl_metric_get(sl_metrics_histogram(m, name, help, NULL, sl_metrics_hop_buckets,    \
+                                                   sl_metrics_hop_nbuckets));                      \
+    if (!gm->field)                                                                                \
+        return -ENOMEM;
+    HIST(publish_ack, "sluice_gateway_publish_ack_seconds",
+         "Time from handing a request record to the producer to the broker's acknowledgement.")
+    HIST(reply_age, "sluice_gateway_reply_record_age_seconds",
+         "Age of a reply record (now minus its Kafka timestamp) when the gateway reads it.")
+#undef HIST
     return gm->requests && gm->latency ? 0 : -ENOMEM;
 }
 

@@ -16,6 +16,7 @@
 #include "sluice/error.h"
 #include "sluice/envelope.h"
 #include "sluice/log.h"
+#include "sluice/time.h"
 
 /*
  * One allocation per published request holds every array and decoded string of its envelope;
@@ -191,6 +192,9 @@ static void on_delivery(int err, rd_kafka_resp_err_t kerr, int32_t partition, in
     struct gw_req *r = opaque;
     if (r->tm.publish)
         r->tm.delivered = gw_trace_mark(r);
+    if (err == 0)
+        sl_histogram_observe(r->g->m.publish_ack,
+                             (double)(sl_time_mono_ns() - r->publish_ns) / 1e9);
     if (err < 0) {
         sl_counter_inc(r->g->m.delivery_errors);
         if (r->state == GW_REQ_AWAIT) {
@@ -305,6 +309,7 @@ void gw_publish(struct gw_req *r) {
     rd_kafka_resp_err_t kerr = RD_KAFKA_RESP_ERR_NO_ERROR;
     r->refs++;
     r->tm.publish = gw_trace_mark(r);
+    r->publish_ns = sl_time_mono_ns();
     rc = sl_kafka_produce(g->producer, g->topic_requests, RD_KAFKA_PARTITION_UA, r->id,
                           strlen(r->id), g->encode_buf.data, g->encode_buf.len, kh, 4, on_delivery,
                           r, &kerr);

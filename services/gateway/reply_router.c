@@ -23,6 +23,9 @@ int gw_await_reply(struct gw_req *r) {
 
 void gw_replies_on_message(const struct sl_kafka_message *msg, void *opaque) {
     struct gw_gateway *g = opaque;
+    double age = sl_kafka_message_age_s(msg);
+    if (age >= 0)
+        sl_histogram_observe(g->m.reply_age, age);
     /* The key is the request id; the sluice-id header says the same without decoding. */
     const void *id = msg->key;
     size_t idlen = msg->keylen;

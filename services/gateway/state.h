@@ -52,6 +52,8 @@ struct gw_metrics {
     struct sl_metric *timeouts;          /* 504s */
     struct sl_metric *audit_errors;      /* audit records Kafka refused */
     struct sl_metric *cancelled;         /* clients gone before the answer */
+    struct sl_metric *publish_ack;       /* produce -> delivery report, delivered requests */
+    struct sl_metric *reply_age;         /* reply record timestamp -> read by the gateway */
 };
 
 /* Per route (and one for "no route"): the latency child and the counters of recent statuses. */
@@ -159,6 +161,7 @@ struct gw_req {
     struct sl_addr client_addr;       /* the client (client_ip.h), resolved once */
     char client_ip[SL_ADDR_TEXT_MAX]; /* its text, formatted once (WAF, envelope, audit) */
     uint64_t start_ns;
+    uint64_t publish_ns; /* handed to librdkafka (sluice_gateway_publish_ack_seconds) */
     int64_t received_ms;
     int64_t deadline_ms;
     /* The request headers the pipeline reads, found in one pass (the first of each name);

@@ -100,6 +100,17 @@ static int register_metrics(struct wk_worker *w) {
         "Requests without a reply partition (replays) executed; outcome only logged.")
     ONE(lag, gauge, "sluice_worker_queued", "Records read and waiting for a handler process.")
 #undef ONE
+#define HIST(field, name, help)                                                                    \
+    if (!(w->field = sl_metric_get(sl_metrics_histogram(                                           \
+              m, name, help, NULL, sl_metrics_hop_buckets, sl_metrics_hop_nbuckets))))             \
+        return -ENOMEM;
+    HIST(request_age, "sluice_worker_request_record_age_seconds",
+         "Age of a request record (now minus its Kafka timestamp) when the worker reads it.")
+    HIST(queue_wait, "sluice_worker_queue_wait_seconds",
+         "Time from reading a request record to its first attempt starting in a handler process.")
+    HIST(reply_ack, "sluice_worker_reply_ack_seconds",
+         "Time from handing a reply record to the producer to the broker's acknowledgement.")
+#undef HIST
     return 0;
 }
 
@@ -272,6 +283,9 @@ static void on_delivered(int err, rd_kafka_resp_err_t kerr, struct wk_job *j, bo
                    rd_kafka_err2str(kerr));
         }
     } else {
+        if (!dlq)
+            sl_histogram_observe(j->w->reply_ack,
+                                 (double)(sl_time_mono_ns() - j->reply_sent_ns) / 1e9);
         *acked = true;
     }
     if (j->pending_acks > 0)
@@ -351,6 +365,7 @@ static void emit(struct wk_job *j) {
                              j->reply.data, j->reply.len, h, 1, on_reply_delivered, j, &kerr);
         if (rc == 0) {
             j->pending_acks++;
+            j->reply_sent_ns = sl_time_mono_ns();
         } else if (sl_kafka_err_permanent(kerr)) {
             sl_counter_inc(w->produce_errors);
             bool was_dlq = j->want_dlq;
@@ -606,6 +621,8 @@ static void dispatch(struct wk_worker *w) {
         j->req.attempt = j->attempts;
         j->state = WK_JOB_RUNNING;
         j->start_ns = sl_time_mono_ns();
+        /* Read before the run: the job may be finished by the time it returns. */
+        double waited = j->attempts == 1 ? (double)(j->start_ns - j->read_ns) / 1e9 : -1;
         wk_trace_attempt_start(j);
         if (wk_pool_run(c, j->value, j->vlen, attempt_timeout_ms(j), j) < 0) {
             j->attempts--;
@@ -613,6 +630,8 @@ static void dispatch(struct wk_worker *w) {
             wk_list_push(&w->queue, j);
             break;
         }
+        if (waited >= 0)
+            sl_histogram_observe(w->queue_wait, waited);
     }
     sl_gauge_set(w->lag, (int64_t)w->queue.n);
 }
@@ -720,6 +739,10 @@ static void on_message(const struct sl_kafka_message *msg, void *opaque) {
     j->partition = msg->partition;
     j->offset = msg->offset;
     j->timestamp_ms = msg->timestamp_ms;
+    j->read_ns = sl_time_mono_ns();
+    double age = sl_kafka_message_age_s(msg);
+    if (age >= 0)
+        sl_histogram_observe(w->request_age, age);
     j->generation = p->generation;
     sl_buf_init(&j->reply, WK_FRAME_MAX);
     w->jobs++;

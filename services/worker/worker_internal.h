@@ -62,6 +62,8 @@ struct wk_job {
     enum wk_reason reason;
     char error[256];
     uint64_t start_ns;
+    uint64_t read_ns;       /* when the consumer handed the record over (queue wait) */
+    uint64_t reply_sent_ns; /* when the reply was last handed to the producer (reply ack) */
     /* tracing (trace_spans.c): the consumer span's context, its parent (the gateway's producer
      * span), epoch-ns marks taken only for a recorded trace */
     bool traced, has_trace_parent;
@@ -112,6 +114,8 @@ struct wk_worker {
     struct wk_route_stats *route_stats; /* routes->n + 1; the last is "none" */
     struct sl_metric *dlq[WK_REASON_COUNT];
     struct sl_metric *restarts, *in_flight, *produce_errors, *replays, *lag, *dropped;
+    /* The request path split in hops (bench/e2e prints them), unlabelled histograms. */
+    struct sl_metric *request_age, *queue_wait, *reply_ack;
     struct sl_metric_family *consumer_lag; /* by partition */
     uint64_t lag_due_ns;                   /* next refresh of the consumer lag gauges */
 

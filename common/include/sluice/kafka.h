@@ -250,6 +250,12 @@ rd_kafka_t *sl_kafka_consumer_handle(struct sl_kafka_consumer *c);
  */
 int sl_kafka_message_header(const struct sl_kafka_message *msg, const char *name,
                             const void **value, size_t *len);
+/*
+ * A message's age in seconds: the wall clock now minus its timestamp (the producer's clock at
+ * produce time, CreateTime, to the millisecond, so up to 1 ms high), at least 0 (another host's
+ * clock may run ahead); -1 when the message has no timestamp.
+ */
+double sl_kafka_message_age_s(const struct sl_kafka_message *msg);
 /* Header by position, in wire order, for iterating all of them: 0 or SL_ERR_MISSING past the end.
  */
 int sl_kafka_message_header_at(const struct sl_kafka_message *msg, size_t idx, const char **name,
