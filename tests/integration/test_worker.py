@@ -365,6 +365,39 @@ def test_a_dlq_record_kafka_refuses_for_good_is_dropped_and_the_offset_moves_on(
         w.stop()
 
 
+def test_a_dlq_record_produced_again_is_counted_once(build_dir, kafka_bootstrap, tmp_path):
+    """A DLQ topic that takes a record without its 20 kB value but not with it: the DLQ record
+    is produced twice (refused, then written without the value) and counted once, when written."""
+    prefix = new_prefix()
+    admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
+    for f in admin.create_topics([
+            NewTopic(prefix + "requests", 1, 1), NewTopic(prefix + "replies", 1, 1),
+            NewTopic(prefix + "audit", 1, 1),
+            NewTopic(prefix + "dlq", 1, 1, config={"max.message.bytes": "4096"})]).values():
+        f.result(timeout=30)
+    routes_file = tmp_path / "routes.json"
+    routes_file.write_text(json.dumps({"routes": [
+        {"method": "ANY", "path": "/{proxy+}", "api_key_required": True, "handler": "echo"}]}))
+    w = WorkerProcess(build_dir, tmp_path, kafka_bootstrap, prefix, routes_file,
+                      SLUICE_SHUTDOWN_GRACE_MS=500).start()
+    try:
+        p = Producer({"bootstrap.servers": kafka_bootstrap})
+        value = b"\xc1 not an envelope " + b"x" * 20000
+        p.produce(prefix + "requests", key=b"twice", value=value)
+        p.flush(10)
+        recs = dlq_records({"bootstrap": kafka_bootstrap, "prefix": prefix},
+                           lambda out: any(m.key() == b"twice" for m in out))
+        assert [m.key() for m in recs] == [b"twice"], w.log_text()[-3000:]
+        assert recs[0].value() is None
+        assert headers_of(recs[0])["sluice-dlq-value-dropped-bytes"] == str(len(value)).encode()
+        time.sleep(1.5)  # room for a re-produce, were there one
+        assert w.metric('sluice_worker_dlq_records_total{reason="decode_error"}') == 1
+        assert w.metric("sluice_worker_produce_errors_total") == 1
+        assert w.metric("sluice_worker_records_dropped_total") == 0
+    finally:
+        assert w.stop() == 0, w.log_text()[-3000:]
+
+
 def test_garbage_record_goes_to_dlq_as_decode_error_and_the_next_request_is_served(stack):
     p = Producer({"bootstrap.servers": stack["bootstrap"]})
     p.produce(stack["prefix"] + "requests", key=b"garbage-key", value=b"\xc1\xc1 not an envelope",
