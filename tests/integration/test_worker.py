@@ -228,6 +228,21 @@ def test_echo_patch_is_405_with_the_seeds_error(stack):
     assert body["stage"] == "test-stage"
 
 
+def route_labels(admin_url, metric):
+    text = requests.get(admin_url + "/metrics", timeout=5).text
+    return set(re.findall(r'^' + metric + r'\{route="([^"]*)"', text, re.M))
+
+
+def test_the_gateway_and_the_worker_label_a_route_alike(stack):
+    """One route, one label (`METHOD /pattern`) in both services' series, so they join."""
+    assert call(stack, "GET", "/hello/labels").status_code == 200
+    assert call(stack, "GET", "/up/labels").status_code == 201
+    gw = route_labels(stack["gw"].admin, "sluice_gateway_requests_total")
+    wk = route_labels(stack["worker"].admin, "sluice_worker_executions_total")
+    assert {"GET /hello/{name}", "ANY /up/{proxy+}"} <= gw & wk, (gw, wk)
+    assert gw - {"none"} <= wk, (gw, wk)
+
+
 def test_hello_plugin_answers_with_its_path_parameter(stack):
     r = call(stack, "GET", "/hello/ada")
     assert r.status_code == 200, r.text
