@@ -74,8 +74,10 @@ static int64_t now_us(void) {
     return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
-/* Runs one request into c->resp; the reply frame is encoded by the caller. */
-static int run(struct child *c, const struct sl_envelope_request *req) {
+/* Runs one request into c->resp; the reply frame is encoded by the caller. `attempt` is the
+ * attempt's span from the frame's head, or NULL. */
+static int run(struct child *c, const struct sl_envelope_request *req,
+               const struct sl_trace_ctx *attempt) {
     struct sl_route_match m;
     if (!sl_routes_match(c->routes, req->method.p, req->method.len, req->path.p, req->path.len,
                          &m)) {
@@ -93,7 +95,7 @@ static int run(struct child *c, const struct sl_envelope_request *req) {
         int64_t left = req->deadline_ms - now_us() / 1000;
         if (left < t)
             t = left;
-        return wk_http_handle(req, m.route, t > 100 ? t - 50 : 1, &c->resp);
+        return wk_http_handle(req, m.route, attempt, t > 100 ? t - 50 : 1, &c->resp);
     }
     if (!strcmp(h, "plugin") && c->plugins[idx])
         return wk_plugin_handle(c->plugins[idx], req, &c->resp);
@@ -148,16 +150,29 @@ int wk_child_main(const struct wk_settings *s, int fd) {
             code = 4;
             break;
         }
+        if (c.in.len < WK_ATTEMPT_HEAD) {
+            SL_ERROR("handler child: a request frame of %zu bytes has no attempt head", c.in.len);
+            code = 4;
+            break;
+        }
+        struct sl_trace_ctx attempt;
+        bool has_attempt = sl_trace_parse(c.in.data, WK_ATTEMPT_HEAD, &attempt) == 0;
         struct sl_envelope_request req;
         struct sl_envelope_error derr;
         wk_response_reset(&c.resp);
         sl_buf_reset(&c.out);
-        rc = sl_envelope_decode_request(c.in.data, c.in.len, &c.limits, &req, &derr);
+        uint8_t flags = 0;
+        if (sl_buf_append(&c.out, &flags, WK_REPLY_HEAD) < 0) {
+            code = 5;
+            break;
+        }
+        rc = sl_envelope_decode_request(c.in.data + WK_ATTEMPT_HEAD, c.in.len - WK_ATTEMPT_HEAD,
+                                        &c.limits, &req, &derr);
         if (rc < 0) {
             wk_response_fail(&c.resp, "decode_error", "%s: %s", derr.field, derr.message);
             rc = wk_response_encode(&c.resp, (struct sl_str){"", 0}, &c.out);
         } else {
-            rc = run(&c, &req);
+            rc = run(&c, &req, has_attempt ? &attempt : NULL);
             if (rc < 0) {
                 wk_response_reset(&c.resp);
                 wk_response_fail(&c.resp, "handler_error", "handler: %s", sl_strerror(rc));
@@ -165,6 +180,8 @@ int wk_child_main(const struct wk_settings *s, int fd) {
             rc = wk_response_encode(&c.resp, req.id, &c.out);
             sl_envelope_request_free(&req);
         }
+        if (rc == 0 && c.resp.failed && c.resp.final)
+            c.out.data[0] = WK_REPLY_FINAL;
         if (rc < 0 || wk_frame_write_fd(fd, c.out.data, c.out.len) < 0) {
             code = 5;
             break;

@@ -6,13 +6,22 @@
 #include <stdint.h>
 
 #include "sluice/buf.h"
+#include "sluice/trace.h"
 
 /*
- * The supervisor writes one frame per attempt (the request record's value, the encoded
- * request envelope, unchanged); the child answers with one frame (an encoded reply envelope).
- * A child announces that it is ready for work with one empty frame after its start-up.
+ * The supervisor writes one frame per attempt: the attempt's head, then the request record's
+ * value (the encoded request envelope) unchanged; the child answers with one frame: one byte of
+ * flags, then an encoded reply envelope. A child announces that it is ready for work with one
+ * empty frame after its start-up.
  */
 #define WK_FRAME_HEADER 4
+/* The attempt's head: the span the worker exports for it, as a version-00 traceparent (the
+ * http handler's upstream hangs its spans under it), or all zero bytes when there is none. */
+#define WK_ATTEMPT_HEAD SL_TRACEPARENT_LEN
+/* The reply's flags: the handler's failure must not be retried (a POST the upstream may have
+ * received). */
+#define WK_REPLY_HEAD  1
+#define WK_REPLY_FINAL 0x01
 /* A reply frame holds an echo of the largest request envelope (wk_echo_body_max of 16 MiB is
  * 96 MiB and a little), so frames are bounded above that. */
 #define WK_FRAME_MAX (128u << 20)

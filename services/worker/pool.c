@@ -233,14 +233,15 @@ static void on_written(uv_write_t *req, int status) {
         kill_child(c); /* on_exit reports the job as a crash */
 }
 
-int wk_pool_run(struct wk_child *c, const void *payload, size_t len, int64_t timeout_ms,
-                void *job) {
-    wk_frame_header(c->hdr, (uint32_t)len);
-    /* uv_write only reads the buffers: the payload stays the caller's until the write ends. */
-    uv_buf_t bufs[2] = {uv_buf_init((char *)c->hdr, WK_FRAME_HEADER),
+int wk_pool_run(struct wk_child *c, const void *head, size_t hlen, const void *payload, size_t len,
+                int64_t timeout_ms, void *job) {
+    wk_frame_header(c->hdr, (uint32_t)(hlen + len));
+    /* uv_write only reads the buffers: they stay the caller's until the write ends. */
+    uv_buf_t bufs[3] = {uv_buf_init((char *)c->hdr, WK_FRAME_HEADER),
+                        uv_buf_init((char *)head, (unsigned)hlen),
                         uv_buf_init((char *)payload, (unsigned)len)};
     c->wreq.data = c;
-    int rc = uv_write(&c->wreq, (uv_stream_t *)&c->pipe, bufs, 2, on_written);
+    int rc = uv_write(&c->wreq, (uv_stream_t *)&c->pipe, bufs, 3, on_written);
     if (rc < 0)
         return rc;
     c->job = job;

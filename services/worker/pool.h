@@ -72,9 +72,10 @@ void wk_pool_free(struct wk_pool *p);
 int wk_pool_start(struct wk_pool *p);
 /* An idle child, or NULL. */
 struct wk_child *wk_pool_idle(struct wk_pool *p);
-/* Sends one frame's payload to an idle child, to be answered within timeout_ms; 0, or a
- * negative code (nothing changed). */
-int wk_pool_run(struct wk_child *c, const void *payload, size_t len, int64_t timeout_ms, void *job);
+/* Sends one frame to an idle child, its payload `head` then `payload` (either may be empty), to
+ * be answered within timeout_ms; 0, or a negative code (nothing changed). */
+int wk_pool_run(struct wk_child *c, const void *head, size_t hlen, const void *payload, size_t len,
+                int64_t timeout_ms, void *job);
 /* Timeouts, memory watchdog, restarts; called from the owner's tick. */
 void wk_pool_tick(struct wk_pool *p);
 size_t wk_pool_ready(const struct wk_pool *p);

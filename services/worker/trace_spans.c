@@ -25,12 +25,28 @@ void wk_trace_received(struct wk_job *j) {
                            j->has_trace_parent ? &j->trace_parent : NULL, &w->rand) < 0)
         return;
     j->trace = s.ctx;
+    j->has_trace = true;
     j->traced = s.recording;
     if (j->traced)
         j->tm_received = sl_otlp_now_ns();
 }
 
+/*
+ * The attempt's span id is drawn when it starts, not when it ends: the child sends it to an
+ * http upstream as the traceparent's parent-id, so the upstream's spans hang under the span
+ * exported here. Without a tracer it is a child of the gateway's span, as the upstream would
+ * otherwise be.
+ */
 void wk_trace_attempt_start(struct wk_job *j) {
+    const struct sl_trace_ctx *parent = j->has_trace          ? &j->trace
+                                        : j->has_trace_parent ? &j->trace_parent
+                                                              : NULL;
+    memset(j->attempt_head, 0, sizeof j->attempt_head);
+    if (parent && sl_trace_child_r(&j->w->rand, parent, &j->attempt_span) == 0) {
+        char tp[SL_TRACEPARENT_LEN + 1];
+        sl_trace_format(&j->attempt_span, tp);
+        memcpy(j->attempt_head, tp, sizeof j->attempt_head);
+    }
     if (on(j))
         j->tm_attempt = sl_otlp_now_ns();
 }
@@ -39,9 +55,8 @@ void wk_trace_attempt_end(struct wk_job *j, int outcome) {
     if (!on(j) || !j->tm_attempt)
         return;
     struct sl_otlp_span s;
-    if (sl_otlp_span_start(j->w->tracer, &s, "handler attempt", SL_OTLP_KIND_INTERNAL, &j->trace,
-                           &j->w->rand) < 0)
-        return;
+    sl_otlp_span_start_ctx(j->w->tracer, &s, "handler attempt", SL_OTLP_KIND_INTERNAL,
+                           &j->attempt_span, j->trace.span_id);
     sl_otlp_span_set_start(&s, j->tm_attempt);
     sl_otlp_span_set_int(&s, "sluice.attempt", j->attempts);
     if (j->route) {

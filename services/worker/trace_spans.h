@@ -8,7 +8,8 @@
 /* At read, after the record's trace context was parsed (j->trace_parent): the consumer span's
  * context, with the sampler's decision. */
 void wk_trace_received(struct wk_job *j);
-/* An attempt starts / ended (outcome: a reason, or WK_REASON_COUNT for ok). */
+/* An attempt starts (its span's context into j->attempt_span and j->attempt_head) / ended
+ * (outcome: a reason, or WK_REASON_COUNT for ok). */
 void wk_trace_attempt_start(struct wk_job *j);
 void wk_trace_attempt_end(struct wk_job *j, int outcome);
 /* The first produce of the job's reply or dead letter. */

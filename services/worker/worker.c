@@ -524,7 +524,7 @@ static void job_failed(struct wk_job *j, enum wk_reason reason, const char *fmt,
            wk_reason_name(reason), j->error);
     int64_t backoff = wk_backoff_ms(w->s->retry_backoff_ms, j->attempts, 2000, &w->backoff_rng);
     if (!w->stopping && j->attempts < (uint32_t)w->s->max_attempts &&
-        now + backoff < j->req.deadline_ms && reason != WK_REASON_DECODE_ERROR) {
+        now + backoff < j->req.deadline_ms && reason != WK_REASON_DECODE_ERROR && !j->final) {
         j->state = WK_JOB_BACKOFF;
         j->due_ms = now + backoff;
         wk_list_push(&w->backoff, j);
@@ -537,6 +537,13 @@ static void job_failed(struct wk_job *j, enum wk_reason reason, const char *fmt,
 static void job_replied(struct wk_job *j, const uint8_t *payload, size_t len) {
     struct sl_envelope_reply rep;
     struct sl_envelope_error err;
+    if (len < WK_REPLY_HEAD) {
+        job_failed(j, WK_REASON_INVALID_REPLY, "reply frame without its flags");
+        return;
+    }
+    uint8_t flags = payload[0];
+    payload += WK_REPLY_HEAD;
+    len -= WK_REPLY_HEAD;
     int rc = sl_envelope_decode_reply(payload, len, &j->w->reply_limits, &rep, &err);
     if (rc < 0) {
         job_failed(j, WK_REASON_INVALID_REPLY, "reply does not decode: %s: %s", err.field,
@@ -551,6 +558,7 @@ static void job_replied(struct wk_job *j, const uint8_t *payload, size_t len) {
         snprintf(msg, sizeof msg, "%.*s", (int)rep.error_message.len,
                  rep.error_message.p ? rep.error_message.p : "");
         sl_envelope_reply_free(&rep);
+        j->final = rep.has_error && (flags & WK_REPLY_FINAL);
         if (!same && !rep.has_error)
             job_failed(j, r, "reply for another request id");
         else
@@ -624,7 +632,8 @@ static void dispatch(struct wk_worker *w) {
         /* Read before the run: the job may be finished by the time it returns. */
         double waited = j->attempts == 1 ? (double)(j->start_ns - j->read_ns) / 1e9 : -1;
         wk_trace_attempt_start(j);
-        if (wk_pool_run(c, j->value, j->vlen, attempt_timeout_ms(j), j) < 0) {
+        if (wk_pool_run(c, j->attempt_head, sizeof j->attempt_head, j->value, j->vlen,
+                        attempt_timeout_ms(j), j) < 0) {
             j->attempts--;
             j->state = WK_JOB_QUEUED;
             wk_list_push(&w->queue, j);

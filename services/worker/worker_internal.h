@@ -7,6 +7,7 @@
 #include <uv.h>
 
 #include "dlq.h"
+#include "frame.h"
 #include "offsets.h"
 #include "pool.h"
 #include "settings.h"
@@ -66,9 +67,14 @@ struct wk_job {
     uint64_t reply_sent_ns; /* when the reply was last handed to the producer (reply ack) */
     /* tracing (trace_spans.c): the consumer span's context, its parent (the gateway's producer
      * span), epoch-ns marks taken only for a recorded trace */
-    bool traced, has_trace_parent;
+    bool traced, has_trace, has_trace_parent;
     struct sl_trace_ctx trace, trace_parent;
     int64_t tm_received, tm_attempt, tm_emit;
+    /* the running attempt's span, drawn when it starts and sent to the child in the frame's
+     * head (all zero when there is no trace), so an upstream's spans hang under it */
+    struct sl_trace_ctx attempt_span;
+    uint8_t attempt_head[WK_ATTEMPT_HEAD];
+    bool final; /* the child said the failure must not be retried */
     /* emitting */
     struct sl_buf reply; /* encoded reply envelope to produce, empty when none */
     bool want_reply, want_dlq, reply_acked, dlq_acked;

@@ -209,6 +209,48 @@ def test_an_answer_the_http_server_gives_itself_is_audited(env, kafka_bootstrap)
     assert stamp == (TIMESTAMP_CREATE_TIME, round(when.timestamp() * 1000))
 
 
+def test_every_answer_the_http_server_gives_itself_is_audited_with_the_client_address(
+        build_dir, kafka_bootstrap, tmp_path):
+    """400, 408, 413, 414 and 431 are answered by the HTTP server before the pipeline runs; each
+    has an audit record with its status, its error kind and the client's address (the socket
+    peer: the headers were not taken in)."""
+    prefix = new_prefix()
+    create_topics(kafka_bootstrap, prefix)
+    keys_file = tmp_path / "keys.json"
+    write_keys_file(keys_file, [], PLANS)
+    gw = Gateway(build_dir, tmp_path, kafka_bootstrap, prefix, keys_file,
+                 SLUICE_HEADER_TIMEOUT_MS=300, SLUICE_MAX_BODY_BYTES=4096).start()
+    cases = {
+        400: (b"GET /x HTTP/1.1\r\nHost: a\r\nBad Header\r\n\r\n", "bad_request"),
+        408: (b"GET /x HTTP/1.1\r\nHost: a\r\n", "header_timeout"),  # never finished
+        413: (b"POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 5000\r\n\r\n",
+              "body_too_large"),
+        414: (b"GET /" + b"q" * 9000 + b" HTTP/1.1\r\nHost: a\r\n\r\n", "url_too_long"),
+        431: (b"GET /x HTTP/1.1\r\nHost: a\r\n" +
+              b"".join(b"X-F-%d: %s\r\n" % (i, b"v" * 100) for i in range(110)) + b"\r\n",
+              "header_too_large"),
+    }
+    try:
+        ids = {}
+        for status, (data, _) in cases.items():
+            out = raw(gw, data)
+            assert out.startswith(b"HTTP/1.1 %d " % status), out[:200]
+            ids[status] = re.search(rb"(?m)^x-amzn-RequestId: (\S+)", out).group(1).decode()
+        found, deadline = {}, time.monotonic() + 15
+        while len(found) < len(ids) and time.monotonic() < deadline:
+            for m in consume_all(kafka_bootstrap, prefix + "audit"):
+                rec = json.loads(m.value())
+                found[rec["request_id"]] = rec
+            found = {k: v for k, v in found.items() if k in ids.values()}
+        for status, rid in ids.items():
+            assert rid in found, (status, rid)
+            rec = found[rid]
+            assert (rec["status"], rec["error"], rec["source_ip"]) == (
+                status, cases[status][1], "127.0.0.1")
+    finally:
+        assert gw.stop() == 0, gw.log_text()[-3000:]
+
+
 def test_request_target_over_the_limit_is_414(env):
     r = call(env["gw"], "/long?" + "q" * 9000, env["keys"]["ok"]["value"])
     assert_error(r, 414, "Request-URI Too Long", None)

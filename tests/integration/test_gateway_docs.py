@@ -1,4 +1,5 @@
-"""docs/gateway.md's settings table matches the gateway's settings table, name by name."""
+"""docs/gateway.md's settings table matches the gateway's settings table, name by name, and its
+error contract lists every row of the gateway's error table."""
 import json
 import os
 import re
@@ -29,3 +30,28 @@ def test_every_setting_is_documented_with_its_default(build_dir, root_dir, tmp_p
             assert cell == f"`{default}`", (name, cell, default)
         else:
             assert cell.startswith("("), (name, cell)
+
+
+def test_every_row_of_the_error_table_is_documented(root_dir):
+    """Each row of services/gateway/errors.c (status, body, x-amzn-ErrorType, Retry-After) has
+    a row of docs/gateway.md's error contract with the same status, body and error type, and a
+    row that carries Retry-After says so; the page lists no status the table lacks."""
+    src = (root_dir / "services" / "gateway" / "errors.c").read_text()
+    rows = []
+    for m in re.finditer(r"\[GW_ERR_[A-Z_]+\] = \{(.*?)\},?\s*(?=\[GW_ERR_|\};)", src, re.S):
+        fields = dict(re.findall(r'\.(\w+) = ("(?:[^"\\]|\\.)*"|\d+)', m.group(1)))
+        text = {k: json.loads(v) if v.startswith('"') else int(v) for k, v in fields.items()}
+        rows.append((text["status"], text["body"], text.get("error_type", ""),
+                     text.get("retry_after")))
+    assert len(rows) >= 14, rows
+    doc = (root_dir / "docs" / "gateway.md").read_text()
+    section = doc.split("## Error contract", 1)[1].split("\n## ", 1)[0]
+    documented = [(int(status), body, rest, etype.strip())
+                  for status, body, rest, etype in re.findall(
+                      r"^\|[^|]*\| (\d{3}) \| `([^`]*)`([^|]*)\|([^|]*)\|$", section, re.M)]
+    for status, body, etype, retry_after in rows:
+        match = [d for d in documented if d[0] == status and d[1] == body and d[3] == etype]
+        assert match, (status, body, etype)
+        if retry_after:
+            assert all(f"`Retry-After: {retry_after}`" in d[2] for d in match), match
+    assert {d[0] for d in documented} == {r[0] for r in rows}

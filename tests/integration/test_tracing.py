@@ -2,8 +2,10 @@
 one successful request, one the WAF blocks and one whose handler crashes until it is
 dead-lettered, each checked as a tree — parents, links, names, kinds, attributes, status — and
 against the trace id the client sent and the audit record; then the archiver's batch span."""
+import http.server
 import json
 import secrets
+import threading
 import time
 
 import pytest
@@ -17,6 +19,21 @@ from test_worker import WorkerProcess
 SERVER, CLIENT, PRODUCER, CONSUMER, INTERNAL = 2, 3, 4, 5, 1
 ERROR = 2
 FAST_EXPORT = {"OTEL_BSP_SCHEDULE_DELAY": "200"}
+
+
+class Upstream(http.server.BaseHTTPRequestHandler):
+    """The http handler's upstream: keeps the traceparent headers it received."""
+    seen = []
+
+    def do_GET(self):
+        Upstream.seen.append([v for k, v in self.headers.items() if k.lower() == "traceparent"])
+        self.send_response(200)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"{}")
+
+    def log_message(self, *args):
+        pass
 
 
 def attrs(span):
@@ -36,10 +53,14 @@ def traced(build_dir, kafka_bootstrap, tmp_path_factory):
     prefix = new_prefix()
     create_topics(kafka_bootstrap, prefix)
     plugins = build_dir / "services" / "worker"
+    upstream = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Upstream)
+    threading.Thread(target=upstream.serve_forever, daemon=True).start()
     routes = tmp / "routes.json"
     routes.write_text(json.dumps({"routes": [
         {"method": "ANY", "path": "/fail/{proxy+}", "api_key_required": True,
          "handler": "plugin", "plugin": str(plugins / "plugin-segfault.so")},
+        {"method": "GET", "path": "/up/{proxy+}", "api_key_required": True, "handler": "http",
+         "upstream": f"http://127.0.0.1:{upstream.server_port}/base"},
         {"method": "ANY", "path": "/{proxy+}", "api_key_required": True, "handler": "echo"}]}))
     value, kid, digest = new_key()
     keys = tmp / "keys.json"
@@ -54,6 +75,7 @@ def traced(build_dir, kafka_bootstrap, tmp_path_factory):
     gw.stop()
     worker.stop()
     rec.stop()
+    upstream.shutdown()
 
 
 def trace_of(rec, trace_id, want, timeout=30):
@@ -129,6 +151,25 @@ def test_a_successful_request_is_one_tree_from_gateway_to_handler(traced):
     assert int(server["startTimeUnixNano"]) <= int(publish["startTimeUnixNano"])
     assert int(one(spans, "await reply")["endTimeUnixNano"]) <= int(server["endTimeUnixNano"])
     assert audit_record(traced, r.headers["x-amzn-RequestId"])["trace_id"] == tid
+
+
+def test_the_http_upstream_hangs_under_the_exported_attempt_span(traced):
+    """The traceparent the upstream receives names the worker's "handler attempt" span, the one
+    exported, so the upstream's own spans join the tree under it."""
+    tid, sid, tp = client_traceparent()
+    Upstream.seen.clear()
+    r = requests.get(traced["gw"].url + "/up/orders", timeout=30,
+                     headers={"X-API-Key": traced["key"], "traceparent": tp})
+    assert r.status_code == 200, r.text
+    assert len(Upstream.seen) == 1 and len(Upstream.seen[0]) == 1, Upstream.seen
+    version, trace_id, parent_id, flags = Upstream.seen[0][0].split("-")
+    assert (version, trace_id, flags) == ("00", tid, "01")
+    spans = trace_of(traced["rec"], tid, lambda s: any(
+        x["name"] == "handler attempt" for x in s) and any(x["name"] == "reply" for x in s))
+    attempt = one(spans, "handler attempt", "sluice-worker")
+    assert attempt["spanId"] == parent_id
+    assert attempt["parentSpanId"] == one(spans, f"process {traced['prefix']}requests")["spanId"]
+    assert attrs(attempt)["sluice.handler"] == "http"
 
 
 def test_a_waf_block_has_the_rule_on_its_span_and_reaches_no_worker(traced):

@@ -228,6 +228,21 @@ def test_echo_patch_is_405_with_the_seeds_error(stack):
     assert body["stage"] == "test-stage"
 
 
+def route_labels(admin_url, metric):
+    text = requests.get(admin_url + "/metrics", timeout=5).text
+    return set(re.findall(r'^' + metric + r'\{route="([^"]*)"', text, re.M))
+
+
+def test_the_gateway_and_the_worker_label_a_route_alike(stack):
+    """One route, one label (`METHOD /pattern`) in both services' series, so they join."""
+    assert call(stack, "GET", "/hello/labels").status_code == 200
+    assert call(stack, "GET", "/up/labels").status_code == 201
+    gw = route_labels(stack["gw"].admin, "sluice_gateway_requests_total")
+    wk = route_labels(stack["worker"].admin, "sluice_worker_executions_total")
+    assert {"GET /hello/{name}", "ANY /up/{proxy+}"} <= gw & wk, (gw, wk)
+    assert gw - {"none"} <= wk, (gw, wk)
+
+
 def test_hello_plugin_answers_with_its_path_parameter(stack):
     r = call(stack, "GET", "/hello/ada")
     assert r.status_code == 200, r.text
@@ -365,6 +380,39 @@ def test_a_dlq_record_kafka_refuses_for_good_is_dropped_and_the_offset_moves_on(
         w.stop()
 
 
+def test_a_dlq_record_produced_again_is_counted_once(build_dir, kafka_bootstrap, tmp_path):
+    """A DLQ topic that takes a record without its 20 kB value but not with it: the DLQ record
+    is produced twice (refused, then written without the value) and counted once, when written."""
+    prefix = new_prefix()
+    admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
+    for f in admin.create_topics([
+            NewTopic(prefix + "requests", 1, 1), NewTopic(prefix + "replies", 1, 1),
+            NewTopic(prefix + "audit", 1, 1),
+            NewTopic(prefix + "dlq", 1, 1, config={"max.message.bytes": "4096"})]).values():
+        f.result(timeout=30)
+    routes_file = tmp_path / "routes.json"
+    routes_file.write_text(json.dumps({"routes": [
+        {"method": "ANY", "path": "/{proxy+}", "api_key_required": True, "handler": "echo"}]}))
+    w = WorkerProcess(build_dir, tmp_path, kafka_bootstrap, prefix, routes_file,
+                      SLUICE_SHUTDOWN_GRACE_MS=500).start()
+    try:
+        p = Producer({"bootstrap.servers": kafka_bootstrap})
+        value = b"\xc1 not an envelope " + b"x" * 20000
+        p.produce(prefix + "requests", key=b"twice", value=value)
+        p.flush(10)
+        recs = dlq_records({"bootstrap": kafka_bootstrap, "prefix": prefix},
+                           lambda out: any(m.key() == b"twice" for m in out))
+        assert [m.key() for m in recs] == [b"twice"], w.log_text()[-3000:]
+        assert recs[0].value() is None
+        assert headers_of(recs[0])["sluice-dlq-value-dropped-bytes"] == str(len(value)).encode()
+        time.sleep(1.5)  # room for a re-produce, were there one
+        assert w.metric('sluice_worker_dlq_records_total{reason="decode_error"}') == 1
+        assert w.metric("sluice_worker_produce_errors_total") == 1
+        assert w.metric("sluice_worker_records_dropped_total") == 0
+    finally:
+        assert w.stop() == 0, w.log_text()[-3000:]
+
+
 def test_garbage_record_goes_to_dlq_as_decode_error_and_the_next_request_is_served(stack):
     p = Producer({"bootstrap.servers": stack["bootstrap"]})
     p.produce(stack["prefix"] + "requests", key=b"garbage-key", value=b"\xc1\xc1 not an envelope",
@@ -376,6 +424,7 @@ def test_garbage_record_goes_to_dlq_as_decode_error_and_the_next_request_is_serv
     assert rec[0].value() == b"\xc1\xc1 not an envelope"
     h = headers_of(rec[0])
     assert h["sluice-dlq-reason"] == b"decode_error"
+    assert h["sluice-attempts"] == b"0"  # final at once: nothing ran
     assert h["x-origin"] == b"test"
     r = call(stack, "GET", "/after-garbage")
     assert r.status_code == 200
@@ -642,3 +691,55 @@ def test_a_plugin_that_cannot_be_opened_stops_the_start_with_its_route(build_dir
     assert f"routes[1].plugin (POST /orders): cannot open {tmp_path}/missing-plugin.so: " \
            "No such file or directory" in log, log
     assert f"routes[2].plugin (GET /dir): {tmp_path} is not a file" in log, log
+
+
+def test_a_retry_whose_deadline_passes_while_it_waits_is_expired_without_a_reply(
+        build_dir, kafka_bootstrap, tmp_path):
+    """One handler process. Request A crashes it (its first attempt) and waits for its retry
+    behind request B, which holds the process for 3 s at a slow upstream; A's deadline (1.5 s)
+    passes meanwhile. A ends `expired` after one attempt and nothing goes to the replies topic
+    for it: the gateway has answered 504 already. B's reply shows what a reply looks like."""
+    prefix = new_prefix()
+    create_topics(kafka_bootstrap, prefix)
+    upstream = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Upstream)
+    threading.Thread(target=upstream.serve_forever, daemon=True).start()
+    routes_file = tmp_path / "routes.json"
+    routes_file.write_text(json.dumps({"routes": [
+        {"method": "ANY", "path": "/fail/segfault", "handler": "plugin",
+         "plugin": str(build_dir / "services" / "worker" / "plugin-segfault.so")},
+        {"method": "ANY", "path": "/up/{proxy+}", "handler": "http",
+         "upstream": f"http://127.0.0.1:{upstream.server_port}/base"}]}))
+    worker = WorkerProcess(build_dir, tmp_path, kafka_bootstrap, prefix, routes_file,
+                           name="late", SLUICE_WORKER_CONCURRENCY=1, SLUICE_RETRY_BACKOFF_MS=50,
+                           SLUICE_HANDLER_TIMEOUT_MS=10000, SLUICE_SHUTDOWN_GRACE_MS=1000).start()
+    st = {"bootstrap": kafka_bootstrap, "prefix": prefix}
+    try:
+        now = int(time.time() * 1000)
+        base = {"v": 1, "headers": {}, "query": {}, "body": b"", "source_ip": "1.2.3.4",
+                "user_agent": "t", "api_key_id": None, "stage": "s", "received_ms": now,
+                "trace": "", "reply_partition": 0, "attempt": 1, "replay_count": 0}
+        a = dict(base, id="late-a", method="POST", path="/fail/segfault",
+                 resource="/fail/segfault", path_params={}, deadline_ms=now + 1500)
+        b = dict(base, id="late-b", method="GET", path="/up/slow", resource="/up/{proxy+}",
+                 path_params={"proxy": "slow"}, deadline_ms=now + 30000)
+        p = Producer({"bootstrap.servers": kafka_bootstrap, "linger.ms": 50})
+        for env in (a, b):  # one partition, A first: B is queued before A's attempt fails
+            p.produce(prefix + "requests", key=env["id"].encode(), partition=0,
+                      value=msgpack.packb(env, use_bin_type=True))
+        p.flush(10)
+        recs = dlq_records(st, lambda out: any(m.key() == b"late-a" for m in out))
+        rec = [m for m in recs if m.key() == b"late-a"]
+        assert len(rec) == 1, worker.log_text()[-3000:]
+        h = headers_of(rec[0])
+        assert h["sluice-dlq-reason"] == b"expired"
+        assert h["sluice-attempts"] == b"1"
+        assert h["sluice-dlq-error"].startswith(b"deadline passed before attempt 2 (attempt 1: "), h
+        replies = [m for m in consume_all(kafka_bootstrap, prefix + "replies", timeout=15,
+                                          expect=1)]
+        assert [m.key() for m in replies] == [b"late-b"]
+        assert msgpack.unpackb(replies[0].value(), raw=False)["status"] == 201
+        assert replies_for(st, "late-a") == []
+    finally:
+        code = worker.stop()
+        upstream.shutdown()
+    assert code == 0, worker.log_text()[-3000:]

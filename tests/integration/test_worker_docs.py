@@ -1,5 +1,6 @@
 """docs/worker.md's and docs/archiver.md's settings tables match the binaries' own settings
-tables, name by name, with the defaults --help gives (the gateway's: test_gateway_docs.py)."""
+tables, name by name, with the defaults --help gives (the gateway's: test_gateway_docs.py); so
+does docs/sluicectl.md's environment table."""
 import json
 import os
 import re
@@ -30,3 +31,19 @@ def test_every_setting_is_documented_with_its_default(build_dir, root_dir, binar
             assert cell == f"`{default}`", (name, cell, default)
         else:
             assert cell.startswith("("), (name, cell)
+
+
+def test_every_sluicectl_variable_is_documented(build_dir, root_dir):
+    """docs/sluicectl.md's environment table names exactly the variables sluicectl's own
+    settings table reads (as its --help lists them)."""
+    help_text = subprocess.run([str(build_dir / "tools/sluicectl/sluicectl"), "--help"],
+                               capture_output=True, text=True, check=True).stdout
+    listed = help_text.split("\nEnvironment:\n", 1)[1]
+    read = set(re.findall(r"^  (SLUICE_[A-Z0-9_]+) ", listed, re.M))
+    assert len(read) >= 6, listed
+    doc = (root_dir / "docs" / "sluicectl.md").read_text()
+    table = doc.split("## Environment", 1)[1].split("\n## ", 1)[0]
+    documented = set()
+    for first_cell in re.findall(r"^\| ([^|]*) \|", table, re.M):
+        documented |= set(re.findall(r"`(SLUICE_[A-Z0-9_]+)`", first_cell))
+    assert documented == read, documented ^ read

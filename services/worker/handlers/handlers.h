@@ -9,6 +9,7 @@
 #include "sluice/buf.h"
 #include "sluice/envelope.h"
 #include "sluice/routes.h"
+#include "sluice/trace.h"
 
 #define WK_RESPONSE_MAX_HEADERS 128
 
@@ -27,6 +28,7 @@ struct wk_response {
     struct sl_buf strings;
     struct sl_buf body;
     bool failed;
+    bool final; /* a failure that must not be retried (the http handler's sent POST) */
     const char *error_class;
     char error_message[256];
 };
@@ -67,10 +69,13 @@ int wk_json_py_string(struct sl_buf *b, const char *s, size_t n);
 /*
  * http: forwards the request to route->upstream (base URL + path + query) with libcurl,
  * without hop-by-hop headers; the upstream's status, headers and body become the reply.
- * `timeout_ms` bounds the whole exchange; a transport error or timeout marks `out` failed
- * (timeout / handler_error). Returns 0 or -ENOMEM.
+ * `attempt` is the span of this attempt the worker exports, sent as the traceparent (NULL: a
+ * new child of the envelope's trace). `timeout_ms` bounds the whole exchange; a transport
+ * error or timeout marks `out` failed (timeout / handler_error), and final when the method is
+ * POST or PATCH and the request may have reached the upstream (a connection was made). Returns
+ * 0 or -ENOMEM.
  */
 int wk_http_handle(const struct sl_envelope_request *req, const struct sl_route *route,
-                   int64_t timeout_ms, struct wk_response *out);
+                   const struct sl_trace_ctx *attempt, int64_t timeout_ms, struct wk_response *out);
 
 #endif

@@ -115,8 +115,26 @@ static int build_url(CURL *c, const char *base, const struct sl_envelope_request
     return rc;
 }
 
+/* libcurl calls this once connected, just before it sends the request: from here on the
+ * upstream may have received (and acted on) it. */
+static int on_prereq(void *data, char *primary_ip, char *local_ip, int primary_port,
+                     int local_port) {
+    (void)primary_ip;
+    (void)local_ip;
+    (void)primary_port;
+    (void)local_port;
+    *(int *)data = 1;
+    return CURL_PREREQFUNC_OK;
+}
+
+/* POST and PATCH are not idempotent (RFC 9110 §9.2.2): sent twice, they may act twice. */
+static int idempotent(const char *method) {
+    return strcmp(method, "POST") && strcmp(method, "PATCH");
+}
+
 int wk_http_handle(const struct sl_envelope_request *req, const struct sl_route *route,
-                   int64_t timeout_ms, struct wk_response *out) {
+                   const struct sl_trace_ctx *attempt, int64_t timeout_ms,
+                   struct wk_response *out) {
     CURL *c = curl_easy_init();
     if (!c)
         return -ENOMEM;
@@ -166,13 +184,18 @@ int wk_http_handle(const struct sl_envelope_request *req, const struct sl_route 
         rc = append_line(&hdrs, &line, "X-Forwarded-Proto", SL_STR("http"));
     if (rc == 0 && req->api_key_id.len && is_clean(req->api_key_id))
         rc = append_line(&hdrs, &line, "X-Sluice-Key-Id", req->api_key_id);
-    /* This attempt is a span of its own, a child of the gateway's: the upstream's spans hang
-     * under it, not under whatever the client sent (the client's header is not forwarded). */
+    /* The upstream's spans hang under this attempt's span, the one the worker exports (or, from
+     * a caller that gives none, a new child of the gateway's), not under whatever the client
+     * sent (the client's header is not forwarded). */
     struct sl_trace_ctx parent, span;
     if (rc == 0) {
-        int trc = sl_trace_parse(req->trace.p, req->trace.len, &parent) == 0
-                      ? sl_trace_child(&parent, &span)
-                      : sl_trace_generate(&span);
+        int trc = 0;
+        if (attempt)
+            span = *attempt;
+        else if (sl_trace_parse(req->trace.p, req->trace.len, &parent) == 0)
+            trc = sl_trace_child(&parent, &span);
+        else
+            trc = sl_trace_generate(&span);
         if (trc == 0) {
             sl_trace_format(&span, tph);
             rc = append_line(&hdrs, &line, "traceparent", (struct sl_str){tph, strlen(tph)});
@@ -184,7 +207,10 @@ int wk_http_handle(const struct sl_envelope_request *req, const struct sl_route 
     snprintf(method, sizeof method, "%.*s", (int)(req->method.len < 31 ? req->method.len : 31),
              req->method.p);
     struct sink sink = {.out = out};
+    int sent = 0;
     curl_easy_setopt(c, CURLOPT_URL, url.data);
+    curl_easy_setopt(c, CURLOPT_PREREQFUNCTION, on_prereq);
+    curl_easy_setopt(c, CURLOPT_PREREQDATA, &sent);
     /* The path goes as the gateway matched it: curl would squash "/../", sending a request the
      * gateway routed as /public/... to /admin/... upstream. */
     curl_easy_setopt(c, CURLOPT_PATH_AS_IS, 1L);
@@ -203,7 +229,8 @@ int wk_http_handle(const struct sl_envelope_request *req, const struct sl_route 
         curl_easy_setopt(c, CURLOPT_POSTFIELDS, req->body.p ? req->body.p : "");
         curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body.len);
     }
-    if (strcmp(method, "GET") && strcmp(method, "HEAD"))
+    /* A body makes curl send POST: a GET with a body must still say GET. */
+    if (strcmp(method, "HEAD") && (strcmp(method, "GET") || req->body.len))
         curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
     CURLcode cc = curl_easy_perform(c);
     if (cc == CURLE_OK) {
@@ -215,6 +242,12 @@ int wk_http_handle(const struct sl_envelope_request *req, const struct sl_route 
             wk_response_fail(out, "invalid_reply", "upstream answered status %ld", status);
     } else if (sink.too_large) {
         wk_response_fail(out, "invalid_reply", "upstream body over the size limit");
+    } else if (sent && !idempotent(method)) {
+        /* The upstream may have acted on it already: sending it again could act twice. */
+        wk_response_fail(out, cc == CURLE_OPERATION_TIMEDOUT ? "timeout" : "handler_error",
+                         "upstream %s: %s after the %s was sent; not retried", route->upstream,
+                         curl_easy_strerror(cc), method);
+        out->final = true;
     } else {
         wk_response_fail(out, cc == CURLE_OPERATION_TIMEDOUT ? "timeout" : "handler_error",
                          "upstream %s: %s", route->upstream, curl_easy_strerror(cc));

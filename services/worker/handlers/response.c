@@ -18,6 +18,7 @@ void wk_response_reset(struct wk_response *r) {
     r->status = 0;
     r->nheaders = 0;
     r->failed = false;
+    r->final = false;
     r->error_class = NULL;
     r->error_message[0] = '\0';
     sl_buf_reset(&r->strings);

@@ -144,7 +144,8 @@ static void test_a_child_answers_the_job_it_was_given(void **state) {
     int job;
     struct wk_child *c = wk_pool_idle(&f->pool);
     assert_non_null(c);
-    assert_int_equal(wk_pool_run(c, "hello", 5, 5000, &job), 0);
+    /* The head and the payload travel as one frame. */
+    assert_int_equal(wk_pool_run(c, "he", 2, "llo", 3, 5000, &job), 0);
     assert_int_equal(wk_pool_busy(&f->pool), 1);
     run_until(f, &f->o.replies, 1);
     assert_ptr_equal(f->o.last_job, &job);
@@ -157,7 +158,7 @@ static void test_a_child_answers_the_job_it_was_given(void **state) {
 static void test_a_dead_child_fails_its_job_and_is_restarted(void **state) {
     struct fixture *f = *state;
     int job;
-    assert_int_equal(wk_pool_run(wk_pool_idle(&f->pool), "die", 3, 5000, &job), 0);
+    assert_int_equal(wk_pool_run(wk_pool_idle(&f->pool), NULL, 0, "die", 3, 5000, &job), 0);
     run_until(f, &f->o.failures, 1);
     assert_ptr_equal(f->o.last_job, &job);
     assert_int_equal(f->o.last_reason, WK_REASON_CRASH);
@@ -168,7 +169,7 @@ static void test_a_dead_child_fails_its_job_and_is_restarted(void **state) {
 static void test_a_job_past_its_timeout_fails_once_and_its_child_is_killed(void **state) {
     struct fixture *f = *state;
     int job;
-    assert_int_equal(wk_pool_run(wk_pool_idle(&f->pool), "hang", 4, 50, &job), 0);
+    assert_int_equal(wk_pool_run(wk_pool_idle(&f->pool), NULL, 0, "hang", 4, 50, &job), 0);
     run_until(f, &f->o.deaths, 1);
     assert_int_equal(f->o.failures, 1);
     assert_int_equal(f->o.last_reason, WK_REASON_TIMEOUT);
@@ -179,7 +180,7 @@ static void test_a_job_past_its_timeout_fails_once_and_its_child_is_killed(void 
 static void test_closing_fails_the_running_job(void **state) {
     struct fixture *f = *state;
     int job;
-    assert_int_equal(wk_pool_run(wk_pool_idle(&f->pool), "hang", 4, 60000, &job), 0);
+    assert_int_equal(wk_pool_run(wk_pool_idle(&f->pool), NULL, 0, "hang", 4, 60000, &job), 0);
     wk_pool_close(&f->pool, on_closed, &f->o);
     assert_int_equal(f->o.failures, 1);
     assert_int_equal(f->o.last_reason, WK_REASON_TIMEOUT);
