@@ -13,7 +13,7 @@ import pytest
 import requests
 from confluent_kafka import Consumer, TopicPartition
 
-from harness import Gateway, Service, create_topics, new_prefix, write_keys_file
+from harness import Gateway, Service, consume_all, create_topics, new_prefix, write_keys_file
 from test_worker import WorkerProcess
 
 
@@ -21,17 +21,17 @@ def plugin(build_dir, name):
     return str(build_dir / "services" / "worker" / f"plugin-{name}.so")
 
 
-def routes(tmp_path, build_dir, name):
-    f = tmp_path / f"routes-{name}.json"
+def routes(tmp_path, build_dir, name, tag="", **route):
+    f = tmp_path / f"routes-{name}{tag}.json"
     f.write_text(json.dumps({"routes": [
         {"method": "ANY", "path": "/{proxy+}", "api_key_required": False, "handler": "echo"},
         {"method": "GET", "path": "/p", "api_key_required": False, "handler": "plugin",
-         "plugin": plugin(build_dir, name)}]}))
+         "plugin": plugin(build_dir, name), **route}]}))
     return f
 
 
 def lines(path):
-    """The lifecycle plugin's log: (what, pid) per line."""
+    """The lifecycle plugin's log: (what, pid, wall-clock ms) per line."""
     if not path.exists():
         return []
     return [tuple(l.split()) for l in path.read_text().splitlines()]
@@ -69,15 +69,19 @@ def test_a_plugin_of_another_abi_or_with_a_failing_init_is_never_run(build_dir, 
 
 
 @pytest.fixture
-def lifecycle(build_dir, kafka_bootstrap, tmp_path):
+def lifecycle(build_dir, kafka_bootstrap, tmp_path, request):
     prefix = new_prefix()
     create_topics(kafka_bootstrap, prefix)
     keys_file = tmp_path / "keys.json"
     write_keys_file(keys_file, [])
-    rf = routes(tmp_path, build_dir, "lifecycle")
+    # A test may set the worker's and the gateway's route (timeout_ms) and the gateway's
+    # deadline.
+    wroute, groute, deadline_ms = getattr(request, "param", ({}, {}, 20000))
+    rf = routes(tmp_path, build_dir, "lifecycle", **wroute)
     log = tmp_path / "lifecycle.log"
     gw = Gateway(build_dir, tmp_path, kafka_bootstrap, prefix, keys_file,
-                 SLUICE_ROUTES_FILE=rf, SLUICE_REQUEST_TIMEOUT_MS=20000).start()
+                 SLUICE_ROUTES_FILE=routes(tmp_path, build_dir, "lifecycle", "-gw", **groute),
+                 SLUICE_REQUEST_TIMEOUT_MS=deadline_ms).start()
 
     def worker(**settings):
         return WorkerProcess(build_dir, tmp_path, kafka_bootstrap, prefix, rf,
@@ -109,7 +113,7 @@ def test_init_and_shutdown_run_once_per_handler_process(lifecycle):
     assert w.stop() == 0, w.log_text()[-3000:]
     got = lines(lifecycle["log"])
     per = collections.defaultdict(list)
-    for what, pid in got:
+    for what, pid, _ in got:
         per[pid].append(what)
     assert len(per) == 2, got  # one handler process per unit of concurrency
     assert sum(whats.count("handle") for whats in per.values()) == 4
@@ -165,3 +169,63 @@ def test_sigterm_kills_work_still_running_after_the_grace(lifecycle):
     ok, committed, ends = committed_equals_end(lifecycle)
     assert not ok and sum(ends.values()) - sum(max(o, 0) for o in committed.values()) == 1, \
         (committed, ends)
+
+
+@pytest.mark.parametrize("lifecycle", [({"timeout_ms": 400}, {}, 2000)], indirect=True)
+def test_a_routes_timeout_ms_bounds_each_attempt_and_no_attempt_starts_past_the_deadline(
+        lifecycle):
+    """The worker's route's 400 ms, not its 30 s handler timeout, ends each attempt; retries
+    (10 allowed, 50 ms backoff) go on only while the gateway's 2 s deadline has not passed.
+    (The gateway's copy of the route has no timeout_ms here: with one, it would be the
+    request's deadline, as the next test shows.)"""
+    w = lifecycle["worker"](SLUICE_WORKER_CONCURRENCY=1, SLUICE_MAX_ATTEMPTS=10,
+                            SLUICE_RETRY_BACKOFF_MS=50)
+    # The echo route first: the worker's first fetch must not eat into the 2 s measured below.
+    assert requests.get(lifecycle["gw"].url + "/warm", timeout=30).status_code == 200
+    sent_ms = int(time.time() * 1000)
+    r = requests.get(lifecycle["gw"].url + "/p?sleep_ms=5000", timeout=30)
+    assert r.status_code in (502, 504), r.text
+    deadline = time.monotonic() + 10
+    dlq = []
+    while time.monotonic() < deadline and not dlq:
+        dlq = [m for m in consume_all(lifecycle["bootstrap"], lifecycle["prefix"] + "dlq")
+               if m.key() == r.headers["x-amzn-RequestId"].encode()]
+    assert len(dlq) == 1
+    h = dict(dlq[0].headers())
+    starts = [int(ms) for what, _, ms in lines(lifecycle["log"]) if what == "handle"]
+    n = len(starts)
+    assert int(h["sluice-attempts"]) == n
+    # Given up at the deadline: the last attempt cut short by it (timeout), or the retry due
+    # after it found it passed (expired, not run). Only a timeout given up before the deadline
+    # is answered by the worker (502); otherwise the gateway's deadline gives the 504.
+    assert h["sluice-dlq-reason"] in (b"timeout", b"expired"), h
+    assert r.status_code == 504 or h["sluice-dlq-reason"] == b"timeout", (r.status_code, h)
+    # 2 s / (400 ms + backoff + a fresh handler process): a few attempts, never the ten.
+    assert 3 <= n <= 5, starts
+    gaps = [b - a for a, b in zip(starts, starts[1:])]
+    assert all(400 <= g < 1000 for g in gaps), gaps  # each ran its 400 ms, no more
+    deadline_ms = int(h["sluice-deadline-ms"])
+    assert sent_ms + 1900 < deadline_ms < sent_ms + 2500, (sent_ms, deadline_ms)
+    assert all(s < deadline_ms for s in starts), (deadline_ms, starts)
+    assert "done" not in [l[0] for l in lines(lifecycle["log"])]
+    assert w.stop() == 0, w.log_text()[-3000:]
+
+
+@pytest.mark.parametrize("lifecycle", [({"timeout_ms": 400}, {"timeout_ms": 400}, 20000)],
+                         indirect=True)
+def test_a_routes_timeout_ms_is_the_gateways_deadline_for_it(lifecycle):
+    lifecycle["worker"](SLUICE_WORKER_CONCURRENCY=1)
+    assert requests.get(lifecycle["gw"].url + "/warm", timeout=30).status_code == 200
+    t0 = time.monotonic()
+    sent_ms = int(time.time() * 1000)
+    r = requests.get(lifecycle["gw"].url + "/p?sleep_ms=5000", timeout=30)
+    took = time.monotonic() - t0
+    assert r.status_code == 504, r.text
+    assert r.json() == {"message": "Endpoint request timed out"}
+    assert 0.35 < took < 2, took  # the route's 400 ms, not SLUICE_REQUEST_TIMEOUT_MS' 20 s
+    rid = r.headers["x-amzn-RequestId"].encode()
+    reqs = [m for m in consume_all(lifecycle["bootstrap"], lifecycle["prefix"] + "requests")
+            if m.key() == rid]
+    assert len(reqs) == 1
+    deadline_ms = int(dict(reqs[0].headers())["sluice-deadline-ms"])
+    assert sent_ms + 400 <= deadline_ms < sent_ms + 400 + 200, (sent_ms, deadline_ms)

@@ -1,7 +1,8 @@
 /* Test plugin: records its lifecycle. init opens the file named by SLUICE_TEST_LIFECYCLE_LOG
  * (before the child gives up any rights) and appends "init <pid>"; each request appends
  * "handle <pid>", sleeps for its ?sleep_ms= if it has one, then appends "done <pid>" and
- * answers 200; shutdown appends "shutdown <pid>". Lines are written whole with O_APPEND, so
+ * answers 200; shutdown appends "shutdown <pid>". Each line ends with the wall-clock time in
+ * milliseconds. Lines are written whole with O_APPEND, so
  * children sharing the file do not mix them. */
 #include <fcntl.h>
 #include <stdio.h>
@@ -15,8 +16,11 @@
 static int fd = -1;
 
 static void note(const char *what) {
-    char line[64];
-    int n = snprintf(line, sizeof line, "%s %ld\n", what, (long)getpid());
+    char line[96];
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    int n = snprintf(line, sizeof line, "%s %ld %lld\n", what, (long)getpid(),
+                     (long long)now.tv_sec * 1000 + now.tv_nsec / 1000000);
     if (fd >= 0 && write(fd, line, (size_t)n) < 0)
         abort();
 }
