@@ -522,6 +522,12 @@ static void job_failed(struct wk_job *j, enum wk_reason reason, const char *fmt,
     struct sl_log_ctx ctx = LOG_CTX(j);
     sl_log(SL_LOG_WARN, &ctx, "attempt %" PRIu32 " failed: %s: %s", j->attempts,
            wk_reason_name(reason), j->error);
+    if (w->closing) {
+        /* Killed by the stop after the grace period: not the request's fault. Its offset is not
+         * stored, so the group reads it again, as for the jobs that never started. */
+        job_free(j);
+        return;
+    }
     int64_t backoff = wk_backoff_ms(w->s->retry_backoff_ms, j->attempts, 2000, &w->backoff_rng);
     if (!w->stopping && j->attempts < (uint32_t)w->s->max_attempts &&
         now + backoff < j->req.deadline_ms && reason != WK_REASON_DECODE_ERROR && !j->final) {

@@ -426,6 +426,17 @@ def test_garbage_record_goes_to_dlq_as_decode_error_and_the_next_request_is_serv
     assert h["sluice-dlq-reason"] == b"decode_error"
     assert h["sluice-attempts"] == b"0"  # final at once: nothing ran
     assert h["x-origin"] == b"test"
+    # The original record's place and time, exactly; the error says what did not decode.
+    orig = [m for m in dlq_records(stack, lambda out: any(m.key() == b"garbage-key" for m in out),
+                                   topic="requests") if m.key() == b"garbage-key"]
+    assert len(orig) == 1
+    assert h["kafka_dlt-original-topic"] == (stack["prefix"] + "requests").encode()
+    assert h["kafka_dlt-original-partition"] == orig[0].partition().to_bytes(4, "big")
+    assert h["kafka_dlt-original-offset"] == orig[0].offset().to_bytes(8, "big")
+    assert h["kafka_dlt-original-timestamp"] == orig[0].timestamp()[1].to_bytes(8, "big")
+    assert h["sluice-worker"] == (stack["prefix"] + "w0").encode()
+    assert h["sluice-dlq-error"] == h["kafka_dlt-exception-message"]
+    assert h["sluice-dlq-error"] == b"envelope: not one complete msgpack value"
     r = call(stack, "GET", "/after-garbage")
     assert r.status_code == 200
     assert stack["worker"].metric('sluice_worker_dlq_records_total{reason="decode_error"}') >= 1

@@ -126,10 +126,11 @@ def test_sigkill_under_steady_load_loses_no_request(build_dir, kafka_bootstrap, 
               f"dead-lettered {len(dlq)}, executed twice {twice}, missing {len(missing)}")
         assert sum(statuses.values()) == total  # every request got an HTTP answer
         assert missing == []
-        # Executed twice: only what the killed worker ran after its last offset commit. It
-        # commits every second (auto.commit.interval.ms), so at most about one second of the
-        # offered rate, plus the few it had taken but not finished.
-        assert twice <= rate * 1 + 50, twice
+        # Executed twice: only what the killed worker finished after its last offset commit.
+        # It commits every second (auto.commit.interval.ms = 1000), so at most one second of
+        # the offered rate, plus the SLUICE_WORKER_CONCURRENCY (4) attempts that were running
+        # when that commit was taken. (A run here measured 130.)
+        assert twice <= rate * 1 + 4, twice
         assert all(rid in replies for s, rid, _ in results if s == 200)
     finally:
         if "w" in restarted:

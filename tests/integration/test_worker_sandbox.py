@@ -59,6 +59,10 @@ def test_handler_is_refused_tracing_raw_sockets_and_leaving_its_group(sandboxed)
 def test_handler_runs_under_its_limits(sandboxed):
     got = call(sandboxed, "/sandbox/probe").json()
     assert (got["core"], got["nofile"], got["nproc"]) == (0, 256, 256)
+    # SLUICE_CHILD_MEMORY_MB (512 by default) is the address-space limit, and it holds: an
+    # allocation past it fails in the handler (the sanitized build cannot set it).
+    assert got["as"] == 512 << 20
+    assert got["alloc_over_as_fails"] == 1
 
 
 def test_handler_sees_no_secret_in_its_environment(sandboxed):

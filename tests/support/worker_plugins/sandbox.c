@@ -1,8 +1,9 @@
 /* Test plugin: tries what a confined handler must not be able to do and reports each result.
  * "/…/probe": JSON with the errno of ptrace, raw and packet sockets, setsid, the limits in force,
- * its user and groups (and the errno of setuid(0)) and the names of the environment variables
- * it can see. "/…/orphan?marker=F": forks a
- * grandchild that creates F after 3 s, then spins until the supervisor kills the handler. */
+ * its user and groups (and the errno of setuid(0)), whether an allocation of 64 MiB more than
+ * its address-space limit fails, and the names of the environment variables it can see.
+ * "/…/orphan?marker=F": forks a grandchild that creates F after 3 s, then spins until the
+ * supervisor kills the handler. */
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -30,6 +31,16 @@ static long soft_limit(int resource) {
     return getrlimit(resource, &rl) == 0 ? (long)rl.rlim_cur : -1;
 }
 
+/* 1 when asking for 64 MiB more than RLIMIT_AS allows fails, as the limit promises. */
+static int alloc_over_limit_fails(void) {
+    long as = soft_limit(RLIMIT_AS);
+    if (as < 0 || (rlim_t)as == RLIM_INFINITY)
+        return 0;
+    void *p = malloc((size_t)as + (64u << 20));
+    free(p);
+    return p == NULL;
+}
+
 static int probe_ptrace(void) {
     pid_t pid = fork();
     if (pid == 0) {
@@ -54,12 +65,14 @@ static int probe_socket(int domain, int type) {
 static void probe(struct sluice_response_v1 *resp) {
     int n = snprintf(out, sizeof out,
                      "{\"ptrace\":%d,\"raw\":%d,\"packet\":%d,\"setsid\":%d,\"core\":%ld,"
-                     "\"nofile\":%ld,\"nproc\":%ld,\"uid\":%ld,\"euid\":%ld,\"gid\":%ld,"
+                     "\"nofile\":%ld,\"nproc\":%ld,\"as\":%ld,\"alloc_over_as_fails\":%d,\"uid\":%"
+                     "ld,\"euid\":%ld,\"gid\":%ld,"
                      "\"groups\":%d,\"setuid0\":%d,\"env\":[",
                      probe_ptrace(), probe_socket(AF_INET, SOCK_RAW),
                      probe_socket(AF_PACKET, SOCK_RAW), errno_of(setsid()), soft_limit(RLIMIT_CORE),
-                     soft_limit(RLIMIT_NOFILE), soft_limit(RLIMIT_NPROC), (long)getuid(),
-                     (long)geteuid(), (long)getgid(), getgroups(0, NULL), errno_of(setuid(0)));
+                     soft_limit(RLIMIT_NOFILE), soft_limit(RLIMIT_NPROC), soft_limit(RLIMIT_AS),
+                     alloc_over_limit_fails(), (long)getuid(), (long)geteuid(), (long)getgid(),
+                     getgroups(0, NULL), errno_of(setuid(0)));
     for (char **e = environ; *e && n < (int)sizeof out - 512; e++) {
         const char *eq = strchr(*e, '=');
         n += snprintf(out + n, sizeof out - (size_t)n, "%s\"%.*s\"", e == environ ? "" : ",",
