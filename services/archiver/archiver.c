@@ -48,7 +48,9 @@ struct ar_job {
     pthread_cond_t cv;
     enum job_state state;
     atomic_bool cancel;
-    bool written; /* the object is durable; only the commit is left */
+    bool written;   /* the object is durable; only the commit is left */
+    bool committed; /* ... and the thread committed its offset too */
+    rd_kafka_t *rk; /* the consumer, for the thread's commit */
     int rc;
     struct ar_put_result res;
     unsigned attempts;
@@ -191,6 +193,18 @@ static void job_free(struct ar_job *j) {
     free(j);
 }
 
+/* Commits `offset` for the partition synchronously; librdkafka's commit is thread-safe. */
+static rd_kafka_resp_err_t commit_offset(rd_kafka_t *rk, const char *topic, int32_t partition,
+                                         int64_t offset) {
+    rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(list, topic, partition)->offset = offset;
+    rd_kafka_resp_err_t err = rd_kafka_commit(rk, list, 0);
+    if (!err && list->elems[0].err)
+        err = list->elems[0].err;
+    rd_kafka_topic_partition_list_destroy(list);
+    return err;
+}
+
 /* On the thread pool. A job cancelled before it started does nothing. */
 static void job_work(uv_work_t *w) {
     struct ar_job *j = w->data;
@@ -211,6 +225,13 @@ static void job_work(uv_work_t *w) {
     j->res = (struct ar_put_result){.failure = AR_FAIL_NONE};
     int rc = j->a->sink->put(j->a->sink, j->key, j->batch->body.data, j->batch->body.len,
                              &j->cancel, &j->res);
+    /* The commit too, here rather than on the consuming thread, which it would stall for a
+     * broker round trip per batch. Still before the job is DONE: a revocation waits for it,
+     * so nothing is committed after the revocation returns; once it has begun (cancel),
+     * nothing is committed at all. A failed commit is retried from the loop (job_commit). */
+    if (rc == 0 && !atomic_load(&j->cancel))
+        j->committed = commit_offset(j->rk, j->a->topic, j->batch->partition,
+                                     j->batch->last_offset + 1) == RD_KAFKA_RESP_ERR_NO_ERROR;
 
     pthread_mutex_lock(&j->mu);
     j->rc = rc;
@@ -279,15 +300,14 @@ static void trace_batch(struct ar_archiver *a, const struct ar_part *p, const st
     sl_otlp_span_end(a->tracer, &s, 0);
 }
 
-/* The object is durable: commit the offset after its last record. A synchronous commit on
- * the loop thread, so a revocation (also on this thread) never races it. */
+/* The object is durable and its offset committed by the write's thread, or, when that commit
+ * failed, committed here: synchronously on the loop thread, so a revocation (also on this
+ * thread) never races it. Then the batch is counted and the partition's next one dispatched. */
 static void job_commit(struct ar_archiver *a, struct ar_part *p, struct ar_job *j) {
-    rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(1);
-    rd_kafka_topic_partition_list_add(list, a->topic, p->id)->offset = j->batch->last_offset + 1;
-    rd_kafka_resp_err_t err = rd_kafka_commit(sl_kafka_consumer_handle(a->consumer), list, 0);
-    if (!err && list->elems[0].err)
-        err = list->elems[0].err;
-    rd_kafka_topic_partition_list_destroy(list);
+    rd_kafka_resp_err_t err = j->committed
+                                  ? RD_KAFKA_RESP_ERR_NO_ERROR
+                                  : commit_offset(sl_kafka_consumer_handle(a->consumer), a->topic,
+                                                  p->id, j->batch->last_offset + 1);
     if (err) {
         sl_counter_inc(a->commit_failures);
         SL_WARN("commit of %s[%" PRId32 "] at %" PRId64 " after writing %s failed: %s; retrying",
@@ -363,6 +383,7 @@ static void dispatch(struct ar_archiver *a, struct ar_part *p) {
         j->batch = b;
         pthread_mutex_init(&j->mu, NULL);
         pthread_cond_init(&j->cv, NULL);
+        j->rk = sl_kafka_consumer_handle(a->consumer);
         j->first_try_ns = sl_time_mono_ns();
         j->first_try_epoch_ns = a->tracer ? sl_otlp_now_ns() : 0;
         if (ar_batch_key(b, a->sink->prefix, a->topic, j->key, sizeof j->key) < 0) {
