@@ -48,15 +48,15 @@ struct ar_job {
     pthread_cond_t cv;
     enum job_state state;
     atomic_bool cancel;
-    bool compressed;
-    bool written; /* the object is durable; only the commit is left */
+    bool written;   /* the object is durable; only the commit is left */
+    bool committed; /* ... and the thread committed its offset too */
+    rd_kafka_t *rk; /* the consumer, for the thread's commit */
     int rc;
     struct ar_put_result res;
     unsigned attempts;
     uint64_t retry_at_ns;
     uint64_t first_try_ns;
     int64_t first_try_epoch_ns; /* the batch span's start, when traced */
-    size_t raw_bytes;
 };
 
 /* A partition this member owns. `sealed` batches are closed and wait for `job` to commit;
@@ -133,7 +133,7 @@ static int register_metrics(struct ar_archiver *a) {
     METRIC(paused_parts, gauge, "sluice_archiver_paused_partitions",
            "Partitions whose fetching waits for a write to finish.");
     METRIC(buffered_bytes, gauge, "sluice_archiver_buffered_bytes",
-           "Bytes of records held in memory (open, closed and in-flight batches).");
+           "Bytes of gzip'd records held in memory (open, closed and in-flight batches).");
 #undef METRIC
     if (!a->bytes_raw || !a->bytes_stored)
         return -ENOMEM;
@@ -184,13 +184,25 @@ static void set_paused(struct ar_archiver *a, struct ar_part *p, bool pause) {
     sl_gauge_add(a->paused_parts, pause ? 1 : -1);
 }
 
-/* ---- jobs: compress, write, commit ------------------------------------------------------ */
+/* ---- jobs: write, commit ---------------------------------------------------------------- */
 
 static void job_free(struct ar_job *j) {
     pthread_mutex_destroy(&j->mu);
     pthread_cond_destroy(&j->cv);
     ar_batch_free(j->batch);
     free(j);
+}
+
+/* Commits `offset` for the partition synchronously; librdkafka's commit is thread-safe. */
+static rd_kafka_resp_err_t commit_offset(rd_kafka_t *rk, const char *topic, int32_t partition,
+                                         int64_t offset) {
+    rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(list, topic, partition)->offset = offset;
+    rd_kafka_resp_err_t err = rd_kafka_commit(rk, list, 0);
+    if (!err && list->elems[0].err)
+        err = list->elems[0].err;
+    rd_kafka_topic_partition_list_destroy(list);
+    return err;
 }
 
 /* On the thread pool. A job cancelled before it started does nothing. */
@@ -208,22 +220,18 @@ static void job_work(uv_work_t *w) {
     j->state = JOB_RUNNING;
     pthread_mutex_unlock(&j->mu);
 
+    /* The body was compressed as the records came and finished when the batch closed: the
+     * thread only writes it. */
     j->res = (struct ar_put_result){.failure = AR_FAIL_NONE};
-    int rc = 0;
-    if (!j->compressed) {
-        j->raw_bytes = j->batch->lines.len;
-        rc = ar_batch_compress(j->batch, (int)j->a->s->gzip_level);
-        if (rc == 0) {
-            j->compressed = true;
-            sl_buf_free(&j->batch->lines); /* only the gzip body is needed from here on */
-        } else {
-            j->res.failure = AR_FAIL_IO;
-            snprintf(j->res.message, sizeof j->res.message, "compression: %s", sl_strerror(rc));
-        }
-    }
-    if (rc == 0)
-        rc = j->a->sink->put(j->a->sink, j->key, j->batch->body.data, j->batch->body.len,
+    int rc = j->a->sink->put(j->a->sink, j->key, j->batch->body.data, j->batch->body.len,
                              &j->cancel, &j->res);
+    /* The commit too, here rather than on the consuming thread, which it would stall for a
+     * broker round trip per batch. Still before the job is DONE: a revocation waits for it,
+     * so nothing is committed after the revocation returns; once it has begun (cancel),
+     * nothing is committed at all. A failed commit is retried from the loop (job_commit). */
+    if (rc == 0 && !atomic_load(&j->cancel))
+        j->committed = commit_offset(j->rk, j->a->topic, j->batch->partition,
+                                     j->batch->last_offset + 1) == RD_KAFKA_RESP_ERR_NO_ERROR;
 
     pthread_mutex_lock(&j->mu);
     j->rc = rc;
@@ -286,21 +294,20 @@ static void trace_batch(struct ar_archiver *a, const struct ar_part *p, const st
     sl_otlp_span_set_int(&s, "sluice.archive.first_offset", j->batch->first_offset);
     sl_otlp_span_set_int(&s, "sluice.archive.last_offset", j->batch->last_offset);
     sl_otlp_span_set_int(&s, "sluice.archive.records", (int64_t)j->batch->records);
-    sl_otlp_span_set_int(&s, "sluice.archive.bytes_raw", (int64_t)j->raw_bytes);
+    sl_otlp_span_set_int(&s, "sluice.archive.bytes_raw", (int64_t)j->batch->raw_len);
     sl_otlp_span_set_int(&s, "sluice.archive.bytes_stored", (int64_t)j->batch->body.len);
     sl_otlp_span_set_int(&s, "sluice.archive.attempts", (int64_t)j->attempts + 1);
     sl_otlp_span_end(a->tracer, &s, 0);
 }
 
-/* The object is durable: commit the offset after its last record. A synchronous commit on
- * the loop thread, so a revocation (also on this thread) never races it. */
+/* The object is durable and its offset committed by the write's thread, or, when that commit
+ * failed, committed here: synchronously on the loop thread, so a revocation (also on this
+ * thread) never races it. Then the batch is counted and the partition's next one dispatched. */
 static void job_commit(struct ar_archiver *a, struct ar_part *p, struct ar_job *j) {
-    rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(1);
-    rd_kafka_topic_partition_list_add(list, a->topic, p->id)->offset = j->batch->last_offset + 1;
-    rd_kafka_resp_err_t err = rd_kafka_commit(sl_kafka_consumer_handle(a->consumer), list, 0);
-    if (!err && list->elems[0].err)
-        err = list->elems[0].err;
-    rd_kafka_topic_partition_list_destroy(list);
+    rd_kafka_resp_err_t err = j->committed
+                                  ? RD_KAFKA_RESP_ERR_NO_ERROR
+                                  : commit_offset(sl_kafka_consumer_handle(a->consumer), a->topic,
+                                                  p->id, j->batch->last_offset + 1);
     if (err) {
         sl_counter_inc(a->commit_failures);
         SL_WARN("commit of %s[%" PRId32 "] at %" PRId64 " after writing %s failed: %s; retrying",
@@ -309,7 +316,7 @@ static void job_commit(struct ar_archiver *a, struct ar_part *p, struct ar_job *
         return;
     }
     sl_counter_add(a->records, j->batch->records);
-    sl_counter_add(a->bytes_raw, j->raw_bytes);
+    sl_counter_add(a->bytes_raw, j->batch->raw_len);
     sl_counter_add(a->bytes_stored, j->batch->body.len);
     sl_counter_inc(a->objects);
     sl_histogram_observe(a->upload_seconds, (double)(sl_time_mono_ns() - j->first_try_ns) / 1e9);
@@ -376,6 +383,7 @@ static void dispatch(struct ar_archiver *a, struct ar_part *p) {
         j->batch = b;
         pthread_mutex_init(&j->mu, NULL);
         pthread_cond_init(&j->cv, NULL);
+        j->rk = sl_kafka_consumer_handle(a->consumer);
         j->first_try_ns = sl_time_mono_ns();
         j->first_try_epoch_ns = a->tracer ? sl_otlp_now_ns() : 0;
         if (ar_batch_key(b, a->sink->prefix, a->topic, j->key, sizeof j->key) < 0) {
@@ -391,6 +399,12 @@ static void dispatch(struct ar_archiver *a, struct ar_part *p) {
 static void close_open(struct ar_archiver *a, struct ar_part *p) {
     struct ar_batch *b = p->open;
     p->open = NULL;
+    if (ar_batch_finish(b) < 0) {
+        SL_ERROR("out of memory closing a batch of %s[%" PRId32 "]; exiting, the group reads it "
+                 "again",
+                 a->topic, p->id);
+        _exit(1);
+    }
     if (p->sealed_tail)
         p->sealed_tail->next = b;
     else
@@ -466,10 +480,11 @@ static void on_message(const struct sl_kafka_message *m, void *opaque) {
     int64_t day = ar_day_of(ts);
     size_t need = m->vlen + 1;
     if (p->open && (p->open->day != day ||
-                    (p->open->records > 0 && p->open->lines.len + need > a->s->batch_max_bytes)))
+                    (p->open->records > 0 && p->open->raw_len + need > a->s->batch_max_bytes)))
         close_open(a, p);
     uint64_t now = sl_time_mono_ns();
-    if (!p->open && !(p->open = ar_batch_new(p->id, day, a->s->batch_max_bytes + 1))) {
+    if (!p->open &&
+        !(p->open = ar_batch_new(p->id, day, (int)a->s->gzip_level, a->s->batch_max_bytes + 1))) {
         SL_ERROR("out of memory for %s[%" PRId32 "]; exiting, the group reads it again", a->topic,
                  p->id);
         _exit(1);
@@ -481,7 +496,7 @@ static void on_message(const struct sl_kafka_message *m, void *opaque) {
     }
     p->next_offset = m->offset + 1;
     if (p->open->records >= (uint64_t)a->s->batch_max_records ||
-        p->open->lines.len >= a->s->batch_max_bytes)
+        p->open->raw_len >= a->s->batch_max_bytes)
         close_open(a, p);
 }
 
@@ -507,11 +522,11 @@ static void update_gauges(struct ar_archiver *a, uint64_t now) {
         if (first && first->first_timestamp_ms < oldest)
             oldest = first->first_timestamp_ms;
         if (p->job)
-            buffered += p->job->batch->lines.len + p->job->batch->body.len;
+            buffered += p->job->batch->body.len;
         for (const struct ar_batch *b = p->sealed; b; b = b->next)
-            buffered += b->lines.len;
+            buffered += b->body.len;
         if (p->open)
-            buffered += p->open->lines.len;
+            buffered += p->open->body.len;
     }
     sl_gauge_set(a->lag, lag);
     int64_t age = oldest == INT64_MAX ? 0 : (sl_time_now_ms() - oldest) / 1000;

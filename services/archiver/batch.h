@@ -8,9 +8,11 @@
 #include "sluice/buf.h"
 
 /*
- * Records are appended as NDJSON lines (the Kafka value, one line each) to `lines`; a batch is
- * a contiguous range of offsets of one partition, all with the same UTC day. Ownership: the
- * archiver owns a batch from ar_batch_new to ar_batch_free; `lines` and `body` belong to it.
+ * Records are appended as NDJSON lines (the Kafka value, one line each) and compressed as they
+ * arrive into `body`, one gzip member, so that closing a batch costs only the deflate's last
+ * block and no uncompressed copy is held; a batch is a contiguous range of offsets of one
+ * partition, all with the same UTC day. Ownership: the archiver owns a batch from ar_batch_new
+ * to ar_batch_free; `body` and the deflate state belong to it.
  */
 struct ar_batch {
     struct ar_batch *next; /* the partition's queue of closed batches */
@@ -21,20 +23,23 @@ struct ar_batch {
     uint64_t records;
     int64_t first_timestamp_ms; /* the first record's timestamp: the oldest unarchived record */
     uint64_t opened_ns;         /* monotonic time of the first record: the age limit's start */
-    struct sl_buf lines;        /* NDJSON, uncompressed */
-    struct sl_buf body;         /* gzip of lines, once compressed */
+    size_t raw_len;             /* bytes of NDJSON appended (uncompressed) */
+    struct sl_buf body;         /* the gzip of the lines; complete once ar_batch_finish ran */
+    void *z;                    /* the deflate stream until finished, then NULL */
 };
 
 /* The UTC day of a timestamp in milliseconds since the epoch (floor division). */
 int64_t ar_day_of(int64_t timestamp_ms);
 
-/* A new, empty batch with room for `reserve` bytes of lines allocated at once (untouched pages
- * cost no resident memory, and the lines are never copied to grow). NULL when out of memory. */
-struct ar_batch *ar_batch_new(int32_t partition, int64_t day, size_t reserve);
+/* A new, empty batch compressing at `level` (1..9), with room for `reserve` bytes of gzip body
+ * allocated at once (untouched pages cost no resident memory, and the body is never copied to
+ * grow within it). NULL when out of memory. */
+struct ar_batch *ar_batch_new(int32_t partition, int64_t day, int level, size_t reserve);
 void ar_batch_free(struct ar_batch *b);
 
 /*
- * Appends one record (its value, without any trailing newline) as a line. Returns 0 or -ENOMEM.
+ * Appends one record (its value, without any trailing newline) as a line, compressing it into
+ * the body. Returns 0, -ENOMEM, or -EINVAL once the batch is finished.
  * A record whose value is empty (a tombstone) still advances the offsets but writes no line.
  */
 int ar_batch_add(struct ar_batch *b, int64_t offset, int64_t timestamp_ms, const void *value,
@@ -48,7 +53,8 @@ int ar_batch_add(struct ar_batch *b, int64_t offset, int64_t timestamp_ms, const
 int ar_batch_key(const struct ar_batch *b, const char *prefix, const char *topic, char *out,
                  size_t len);
 
-/* Compresses `lines` into `body` as one gzip member at `level` (1..9). 0 or a negative code. */
-int ar_batch_compress(struct ar_batch *b, int level);
+/* Ends the gzip member: `body` is then the whole object and no record can be added. Idempotent;
+ * frees the deflate state. 0 or a negative code. */
+int ar_batch_finish(struct ar_batch *b);
 
 #endif
