@@ -16,7 +16,7 @@ import uuid
 
 import msgpack
 import requests
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 
@@ -36,6 +36,37 @@ def create_topics(bootstrap, prefix, replies_partitions=4, requests_partitions=4
               NewTopic(prefix + "dlq", 2, 1)]
     for f in admin.create_topics(topics).values():
         f.result(timeout=30)
+
+
+# Errors a broker gives for a partition whose leadership the client does not know yet (a new
+# client's metadata, a topic created a moment ago): asked again, not failed.
+LEADERSHIP_SETTLING = {KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE,
+                       KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError._TIMED_OUT,
+                       KafkaError._TRANSPORT}
+
+
+def end_offsets(bootstrap, topic, partitions=None, settle_s=30):
+    """{partition: high watermark} of `topic` (all its partitions, or range(partitions))."""
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "it-watermarks"})
+    deadline = time.monotonic() + settle_s
+    try:
+        if partitions is None:
+            parts = sorted(c.list_topics(topic, timeout=10).topics[topic].partitions)
+        else:
+            parts = range(partitions)
+        out = {}
+        for p in parts:
+            while True:
+                try:
+                    out[p] = c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
+                    break
+                except KafkaException as e:
+                    if e.args[0].code() not in LEADERSHIP_SETTLING or time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.2)
+        return out
+    finally:
+        c.close()
 
 
 def new_prefix():

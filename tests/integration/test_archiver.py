@@ -20,7 +20,7 @@ import pytest
 import requests
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
-from harness import Service, create_topics, free_port, new_prefix
+from harness import Service, create_topics, end_offsets, free_port, new_prefix
 
 PARTITIONS = 4
 # Two whole UTC days in the recent past: inside the audit topic's 7-day retention (older record
@@ -128,15 +128,6 @@ def committed_offsets(bootstrap, group, topic, partitions=PARTITIONS, settle_s=3
         finally:
             c.close()
         time.sleep(0.5)
-
-
-def end_offsets(bootstrap, topic, partitions=PARTITIONS):
-    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "it-watermarks"})
-    try:
-        return {i: c.get_watermark_offsets(TopicPartition(topic, i), timeout=10)[1]
-                for i in range(partitions)}
-    finally:
-        c.close()
 
 
 def wait_committed(bootstrap, group, topic, timeout=120, partitions=PARTITIONS):

@@ -17,7 +17,7 @@ import msgpack
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-from harness import create_topics, new_prefix
+from harness import create_topics, end_offsets, new_prefix
 from test_worker import WorkerProcess
 
 DLQ_PARTITIONS = 2
@@ -46,15 +46,6 @@ def envelope(rid, path, resource, *, key_id=None, reply_partition=None, deadline
             "deadline_ms": deadline_ms if deadline_ms is not None else now + 60_000,
             "trace": "", "reply_partition": reply_partition, "attempt": 1,
             "replay_count": replay_count}
-
-
-def end_offsets(bootstrap, topic):
-    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "offsets-" + uuid.uuid4().hex[:6]})
-    md = c.list_topics(topic, timeout=10)
-    out = {p: c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
-           for p in md.topics[topic].partitions}
-    c.close()
-    return out
 
 
 def read_all(bootstrap, topic, committed=True):

@@ -13,7 +13,8 @@ import pytest
 import requests
 from confluent_kafka import Consumer, TopicPartition
 
-from harness import Gateway, Service, consume_all, create_topics, new_prefix, write_keys_file
+from harness import (Gateway, Service, consume_all, create_topics, end_offsets, new_prefix,
+                     write_keys_file)
 from test_worker import WorkerProcess
 
 
@@ -99,7 +100,7 @@ def committed_equals_end(st):
         parts = c.list_topics(topic, timeout=10).topics[topic].partitions
         tps = [TopicPartition(topic, p) for p in parts]
         committed = {tp.partition: tp.offset for tp in c.committed(tps, timeout=10)}
-        ends = {p: c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in parts}
+        ends = end_offsets(st["bootstrap"], topic)
         return {p: max(o, 0) for p, o in committed.items()} == ends, committed, ends
     finally:
         c.close()
