@@ -38,6 +38,9 @@ static int register_metrics(struct gw_gateway *g) {
         "Requests librdkafka refused to queue.")
     ONE(delivery_errors, counter, "sluice_gateway_kafka_delivery_errors_total",
         "Requests Kafka did not acknowledge in time.")
+    ONE(publish_timeouts, counter, "sluice_gateway_publish_timeouts_total",
+        "Requests answered 503 because Kafka had not acknowledged them within the publish "
+        "timeout (the record may still be written later).")
     ONE(late_replies, counter, "sluice_gateway_late_replies_total",
         "Replies for requests no longer waiting (answered, timed out or cancelled); dropped.")
     ONE(invalid_replies, counter, "sluice_gateway_invalid_replies_total",

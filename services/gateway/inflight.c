@@ -105,16 +105,15 @@ void gw_inflight_remove(struct gw_inflight *t, struct gw_req *r) {
 
 /* ---- waiting for the reply --------------------------------------------------------------- */
 
-int gw_await_start(struct gw_req *r, uv_timer_cb on_deadline) {
+int gw_await_start(struct gw_req *r, uv_timer_cb cb, uint64_t timeout_ms) {
     struct gw_gateway *g = r->g;
-    int64_t left = r->deadline_ms - sl_time_now_ms();
     if (gw_inflight_add(&g->inflight, r) < 0)
         return SL_ERR_TOO_LARGE;
     uv_timer_init(g->loop, &r->timer);
     r->timer.data = r;
     r->timer_open = true;
     r->refs++; /* released in the timer's close callback */
-    uv_timer_start(&r->timer, on_deadline, left > 0 ? (uint64_t)left : 0, 0);
+    uv_timer_start(&r->timer, cb, timeout_ms, 0);
     r->state = GW_REQ_AWAIT;
     sl_gauge_add(g->m.in_flight, 1);
     return 0;

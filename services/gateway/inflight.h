@@ -22,9 +22,9 @@ int gw_inflight_add(struct gw_inflight *t, struct gw_req *r);
 struct gw_req *gw_inflight_find(struct gw_inflight *t, const char *id, size_t len);
 void gw_inflight_remove(struct gw_inflight *t, struct gw_req *r);
 
-/* Starts waiting for the reply: in the table, and a deadline timer that calls on_deadline
+/* Starts waiting for the reply: in the table, and a timer that calls cb after timeout_ms
  * (with the request as the timer's data) unless the wait ends first. */
-int gw_await_start(struct gw_req *r, uv_timer_cb on_deadline);
+int gw_await_start(struct gw_req *r, uv_timer_cb cb, uint64_t timeout_ms);
 /* Leaves the waiting state: out of the table, timer stopped and closed. */
 void gw_await_end(struct gw_req *r);
 

@@ -192,9 +192,11 @@ static void on_delivery(int err, rd_kafka_resp_err_t kerr, int32_t partition, in
     struct gw_req *r = opaque;
     if (r->tm.publish)
         r->tm.delivered = gw_trace_mark(r);
-    if (err == 0)
+    if (err == 0) {
         sl_histogram_observe(r->g->m.publish_ack,
                              (double)(sl_time_mono_ns() - r->publish_ns) / 1e9);
+        gw_await_published(r);
+    }
     if (err < 0) {
         sl_counter_inc(r->g->m.delivery_errors);
         if (r->state == GW_REQ_AWAIT) {

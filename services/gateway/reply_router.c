@@ -1,4 +1,5 @@
 /* Replies back to the waiting HTTP request: its deadline and the replies consumer. */
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,8 +18,33 @@ static void on_deadline(uv_timer_t *t) {
     gw_respond_error(r, GW_ERR_TIMEOUT, NULL, 0);
 }
 
+static void on_publish_timeout(uv_timer_t *t) {
+    struct gw_req *r = t->data;
+    struct sl_log_ctx ctx = {.request_id = r->id, .trace_id = r->trace_id};
+    sl_log(SL_LOG_WARN, &ctx, "request not acknowledged by Kafka within %" PRId64 " ms",
+           r->g->s->publish_timeout_ms);
+    sl_counter_inc(r->g->m.publish_timeouts);
+    sl_counter_inc(r->g->m.kafka_unavailable);
+    static const struct sl_http_header retry = {SL_STR_INIT("Retry-After"), SL_STR_INIT("1")};
+    gw_respond_error(r, GW_ERR_UNAVAILABLE, &retry, 1);
+}
+
+static uint64_t until_deadline(const struct gw_req *r) {
+    int64_t left = r->deadline_ms - sl_time_now_ms();
+    return left > 0 ? (uint64_t)left : 0;
+}
+
 int gw_await_reply(struct gw_req *r) {
-    return gw_await_start(r, on_deadline);
+    uint64_t left = until_deadline(r);
+    uint64_t publish = (uint64_t)r->g->s->publish_timeout_ms;
+    if (left <= publish)
+        return gw_await_start(r, on_deadline, left);
+    return gw_await_start(r, on_publish_timeout, publish);
+}
+
+void gw_await_published(struct gw_req *r) {
+    if (r->state == GW_REQ_AWAIT && r->timer_open)
+        uv_timer_start(&r->timer, on_deadline, until_deadline(r), 0);
 }
 
 void gw_replies_on_message(const struct sl_kafka_message *msg, void *opaque) {

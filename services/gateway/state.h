@@ -47,6 +47,7 @@ struct gw_metrics {
     struct sl_metric *kafka_unavailable; /* 503 answered because of Kafka */
     struct sl_metric *produce_errors;    /* synchronous produce failures */
     struct sl_metric *delivery_errors;   /* failed delivery reports */
+    struct sl_metric *publish_timeouts;  /* 503s: no acknowledgement within publish_timeout */
     struct sl_metric *late_replies;      /* replies for requests no longer waiting */
     struct sl_metric *invalid_replies;   /* replies that did not decode */
     struct sl_metric *timeouts;          /* 504s */

@@ -27,10 +27,10 @@ def free_port():
 
 
 def create_topics(bootstrap, prefix, replies_partitions=4, requests_partitions=4, audit_partitions=2,
-                  audit_config=None):
+                  audit_config=None, requests_config=None):
     """Creates <prefix>requests/replies/audit/dlq and waits until they exist."""
     admin = AdminClient({"bootstrap.servers": bootstrap})
-    topics = [NewTopic(prefix + "requests", requests_partitions, 1),
+    topics = [NewTopic(prefix + "requests", requests_partitions, 1, config=requests_config or {}),
               NewTopic(prefix + "replies", replies_partitions, 1),
               NewTopic(prefix + "audit", audit_partitions, 1, config=audit_config or {}),
               NewTopic(prefix + "dlq", 2, 1)]

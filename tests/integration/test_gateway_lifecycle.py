@@ -1,9 +1,11 @@
 """What the gateway promises about its own life: a SIGTERM drains the requests in flight, the
-in-flight cap answers 503 with Retry-After, and a Redis that is gone leaves limits to the
-replica's memory while requests keep being served."""
+in-flight cap and a publish Kafka does not acknowledge in time answer 503 with Retry-After,
+and a Redis that is gone leaves limits to the replica's memory while requests keep being
+served."""
 import concurrent.futures
 import json
 import signal
+import subprocess
 import threading
 import time
 
@@ -12,6 +14,12 @@ import requests
 
 from harness import FakeWorker, Gateway, create_topics, new_key, new_prefix, reply_envelope, \
     write_keys_file
+
+
+def stack(root_dir, *args):
+    p = subprocess.run([str(root_dir / "scripts" / "stack"), *args], capture_output=True,
+                       text=True, timeout=180)
+    assert p.returncode == 0, p.stderr[-3000:]
 
 
 def slow_handler(delay):
@@ -97,6 +105,65 @@ def test_the_in_flight_cap_answers_503_with_retry_after(build_dir, tmp_path, kaf
         assert requests.get(f"{gw.url}/three", headers=headers, timeout=30).status_code == 200
     finally:
         assert gw.stop() == 0, gw.log_text()[-3000:]
+
+
+def test_a_publish_kafka_does_not_acknowledge_in_time_answers_503(build_dir, root_dir, tmp_path,
+                                                                 kafka_bootstrap, setup):
+    # The broker is paused (SIGSTOP): its connections stay open, so the producer is not "down"
+    # and the gateway publishes; no acknowledgement comes, and SLUICE_PUBLISH_TIMEOUT_MS
+    # answers (librdkafka's message timeout alone did not: a produce request already sent
+    # waits for the socket timeout, and the client heard 504 after 29 s). The pause is short
+    # (a few seconds) and always resumed.
+    seen = []
+    answer = slow_handler(0)
+    setup["worker"](0).handler = lambda env, msg: seen.append(env["path"]) or answer(env, msg)
+    gw = Gateway(build_dir, tmp_path, kafka_bootstrap, setup["prefix"], setup["keys_file"],
+                 SLUICE_PUBLISH_TIMEOUT_MS=600).start()
+    headers = {"X-API-Key": setup["key"]}
+    took = []
+    try:
+        assert requests.get(f"{gw.url}/before", headers=headers, timeout=30).status_code == 200
+        stack(root_dir, "pause", "kafka")
+        try:
+            answers = []
+            for i in range(3):
+                t0 = time.monotonic()
+                answers.append(requests.get(f"{gw.url}/unacked/{i}", headers=headers, timeout=30))
+                took.append(time.monotonic() - t0)
+        finally:
+            stack(root_dir, "resume", "kafka")
+        for r in answers:
+            assert r.status_code == 503, r.text
+            assert r.json() == {"message": "Service Unavailable"}
+            assert r.headers["x-amzn-ErrorType"] == "ServiceUnavailableException"
+            assert r.headers["Retry-After"] == "1"
+        # Answered when the publish timeout ran out: not at once, not at the 29 s deadline.
+        assert all(0.5 <= t <= 3.0 for t in took), took
+        assert gw.metric("sluice_gateway_publish_timeouts_total") == 3
+        assert gw.metric("sluice_gateway_kafka_unavailable_total") == 3
+        assert gw.log_text().count("request not acknowledged by Kafka within 600 ms") == 3
+        assert requests.get(gw.admin + "/readyz", timeout=5).status_code == 200
+        # Back to normal once the broker answers again, with no restart.
+        deadline = time.monotonic() + 30
+        while True:
+            r = requests.get(f"{gw.url}/after", headers=headers, timeout=30)
+            if r.status_code == 200 or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        assert r.status_code == 200, r.text
+        # The broker was slow, not gone: the records it had been sent are written once it runs
+        # again, so the worker may still run a request answered 503. Its reply then finds
+        # nobody waiting and is counted as late, never given to another client.
+        ran = [p for p in seen if p.startswith("/unacked/")]
+        assert len(ran) == len(set(ran)) and set(ran) <= {f"/unacked/{i}" for i in range(3)}, seen
+        deadline = time.monotonic() + 10
+        while gw.metric("sluice_gateway_late_replies_total") < len(ran) and \
+                time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert gw.metric("sluice_gateway_late_replies_total") == len(ran), seen
+    finally:
+        code = gw.stop()
+    assert code == 0, gw.log_text()[-3000:]
 
 
 def test_requests_are_served_from_memory_limits_while_redis_is_unreachable(
